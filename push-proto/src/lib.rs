@@ -1,0 +1,16 @@
+//! # push-proto: the sans-IO core of `push`
+//!
+//! Everything `push` knows about the push protocols, as plain state machines: bytes and
+//! [`http`] requests go out as values, bytes and responses come in as values, and time is an
+//! argument (`now: Instant`). No sockets, no clock, no threads, no async.
+#![forbid(unsafe_code)]
+#![warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub mod apns;
+mod device;
+mod feedback;
+mod payload;
+
+pub use device::{ApnsToken, Device, GcmToken, Platform, TokenError, UnknownPlatform};
+pub use feedback::{DeviceError, Feedback};
+pub use payload::{Payload, Priority};

@@ -7,10 +7,12 @@
 #![warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod apns;
+mod backoff;
 mod device;
 mod feedback;
 mod payload;
 
+pub use backoff::Backoff;
 pub use device::{ApnsToken, Device, GcmToken, Platform, TokenError, UnknownPlatform};
 pub use feedback::{DeviceError, Feedback};
 pub use payload::{Payload, Priority};

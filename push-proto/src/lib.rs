@@ -10,9 +10,11 @@ pub mod apns;
 mod backoff;
 mod device;
 mod feedback;
+mod outcome;
 mod payload;
 
 pub use backoff::Backoff;
 pub use device::{ApnsToken, Device, GcmToken, Platform, TokenError, UnknownPlatform};
 pub use feedback::{DeviceError, Feedback};
+pub use outcome::{Full, Outcome};
 pub use payload::{Payload, Priority};

@@ -28,3 +28,19 @@ pub(crate) fn unhex(hex: &str) -> Vec<u8> {
         .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("test vector hex"))
         .collect()
 }
+
+/// Feedback tuple: time 1700000000, token 0x00..=0x1f (38 bytes).
+pub(crate) const FEEDBACK_MINE: &str =
+    "6553f1000020000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+/// Feedback tuple 1 of timehop's `feedback_test.go`: time 1404358249 (38 bytes).
+pub(crate) const FEEDBACK_TIMEHOP: &str =
+    "53b4ce69002000a18269661e9406aea59a5620b05c7c0e371574fa6f251951de8d7a5a292535";
+/// Token of [`FEEDBACK_TIMEHOP`].
+pub(crate) const FEEDBACK_TIMEHOP_TOKEN: &str =
+    "00a18269661e9406aea59a5620b05c7c0e371574fa6f251951de8d7a5a292535";
+/// Feedback tuple of Grocer's `failed_delivery_attempt_spec.rb`: time 819504000 (38 bytes).
+pub(crate) const FEEDBACK_GROCER: &str =
+    "30d8a3800020fe15a27d5df3c34778defb1f4f3980265cc52c0c047682223be59fb68500a9a2";
+/// Token of [`FEEDBACK_GROCER`].
+pub(crate) const FEEDBACK_GROCER_TOKEN: &str =
+    "fe15a27d5df3c34778defb1f4f3980265cc52c0c047682223be59fb68500a9a2";

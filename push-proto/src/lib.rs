@@ -18,3 +18,8 @@ pub use device::{ApnsToken, Device, GcmToken, Platform, TokenError, UnknownPlatf
 pub use feedback::{DeviceError, Feedback};
 pub use outcome::{Full, Outcome};
 pub use payload::{Payload, Priority};
+
+/// The README's examples, compiled and run as doctests so that the front door stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;

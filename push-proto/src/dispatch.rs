@@ -1,0 +1,403 @@
+//! [`Push`]: one state machine for all providers. It takes devices, routes each to the
+//! provider of its platform, and gives the driver one loop to run.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use crate::apns::{self, Gateway, GatewayConfig};
+use crate::device::{ApnsToken, Device, GcmToken, Platform};
+use crate::feedback::{DeviceError, Feedback};
+use crate::gcm::{self, Message, MessageId, MessageOptions, RequestId, Sender};
+use crate::outcome::{Full, Outcome};
+use crate::payload::Payload;
+
+/// Names a session opened with [`Push::open_session`]: one payload sent to many devices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionId(u64);
+
+/// What the providers carry to identify a notification: its session and device.
+type Tag = (SessionId, Device);
+
+/// Something the driver must do.
+#[derive(Debug)]
+pub enum Action {
+    /// Open the APNs gateway connection, then call [`Push::handle_apns_connected`] or
+    /// [`Push::handle_apns_connect_failed`].
+    ApnsConnect,
+    /// Close the APNs gateway connection, then call [`Push::handle_apns_closed`].
+    ApnsClose,
+    /// Bytes were appended to the transmit buffer: write them all to the gateway connection.
+    ApnsWrite,
+    /// Send this request to the GCM endpoint, then call [`Push::handle_gcm_response`] or
+    /// [`Push::handle_gcm_failure`] with its id.
+    GcmRequest(RequestId, http::Request<Bytes>),
+}
+
+/// Something worth knowing that concerns more than one device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// A closed session has a feedback for every device pushed into it.
+    SessionFinished(SessionId),
+    /// A notable APNs gateway event (overflow, protocol violation, gave up connecting).
+    Apns(apns::Event),
+    /// A notable GCM event (e.g. the API key was refused).
+    Gcm(gcm::Event),
+}
+
+#[derive(Debug)]
+struct Session {
+    /// The APNs JSON, or why this payload cannot go to APNs.
+    apns: Result<Bytes, DeviceError>,
+    apns_expiry: u32,
+    apns_priority: u8,
+    /// The GCM message, or why this payload cannot go to GCM.
+    gcm: Result<MessageId, DeviceError>,
+    outstanding: u64,
+    closed: bool,
+}
+
+/// The dispatcher: holds the configured providers, routes devices by platform, and merges
+/// their output into one [`Action`] stream, one feedback stream and one deadline.
+///
+/// Every device pushed ends in exactly one [`Feedback`], including devices whose platform has
+/// no provider ([`DeviceError::NoProvider`]), whose token is malformed, or whose payload
+/// does not fit the platform.
+///
+/// # Driving it
+/// After any input (`push`, `close_session`, `handle_*`), call [`poll_action`](Push::poll_action)
+/// until it returns `None`, then drain [`poll_feedback`](Push::poll_feedback) and
+/// [`poll_event`](Push::poll_event), then wait for I/O or the deadline
+/// [`poll_timeout`](Push::poll_timeout) and call [`handle_timeout`](Push::handle_timeout).
+#[derive(Debug)]
+pub struct Push {
+    apns: Option<Gateway<Tag>>,
+    gcm: Option<(Sender<Tag>, MessageOptions)>,
+    sessions: HashMap<SessionId, Session>,
+    next_session: u64,
+    feedback: VecDeque<(SessionId, Feedback)>,
+    events: VecDeque<Event>,
+}
+
+impl Default for Push {
+    fn default() -> Self {
+        Push::new()
+    }
+}
+
+impl Push {
+    /// A dispatcher with no providers: add them with [`with_apns`](Push::with_apns) and
+    /// [`with_gcm`](Push::with_gcm).
+    pub fn new() -> Self {
+        Push {
+            apns: None,
+            gcm: None,
+            sessions: HashMap::new(),
+            next_session: 0,
+            feedback: VecDeque::new(),
+            events: VecDeque::new(),
+        }
+    }
+
+    /// Sends iOS devices through the APNs binary gateway.
+    pub fn with_apns(mut self, config: GatewayConfig) -> Self {
+        self.apns = Some(Gateway::new(config));
+        self
+    }
+
+    /// Sends Android devices through GCM.
+    pub fn with_gcm(
+        mut self,
+        config: gcm::Config,
+        options: MessageOptions,
+    ) -> Result<Self, gcm::ConfigError> {
+        self.gcm = Some((Sender::new(config)?, options));
+        Ok(self)
+    }
+
+    /// The APNs gateway state machine, when configured (for stats and configuration).
+    pub fn apns(&self) -> Option<&Gateway<Tag>> {
+        self.apns.as_ref()
+    }
+
+    /// The GCM sender, when configured (for stats and configuration).
+    pub fn gcm(&self) -> Option<&Sender<Tag>> {
+        self.gcm.as_ref().map(|(sender, _)| sender)
+    }
+
+    /// Starts a session: `payload` is encoded once per provider here, and every device pushed
+    /// into the session gets it.
+    pub fn open_session(&mut self, payload: &Payload) -> SessionId {
+        let id = SessionId(self.next_session);
+        self.next_session += 1;
+        let gcm = match &mut self.gcm {
+            Some((sender, options)) => {
+                Message::new(payload, options).map(|message| sender.open_message(message))
+            }
+            None => Err(DeviceError::NoProvider(Platform::Android)),
+        };
+        let session = Session {
+            apns: payload.to_apns_json().map(Bytes::from),
+            apns_expiry: payload.expiry.unwrap_or(0),
+            apns_priority: payload.apns_priority(),
+            gcm,
+            outstanding: 0,
+            closed: false,
+        };
+        self.sessions.insert(id, session);
+        id
+    }
+
+    /// Sends the session's notification to `device`. Hands the device back when its
+    /// provider's queue is full: drive the dispatcher and offer it again. A device of a
+    /// closed or unknown session fails with [`DeviceError::Rejected`].
+    pub fn push(&mut self, session_id: SessionId, device: Device, now: Instant) -> Result<(), Full<Device>> {
+        let Some(session) = self.sessions.get_mut(&session_id).filter(|s| !s.closed) else {
+            let error = DeviceError::Rejected {
+                provider: "push",
+                code: "the session is closed".into(),
+            };
+            self.feedback.push_back((session_id, Feedback::failed(device, error)));
+            return Ok(());
+        };
+        let routed = match device.platform {
+            Platform::Ios => route_apns(&mut self.apns, session, session_id, device),
+            Platform::Android => route_gcm(&mut self.gcm, session, session_id, device, now),
+        };
+        match routed {
+            Ok(()) => {
+                session.outstanding += 1;
+                Ok(())
+            }
+            Err(Routed::Full(device)) => Err(Full(device)),
+            Err(Routed::Failed(device, error)) => {
+                session.outstanding += 1;
+                self.finish_device(Outcome::failed((session_id, device), error));
+                Ok(())
+            }
+        }
+    }
+
+    /// No more devices for this session. Partial GCM batches go out now; once every device
+    /// has its feedback, [`Event::SessionFinished`] follows.
+    pub fn close_session(&mut self, session_id: SessionId) {
+        let Some(session) = self.sessions.get_mut(&session_id) else {
+            return;
+        };
+        session.closed = true;
+        if let (Ok(message), Some((sender, _))) = (&session.gcm, &mut self.gcm) {
+            sender.close_message(*message);
+        }
+        self.finish_session_if_done(session_id);
+    }
+
+    /// Devices pushed into the session whose feedback has not been produced yet.
+    pub fn outstanding(&self, session_id: SessionId) -> u64 {
+        self.sessions.get(&session_id).map_or(0, |s| s.outstanding)
+    }
+
+    /// True when no provider has work left.
+    pub fn is_idle(&self) -> bool {
+        self.apns.as_ref().is_none_or(Gateway::is_idle)
+            && self.gcm.as_ref().is_none_or(|(sender, _)| sender.is_idle())
+    }
+
+    /// The APNs gateway connection is open.
+    pub fn handle_apns_connected(&mut self, now: Instant) {
+        if let Some(gateway) = &mut self.apns {
+            gateway.handle_connected(now);
+        }
+    }
+
+    /// Opening the APNs gateway connection failed.
+    pub fn handle_apns_connect_failed(&mut self, now: Instant, reason: &str) {
+        if let Some(gateway) = &mut self.apns {
+            gateway.handle_connect_failed(now, reason);
+        }
+    }
+
+    /// Bytes read from the APNs gateway connection.
+    pub fn handle_apns_input(&mut self, now: Instant, bytes: &[u8]) {
+        if let Some(gateway) = &mut self.apns {
+            gateway.handle_input(now, bytes);
+        }
+    }
+
+    /// The APNs gateway connection ended.
+    pub fn handle_apns_closed(&mut self, now: Instant) {
+        if let Some(gateway) = &mut self.apns {
+            gateway.handle_closed(now);
+        }
+    }
+
+    /// The response to a GCM request.
+    pub fn handle_gcm_response(&mut self, id: RequestId, response: http::Response<Bytes>, now: Instant) {
+        if let Some((sender, _)) = &mut self.gcm {
+            sender.handle_response(id, response, now);
+        }
+    }
+
+    /// A GCM request failed in transport (connection refused, reset, timed out).
+    pub fn handle_gcm_failure(&mut self, id: RequestId, reason: &str, now: Instant) {
+        if let Some((sender, _)) = &mut self.gcm {
+            sender.handle_failure(id, reason, now);
+        }
+    }
+
+    /// The deadline from [`poll_timeout`](Push::poll_timeout) passed.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if let Some(gateway) = &mut self.apns {
+            gateway.handle_timeout(now);
+        }
+        if let Some((sender, _)) = &mut self.gcm {
+            sender.handle_timeout(now);
+        }
+    }
+
+    /// The next action for the driver. APNs bytes are appended to `apns_out`; write them
+    /// when [`Action::ApnsWrite`] is returned.
+    pub fn poll_action(&mut self, now: Instant, apns_out: &mut Vec<u8>) -> Option<Action> {
+        if let Some(gateway) = &mut self.apns {
+            while let Some(event) = gateway.poll_event() {
+                match event {
+                    apns::Event::Connect => return Some(Action::ApnsConnect),
+                    apns::Event::Close => return Some(Action::ApnsClose),
+                    other => self.events.push_back(Event::Apns(other)),
+                }
+            }
+            if gateway.poll_transmit(now, apns_out) > 0 {
+                return Some(Action::ApnsWrite);
+            }
+        }
+        let (sender, _) = self.gcm.as_mut()?;
+        sender
+            .poll_request(now)
+            .map(|(id, request)| Action::GcmRequest(id, request))
+    }
+
+    /// The next device feedback, with the session it belongs to.
+    pub fn poll_feedback(&mut self) -> Option<(SessionId, Feedback)> {
+        self.collect_outcomes();
+        self.feedback.pop_front()
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.collect_outcomes();
+        if let Some((sender, _)) = &mut self.gcm {
+            while let Some(event) = sender.poll_event() {
+                self.events.push_back(Event::Gcm(event));
+            }
+        }
+        self.events.pop_front()
+    }
+
+    /// When [`handle_timeout`](Push::handle_timeout) should be called next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let apns = self.apns.as_ref().and_then(Gateway::poll_timeout);
+        let gcm = self.gcm.as_ref().and_then(|(sender, _)| sender.poll_timeout());
+        match (apns, gcm) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn collect_outcomes(&mut self) {
+        while let Some(outcome) = self.apns.as_mut().and_then(Gateway::poll_outcome) {
+            self.finish_device(outcome);
+        }
+        while let Some(outcome) = self.gcm.as_mut().and_then(|(sender, _)| sender.poll_outcome()) {
+            self.finish_device(outcome);
+        }
+    }
+
+    fn finish_device(&mut self, outcome: Outcome<Tag>) {
+        let Outcome {
+            tag: (session_id, device),
+            new_token,
+            error,
+        } = outcome;
+        self.feedback.push_back((
+            session_id,
+            Feedback {
+                device,
+                new_token,
+                error,
+            },
+        ));
+        if let Some(session) = self.sessions.get_mut(&session_id) {
+            session.outstanding = session.outstanding.saturating_sub(1);
+        }
+        self.finish_session_if_done(session_id);
+    }
+
+    fn finish_session_if_done(&mut self, session_id: SessionId) {
+        let done = self
+            .sessions
+            .get(&session_id)
+            .is_some_and(|s| s.closed && s.outstanding == 0);
+        if done {
+            self.sessions.remove(&session_id);
+            self.events.push_back(Event::SessionFinished(session_id));
+        }
+    }
+}
+
+/// How routing one device went, when it did not simply go to a provider's queue.
+enum Routed {
+    Full(Device),
+    Failed(Device, DeviceError),
+}
+
+fn route_apns(
+    gateway: &mut Option<Gateway<Tag>>,
+    session: &Session,
+    session_id: SessionId,
+    device: Device,
+) -> Result<(), Routed> {
+    let Some(gateway) = gateway else {
+        return Err(Routed::Failed(device, DeviceError::NoProvider(Platform::Ios)));
+    };
+    let token = match ApnsToken::parse(&device.token) {
+        Ok(token) => token,
+        Err(error) => return Err(Routed::Failed(device, error.into())),
+    };
+    let payload = match &session.apns {
+        Ok(payload) => payload.clone(),
+        Err(error) => return Err(Routed::Failed(device, error.clone())),
+    };
+    let notification = apns::Notification {
+        token,
+        payload,
+        expiry: session.apns_expiry,
+        priority: session.apns_priority,
+    };
+    gateway
+        .queue(notification, (session_id, device))
+        .map_err(|Full((_, (_, device)))| Routed::Full(device))
+}
+
+fn route_gcm(
+    gcm: &mut Option<(Sender<Tag>, MessageOptions)>,
+    session: &Session,
+    session_id: SessionId,
+    device: Device,
+    now: Instant,
+) -> Result<(), Routed> {
+    let Some((sender, _)) = gcm else {
+        return Err(Routed::Failed(device, DeviceError::NoProvider(Platform::Android)));
+    };
+    let token = match GcmToken::parse(&device.token) {
+        Ok(token) => token,
+        Err(error) => return Err(Routed::Failed(device, error.into())),
+    };
+    let message = match &session.gcm {
+        Ok(message) => *message,
+        Err(error) => return Err(Routed::Failed(device, error.clone())),
+    };
+    sender
+        .queue(message, token, (session_id, device), now)
+        .map_err(|Full((_, (_, device)))| Routed::Full(device))
+}

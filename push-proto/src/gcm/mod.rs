@@ -1,9 +1,12 @@
 //! Legacy Google Cloud Messaging: the HTTP JSON API (`POST /gcm/send`).
 //!
 //! - `message`: [`Message`], the validated request body minus its targets.
+//! - `retry_after`: [`retry_after()`], the `Retry-After` header in both forms, and [`HttpDate`].
 
 mod message;
+mod retry_after;
 
 pub use message::{
     MAX_DATA_LEN, MAX_TIME_TO_LIVE, Message, MessageOptions, Notification, RequestBody,
 };
+pub use retry_after::{HttpDate, MAX_RETRY_AFTER, RetryAfter, retry_after};

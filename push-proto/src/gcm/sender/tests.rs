@@ -367,3 +367,14 @@ fn rate_limited_results_wait_at_least_the_backoff() {
     let wait = sender.poll_timeout().unwrap() - now;
     assert!(wait >= Duration::from_secs(5), "{wait:?}");
 }
+
+#[test]
+fn retry_within_the_time_to_live_goes_ahead() {
+    let now = Instant::now();
+    let payload = Payload::new().time_to_live(60);
+    let mut sender = sent(config(), payload, &["a"], now);
+    let (id, _) = sender.poll_request(now).unwrap();
+    sender.handle_response(id, response(503, "", &[("retry-after", "60")]), now);
+    assert_eq!(sender.poll_timeout(), Some(now + Duration::from_secs(60)));
+    assert!(sender.poll_outcome().is_none());
+}

@@ -10,6 +10,7 @@ pub mod apns;
 mod backoff;
 mod device;
 mod feedback;
+pub mod gcm;
 mod outcome;
 mod payload;
 

@@ -153,13 +153,19 @@ impl Push {
     /// Sends the session's notification to `device`. Hands the device back when its
     /// provider's queue is full: drive the dispatcher and offer it again. A device of a
     /// closed or unknown session fails with [`DeviceError::Rejected`].
-    pub fn push(&mut self, session_id: SessionId, device: Device, now: Instant) -> Result<(), Full<Device>> {
+    pub fn push(
+        &mut self,
+        session_id: SessionId,
+        device: Device,
+        now: Instant,
+    ) -> Result<(), Full<Device>> {
         let Some(session) = self.sessions.get_mut(&session_id).filter(|s| !s.closed) else {
             let error = DeviceError::Rejected {
                 provider: "push",
                 code: "the session is closed".into(),
             };
-            self.feedback.push_back((session_id, Feedback::failed(device, error)));
+            self.feedback
+                .push_back((session_id, Feedback::failed(device, error)));
             return Ok(());
         };
         let routed = match device.platform {
@@ -233,7 +239,12 @@ impl Push {
     }
 
     /// The response to a GCM request.
-    pub fn handle_gcm_response(&mut self, id: RequestId, response: http::Response<Bytes>, now: Instant) {
+    pub fn handle_gcm_response(
+        &mut self,
+        id: RequestId,
+        response: http::Response<Bytes>,
+        now: Instant,
+    ) {
         if let Some((sender, _)) = &mut self.gcm {
             sender.handle_response(id, response, now);
         }
@@ -297,7 +308,10 @@ impl Push {
     /// When [`handle_timeout`](Push::handle_timeout) should be called next.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let apns = self.apns.as_ref().and_then(Gateway::poll_timeout);
-        let gcm = self.gcm.as_ref().and_then(|(sender, _)| sender.poll_timeout());
+        let gcm = self
+            .gcm
+            .as_ref()
+            .and_then(|(sender, _)| sender.poll_timeout());
         match (apns, gcm) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -308,7 +322,11 @@ impl Push {
         while let Some(outcome) = self.apns.as_mut().and_then(Gateway::poll_outcome) {
             self.finish_device(outcome);
         }
-        while let Some(outcome) = self.gcm.as_mut().and_then(|(sender, _)| sender.poll_outcome()) {
+        while let Some(outcome) = self
+            .gcm
+            .as_mut()
+            .and_then(|(sender, _)| sender.poll_outcome())
+        {
             self.finish_device(outcome);
         }
     }
@@ -358,7 +376,10 @@ fn route_apns(
     device: Device,
 ) -> Result<(), Routed> {
     let Some(gateway) = gateway else {
-        return Err(Routed::Failed(device, DeviceError::NoProvider(Platform::Ios)));
+        return Err(Routed::Failed(
+            device,
+            DeviceError::NoProvider(Platform::Ios),
+        ));
     };
     let token = match ApnsToken::parse(&device.token) {
         Ok(token) => token,
@@ -387,7 +408,10 @@ fn route_gcm(
     now: Instant,
 ) -> Result<(), Routed> {
     let Some((sender, _)) = gcm else {
-        return Err(Routed::Failed(device, DeviceError::NoProvider(Platform::Android)));
+        return Err(Routed::Failed(
+            device,
+            DeviceError::NoProvider(Platform::Android),
+        ));
     };
     let token = match GcmToken::parse(&device.token) {
         Ok(token) => token,
@@ -401,3 +425,6 @@ fn route_gcm(
         .queue(message, token, (session_id, device), now)
         .map_err(|Full((_, (_, device)))| Routed::Full(device))
 }
+
+#[cfg(test)]
+mod tests;

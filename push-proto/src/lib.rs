@@ -9,6 +9,7 @@
 pub mod apns;
 mod backoff;
 mod device;
+mod dispatch;
 mod feedback;
 pub mod gcm;
 mod outcome;
@@ -16,6 +17,7 @@ mod payload;
 
 pub use backoff::Backoff;
 pub use device::{ApnsToken, Device, GcmToken, Platform, TokenError, UnknownPlatform};
+pub use dispatch::{Action, Event, Push, SessionId};
 pub use feedback::{DeviceError, Feedback};
 pub use outcome::{Full, Outcome};
 pub use payload::{Payload, Priority};

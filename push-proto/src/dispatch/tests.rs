@@ -1,0 +1,159 @@
+//! Dispatcher tests: routing, per-device errors, sessions, and both providers in one loop.
+
+use std::time::Duration;
+
+use super::*;
+use crate::apns::{ErrorResponse, Frame, Status};
+use crate::gcm::RequestBody;
+
+fn apns_token(n: u8) -> String {
+    format!("{n:02x}").repeat(32)
+}
+
+fn both() -> Push {
+    let gcm = gcm::Config::new("test-key");
+    Push::new()
+        .with_apns(GatewayConfig::default())
+        .with_gcm(gcm, MessageOptions::default())
+        .unwrap()
+}
+
+fn feedback(push: &mut Push) -> Vec<(String, Option<&'static str>, Option<String>)> {
+    std::iter::from_fn(|| push.poll_feedback())
+        .map(|(_, f)| (f.device.token, f.error.as_ref().map(DeviceError::code), f.new_token))
+        .collect()
+}
+
+#[test]
+fn devices_without_a_provider_or_with_bad_tokens_get_feedback_not_silence() {
+    let mut push = Push::new().with_apns(GatewayConfig::default());
+    let session = push.open_session(&Payload::new().body("Hi"));
+    let now = Instant::now();
+    push.push(session, Device::android("tok"), now).unwrap();
+    push.push(session, Device::ios("xyz"), now).unwrap();
+    assert_eq!(
+        feedback(&mut push),
+        [
+            ("tok".into(), Some("no_provider"), None),
+            ("xyz".into(), Some("invalid_token_format"), None)
+        ]
+    );
+    push.close_session(session);
+    assert_eq!(push.poll_event(), Some(Event::SessionFinished(session)));
+    assert!(push.is_idle());
+}
+
+#[test]
+fn a_payload_one_platform_cannot_carry_fails_only_that_platform() {
+    let mut push = both();
+    let session = push.open_session(&Payload::new().body("Hi").data("aps", 1));
+    let now = Instant::now();
+    push.push(session, Device::ios(apns_token(1)), now).unwrap();
+    push.push(session, Device::android("tok"), now).unwrap();
+    assert_eq!(
+        feedback(&mut push),
+        [(apns_token(1), Some("invalid_payload"), None)]
+    );
+    assert_eq!(push.outstanding(session), 1, "the android device is queued");
+}
+
+#[test]
+fn pushing_into_a_closed_session_is_reported() {
+    let mut push = both();
+    let session = push.open_session(&Payload::new().body("Hi"));
+    push.close_session(session);
+    assert_eq!(push.poll_event(), Some(Event::SessionFinished(session)));
+    push.push(session, Device::android("tok"), Instant::now())
+        .unwrap();
+    assert_eq!(feedback(&mut push), [("tok".into(), Some("rejected"), None)]);
+}
+
+#[test]
+fn a_full_provider_queue_hands_the_device_back() {
+    let mut config = GatewayConfig::default();
+    config.max_pending = 1;
+    let mut push = Push::new().with_apns(config);
+    let session = push.open_session(&Payload::new().body("Hi"));
+    let now = Instant::now();
+    push.push(session, Device::ios(apns_token(1)), now).unwrap();
+    let Err(Full(device)) = push.push(session, Device::ios(apns_token(2)), now) else {
+        panic!("expected Full");
+    };
+    assert_eq!(device, Device::ios(apns_token(2)));
+    assert_eq!(push.outstanding(session), 1);
+}
+
+/// One loop driving both providers against scripted servers: APNs rejects token 2, GCM
+/// answers with a canonical id and a NotRegistered.
+#[test]
+fn one_loop_drives_both_providers_to_one_feedback_per_device() {
+    let mut push = both();
+    let session = push.open_session(&Payload::new().title("T").body("B"));
+    let mut now = Instant::now();
+    for n in 1..=3 {
+        push.push(session, Device::ios(apns_token(n)), now).unwrap();
+    }
+    for token in ["a", "b", "c"] {
+        push.push(session, Device::android(token), now).unwrap();
+    }
+    push.close_session(session);
+
+    let mut apns_out = Vec::new();
+    let mut finished = false;
+    for _ in 0..100 {
+        while let Some(action) = push.poll_action(now, &mut apns_out) {
+            match action {
+                Action::ApnsConnect => push.handle_apns_connected(now),
+                Action::ApnsClose => push.handle_apns_closed(now),
+                Action::ApnsWrite => {
+                    let mut rest = &apns_out[..];
+                    while let Some((frame, used)) = Frame::decode(rest).unwrap() {
+                        rest = &rest[used..];
+                        if frame.token.to_hex() == apns_token(2) {
+                            let identifier = frame.identifier.unwrap();
+                            let response = ErrorResponse {
+                                status: Status::InvalidToken,
+                                identifier,
+                            };
+                            push.handle_apns_input(now, &response.encode());
+                            break;
+                        }
+                    }
+                    apns_out.clear();
+                }
+                Action::GcmRequest(id, request) => {
+                    assert_eq!(request.headers()["authorization"], "key=test-key");
+                    let body: RequestBody = serde_json::from_slice(request.body()).unwrap();
+                    assert_eq!(body.registration_ids, ["a", "b", "c"]);
+                    let results = r#"{"multicast_id":1,"success":2,"failure":1,"canonical_ids":1,"results":[
+                        {"message_id":"1"},{"message_id":"2","registration_id":"b2"},{"error":"NotRegistered"}]}"#;
+                    let response = http::Response::new(Bytes::from(results));
+                    push.handle_gcm_response(id, response, now);
+                }
+            }
+        }
+        while let Some(event) = push.poll_event() {
+            finished |= event == Event::SessionFinished(session);
+        }
+        if finished {
+            break;
+        }
+        now = push.poll_timeout().unwrap_or(now + Duration::from_millis(10));
+        push.handle_timeout(now);
+    }
+    assert!(finished, "the session finished");
+    let mut results = feedback(&mut push);
+    results.sort();
+    assert_eq!(
+        results,
+        [
+            (apns_token(1), None, None),
+            (apns_token(2), Some("invalid_device"), None),
+            (apns_token(3), None, None),
+            ("a".into(), None, None),
+            ("b".into(), None, Some("b2".into())),
+            ("c".into(), Some("invalid_device"), None),
+        ]
+    );
+    assert!(push.is_idle());
+}

@@ -32,7 +32,7 @@ pub enum Action {
     ApnsWrite,
     /// Send this request to the GCM endpoint, then call [`Push::handle_gcm_response`] or
     /// [`Push::handle_gcm_failure`] with its id.
-    GcmRequest(RequestId, http::Request<Bytes>),
+    GcmRequest(RequestId, Box<http::Request<Bytes>>),
 }
 
 /// Something worth knowing that concerns more than one device.
@@ -285,7 +285,7 @@ impl Push {
         let (sender, _) = self.gcm.as_mut()?;
         sender
             .poll_request(now)
-            .map(|(id, request)| Action::GcmRequest(id, request))
+            .map(|(id, request)| Action::GcmRequest(id, Box::new(request)))
     }
 
     /// The next device feedback, with the session it belongs to.

@@ -20,7 +20,13 @@ fn both() -> Push {
 
 fn feedback(push: &mut Push) -> Vec<(String, Option<&'static str>, Option<String>)> {
     std::iter::from_fn(|| push.poll_feedback())
-        .map(|(_, f)| (f.device.token, f.error.as_ref().map(DeviceError::code), f.new_token))
+        .map(|(_, f)| {
+            (
+                f.device.token,
+                f.error.as_ref().map(DeviceError::code),
+                f.new_token,
+            )
+        })
         .collect()
 }
 
@@ -65,13 +71,18 @@ fn pushing_into_a_closed_session_is_reported() {
     assert_eq!(push.poll_event(), Some(Event::SessionFinished(session)));
     push.push(session, Device::android("tok"), Instant::now())
         .unwrap();
-    assert_eq!(feedback(&mut push), [("tok".into(), Some("rejected"), None)]);
+    assert_eq!(
+        feedback(&mut push),
+        [("tok".into(), Some("rejected"), None)]
+    );
 }
 
 #[test]
 fn a_full_provider_queue_hands_the_device_back() {
-    let mut config = GatewayConfig::default();
-    config.max_pending = 1;
+    let config = GatewayConfig {
+        max_pending: 1,
+        ..GatewayConfig::default()
+    };
     let mut push = Push::new().with_apns(config);
     let session = push.open_session(&Payload::new().body("Hi"));
     let now = Instant::now();
@@ -138,7 +149,9 @@ fn one_loop_drives_both_providers_to_one_feedback_per_device() {
         if finished {
             break;
         }
-        now = push.poll_timeout().unwrap_or(now + Duration::from_millis(10));
+        now = push
+            .poll_timeout()
+            .unwrap_or(now + Duration::from_millis(10));
         push.handle_timeout(now);
     }
     assert!(finished, "the session finished");

@@ -2,7 +2,54 @@
 //!
 //! Everything `push` knows about the push protocols, as plain state machines: bytes and
 //! [`http`] requests go out as values, bytes and responses come in as values, and time is an
-//! argument (`now: Instant`). No sockets, no clock, no threads, no async.
+//! argument (`now: Instant`). No sockets, no clock, no threads, no async: the same core runs
+//! under smol, async-std, a blocking `std::net` loop (see `examples/blocking.rs`), or a fuzzer.
+//!
+//! ## The pieces
+//! - The model: [`Device`] (a [`Platform`] and the token as stored), validated tokens
+//!   ([`ApnsToken`], [`GcmToken`]), the [`Payload`] written once per broadcast, and the
+//!   [`Feedback`] every device ends in, with a [`DeviceError`] carrying a stable snake_case code.
+//! - [`apns`]: binary frames (commands 0, 1, 2) and error responses in both directions, the
+//!   [`apns::Gateway`] connection state machine with its resend window, and the
+//!   feedback-service codec.
+//! - [`gcm`]: request bodies, the [`gcm::Sender`] batching / retry state machine and the
+//!   response classification.
+//! - [`Push`]: the dispatcher that routes devices to the provider of their platform and gives a
+//!   driver one loop to run.
+//!
+//! ## The contract every state machine follows
+//! `handle_*` methods feed inputs (bytes read, HTTP responses, connection events, the passing
+//! of time); `poll_*` methods drain outputs (things to do, outcomes, events, the next
+//! deadline). After any input, drain the outputs; then wait for I/O or the deadline. Bounded
+//! queues answer [`Full`] instead of blocking, handing the input back. Time never goes
+//! backwards between calls. Every device handed in ends in exactly one feedback.
+//!
+//! ```
+//! use std::time::Instant;
+//! use push_proto::{Action, Device, Event, Payload, Push, gcm};
+//!
+//! let mut push = Push::new()
+//!     .with_gcm(gcm::Config::new("api-key"), gcm::MessageOptions::default())
+//!     .expect("valid configuration");
+//! let session = push.open_session(&Payload::new().title("Hi").body("There"));
+//! let now = Instant::now();
+//! push.push(session, Device::android("token-1"), now).expect("room");
+//! push.close_session(session);
+//!
+//! let mut apns_bytes = Vec::new();
+//! while let Some(action) = push.poll_action(now, &mut apns_bytes) {
+//!     if let Action::GcmRequest(id, request) = action {
+//!         assert_eq!(request.headers()["authorization"], "key=api-key");
+//!         // Send it with any HTTP client; here, the service's answer is made up.
+//!         let body = r#"{"multicast_id":1,"success":1,"failure":0,"canonical_ids":0,
+//!                        "results":[{"message_id":"0:1"}]}"#;
+//!         push.handle_gcm_response(id, http::Response::new(body.into()), now);
+//!     }
+//! }
+//! let (_, feedback) = push.poll_feedback().expect("one feedback per device");
+//! assert!(feedback.is_delivered());
+//! assert_eq!(push.poll_event(), Some(Event::SessionFinished(session)));
+//! ```
 #![forbid(unsafe_code)]
 #![warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 

@@ -1,0 +1,1 @@
+//! Loopback push servers for tests, demos and benchmarks.

@@ -1,0 +1,1 @@
+//! push on the smol runtime.

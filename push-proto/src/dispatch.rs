@@ -224,6 +224,14 @@ impl Push {
         }
     }
 
+    /// Connecting to the APNs gateway cannot succeed (see
+    /// [`Gateway::handle_fatal_error`]): its queued notifications fail at once.
+    pub fn handle_apns_fatal_error(&mut self, now: Instant, reason: &str) {
+        if let Some(gateway) = &mut self.apns {
+            gateway.handle_fatal_error(now, reason);
+        }
+    }
+
     /// Bytes read from the APNs gateway connection.
     pub fn handle_apns_input(&mut self, now: Instant, bytes: &[u8]) {
         if let Some(gateway) = &mut self.apns {

@@ -354,6 +354,30 @@ impl<T> Gateway<T> {
         self.want_connection();
     }
 
+    /// The driver knows that connecting cannot succeed (an untrusted server certificate, a
+    /// refused client certificate): everything queued or unconfirmed fails as `unavailable`
+    /// with `reason` at once, and [`Event::GaveUp`] follows. Later notifications start over.
+    pub fn handle_fatal_error(&mut self, _now: Instant, reason: &str) {
+        match self.connection {
+            Connection::Up => self.begin_close(),
+            Connection::Connecting => self.connection = Connection::Down { retry_at: None },
+            Connection::Down { .. } | Connection::Closing => {}
+        }
+        let unconfirmed: Vec<_> = self.window.drain(..).map(|written| written.queued).collect();
+        let pending = std::mem::take(&mut self.pending);
+        for queued in unconfirmed.into_iter().chain(pending) {
+            let error = DeviceError::Unavailable {
+                attempts: queued.attempts,
+                last_error: reason.to_owned(),
+            };
+            self.fail(queued.tag, error);
+        }
+        self.failures = 0;
+        self.events.push_back(Event::GaveUp {
+            reason: reason.to_owned(),
+        });
+    }
+
     /// Bytes read from the connection.
     pub fn handle_input(&mut self, now: Instant, bytes: &[u8]) {
         if self.connection != Connection::Up {

@@ -347,6 +347,26 @@ fn connection_failures_back_off_then_give_up_with_a_feedback_each() {
     assert!(matches!(gateway.poll_event(), Some(Event::GaveUp { .. })));
 }
 
+#[test]
+fn a_fatal_error_fails_everything_unresolved_at_once() {
+    let t0 = Instant::now();
+    let mut gateway = connected(config(), 3, t0);
+    gateway.config.max_transmit = 1;
+    assert_eq!(transmit(&mut gateway, t0).len(), 1);
+    gateway.handle_fatal_error(t0, "certificate required");
+    assert_eq!(
+        outcomes(&mut gateway),
+        [
+            (0, Some("unavailable")),
+            (1, Some("unavailable")),
+            (2, Some("unavailable"))
+        ]
+    );
+    assert_eq!(gateway.poll_event(), Some(Event::Close));
+    assert!(matches!(gateway.poll_event(), Some(Event::GaveUp { .. })));
+    assert!(gateway.is_idle());
+}
+
 impl Gateway<u32> {
     /// Queues more notifications numbered after those already queued.
     fn handle_queue_more(&mut self, n: u32) {

@@ -1,0 +1,86 @@
+//! Client-wide errors: configuration, connection, TLS and authentication problems.
+
+use std::time::Duration;
+
+use thiserror::Error;
+
+/// A problem that concerns the whole client rather than one device. Each message names the
+/// file, host or field at fault. Per-device problems are [`push_proto::Feedback`]s instead.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A file could not be read.
+    #[error("cannot read {path}: {reason}")]
+    ReadFile {
+        /// The file.
+        path: String,
+        /// The operating system's reason.
+        reason: String,
+    },
+    /// PEM data did not hold what was expected.
+    #[error("{origin}: {reason}")]
+    Pem {
+        /// Where the PEM came from (a path, or a description).
+        origin: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A configuration field has an unusable value.
+    #[error("invalid configuration: `{field}` {reason}")]
+    Config {
+        /// The field.
+        field: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A TCP connection could not be opened.
+    #[error("cannot connect to {host}: {reason}")]
+    Connect {
+        /// `host:port`.
+        host: String,
+        /// Why.
+        reason: String,
+    },
+    /// The TLS handshake or session failed (untrusted certificate, wrong host name, refused
+    /// client certificate, ...).
+    #[error("TLS with {host} failed: {reason}")]
+    Tls {
+        /// `host:port`.
+        host: String,
+        /// Why.
+        reason: String,
+    },
+    /// An operation took longer than its timeout.
+    #[error("{what} with {host} timed out after {after:?}")]
+    Timeout {
+        /// What timed out (connect, TLS handshake, HTTP exchange, ...).
+        what: &'static str,
+        /// `host:port`.
+        host: String,
+        /// The timeout.
+        after: Duration,
+    },
+    /// GCM refused the API key (HTTP 401).
+    #[error("GCM refused the API key (HTTP 401 Unauthorized): {detail}")]
+    Unauthorized {
+        /// The start of the response body.
+        detail: String,
+    },
+    /// The APNs gateway could not be reached after every allowed attempt.
+    #[error("the APNs gateway is unreachable: {reason}")]
+    GatewayUnreachable {
+        /// The last connection error.
+        reason: String,
+    },
+    /// The client's background task has stopped.
+    #[error("the client has shut down")]
+    Closed,
+}
+
+impl Error {
+    /// True for errors that retrying cannot fix (TLS trust and identity, authentication,
+    /// configuration); connection refusals and timeouts are worth retrying.
+    pub fn is_fatal(&self) -> bool {
+        !matches!(self, Error::Connect { .. } | Error::Timeout { .. })
+    }
+}

@@ -60,7 +60,10 @@ impl<R: Runtime> HttpClient<R> {
         Ok(HttpClient {
             runtime,
             endpoint: Endpoint {
-                host: host.trim_start_matches('[').trim_end_matches(']').to_owned(),
+                host: host
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .to_owned(),
                 port,
             },
             host_header,
@@ -73,11 +76,6 @@ impl<R: Runtime> HttpClient<R> {
             exchange_timeout,
             idle: Mutex::new(Vec::new()),
         })
-    }
-
-    /// The origin, for messages.
-    pub(crate) fn endpoint(&self) -> &Endpoint {
-        &self.endpoint
     }
 
     /// Sends `request` and reads the whole response, within the exchange timeout (plus the
@@ -149,12 +147,13 @@ impl<R: Runtime> HttpClient<R> {
             ),
             None => Box::new(dial(&self.runtime, &self.endpoint, self.timeouts).await?),
         };
-        let (sender, connection) = http1::handshake(FuturesIo::new(stream))
-            .await
-            .map_err(|error| Error::Connect {
-                host: self.endpoint.to_string(),
-                reason: format!("HTTP handshake failed: {error}"),
-            })?;
+        let (sender, connection) =
+            http1::handshake(FuturesIo::new(stream))
+                .await
+                .map_err(|error| Error::Connect {
+                    host: self.endpoint.to_string(),
+                    reason: format!("HTTP handshake failed: {error}"),
+                })?;
         let host = self.endpoint.to_string();
         self.runtime.spawn(async move {
             if let Err(error) = connection.await {

@@ -15,16 +15,16 @@ use crate::runtime::Runtime;
 
 /// A `host:port` to connect to.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Endpoint {
+pub(crate) struct Endpoint {
     /// Host name or IP address, also the name the server certificate must carry.
-    pub host: String,
+    pub(crate) host: String,
     /// TCP port.
-    pub port: u16,
+    pub(crate) port: u16,
 }
 
 impl Endpoint {
     /// Parses `host:port`; `field` names the setting in the error.
-    pub fn parse(text: &str, field: &'static str) -> Result<Self, Error> {
+    pub(crate) fn parse(text: &str, field: &'static str) -> Result<Self, Error> {
         let invalid = |reason: &str| Error::Config {
             field,
             reason: format!("{reason}, got {text:?}"),
@@ -124,7 +124,14 @@ pub(crate) async fn dial_tls<R: Runtime>(
             .await
             .map_err(|error| tls_error(endpoint, &error))
     };
-    timeout(runtime, timeouts.handshake, "TLS handshake", endpoint, handshake).await
+    timeout(
+        runtime,
+        timeouts.handshake,
+        "TLS handshake",
+        endpoint,
+        handshake,
+    )
+    .await
 }
 
 /// Names a TLS failure (it arrives wrapped in an `io::Error`).

@@ -28,7 +28,10 @@ impl fmt::Debug for Tls {
         f.debug_struct("Tls")
             .field("extra_roots", &self.extra_roots.len())
             .field("public_roots", &!self.without_public_roots)
-            .field("client_identity", &self.identity.as_ref().map(|_| "<redacted>"))
+            .field(
+                "client_identity",
+                &self.identity.as_ref().map(|_| "<redacted>"),
+            )
             .finish()
     }
 }
@@ -59,7 +62,8 @@ fn certificates(pem: &[u8], origin: &str) -> Result<Vec<CertificateDer<'static>>
 impl Tls {
     /// Trusts the CA certificates in `pem` in addition to the default roots.
     pub fn add_ca_pem(mut self, pem: &[u8]) -> Result<Self, Error> {
-        self.extra_roots.extend(certificates(pem, "CA certificate")?);
+        self.extra_roots
+            .extend(certificates(pem, "CA certificate")?);
         Ok(self)
     }
 
@@ -81,7 +85,12 @@ impl Tls {
 
     /// Presents this client certificate (chain) and private key, as APNs requires.
     pub fn client_identity_pem(mut self, cert_pem: &[u8], key_pem: &[u8]) -> Result<Self, Error> {
-        self.identity = Some(identity(cert_pem, "client certificate", key_pem, "client key")?);
+        self.identity = Some(identity(
+            cert_pem,
+            "client certificate",
+            key_pem,
+            "client key",
+        )?);
         Ok(self)
     }
 

@@ -363,7 +363,11 @@ impl<T> Gateway<T> {
             Connection::Connecting => self.connection = Connection::Down { retry_at: None },
             Connection::Down { .. } | Connection::Closing => {}
         }
-        let unconfirmed: Vec<_> = self.window.drain(..).map(|written| written.queued).collect();
+        let unconfirmed: Vec<_> = self
+            .window
+            .drain(..)
+            .map(|written| written.queued)
+            .collect();
         let pending = std::mem::take(&mut self.pending);
         for queued in unconfirmed.into_iter().chain(pending) {
             let error = DeviceError::Unavailable {

@@ -1,0 +1,326 @@
+//! The public face: Client, Session and the feedback stream.
+
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+
+use async_channel::{Receiver, Sender};
+use futures_lite::Stream;
+use push_proto::{Device, Feedback, Payload, Push};
+
+use crate::config::{ApnsConfig, GcmConfig};
+use crate::driver::{ApnsLink, Command, Driver};
+use crate::error::Error;
+use crate::feedback_service::{FeedbackService, InactiveDevices};
+use crate::http::HttpClient;
+use crate::report::{ClientStats, Report};
+use crate::runtime::Runtime;
+
+/// Builds a [`Client`]: add providers, adjust the queue bounds, then [`build`](Self::build).
+#[derive(Debug)]
+pub struct ClientBuilder<R: Runtime> {
+    apns: Option<ApnsConfig>,
+    gcm: Option<GcmConfig>,
+    queue_capacity: usize,
+    feedback_capacity: usize,
+    runtime: PhantomData<R>,
+}
+
+impl<R: Runtime> ClientBuilder<R> {
+    /// Sends iOS devices through APNs.
+    pub fn apns(mut self, config: ApnsConfig) -> Self {
+        self.apns = Some(config);
+        self
+    }
+
+    /// Sends Android devices through GCM.
+    pub fn gcm(mut self, config: GcmConfig) -> Self {
+        self.gcm = Some(config);
+        self
+    }
+
+    /// Devices that may wait between `Session::push` and the protocol core (default 1024);
+    /// `push` waits when it is full.
+    pub fn queue_capacity(mut self, devices: usize) -> Self {
+        self.queue_capacity = devices.max(1);
+        self
+    }
+
+    /// Feedbacks that may wait for slow readers, over all sessions (default 4096); pushing
+    /// pauses while it is full.
+    pub fn feedback_capacity(mut self, feedbacks: usize) -> Self {
+        self.feedback_capacity = feedbacks.max(1);
+        self
+    }
+
+    /// Checks the configuration, then starts the client's background task.
+    pub fn build(self) -> Result<Client<R>, Error> {
+        let runtime = R::default();
+        let mut push = Push::new();
+        let mut apns_link = None;
+        let mut feedback_service = None;
+        if let Some(apns) = &self.apns {
+            push = push.with_apns(apns.core.clone());
+            let tls = apns.tls.client_config(&[])?;
+            apns_link = Some(ApnsLink::new(
+                apns.gateway.clone(),
+                tls.clone(),
+                apns.timeouts,
+                apns.write_timeout,
+            ));
+            feedback_service = apns.feedback.clone().map(|endpoint| FeedbackService {
+                endpoint,
+                tls,
+                timeouts: apns.timeouts,
+                read_timeout: apns.read_timeout,
+            });
+        }
+        let mut http = None;
+        if let Some(gcm) = &self.gcm {
+            push = push
+                .with_gcm(gcm.core.clone(), gcm.options.clone())
+                .map_err(|error| Error::Config {
+                    field: error.field,
+                    reason: error.reason,
+                })?;
+            let client = HttpClient::new(
+                runtime.clone(),
+                &gcm.core.endpoint,
+                "gcm endpoint",
+                &gcm.tls,
+                gcm.timeouts,
+                gcm.exchange_timeout,
+            )?;
+            http = Some(client);
+        }
+        let (commands, receiver) = async_channel::bounded(self.queue_capacity);
+        let stats = Arc::new(Mutex::new(ClientStats {
+            feedback_capacity: self.feedback_capacity as u64,
+            ..ClientStats::default()
+        }));
+        let driver = Driver::new(
+            runtime.clone(),
+            push,
+            apns_link,
+            http,
+            receiver,
+            self.feedback_capacity,
+            stats.clone(),
+        );
+        runtime.spawn(driver.run());
+        Ok(Client {
+            shared: Arc::new(Shared {
+                runtime,
+                commands,
+                next_session: AtomicU64::new(0),
+                feedback_capacity: self.feedback_capacity,
+                feedback_service,
+                stats,
+            }),
+        })
+    }
+}
+
+#[derive(Debug)]
+struct Shared<R: Runtime> {
+    runtime: R,
+    commands: Sender<Command>,
+    next_session: AtomicU64,
+    feedback_capacity: usize,
+    feedback_service: Option<FeedbackService>,
+    stats: Arc<Mutex<ClientStats>>,
+}
+
+/// A push client: one long-lived connection per provider, shared by every session.
+///
+/// Cheap to clone; the background task stops when the last clone and the last session are
+/// gone and every notification has its feedback.
+#[derive(Debug)]
+pub struct Client<R: Runtime> {
+    shared: Arc<Shared<R>>,
+}
+
+impl<R: Runtime> Clone for Client<R> {
+    fn clone(&self) -> Self {
+        Client {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<R: Runtime> Client<R> {
+    /// A builder with no providers, a queue of 1024 devices and room for 4096 waiting
+    /// feedbacks.
+    pub fn builder() -> ClientBuilder<R> {
+        ClientBuilder {
+            apns: None,
+            gcm: None,
+            queue_capacity: 1024,
+            feedback_capacity: 4096,
+            runtime: PhantomData,
+        }
+    }
+
+    /// Starts a session that sends `payload` to every device pushed into it.
+    pub fn send(&self, payload: Payload) -> Session<R> {
+        let key = self.shared.next_session.fetch_add(1, Ordering::Relaxed);
+        let (feedback, receiver) = async_channel::bounded(self.shared.feedback_capacity);
+        Session {
+            key,
+            client: self.clone(),
+            opening: Some((Box::new(payload), feedback)),
+            receiver: Some(receiver),
+            listening: Arc::new(AtomicBool::new(false)),
+            closed: false,
+        }
+    }
+
+    /// Counters of the client.
+    pub fn stats(&self) -> ClientStats {
+        *self
+            .shared
+            .stats
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Reads the APNs feedback service: every device Apple found inactive since the last read,
+    /// with the time it did. Apple clears the list once it is read.
+    pub async fn fetch_inactive_devices(&self) -> Result<InactiveDevices, Error> {
+        let service = self.shared.feedback_service.as_ref().ok_or(Error::Config {
+            field: "apns feedback service",
+            reason: "is not configured".into(),
+        })?;
+        service.fetch(&self.shared.runtime).await
+    }
+}
+
+/// One payload on its way to many devices. Push devices one by one with
+/// [`push`](Session::push); read the outcome of each from [`feedbacks`](Session::feedbacks);
+/// end with [`finish`](Session::finish).
+///
+/// Dropping a session without finishing it still sends everything already pushed; its
+/// feedback is then only counted, never buffered.
+#[derive(Debug)]
+pub struct Session<R: Runtime> {
+    key: u64,
+    client: Client<R>,
+    opening: Option<(Box<Payload>, Sender<Feedback>)>,
+    receiver: Option<Receiver<Feedback>>,
+    listening: Arc<AtomicBool>,
+    closed: bool,
+}
+
+impl<R: Runtime> Session<R> {
+    /// The stream of this session's feedback: one [`Feedback`] per device, in the order
+    /// outcomes become known. Take it before pushing, and read it concurrently with pushing
+    /// (a spawned task, or `zip`/`race` of two futures): when it falls behind by the
+    /// client's feedback capacity, pushing waits. Feedback produced while no stream exists,
+    /// or after it is dropped, is counted in the [`Report`] only.
+    ///
+    /// Returns an empty stream when called a second time.
+    pub fn feedbacks(&mut self) -> Feedbacks {
+        match self.receiver.take() {
+            Some(receiver) => {
+                self.listening.store(true, Ordering::Relaxed);
+                Feedbacks {
+                    receiver: Some(Box::pin(receiver)),
+                    listening: self.listening.clone(),
+                }
+            }
+            None => Feedbacks {
+                receiver: None,
+                listening: Arc::new(AtomicBool::new(false)),
+            },
+        }
+    }
+
+    /// Sends the session's notification to `device`. Waits while the client's queue is full
+    /// (backpressure); a device that cannot be delivered gets a feedback, not an error. Fails
+    /// only when the client has shut down.
+    pub async fn push(&mut self, device: Device) -> Result<(), Error> {
+        self.open().await?;
+        let command = Command::Push {
+            key: self.key,
+            device,
+        };
+        self.send(command).await
+    }
+
+    /// No more devices: waits until every device pushed has its feedback, then reports.
+    /// Client-wide errors that happened meanwhile (TLS, authentication, an unreachable
+    /// gateway) are in [`Report::errors`]; every device still has its feedback.
+    pub async fn finish(mut self) -> Result<Report, Error> {
+        self.open().await?;
+        let (reply, report) = async_channel::bounded(1);
+        self.closed = true;
+        let command = Command::Close {
+            key: self.key,
+            reply: Some(reply),
+        };
+        self.send(command).await?;
+        report.recv().await.map_err(|_| Error::Closed)
+    }
+
+    async fn open(&mut self) -> Result<(), Error> {
+        if let Some((payload, feedback)) = self.opening.take() {
+            let command = Command::Open {
+                key: self.key,
+                payload,
+                feedback,
+                listening: self.listening.clone(),
+            };
+            self.send(command).await?;
+        }
+        Ok(())
+    }
+
+    async fn send(&self, command: Command) -> Result<(), Error> {
+        self.client
+            .shared
+            .commands
+            .send(command)
+            .await
+            .map_err(|_| Error::Closed)
+    }
+}
+
+impl<R: Runtime> Drop for Session<R> {
+    fn drop(&mut self) {
+        if self.closed || self.opening.is_some() {
+            return;
+        }
+        let commands = self.client.shared.commands.clone();
+        let key = self.key;
+        self.client.shared.runtime.spawn(async move {
+            let _ = commands.send(Command::Close { key, reply: None }).await;
+        });
+    }
+}
+
+/// The feedback stream of a session; see [`Session::feedbacks`]. Ends when every device of
+/// the finished session has its feedback.
+#[derive(Debug)]
+pub struct Feedbacks {
+    receiver: Option<Pin<Box<Receiver<Feedback>>>>,
+    listening: Arc<AtomicBool>,
+}
+
+impl Stream for Feedbacks {
+    type Item = Feedback;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Feedback>> {
+        match &mut self.receiver {
+            Some(receiver) => receiver.as_mut().poll_next(cx),
+            None => Poll::Ready(None),
+        }
+    }
+}
+
+impl Drop for Feedbacks {
+    fn drop(&mut self) {
+        self.listening.store(false, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,617 @@
+//! The driver: one background task that owns the protocol core and moves its actions onto
+//! the network. The same code runs on every runtime.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use async_channel::{Receiver, Sender, TryRecvError, TrySendError};
+use bytes::Bytes;
+use futures_lite::io::{ReadHalf, WriteHalf};
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use futures_rustls::client::TlsStream;
+use push_proto::gcm::RequestId;
+use push_proto::{Action, Device, Event, Feedback, Full, Payload, Push, SessionId, apns, gcm};
+use rustls::ClientConfig;
+
+use crate::error::Error;
+use crate::http::HttpClient;
+use crate::net::{Endpoint, Timeouts, dial_tls, timeout};
+use crate::report::{ClientStats, Report};
+use crate::runtime::Runtime;
+
+/// A request from a session to the driver.
+pub(crate) enum Command {
+    /// A new session (sent before its first device).
+    Open {
+        key: u64,
+        payload: Box<Payload>,
+        feedback: Sender<Feedback>,
+        listening: Arc<AtomicBool>,
+    },
+    /// One device for a session.
+    Push { key: u64, device: Device },
+    /// No more devices; `reply` receives the report once every device has its feedback.
+    Close {
+        key: u64,
+        reply: Option<Sender<Report>>,
+    },
+}
+
+/// Something that happened on a connection task.
+enum Io<R: Runtime> {
+    ApnsConnected {
+        connection: u64,
+        writer: WriteHalf<TlsStream<R::Tcp>>,
+        stop: Sender<()>,
+    },
+    ApnsConnectFailed(Error),
+    ApnsRead {
+        connection: u64,
+        bytes: Vec<u8>,
+    },
+    ApnsClosed {
+        connection: u64,
+        error: Option<Error>,
+    },
+    Gcm(RequestId, Result<http::Response<Bytes>, Error>),
+}
+
+/// The writing half of a gateway connection, and the handle whose drop stops its reader.
+type Writer<R> = (WriteHalf<TlsStream<<R as Runtime>::Tcp>>, Sender<()>);
+
+/// The APNs side of the driver: where to connect and the connection in use.
+pub(crate) struct ApnsLink<R: Runtime> {
+    pub(crate) endpoint: Endpoint,
+    pub(crate) tls: Arc<ClientConfig>,
+    pub(crate) timeouts: Timeouts,
+    pub(crate) write_timeout: Duration,
+    connection: u64,
+    writer: Option<Writer<R>>,
+}
+
+impl<R: Runtime> ApnsLink<R> {
+    pub(crate) fn new(
+        endpoint: Endpoint,
+        tls: Arc<ClientConfig>,
+        timeouts: Timeouts,
+        write_timeout: Duration,
+    ) -> Self {
+        ApnsLink {
+            endpoint,
+            tls,
+            timeouts,
+            write_timeout,
+            connection: 0,
+            writer: None,
+        }
+    }
+}
+
+struct SessionState {
+    id: SessionId,
+    feedback: Sender<Feedback>,
+    listening: Arc<AtomicBool>,
+    /// Feedbacks the reader has not made room for yet.
+    waiting: VecDeque<Feedback>,
+    report: Report,
+    started: Instant,
+    reply: Option<Sender<Report>>,
+    closed: bool,
+    core_finished: bool,
+}
+
+/// The driver task's state.
+pub(crate) struct Driver<R: Runtime> {
+    runtime: R,
+    push: Push,
+    apns: Option<ApnsLink<R>>,
+    gcm: Option<Arc<HttpClient<R>>>,
+    commands: Receiver<Command>,
+    io_tx: Sender<Io<R>>,
+    io_rx: Receiver<Io<R>>,
+    sessions: HashMap<u64, SessionState>,
+    by_id: HashMap<SessionId, u64>,
+    /// A device the core had no room for; no command is taken until it is placed.
+    parked: Option<(u64, Device)>,
+    feedback_capacity: usize,
+    feedback_waiting: usize,
+    gcm_in_flight: usize,
+    apns_out: Vec<u8>,
+    stats: Arc<Mutex<ClientStats>>,
+}
+
+impl<R: Runtime> Driver<R> {
+    pub(crate) fn new(
+        runtime: R,
+        push: Push,
+        apns: Option<ApnsLink<R>>,
+        gcm: Option<HttpClient<R>>,
+        commands: Receiver<Command>,
+        feedback_capacity: usize,
+        stats: Arc<Mutex<ClientStats>>,
+    ) -> Self {
+        let (io_tx, io_rx) = async_channel::unbounded();
+        Driver {
+            runtime,
+            push,
+            apns,
+            gcm: gcm.map(Arc::new),
+            commands,
+            io_tx,
+            io_rx,
+            sessions: HashMap::new(),
+            by_id: HashMap::new(),
+            parked: None,
+            feedback_capacity,
+            feedback_waiting: 0,
+            gcm_in_flight: 0,
+            apns_out: Vec::new(),
+            stats,
+        }
+    }
+
+    /// Runs until every client handle and session is gone and all work is done.
+    pub(crate) async fn run(mut self) {
+        log::debug!("push driver started");
+        loop {
+            let mut progressed = self.take_io();
+            progressed |= self.take_commands();
+            self.perform_actions().await;
+            self.route_feedback();
+            self.publish_stats();
+            if self.finished() {
+                break;
+            }
+            if !progressed {
+                self.wait().await;
+            }
+        }
+        if let Some(apns) = &mut self.apns {
+            apns.writer = None;
+        }
+        log::debug!("push driver stopped");
+    }
+
+    fn accepting(&self) -> bool {
+        self.parked.is_none() && self.feedback_waiting < self.feedback_capacity
+    }
+
+    fn finished(&self) -> bool {
+        self.commands.is_closed()
+            && self.commands.is_empty()
+            && self.sessions.is_empty()
+            && self.parked.is_none()
+            && self.push.is_idle()
+            && self.gcm_in_flight == 0
+    }
+
+    /// Waits for the next input: a connection event, a command, the core's deadline, or
+    /// (when a reader is slow) a moment to retry handing over feedback.
+    async fn wait(&mut self) {
+        let now = Instant::now();
+        let mut deadline = self.push.poll_timeout();
+        if self.feedback_waiting > 0 {
+            let retry = now + Duration::from_millis(2);
+            deadline = Some(deadline.map_or(retry, |d| d.min(retry)));
+        }
+        let commands = async {
+            if self.accepting()
+                && let Ok(command) = self.commands.recv().await
+            {
+                return Some(Wake::Command(command));
+            }
+            std::future::pending().await
+        };
+        let timer = async {
+            match deadline {
+                Some(deadline) => self.runtime.sleep_until(deadline).await,
+                None => std::future::pending().await,
+            }
+            Some(Wake::Timer)
+        };
+        let io = async { self.io_rx.recv().await.ok().map(Wake::Io) };
+        let woke = futures_lite::future::or(io, futures_lite::future::or(commands, timer)).await;
+        match woke {
+            Some(Wake::Io(io)) => self.handle_io(io),
+            Some(Wake::Command(command)) => self.handle_command(command),
+            Some(Wake::Timer) | None => {}
+        }
+        let now = Instant::now();
+        if self
+            .push
+            .poll_timeout()
+            .is_some_and(|deadline| deadline <= now)
+        {
+            self.push.handle_timeout(now);
+        }
+    }
+
+    /// Handles every connection event already waiting.
+    fn take_io(&mut self) -> bool {
+        let mut progressed = false;
+        while let Ok(io) = self.io_rx.try_recv() {
+            self.handle_io(io);
+            progressed = true;
+        }
+        progressed
+    }
+
+    /// Takes commands while the core has room (a bounded number per turn, for fairness).
+    fn take_commands(&mut self) -> bool {
+        let mut progressed = false;
+        if let Some((key, device)) = self.parked.take() {
+            self.place(key, device);
+            progressed = self.parked.is_none();
+        }
+        for _ in 0..1024 {
+            if !self.accepting() {
+                break;
+            }
+            match self.commands.try_recv() {
+                Ok(command) => {
+                    self.handle_command(command);
+                    progressed = true;
+                }
+                Err(TryRecvError::Empty | TryRecvError::Closed) => break,
+            }
+        }
+        progressed
+    }
+
+    fn handle_command(&mut self, command: Command) {
+        match command {
+            Command::Open {
+                key,
+                payload,
+                feedback,
+                listening,
+            } => {
+                let id = self.push.open_session(&payload);
+                self.by_id.insert(id, key);
+                self.sessions.insert(
+                    key,
+                    SessionState {
+                        id,
+                        feedback,
+                        listening,
+                        waiting: VecDeque::new(),
+                        report: Report::default(),
+                        started: Instant::now(),
+                        reply: None,
+                        closed: false,
+                        core_finished: false,
+                    },
+                );
+            }
+            Command::Push { key, device } => {
+                if let Some(session) = self.sessions.get_mut(&key) {
+                    session.report.pushed += 1;
+                }
+                self.place(key, device);
+            }
+            Command::Close { key, reply } => {
+                if let Some(session) = self.sessions.get_mut(&key) {
+                    session.closed = true;
+                    session.reply = reply;
+                    let id = session.id;
+                    self.push.close_session(id);
+                }
+            }
+        }
+    }
+
+    /// Hands a device to the core, or parks it when the core is full.
+    fn place(&mut self, key: u64, device: Device) {
+        let Some(session) = self.sessions.get(&key) else {
+            return;
+        };
+        if let Err(Full(device)) = self.push.push(session.id, device, Instant::now()) {
+            self.parked = Some((key, device));
+        }
+    }
+
+    /// Performs every action the core asks for.
+    async fn perform_actions(&mut self) {
+        loop {
+            let now = Instant::now();
+            let Some(action) = self.push.poll_action(now, &mut self.apns_out) else {
+                return;
+            };
+            match action {
+                Action::ApnsConnect => self.connect_apns(),
+                Action::ApnsClose => {
+                    if let Some(apns) = &mut self.apns {
+                        apns.writer = None;
+                        apns.connection += 1;
+                    }
+                    self.push.handle_apns_closed(now);
+                }
+                Action::ApnsWrite => self.write_apns().await,
+                Action::GcmRequest(id, request) => self.send_gcm(id, *request),
+            }
+        }
+    }
+
+    fn connect_apns(&mut self) {
+        let Some(apns) = &mut self.apns else {
+            return;
+        };
+        apns.connection += 1;
+        let connection = apns.connection;
+        let (runtime, io) = (self.runtime.clone(), self.io_tx.clone());
+        let (endpoint, tls, timeouts) = (apns.endpoint.clone(), apns.tls.clone(), apns.timeouts);
+        self.runtime.spawn(async move {
+            match dial_tls(&runtime, &endpoint, tls, timeouts).await {
+                Ok(stream) => {
+                    log::info!("connected to the APNs gateway {endpoint}");
+                    let (reader, writer) = futures_lite::io::split(stream);
+                    let (stop, stopped) = async_channel::bounded(1);
+                    let connected = Io::ApnsConnected {
+                        connection,
+                        writer,
+                        stop,
+                    };
+                    if io.send(connected).await.is_ok() {
+                        read_apns(reader, stopped, connection, &endpoint, &io).await;
+                    }
+                }
+                Err(error) => {
+                    log::warn!("cannot connect to the APNs gateway: {error}");
+                    let _ = io.send(Io::ApnsConnectFailed(error)).await;
+                }
+            }
+        });
+    }
+
+    async fn write_apns(&mut self) {
+        let Some(apns) = &mut self.apns else {
+            return;
+        };
+        let now = Instant::now();
+        let Some((writer, _)) = &mut apns.writer else {
+            // Closed while the bytes were being produced: the core resends them.
+            self.apns_out.clear();
+            self.push.handle_apns_closed(now);
+            return;
+        };
+        let bytes = &self.apns_out;
+        let write = async {
+            writer.write_all(bytes).await?;
+            writer.flush().await
+        };
+        let endpoint = apns.endpoint.clone();
+        let write = async {
+            write.await.map_err(|error| Error::Connect {
+                host: endpoint.to_string(),
+                reason: format!("write failed: {error}"),
+            })
+        };
+        let result = timeout(
+            &self.runtime,
+            apns.write_timeout,
+            "write",
+            &apns.endpoint,
+            write,
+        )
+        .await;
+        self.apns_out.clear();
+        if let Err(error) = result {
+            log::warn!("APNs gateway connection lost: {error}");
+            apns.writer = None;
+            apns.connection += 1;
+            self.push.handle_apns_closed(Instant::now());
+        }
+    }
+
+    fn send_gcm(&mut self, id: RequestId, request: http::Request<Bytes>) {
+        let Some(http) = self.gcm.clone() else {
+            return;
+        };
+        self.gcm_in_flight += 1;
+        let io = self.io_tx.clone();
+        self.runtime.spawn(async move {
+            let result = http.exchange(request).await;
+            let _ = io.send(Io::Gcm(id, result)).await;
+        });
+    }
+
+    fn handle_io(&mut self, io: Io<R>) {
+        let now = Instant::now();
+        match io {
+            Io::ApnsConnected {
+                connection,
+                writer,
+                stop,
+            } => {
+                let Some(apns) = &mut self.apns else { return };
+                if connection == apns.connection {
+                    apns.writer = Some((writer, stop));
+                    self.push.handle_apns_connected(now);
+                }
+            }
+            Io::ApnsConnectFailed(error) => {
+                if error.is_fatal() {
+                    self.client_error(error.clone());
+                    self.push.handle_apns_fatal_error(now, &error.to_string());
+                } else {
+                    self.push
+                        .handle_apns_connect_failed(now, &error.to_string());
+                }
+            }
+            Io::ApnsRead { connection, bytes } => {
+                if self
+                    .apns
+                    .as_ref()
+                    .is_some_and(|a| a.connection == connection)
+                {
+                    self.push.handle_apns_input(now, &bytes);
+                }
+            }
+            Io::ApnsClosed { connection, error } => {
+                let Some(apns) = &mut self.apns else { return };
+                if connection != apns.connection {
+                    return;
+                }
+                apns.writer = None;
+                apns.connection += 1;
+                match error {
+                    Some(error) if error.is_fatal() => {
+                        self.client_error(error.clone());
+                        self.push.handle_apns_closed(now);
+                        self.push.handle_apns_fatal_error(now, &error.to_string());
+                    }
+                    _ => self.push.handle_apns_closed(now),
+                }
+            }
+            Io::Gcm(id, result) => {
+                self.gcm_in_flight -= 1;
+                match result {
+                    Ok(response) => self.push.handle_gcm_response(id, response, now),
+                    Err(error) => {
+                        log::warn!("GCM request failed: {error}");
+                        if error.is_fatal() {
+                            self.client_error(error.clone());
+                        }
+                        self.push.handle_gcm_failure(id, &error.to_string(), now);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Records a client-wide error in every open session's report (once per session).
+    fn client_error(&mut self, error: Error) {
+        for session in self.sessions.values_mut() {
+            if !session.report.errors.contains(&error) {
+                session.report.errors.push(error.clone());
+            }
+        }
+    }
+
+    /// Hands feedback to the sessions' streams and finishes sessions that are done.
+    fn route_feedback(&mut self) {
+        while let Some((id, feedback)) = self.push.poll_feedback() {
+            let Some(session) = self
+                .by_id
+                .get(&id)
+                .and_then(|key| self.sessions.get_mut(key))
+            else {
+                continue;
+            };
+            session.report.count(&feedback);
+            if session.listening.load(Ordering::Relaxed) {
+                session.waiting.push_back(feedback);
+                self.feedback_waiting += 1;
+            } else {
+                session.report.feedback_not_read += 1;
+            }
+        }
+        while let Some(event) = self.push.poll_event() {
+            match event {
+                Event::SessionFinished(id) => {
+                    let session = self
+                        .by_id
+                        .get(&id)
+                        .and_then(|key| self.sessions.get_mut(key));
+                    if let Some(session) = session {
+                        session.core_finished = true;
+                    }
+                }
+                Event::Apns(apns::Event::GaveUp { reason }) => {
+                    self.client_error(Error::GatewayUnreachable { reason });
+                }
+                Event::Gcm(gcm::Event::Unauthorized { detail }) => {
+                    self.client_error(Error::Unauthorized { detail });
+                }
+                other => log::warn!("{other:?}"),
+            }
+        }
+        let mut done = Vec::new();
+        for (key, session) in &mut self.sessions {
+            self.feedback_waiting -= hand_over(session);
+            if session.core_finished && session.waiting.is_empty() {
+                done.push(*key);
+            }
+        }
+        for key in done {
+            if let Some(mut session) = self.sessions.remove(&key) {
+                self.by_id.remove(&session.id);
+                session.report.elapsed = session.started.elapsed();
+                if let Some(reply) = session.reply.take() {
+                    let _ = reply.try_send(session.report);
+                }
+            }
+        }
+    }
+
+    fn publish_stats(&mut self) {
+        let mut stats = self.stats.lock().unwrap_or_else(PoisonError::into_inner);
+        stats.sessions = self.sessions.len() as u64;
+        stats.feedback_waiting = self.feedback_waiting as u64;
+        stats.feedback_waiting_peak = stats.feedback_waiting_peak.max(stats.feedback_waiting);
+        stats.apns_connections = self.push.apns().map_or(0, |g| g.stats().connections);
+        stats.gcm_requests = self.push.gcm().map_or(0, |s| s.stats().requests);
+    }
+}
+
+/// What ended a wait.
+enum Wake<R: Runtime> {
+    Io(Io<R>),
+    Command(Command),
+    Timer,
+}
+
+/// Moves a session's waiting feedback into its stream while there is room; drops it when the
+/// stream is gone. Returns how many left the waiting queue.
+fn hand_over(session: &mut SessionState) -> usize {
+    let mut moved = 0;
+    while let Some(feedback) = session.waiting.pop_front() {
+        match session.feedback.try_send(feedback) {
+            Ok(()) => moved += 1,
+            Err(TrySendError::Full(feedback)) => {
+                session.waiting.push_front(feedback);
+                break;
+            }
+            Err(TrySendError::Closed(_)) => {
+                moved += 1;
+                session.report.feedback_not_read += 1;
+                session.listening.store(false, Ordering::Relaxed);
+            }
+        }
+    }
+    moved
+}
+
+/// The reading half of a gateway connection: forwards what the gateway says until it closes
+/// or the driver lets go of the connection.
+async fn read_apns<R: Runtime>(
+    mut reader: ReadHalf<TlsStream<R::Tcp>>,
+    stopped: Receiver<()>,
+    connection: u64,
+    endpoint: &Endpoint,
+    io: &Sender<Io<R>>,
+) {
+    let mut buffer = vec![0u8; 1024];
+    let error = loop {
+        let read = async { Some(reader.read(&mut buffer).await) };
+        let stop = async {
+            let _ = stopped.recv().await;
+            None
+        };
+        match futures_lite::future::or(read, stop).await {
+            None => return,
+            Some(Ok(0)) => break None,
+            Some(Ok(n)) => {
+                let bytes = buffer[..n].to_vec();
+                if io.send(Io::ApnsRead { connection, bytes }).await.is_err() {
+                    return;
+                }
+            }
+            Some(Err(error)) => break Some(crate::net::tls_error(endpoint, &error)),
+        }
+    };
+    log::info!("the APNs gateway {endpoint} closed the connection");
+    let _ = io.send(Io::ApnsClosed { connection, error }).await;
+}

@@ -59,10 +59,8 @@ impl Runtime for Smol {
         }
     }
 
-    fn sleep_until(&self, deadline: Instant) -> impl Future<Output = ()> + Send {
-        async move {
-            async_io::Timer::at(deadline).await;
-        }
+    async fn sleep_until(&self, deadline: Instant) {
+        async_io::Timer::at(deadline).await;
     }
 
     fn spawn<F>(&self, task: F)

@@ -1,0 +1,410 @@
+//! Criterion benchmarks of the sans-IO protocol core: APNs frame encoding, the gateway's
+//! queue/transmit/confirm cycle, feedback decoding, and GCM request bodies and responses.
+//!
+//! Every group also runs `memcpy_baseline`: copying the same number of bytes the benchmark
+//! produces or consumes into a cleared, reused `Vec`. On a small machine shared with other jobs
+//! absolute figures drift; the ratio to the baseline measured in the same run drifts much less.
+//!
+//! Run with `cargo bench -p push-proto --bench proto` (see BENCHMARKS.md at the repository root).
+
+// Bench inputs are constants built in code (tokens, payloads, configurations); an `expect`
+// failing here means the benchmark itself is wrong, and it should stop loudly.
+#![allow(clippy::expect_used)]
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use criterion::{
+    BatchSize, BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main,
+    measurement::WallTime,
+};
+use push_proto::apns::{
+    Event, FeedbackDecoder, FeedbackTuple, Format, Frame, Gateway, GatewayConfig, Notification,
+};
+use push_proto::gcm::{Config, Message, MessageOptions, ResponseBody, Sender, TokenResult};
+use push_proto::{ApnsToken, GcmToken, Payload};
+use serde_json::Value;
+
+/// Notifications, tuples, tokens or results per iteration.
+const N: usize = 1_000;
+
+/// A realistic APNs payload of 98 bytes, shared by every notification as one `Bytes`.
+const APNS_PAYLOAD: &[u8] =
+    br#"{"aps":{"alert":"Your order #48213 has shipped and arrives Thursday","badge":3,"sound":"default"}}"#;
+
+/// UNIX seconds used as the expiry of notifications and the timestamp of feedback tuples.
+const EXPIRY: u32 = 1_700_000_000;
+
+/// Short runs: the machine has 2 cores shared with other jobs.
+fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(20)
+}
+
+/// A small deterministic generator (splitmix64), so every run benches the same inputs.
+struct Rng(u64);
+
+impl Rng {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn apns_token(&mut self) -> ApnsToken {
+        let mut bytes = [0u8; ApnsToken::LEN];
+        for chunk in bytes.chunks_mut(8) {
+            chunk.copy_from_slice(&self.next_u64().to_le_bytes());
+        }
+        ApnsToken::from_bytes(bytes)
+    }
+
+    /// `len` characters of the base64url alphabet registration ids are made of.
+    fn base64url(&mut self, len: usize) -> String {
+        const ALPHABET: &[u8; 64] =
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        (0..len)
+            .map(|_| char::from(ALPHABET[(self.next_u64() % 64) as usize]))
+            .collect()
+    }
+
+    /// A 160-character registration id shaped like FCM's: an instance id, a colon, and an
+    /// `APA91b…` token.
+    fn gcm_token(&mut self) -> String {
+        format!("{}:APA91b{}", self.base64url(11), self.base64url(142))
+    }
+}
+
+fn throughput(bytes: usize) -> Throughput {
+    Throughput::ElementsAndBytes {
+        elements: N as u64,
+        bytes: bytes as u64,
+    }
+}
+
+/// The reference point of every group: copy `bytes` into a cleared, reused `Vec`.
+fn memcpy_baseline(group: &mut BenchmarkGroup<'_, WallTime>, bytes: &[u8]) {
+    let mut out = Vec::with_capacity(bytes.len());
+    group.bench_function("memcpy_baseline", |b| {
+        b.iter(|| {
+            out.clear();
+            out.extend_from_slice(black_box(bytes));
+            black_box(out.as_slice());
+        });
+    });
+}
+
+fn apns_notifications(rng: &mut Rng) -> Vec<Notification> {
+    let payload = Bytes::from_static(APNS_PAYLOAD);
+    (0..N)
+        .map(|_| Notification {
+            token: rng.apns_token(),
+            payload: payload.clone(),
+            expiry: EXPIRY,
+            priority: 10,
+        })
+        .collect()
+}
+
+/// 1. Encoding 1,000 command-2 frames into a reused buffer.
+fn frame_encode(c: &mut Criterion) {
+    let mut rng = Rng(1);
+    let frames: Vec<Frame> = apns_notifications(&mut rng)
+        .into_iter()
+        .zip(0u32..)
+        .map(|(n, identifier)| Frame::framed(n.token, n.payload, identifier, n.expiry, n.priority))
+        .collect();
+    let mut encoded = Vec::new();
+    for frame in &frames {
+        frame.encode(&mut encoded).expect("a 98-byte payload fits");
+    }
+
+    let mut group = c.benchmark_group("apns_frame_encode");
+    group.throughput(throughput(encoded.len()));
+    let mut out = Vec::with_capacity(encoded.len());
+    group.bench_function("encode_command2", |b| {
+        b.iter(|| {
+            out.clear();
+            for frame in black_box(&frames) {
+                frame.encode(&mut out).expect("a 98-byte payload fits");
+            }
+            black_box(out.as_slice());
+        });
+    });
+    assert_eq!(
+        out, encoded,
+        "the benchmark encoded what the baseline copies"
+    );
+    memcpy_baseline(&mut group, &encoded);
+    group.finish();
+}
+
+/// One round of the gateway: queue every notification, write all frames, let the grace period
+/// pass so that all are confirmed, and drain the outcomes. Returns the time of the next round
+/// and the number of outcomes.
+fn gateway_round(
+    gateway: &mut Gateway<u32>,
+    notifications: &[Notification],
+    now: Instant,
+    out: &mut Vec<u8>,
+) -> (Instant, usize) {
+    for (tag, notification) in (0u32..).zip(notifications) {
+        gateway
+            .queue(notification.clone(), tag)
+            .expect("max_pending is above the batch");
+    }
+    out.clear();
+    while gateway.poll_transmit(now, out) > 0 {}
+    let later = now + gateway.config().grace;
+    gateway.handle_timeout(later);
+    let mut outcomes = 0;
+    while let Some(outcome) = gateway.poll_outcome() {
+        black_box(&outcome);
+        outcomes += 1;
+    }
+    (later, outcomes)
+}
+
+/// 2. The gateway's queue → transmit → confirm cycle for 1,000 notifications.
+fn gateway_throughput(c: &mut Criterion) {
+    let mut rng = Rng(2);
+    let notifications = apns_notifications(&mut rng);
+    let mut config = GatewayConfig::new(Format::Framed);
+    config.window = 1_000_000;
+    config.max_pending = 2 * N;
+    let mut gateway = Gateway::<u32>::new(config);
+
+    // Connect: the first queued notification asks for a connection.
+    let mut now = Instant::now();
+    gateway
+        .queue(notifications[0].clone(), u32::MAX)
+        .expect("an empty queue has room");
+    assert_eq!(gateway.poll_event(), Some(Event::Connect));
+    gateway.handle_connected(now);
+    let mut out = Vec::new();
+    while gateway.poll_transmit(now, &mut out) > 0 {}
+    now += gateway.config().grace;
+    gateway.handle_timeout(now);
+    assert!(gateway.poll_outcome().is_some() && gateway.is_idle());
+
+    // One round outside the measurement gives the bytes written per round.
+    let (next, outcomes) = gateway_round(&mut gateway, &notifications, now, &mut out);
+    now = next;
+    assert_eq!(outcomes, N);
+    let written = out.clone();
+
+    let mut group = c.benchmark_group("apns_gateway");
+    group.throughput(throughput(written.len()));
+    group.bench_function("queue_transmit_confirm", |b| {
+        b.iter(|| {
+            let (next, outcomes) =
+                gateway_round(&mut gateway, black_box(&notifications), now, &mut out);
+            now = next;
+            black_box((out.as_slice(), outcomes));
+        });
+    });
+    assert!(gateway.is_idle() && gateway.poll_event().is_none());
+    assert_eq!(out.len(), written.len());
+    memcpy_baseline(&mut group, &written);
+    group.finish();
+}
+
+/// 3. Decoding 1,000 feedback tuples (38 bytes each) arriving in 4 KiB reads.
+fn feedback_decode(c: &mut Criterion) {
+    let mut rng = Rng(3);
+    let mut stream = Vec::new();
+    for timestamp in (EXPIRY..).take(N) {
+        FeedbackTuple::for_token(timestamp, &rng.apns_token())
+            .encode(&mut stream)
+            .expect("a 32-byte token fits");
+    }
+    assert_eq!(stream.len(), 38 * N);
+
+    let mut group = c.benchmark_group("apns_feedback_decode");
+    group.throughput(throughput(stream.len()));
+    let mut decoder = FeedbackDecoder::new();
+    group.bench_function("decode_4k_chunks", |b| {
+        b.iter(|| {
+            let mut tuples = 0;
+            for chunk in black_box(&stream).chunks(4096) {
+                decoder.handle_input(chunk);
+                while let Some(tuple) = decoder.poll_tuple() {
+                    black_box(&tuple);
+                    tuples += 1;
+                }
+            }
+            black_box(tuples);
+        });
+    });
+    assert_eq!(decoder.buffered(), 0);
+    memcpy_baseline(&mut group, &stream);
+    group.finish();
+}
+
+/// The GCM message of benchmarks 4 and 5: a title, a body, a collapse key, a time to live and
+/// two data fields.
+fn gcm_message() -> Message {
+    let payload = Payload::new()
+        .title("Order shipped")
+        .body("Your order #48213 has shipped and arrives Thursday")
+        .collapse_key("order-48213")
+        .time_to_live(3600)
+        .data("order", "48213")
+        .data("kind", "shipping");
+    Message::new(&payload, &MessageOptions::default()).expect("a valid payload")
+}
+
+fn gcm_tokens(rng: &mut Rng) -> Vec<GcmToken> {
+    (0..N)
+        .map(|_| GcmToken::parse(&rng.gcm_token()).expect("base64url has no whitespace"))
+        .collect()
+}
+
+fn gcm_config() -> Config {
+    let mut config = Config::new("bench-api-key");
+    config.batch_size = N;
+    config
+}
+
+/// A sender with one message whose 1,000 tokens are queued, filling exactly one batch.
+fn gcm_sender_with(message: &Message, tokens: &[GcmToken], now: Instant) -> Sender<u32> {
+    let mut sender = Sender::new(gcm_config()).expect("a valid config");
+    let id = sender.open_message(message.clone());
+    for (tag, token) in (0u32..).zip(tokens) {
+        sender
+            .queue(id, token.clone(), tag, now)
+            .expect("max_pending is above the batch");
+    }
+    sender.close_message(id);
+    sender
+}
+
+/// 4. The request body for 1,000 tokens, alone and through the sender's queue/poll cycle.
+fn gcm_request(c: &mut Criterion) {
+    let mut rng = Rng(4);
+    let tokens = gcm_tokens(&mut rng);
+    let ids: Vec<&str> = tokens.iter().map(GcmToken::as_str).collect();
+    let message = gcm_message();
+    let body = message.request_body(&ids).expect("serializable");
+    let now = Instant::now();
+
+    let mut group = c.benchmark_group("gcm_request");
+    group.throughput(throughput(body.len()));
+    group.bench_function("request_body", |b| {
+        b.iter(|| black_box(&message).request_body(black_box(&ids)));
+    });
+    group.bench_function("sender_queue_poll_request", |b| {
+        b.iter_batched(
+            || {
+                let sender = Sender::<u32>::new(gcm_config()).expect("a valid config");
+                (sender, tokens.clone())
+            },
+            |(mut sender, tokens)| {
+                let id = sender.open_message(message.clone());
+                for (tag, token) in (0u32..).zip(tokens) {
+                    sender
+                        .queue(id, token, tag, now)
+                        .expect("max_pending is above the batch");
+                }
+                sender.close_message(id);
+                let request = sender.poll_request(now).expect("one full batch");
+                (sender, request)
+            },
+            BatchSize::LargeInput,
+        );
+    });
+    let (_, request) = gcm_sender_with(&message, &tokens, now)
+        .poll_request(now)
+        .expect("one full batch");
+    assert_eq!(request.body(), &body);
+    memcpy_baseline(&mut group, &body);
+    group.finish();
+}
+
+/// A 200 body answering 1,000 tokens: 90 % plain successes, 5 % with a canonical id, 3 %
+/// `NotRegistered`, 1 % `InvalidRegistration` and 1 % `Unavailable` (retried later).
+fn gcm_response_body(rng: &mut Rng) -> Bytes {
+    let results: Vec<TokenResult> = (0..N)
+        .map(|i| {
+            let message_id = Some(Value::from(format!(
+                "0:{}%921c249af9fd7ecd",
+                1_700_000_000_000_000 + i
+            )));
+            let error = |code: &str| TokenResult {
+                error: Some(code.to_owned()),
+                ..TokenResult::default()
+            };
+            match i % 100 {
+                0..=4 => TokenResult {
+                    message_id,
+                    registration_id: Some(rng.gcm_token()),
+                    error: None,
+                },
+                5..=7 => error("NotRegistered"),
+                8 => error("InvalidRegistration"),
+                9 => error("Unavailable"),
+                _ => TokenResult {
+                    message_id,
+                    ..TokenResult::default()
+                },
+            }
+        })
+        .collect();
+    let count = |keep: fn(&TokenResult) -> bool| results.iter().filter(|r| keep(r)).count() as u64;
+    let body = ResponseBody {
+        multicast_id: Some(6_782_339_717_028_231_855),
+        success: count(|r| r.message_id.is_some()),
+        failure: count(|r| r.error.is_some()),
+        canonical_ids: count(|r| r.registration_id.is_some()),
+        results,
+    };
+    Bytes::from(serde_json::to_vec(&body).expect("serializable"))
+}
+
+/// 5. Handling a 200 response with 1,000 results and draining the outcomes.
+fn gcm_response(c: &mut Criterion) {
+    let mut rng = Rng(5);
+    let tokens = gcm_tokens(&mut rng);
+    let message = gcm_message();
+    let body = gcm_response_body(&mut rng);
+    let now = Instant::now();
+
+    let mut group = c.benchmark_group("gcm_response");
+    group.throughput(throughput(body.len()));
+    let mut settled = 0;
+    group.bench_function("handle_response_drain", |b| {
+        b.iter_batched(
+            || {
+                let mut sender = gcm_sender_with(&message, &tokens, now);
+                let (id, _) = sender.poll_request(now).expect("one full batch");
+                (sender, id, http::Response::new(body.clone()))
+            },
+            |(mut sender, id, response)| {
+                sender.handle_response(id, response, now);
+                settled = 0;
+                while let Some(outcome) = sender.poll_outcome() {
+                    black_box(&outcome);
+                    settled += 1;
+                }
+                sender
+            },
+            BatchSize::LargeInput,
+        );
+    });
+    // Everything but the 1 % `Unavailable`, which waits for a retry.
+    assert_eq!(settled, N - N / 100);
+    memcpy_baseline(&mut group, &body);
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = frame_encode, gateway_throughput, feedback_decode, gcm_request, gcm_response
+}
+criterion_main!(benches);

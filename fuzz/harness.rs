@@ -1,0 +1,660 @@
+//! Fuzz harnesses shared by the cargo-fuzz targets (`fuzz/fuzz_targets/*.rs`) and the stable
+//! corpus replay test (`push-proto/tests/fuzz_corpus.rs`).
+//!
+//! One function per target, each taking the fuzzer's bytes. They use only push-proto's public
+//! API and assert invariants of the protocol core, so a failing assertion is a finding, not
+//! just a panic. Keep them deterministic: the same bytes must always take the same path, or a
+//! crash found by the fuzzer would not replay under `cargo test`.
+
+// Each fuzz target uses one function of this file; the replay test uses them all.
+#![allow(dead_code, unreachable_pub)]
+
+use std::time::{Duration, Instant};
+
+use push_proto::apns::{
+    ErrorResponse, Event, FeedbackDecoder, FeedbackTuple, Format, Frame, Gateway, GatewayConfig,
+    Notification, SilentClose, Status,
+};
+use push_proto::{ApnsToken, DeviceError};
+
+// ---------------------------------------------------------------------------------------------
+// frame
+// ---------------------------------------------------------------------------------------------
+
+/// `Frame::decode` on arbitrary bytes: never panics, never claims more bytes than it was given,
+/// and a decoded frame re-encodes to exactly the bytes it used and decodes back to itself.
+pub fn frame(data: &[u8]) {
+    let decoded = Frame::decode(data);
+    match &decoded {
+        Ok(Some((frame, used))) => {
+            let used = *used;
+            assert!(used <= data.len(), "used {used} of {} bytes", data.len());
+            assert!(!frame.payload.is_empty(), "a decoded frame has a payload");
+            assert_eq!(
+                data[0],
+                frame.format.command(),
+                "format from the command byte"
+            );
+
+            let mut encoded = Vec::new();
+            frame.encode(&mut encoded).expect("a decoded frame encodes");
+            assert_eq!(encoded.len(), used, "re-encoding gives the bytes used");
+            assert_eq!(frame.encoded_len(), used, "encoded_len agrees");
+            assert_eq!(
+                Frame::decode(&encoded),
+                Ok(Some((frame.clone(), used))),
+                "the re-encoded frame decodes to the same frame"
+            );
+            match frame.format {
+                // Classic frames have exactly one encoding.
+                Format::Simple | Format::Enhanced => {
+                    assert_eq!(
+                        encoded,
+                        data[..used],
+                        "classic frames re-encode byte for byte"
+                    );
+                }
+                // Command 2 items may come in any order; the header still matches.
+                Format::Framed => {
+                    assert_eq!(encoded[..5], data[..5], "command 2 header");
+                    let frame_len = u32::from_be_bytes([data[1], data[2], data[3], data[4]]);
+                    assert_eq!(frame_len as usize, used - 5, "frame length field");
+                }
+            }
+
+            // Trailing bytes do not change the frame; every strict prefix asks for more.
+            assert_eq!(Frame::decode(&data[..used]), decoded, "exact slice");
+            assert_eq!(Frame::decode(&data[..used - 1]), Ok(None), "one byte short");
+            assert_eq!(Frame::decode(&data[..used / 2]), Ok(None), "half");
+        }
+        Ok(None) => {
+            // Only the start of a frame: a known command whose length is not all there.
+            if let Some(&command) = data.first() {
+                assert!(command <= 2, "need-more for unknown command {command}");
+            }
+        }
+        Err(error) => {
+            let _ = error.to_string();
+            let _ = error.status();
+            assert!(!data.is_empty(), "an empty input is never an error");
+        }
+    }
+    // Appending bytes never changes a verdict that was already reached.
+    if let Ok(None) = decoded {
+    } else {
+        let mut longer = data.to_vec();
+        longer.push(data.first().copied().unwrap_or(0) ^ 0x5a);
+        assert_eq!(
+            Frame::decode(&longer),
+            decoded,
+            "verdict changed by a trailing byte"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// error_response
+// ---------------------------------------------------------------------------------------------
+
+/// `ErrorResponse::decode`: a decoded response re-encodes to the first six bytes; need-more and
+/// errors happen exactly when the bytes say so.
+pub fn error_response(data: &[u8]) {
+    match ErrorResponse::decode(data) {
+        Ok(Some(response)) => {
+            assert!(data.len() >= ErrorResponse::LEN);
+            assert_eq!(response.encode()[..], data[..ErrorResponse::LEN]);
+            assert_eq!(Status::from_code(response.status.code()), response.status);
+            assert!(!response.status.description().is_empty());
+            let shown = response.status.to_string();
+            assert!(
+                shown.starts_with(&response.status.code().to_string()),
+                "{shown}"
+            );
+        }
+        Ok(None) => {
+            assert!(
+                data.is_empty() || (data[0] == ErrorResponse::COMMAND && data.len() < 6),
+                "need-more for {data:02x?}"
+            );
+        }
+        Err(error) => {
+            assert_eq!(Some(&error.0), data.first());
+            assert_ne!(error.0, ErrorResponse::COMMAND);
+            let _ = error.to_string();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// feedback
+// ---------------------------------------------------------------------------------------------
+
+/// The feedback stream `data`, fed to a [`FeedbackDecoder`] in chunks whose sizes come from the
+/// data itself, sometimes without polling in between: the tuples re-encode to a prefix of the
+/// input, the decoder buffers exactly what it has not returned, and `finish` reports the
+/// leftover.
+pub fn feedback(data: &[u8]) {
+    let mut decoder = FeedbackDecoder::new();
+    let mut tuples = Vec::new();
+    let mut consumed = 0usize;
+    let mut fed = 0usize;
+    let mut round = 0u8;
+    while fed < data.len() {
+        let control = data[fed] ^ round;
+        round = round.wrapping_add(37);
+        let mut len = usize::from(control % 33);
+        if len == 0 {
+            decoder.handle_input(&[]);
+            len = 1;
+        }
+        let end = (fed + len).min(data.len());
+        decoder.handle_input(&data[fed..end]);
+        fed = end;
+        if control & 0x40 == 0 {
+            while let Some(tuple) = decoder.poll_tuple() {
+                consumed += tuple.encoded_len();
+                tuples.push(tuple);
+            }
+        }
+        assert_eq!(
+            decoder.buffered(),
+            fed - consumed,
+            "buffered after {fed} bytes"
+        );
+    }
+    while let Some(tuple) = decoder.poll_tuple() {
+        consumed += tuple.encoded_len();
+        tuples.push(tuple);
+    }
+    assert_eq!(decoder.buffered(), data.len() - consumed);
+
+    // The tuples are the stream's prefix, and the same as a one-shot decode finds.
+    let mut encoded = Vec::new();
+    for tuple in &tuples {
+        tuple.encode(&mut encoded).expect("a decoded tuple encodes");
+        assert_eq!(tuple.apns_token().is_some(), tuple.token.len() == 32);
+    }
+    assert_eq!(encoded.len(), consumed);
+    assert_eq!(
+        encoded[..],
+        data[..consumed],
+        "tuples re-encode to the input's prefix"
+    );
+    let mut one_shot = Vec::new();
+    let mut rest = data;
+    while let Some((tuple, used)) = FeedbackTuple::decode(rest) {
+        assert!(used <= rest.len());
+        one_shot.push(tuple);
+        rest = &rest[used..];
+    }
+    assert_eq!(one_shot, tuples, "chunked and one-shot decoding agree");
+    assert_eq!(rest.len(), data.len() - consumed);
+
+    let leftover = &data[consumed..];
+    match decoder.finish() {
+        Ok(()) => assert!(
+            leftover.is_empty(),
+            "finish ok with {} bytes left",
+            leftover.len()
+        ),
+        Err(truncated) => {
+            assert_eq!(truncated.leftover, leftover.len());
+            assert!(truncated.leftover > 0);
+            let expected = match leftover {
+                [_, _, _, _, hi, lo, ..] => {
+                    Some(FeedbackTuple::HEADER_LEN + usize::from(u16::from_be_bytes([*hi, *lo])))
+                }
+                _ => None,
+            };
+            assert_eq!(truncated.expected, expected);
+            if let Some(expected) = truncated.expected {
+                assert!(expected > truncated.leftover);
+            }
+            let _ = truncated.to_string();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// gateway
+// ---------------------------------------------------------------------------------------------
+
+/// Reads the fuzzer's bytes front to back; past the end, every byte is 0.
+struct Input<'a> {
+    data: &'a [u8],
+}
+
+impl<'a> Input<'a> {
+    fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+
+    fn byte(&mut self) -> u8 {
+        match self.data.split_first() {
+            Some((&first, rest)) => {
+                self.data = rest;
+                first
+            }
+            None => 0,
+        }
+    }
+
+    fn take(&mut self, n: usize) -> &'a [u8] {
+        let (head, rest) = self.data.split_at(n.min(self.data.len()));
+        self.data = rest;
+        head
+    }
+}
+
+/// What the driver knows of its socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Socket {
+    Closed,
+    /// `Event::Connect` was received and not yet answered.
+    Connecting,
+    Open,
+}
+
+/// Most notifications one run queues, so every run stays short.
+const MAX_NOTIFICATIONS: u32 = 64;
+
+/// A driver that follows the gateway's contract and checks what comes out.
+struct Driver {
+    gateway: Gateway<u32>,
+    format: Format,
+    payload_limit: usize,
+    max_transmit: usize,
+    t0: Instant,
+    now: Instant,
+    socket: Socket,
+    /// Per tag: the payload length it was queued with, if accepted.
+    queued: Vec<Option<usize>>,
+    /// Per tag: outcomes received.
+    outcomes: Vec<u32>,
+    outcomes_total: u64,
+    /// The identifier the next written frame must carry.
+    next_identifier: u32,
+    frames_written: u64,
+    bytes_written: u64,
+}
+
+fn token_for(tag: u32) -> ApnsToken {
+    let mut bytes = [0xa5u8; 32];
+    bytes[..4].copy_from_slice(&tag.to_be_bytes());
+    ApnsToken::from_bytes(bytes)
+}
+
+fn tag_of(token: &ApnsToken) -> u32 {
+    let bytes = token.as_bytes();
+    u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]])
+}
+
+impl Driver {
+    fn new(input: &mut Input<'_>) -> Self {
+        let format = match input.byte() % 3 {
+            0 => Format::Framed,
+            1 => Format::Enhanced,
+            _ => Format::Simple,
+        };
+        let mut config = GatewayConfig::new(format);
+        let knobs = input.byte();
+        config.payload_limit = 8 + usize::from(input.byte() % 64);
+        config.grace = Duration::from_millis(1 + u64::from(input.byte()) * 4);
+        config.window = 1 + usize::from(knobs % 8);
+        config.max_pending = 1 + usize::from(input.byte() % 24);
+        config.max_attempts = 1 + u32::from((knobs >> 3) % 4);
+        config.max_connect_attempts = 1 + u32::from(input.byte() % 4);
+        config.reconnect_initial = Duration::from_millis(10);
+        config.reconnect_max = Duration::from_millis(200);
+        config.seed = u64::from(input.byte());
+        config.silent_close = if knobs & 0x20 == 0 {
+            SilentClose::Resend
+        } else {
+            SilentClose::Report
+        };
+        config.max_transmit = match knobs >> 6 {
+            0 => 64 * 1024,
+            1 => 1,
+            2 => 100,
+            _ => 300,
+        };
+        // Start near the wrap of the identifier counter half of the time.
+        let start = input.byte();
+        config.first_identifier = if start & 1 == 0 {
+            u32::from(start)
+        } else {
+            u32::MAX - u32::from(start >> 2)
+        };
+        let t0 = Instant::now();
+        Driver {
+            format,
+            payload_limit: config.payload_limit,
+            max_transmit: config.max_transmit,
+            next_identifier: config.first_identifier,
+            gateway: Gateway::new(config),
+            t0,
+            now: t0,
+            socket: Socket::Closed,
+            queued: Vec::new(),
+            outcomes: Vec::new(),
+            outcomes_total: 0,
+            frames_written: 0,
+            bytes_written: 0,
+        }
+    }
+
+    fn queue(&mut self, size: usize) {
+        let tag = self.queued.len() as u32;
+        if tag >= MAX_NOTIFICATIONS {
+            return;
+        }
+        let notification = Notification {
+            token: token_for(tag),
+            payload: vec![b'x'; size.max(1)].into(),
+            expiry: tag,
+            priority: 10,
+        };
+        let had_capacity = self.gateway.has_capacity();
+        match self.gateway.queue(notification, tag) {
+            Ok(()) => {
+                assert!(had_capacity, "queue accepted without capacity");
+                self.queued.push(Some(size.max(1)));
+            }
+            Err(full) => {
+                assert!(!had_capacity, "queue refused with capacity");
+                assert_eq!(full.0.1, tag, "Full hands the tag back");
+                assert_eq!(
+                    full.0.0.token,
+                    token_for(tag),
+                    "Full hands the notification back"
+                );
+                self.queued.push(None);
+            }
+        }
+        self.outcomes.push(0);
+    }
+
+    /// Drains the outputs in the documented order, acting on events, until nothing is left.
+    fn drain(&mut self) {
+        loop {
+            let mut acted = false;
+            while let Some(event) = self.gateway.poll_event() {
+                match event {
+                    Event::Connect => {
+                        assert_eq!(
+                            self.socket,
+                            Socket::Closed,
+                            "Connect while {:?}",
+                            self.socket
+                        );
+                        self.socket = Socket::Connecting;
+                    }
+                    Event::Close => {
+                        assert_eq!(self.socket, Socket::Open, "Close while {:?}", self.socket);
+                        self.socket = Socket::Closed;
+                        self.gateway.handle_closed(self.now);
+                        acted = true;
+                    }
+                    Event::WindowOverflow { .. } | Event::ProtocolViolation(_) => {}
+                    Event::GaveUp { reason } => assert!(!reason.is_empty()),
+                    other => panic!("unexpected event {other:?}"),
+                }
+            }
+            if acted {
+                continue;
+            }
+            self.transmit();
+            self.collect_outcomes();
+            break;
+        }
+        self.check_stats();
+    }
+
+    fn transmit(&mut self) {
+        let mut out = vec![0xee]; // poll_transmit appends: keep what was there
+        let written = self.gateway.poll_transmit(self.now, &mut out);
+        assert_eq!(out[0], 0xee);
+        assert_eq!(written, out.len() - 1);
+        if self.socket != Socket::Open {
+            assert_eq!(written, 0, "wrote {written} bytes without a connection");
+            return;
+        }
+        let mut rest = &out[1..];
+        let mut last_len = 0;
+        while !rest.is_empty() {
+            let (frame, used) = match Frame::decode(rest) {
+                Ok(Some(decoded)) => decoded,
+                other => panic!("poll_transmit wrote an undecodable frame: {other:?}"),
+            };
+            assert_eq!(frame.format, self.format);
+            let expected_identifier = match self.format {
+                Format::Simple => None,
+                Format::Enhanced | Format::Framed => Some(self.next_identifier),
+            };
+            assert_eq!(
+                frame.identifier, expected_identifier,
+                "identifiers count up"
+            );
+            self.next_identifier = self.next_identifier.wrapping_add(1);
+            let tag = tag_of(&frame.token);
+            assert_eq!(frame.token, token_for(tag));
+            let size = self.queued.get(tag as usize).copied().flatten();
+            assert_eq!(size, Some(frame.payload.len()), "frame for tag {tag}");
+            assert!(frame.payload.len() <= self.payload_limit);
+            assert_eq!(
+                self.outcomes[tag as usize], 0,
+                "tag {tag} written after its outcome"
+            );
+            self.frames_written += 1;
+            last_len = used;
+            rest = &rest[used..];
+        }
+        if written > 0 {
+            assert!(
+                written - last_len < self.max_transmit,
+                "{written} bytes written with max_transmit {}",
+                self.max_transmit
+            );
+        }
+        self.bytes_written += written as u64;
+    }
+
+    fn collect_outcomes(&mut self) {
+        while let Some(outcome) = self.gateway.poll_outcome() {
+            let tag = outcome.tag as usize;
+            let size = self.queued.get(tag).copied().flatten();
+            let Some(size) = size else {
+                panic!("outcome for tag {tag}, never accepted: {outcome:?}");
+            };
+            assert_eq!(
+                self.outcomes[tag], 0,
+                "second outcome for tag {tag}: {outcome:?}"
+            );
+            self.outcomes[tag] += 1;
+            self.outcomes_total += 1;
+            assert_eq!(outcome.new_token, None, "APNs never replaces tokens");
+            if size > self.payload_limit {
+                assert!(
+                    matches!(outcome.error, Some(DeviceError::PayloadTooLarge { .. })),
+                    "oversized payload of tag {tag}: {outcome:?}"
+                );
+            }
+        }
+    }
+
+    fn check_stats(&self) {
+        let stats = self.gateway.stats();
+        let accepted = self.queued.iter().flatten().count() as u64;
+        assert_eq!(stats.queued, accepted, "stats.queued");
+        assert_eq!(
+            stats.delivered + stats.failed,
+            self.outcomes_total,
+            "stats outcomes"
+        );
+        assert_eq!(
+            stats.frames_written, self.frames_written,
+            "stats.frames_written"
+        );
+        assert_eq!(
+            stats.bytes_written, self.bytes_written,
+            "stats.bytes_written"
+        );
+        let unresolved = self
+            .queued
+            .iter()
+            .zip(&self.outcomes)
+            .filter(|(q, n)| q.is_some() && **n == 0);
+        assert_eq!(self.gateway.unresolved(), unresolved.count(), "unresolved");
+    }
+
+    fn advance(&mut self, by: Duration) {
+        self.now += by;
+        self.gateway.handle_timeout(self.now);
+        self.drain();
+        self.check_deadline_ahead();
+    }
+
+    /// Right after `handle_timeout(now)` and draining, the next deadline is in the future:
+    /// a driver that waits for it never spins.
+    fn check_deadline_ahead(&self) {
+        if let Some(deadline) = self.gateway.poll_timeout() {
+            assert!(
+                deadline > self.now,
+                "deadline {:?} not after now {:?}",
+                deadline - self.t0,
+                self.now - self.t0
+            );
+        }
+    }
+
+    fn input(&mut self, bytes: &[u8]) {
+        if self.socket == Socket::Open {
+            self.gateway.handle_input(self.now, bytes);
+            self.drain();
+        }
+    }
+
+    fn step(&mut self, input: &mut Input<'_>) {
+        let op = input.byte();
+        match op % 8 {
+            0 => {
+                let size = usize::from(input.byte() % 96);
+                self.queue(size);
+                self.drain();
+            }
+            1 => {
+                let answer = input.byte();
+                if self.socket == Socket::Connecting {
+                    if answer & 1 == 0 {
+                        self.socket = Socket::Open;
+                        self.gateway.handle_connected(self.now);
+                    } else {
+                        self.socket = Socket::Closed;
+                        self.gateway
+                            .handle_connect_failed(self.now, "refused by the fuzzer");
+                    }
+                    self.drain();
+                }
+            }
+            2 | 3 => {
+                // Raw server bytes, in one or two reads.
+                let len = 1 + usize::from(op >> 4);
+                let bytes = input.take(len);
+                let split = usize::from((op >> 3) & 1) * bytes.len() / 2;
+                self.input(&bytes[..split]);
+                self.input(&bytes[split..]);
+            }
+            4 => {
+                // A well-formed error response naming a recent identifier (or one never sent).
+                let status = Status::from_code(input.byte());
+                let back = input.byte();
+                let identifier = if back < 240 {
+                    self.next_identifier.wrapping_sub(1 + u32::from(back % 12))
+                } else {
+                    self.next_identifier.wrapping_add(u32::from(back - 240))
+                };
+                let bytes = ErrorResponse { status, identifier }.encode();
+                let split = usize::from(op >> 3) % 7;
+                self.input(&bytes[..split]);
+                self.input(&bytes[split..]);
+            }
+            5 => {
+                if self.socket == Socket::Open {
+                    self.socket = Socket::Closed;
+                    self.gateway.handle_closed(self.now);
+                    self.drain();
+                }
+            }
+            6 => {
+                let millis = u64::from(input.byte()) * u64::from(op >> 3 | 1);
+                self.advance(Duration::from_millis(millis));
+            }
+            _ => {
+                // Wake exactly at the deadline the gateway asked for.
+                match self.gateway.poll_timeout() {
+                    Some(deadline) if deadline > self.now => self.advance(deadline - self.now),
+                    _ => self.advance(Duration::ZERO),
+                }
+            }
+        }
+    }
+
+    /// Lets time pass with a well-behaved server until every notification has its outcome.
+    fn finish(&mut self) {
+        self.drain();
+        for _ in 0..10_000 {
+            if self.gateway.is_idle() && self.socket != Socket::Connecting {
+                break;
+            }
+            if self.socket == Socket::Connecting {
+                self.socket = Socket::Open;
+                self.gateway.handle_connected(self.now);
+                self.drain();
+            } else if let Some(deadline) = self.gateway.poll_timeout() {
+                let by = deadline.saturating_duration_since(self.now);
+                self.advance(by);
+            } else {
+                panic!(
+                    "gateway stalled: {} unresolved, socket {:?}, nothing to wait for",
+                    self.gateway.unresolved(),
+                    self.socket
+                );
+            }
+        }
+        assert!(self.gateway.is_idle(), "not idle after the bounded finish");
+        self.collect_outcomes();
+        for (tag, (queued, outcomes)) in self.queued.iter().zip(&self.outcomes).enumerate() {
+            let expected = u32::from(queued.is_some());
+            assert_eq!(*outcomes, expected, "tag {tag}: {outcomes} outcomes");
+        }
+        self.check_stats();
+    }
+}
+
+/// A `Gateway<u32>` driven by the fuzzer's bytes: the first bytes pick a small config, the
+/// rest is a script of queue / connect answers / server bytes / closes / time steps, after
+/// which time runs on until the gateway is idle. Every notification gets exactly one outcome,
+/// every frame written decodes, and the gateway asks for nothing the driver cannot do.
+pub fn gateway(data: &[u8]) {
+    let mut input = Input { data };
+    let mut driver = Driver::new(&mut input);
+    // Something to send from the start.
+    let initial = input.byte() % 8;
+    for _ in 0..initial {
+        driver.queue(20);
+    }
+    driver.drain();
+    while !input.is_empty() {
+        driver.step(&mut input);
+    }
+    driver.finish();
+}
+
+// ---------------------------------------------------------------------------------------------
+// gcm_response
+// ---------------------------------------------------------------------------------------------
+
+// Reserved for the GCM response parser's target (`gcm_response`), to be added once the GCM
+// module lands in push-proto: add `pub fn gcm_response(data: &[u8])` here, a
+// `fuzz_targets/gcm_response.rs`, its `[[bin]]` in fuzz/Cargo.toml, seeds in
+// `corpus/gcm_response/`, and a line in push-proto/tests/fuzz_corpus.rs.

@@ -15,7 +15,8 @@ use push_proto::apns::{
     ErrorResponse, Event, FeedbackDecoder, FeedbackTuple, Format, Frame, Gateway, GatewayConfig,
     Notification, SilentClose, Status,
 };
-use push_proto::{ApnsToken, DeviceError};
+use push_proto::gcm::{self, MessageOptions, RequestBody, Sender, parse_results};
+use push_proto::{ApnsToken, DeviceError, GcmToken, Payload};
 
 // ---------------------------------------------------------------------------------------------
 // frame
@@ -654,7 +655,81 @@ pub fn gateway(data: &[u8]) {
 // gcm_response
 // ---------------------------------------------------------------------------------------------
 
-// Reserved for the GCM response parser's target (`gcm_response`), to be added once the GCM
-// module lands in push-proto: add `pub fn gcm_response(data: &[u8])` here, a
-// `fuzz_targets/gcm_response.rs`, its `[[bin]]` in fuzz/Cargo.toml, seeds in
-// `corpus/gcm_response/`, and a line in push-proto/tests/fuzz_corpus.rs.
+/// A GCM response made of the fuzzer's bytes — status and `Retry-After` / `Date` headers picked
+/// by the first bytes, the rest the body — handed to a `Sender` with a batch in flight; then
+/// every retry fails in transport until the sender gives up. The parser never panics, every
+/// token gets exactly one outcome, and no token is sent more than `max_attempts` times.
+pub fn gcm_response(data: &[u8]) {
+    let [tokens, status, retry, body @ ..] = data else {
+        return;
+    };
+    let tokens = usize::from(tokens % 8) + 1;
+    let sent: Vec<String> = (0..tokens).map(|i| format!("token-{i}")).collect();
+    if let Ok(verdicts) = parse_results(body, &sent) {
+        assert_eq!(verdicts.len(), tokens, "one verdict per token");
+    }
+
+    let mut config = gcm::Config::new("key");
+    config.max_attempts = 3;
+    let mut sender: Sender<usize> = Sender::new(config).expect("valid config");
+    let message = gcm::Message::new(&Payload::new().body("hi"), &MessageOptions::default())
+        .expect("valid message");
+    let message = sender.open_message(message);
+    let mut now = Instant::now();
+    for (tag, token) in sent.iter().enumerate() {
+        let token = GcmToken::parse(token).expect("valid token");
+        assert!(sender.queue(message, token, tag, now).is_ok());
+    }
+    sender.close_message(message);
+    let (id, _) = sender.poll_request(now).expect("the batch goes out");
+
+    let status = [200, 200, 200, 400, 401, 404, 429, 500, 503][usize::from(status % 9)];
+    let mut response = http::Response::builder().status(status);
+    response = match retry % 4 {
+        0 => response,
+        1 => response.header("retry-after", (retry / 4).to_string()),
+        2 => response
+            .header("retry-after", "Sun, 06 Nov 1994 08:49:37 GMT")
+            .header("date", "Sun, 06 Nov 1994 08:49:30 GMT"),
+        _ => response.header("retry-after", String::from_utf8_lossy(body).into_owned()),
+    };
+    let response = response
+        .body(bytes::Bytes::copy_from_slice(body))
+        .expect("valid response");
+    sender.handle_response(id, response, now);
+
+    let mut outcomes = vec![0u32; tokens];
+    let mut sends = vec![1u32; tokens];
+    for _ in 0..100 {
+        while let Some(outcome) = sender.poll_outcome() {
+            outcomes[outcome.tag] += 1;
+        }
+        while sender.poll_event().is_some() {}
+        if sender.is_idle() {
+            break;
+        }
+        match sender.poll_request(now) {
+            Some((id, request)) => {
+                let body: RequestBody = serde_json::from_slice(request.body()).expect("our JSON");
+                for token in &body.registration_ids {
+                    let index = sent.iter().position(|t| t == token).expect("a sent token");
+                    sends[index] += 1;
+                }
+                sender.handle_failure(id, "connection reset", now);
+            }
+            None => {
+                now = sender
+                    .poll_timeout()
+                    .expect("waiting for something")
+                    .max(now);
+                sender.handle_timeout(now);
+            }
+        }
+    }
+    assert!(sender.is_idle(), "the sender finishes");
+    assert!(
+        outcomes.iter().all(|&n| n == 1),
+        "one outcome per token: {outcomes:?}"
+    );
+    assert!(sends.iter().all(|&n| n <= 3), "bounded attempts: {sends:?}");
+}

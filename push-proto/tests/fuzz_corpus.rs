@@ -59,3 +59,8 @@ fn feedback_corpus() {
 fn gateway_corpus() {
     replay("gateway", harness::gateway);
 }
+
+#[test]
+fn gcm_response_corpus() {
+    replay("gcm_response", harness::gcm_response);
+}

@@ -311,8 +311,8 @@ impl<T> Gateway<T> {
         self.unresolved() == 0
     }
 
-    /// Queues a notification. A payload over the limit is not queued: it gets a
-    /// `payload_too_large` outcome right away. Fails only when the queue is full, handing
+    /// Queues a notification. A payload over the limit, or an empty one, is not queued: it
+    /// gets a `payload_too_large` or `invalid_payload` outcome right away. Fails only when the queue is full, handing
     /// the notification back.
     pub fn queue(
         &mut self,
@@ -327,6 +327,11 @@ impl<T> Gateway<T> {
         if size > self.config.payload_limit {
             let limit = self.config.payload_limit;
             self.fail(tag, DeviceError::PayloadTooLarge { size, limit });
+            return Ok(());
+        }
+        if size == 0 {
+            let reason = "an empty payload (APNs answers status 4, missing payload)";
+            self.fail(tag, DeviceError::InvalidPayload(reason.into()));
             return Ok(());
         }
         self.pending.push_back(Queued {

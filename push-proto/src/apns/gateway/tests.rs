@@ -297,12 +297,18 @@ fn identifiers_wrap_around_safely() {
 }
 
 #[test]
-fn oversized_payloads_fail_before_queueing() {
+fn oversized_and_empty_payloads_fail_before_queueing() {
     let mut gateway: Gateway<u32> = Gateway::new(GatewayConfig::new(Format::Enhanced));
     let mut big = notification(0);
     big.payload = Bytes::from(vec![b'x'; 257]);
     gateway.queue(big, 0).unwrap();
-    assert_eq!(outcomes(&mut gateway), [(0, Some("payload_too_large"))]);
+    let mut empty = notification(1);
+    empty.payload = Bytes::new();
+    gateway.queue(empty, 1).unwrap();
+    assert_eq!(
+        outcomes(&mut gateway),
+        [(0, Some("payload_too_large")), (1, Some("invalid_payload"))]
+    );
     assert_eq!(gateway.poll_event(), None, "nothing to connect for");
 }
 

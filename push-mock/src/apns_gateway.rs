@@ -178,6 +178,13 @@ impl MockGateway {
         self.record.wait_until(timeout, |r| r.closed >= count)
     }
 
+    /// Blocks until at least `count` handshakes failed, or `timeout` passes; returns whether
+    /// they did.
+    pub fn wait_for_handshake_failures(&self, count: usize, timeout: Duration) -> bool {
+        self.record
+            .wait_until(timeout, |r| r.handshake_failures >= count)
+    }
+
     /// Stops the server and every connection; idempotent. The records stay readable.
     pub fn shutdown(&mut self) {
         self.thread.stop();

@@ -12,8 +12,8 @@ use smol::net::TcpStream;
 
 use crate::certs::{Certificates, server_config};
 use crate::server::{
-    HANDSHAKE_TIMEOUT, Records, ServerThread, Shared, accept_loop, close_tls, handshake,
-    invalid_input, timeout,
+    IO_TIMEOUT, Records, ServerThread, Shared, accept_loop, close_tls, handshake, invalid_input,
+    timeout,
 };
 
 const NAME: &str = "mock-apns-feedback";
@@ -129,7 +129,7 @@ async fn serve(
         return;
     };
     record.update(|r| r.connections += 1);
-    let written = timeout(HANDSHAKE_TIMEOUT, async {
+    let written = timeout(IO_TIMEOUT, async {
         if split_writes {
             let mut rest: &[u8] = &stream;
             for size in SPLIT_SIZES.iter().cycle() {

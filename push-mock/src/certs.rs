@@ -250,3 +250,35 @@ pub(crate) fn server_config_with_alpn(
     config.alpn_protocols = alpn;
     Ok(Arc::new(config))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustls::pki_types::pem::PemObject;
+
+    #[test]
+    fn files_round_trip_and_each_ca_is_new() {
+        let certs = Certificates::generate().unwrap();
+        let dir = std::env::temp_dir().join(format!("push-mock-certs-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let paths = certs.write_to(&dir).unwrap();
+        let ca = CertificateDer::from_pem_file(&paths.ca).unwrap();
+        assert_eq!(&ca, certs.ca_der());
+        let client = CertificateDer::from_pem_file(&paths.client_cert).unwrap();
+        assert_eq!(&client, certs.client_cert_der());
+        let server = CertificateDer::from_pem_file(&paths.server_cert).unwrap();
+        assert_eq!(&server, certs.server_cert_der());
+        PrivateKeyDer::from_pem_file(&paths.server_key).unwrap();
+        PrivateKeyDer::from_pem_file(&paths.client_key).unwrap();
+        // The combined file holds both.
+        CertificateDer::from_pem_file(&paths.client_combined).unwrap();
+        PrivateKeyDer::from_pem_file(&paths.client_combined).unwrap();
+        fs::remove_dir_all(&dir).unwrap();
+
+        let other = Certificates::generate().unwrap();
+        assert_ne!(other.ca_der(), certs.ca_der());
+        assert_ne!(other.ca_pem, certs.ca_pem);
+        certs.client_config(true).unwrap();
+        certs.server_config(true).unwrap();
+    }
+}

@@ -17,8 +17,9 @@ use futures_rustls::server::TlsStream;
 use smol::net::{TcpListener, TcpStream};
 use smol::{LocalExecutor, Timer};
 
-/// Longest a TLS handshake or a close may take before the server gives up on the peer.
-pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest a TLS handshake, a close, or writing a response may take before the server gives
+/// up on the peer.
+pub(crate) const IO_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest the server keeps reading (and discarding) after it closed its side, waiting for the
 /// peer's FIN; reading until then keeps the kernel from answering late data with a reset that
 /// could destroy an error response still in flight.
@@ -178,14 +179,14 @@ pub(crate) async fn accept_loop<F, Fut>(
     }
 }
 
-/// The TLS handshake, bounded by [`HANDSHAKE_TIMEOUT`].
+/// The TLS handshake, bounded by [`IO_TIMEOUT`].
 pub(crate) async fn handshake(
     name: &str,
     acceptor: &TlsAcceptor,
     stream: TcpStream,
     peer: SocketAddr,
 ) -> Option<TlsStream<TcpStream>> {
-    match timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+    match timeout(IO_TIMEOUT, acceptor.accept(stream)).await {
         Some(Ok(tls)) => {
             let (_, session) = tls.get_ref();
             log::debug!(
@@ -210,7 +211,7 @@ pub(crate) async fn handshake(
 /// down the write side (FIN), then reads and discards until the peer's FIN (or
 /// [`DRAIN_TIMEOUT`]), so that unread input never turns the close into a reset.
 pub(crate) async fn close_tls(name: &str, peer: SocketAddr, mut tls: TlsStream<TcpStream>) {
-    match timeout(HANDSHAKE_TIMEOUT, tls.close()).await {
+    match timeout(IO_TIMEOUT, tls.close()).await {
         Some(Ok(())) => {}
         Some(Err(error)) => log::debug!("{name}: closing {peer}: {error}"),
         None => log::debug!("{name}: closing {peer} timed out"),

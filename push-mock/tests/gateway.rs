@@ -28,7 +28,10 @@ fn send_and_read(gateway: &MockGateway, certs: &Certificates, bytes: &[u8]) -> V
     let mut stream = tls(gateway.addr(), client(certs));
     stream.write_all(bytes).unwrap();
     stream.flush().unwrap();
-    read_to_close(&mut stream).0
+    let (bytes, error) = read_to_close(&mut stream);
+    // The server always ends with close_notify: a clean end of stream, never a reset.
+    assert!(error.is_none(), "{error:?}");
+    bytes
 }
 
 #[test]
@@ -104,7 +107,8 @@ fn bad_token_gets_status_8_and_later_frames_are_discarded() {
     stream.write_all(&encode(&frames)).unwrap();
     // A later write: the server has answered or is about to; either way it must not count.
     let _ = stream.write_all(&encode(&[frame(5, 5)]));
-    let (answer, _) = read_to_close(&mut stream);
+    let (answer, error) = read_to_close(&mut stream);
+    assert!(error.is_none(), "{error:?}");
     assert_eq!(answer, hex("080800000002"));
     assert_eq!(
         ErrorResponse::decode(&answer).unwrap(),
@@ -355,4 +359,30 @@ fn dropping_the_handle_stops_the_server() {
     drop(gateway);
     drop(stream);
     assert!(TcpStream::connect_timeout(&addr, SAFETY).is_err());
+}
+
+#[test]
+fn usable_from_an_async_client_on_smol() {
+    use futures_lite::{AsyncReadExt, AsyncWriteExt};
+    let options = GatewayOptions {
+        bad_tokens: HashSet::from([token(66)]),
+        ..GatewayOptions::default()
+    };
+    let (certs, gateway) = start(options);
+    let answer = smol::block_on(async {
+        let tcp = smol::net::TcpStream::connect(gateway.addr()).await.unwrap();
+        let connector = futures_rustls::TlsConnector::from(client(&certs));
+        let name = rustls::pki_types::ServerName::try_from(Certificates::SERVER_NAME).unwrap();
+        let mut stream = connector.connect(name, tcp).await.unwrap();
+        stream
+            .write_all(&encode(&[frame(1, 1), frame(66, 2), frame(3, 3)]))
+            .await
+            .unwrap();
+        stream.flush().await.unwrap();
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await.unwrap();
+        answer
+    });
+    assert_eq!(answer, hex("080800000002"));
+    assert_eq!(gateway.total_accepted(), 1);
 }

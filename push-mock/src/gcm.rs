@@ -142,10 +142,11 @@ struct Context {
 ///
 /// Requests go through these checks, in order; each failure is answered and recorded:
 ///
-/// 1. the path is `/gcm/send` (or `/fcm/send`), else `404`;
-/// 2. the method is `POST`, else `405`;
-/// 3. `Authorization: key=<api_key>`, else `401` with a short text body;
-/// 4. the body fits 16 MiB, else `413`;
+/// 1. the body fits 16 MiB, else `413` (the body is always read in full, so that every
+///    answer keeps the connection alive);
+/// 2. the path is `/gcm/send` (or `/fcm/send`), else `404`;
+/// 3. the method is `POST`, else `405`;
+/// 4. `Authorization: key=<api_key>`, else `401` with a short text body;
 /// 5. the seeded draw for [`GcmOptions::unavailable_rate`]: `503` with `Retry-After`;
 /// 6. the body parses as a [`RequestBody`], else `400` with a text body
 ///    (`JSON_PARSING_ERROR: ...`), and it has 1 to 1000 `registration_ids`, else `400`.
@@ -308,30 +309,33 @@ async fn respond(context: &Context, request: Request<Incoming>) -> Response<Full
 }
 
 async fn answer(context: &Context, request: Request<Incoming>) -> Response<Full<Bytes>> {
-    if !PATHS.contains(&request.uri().path()) {
-        return text(StatusCode::NOT_FOUND, "Not Found");
-    }
-    if request.method() != Method::POST {
-        let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed");
-        response
-            .headers_mut()
-            .insert(ALLOW, HeaderValue::from_static("POST"));
-        return response;
-    }
-    let authorized = request
-        .headers()
-        .get(AUTHORIZATION)
-        .is_some_and(|value| value.as_bytes() == context.authorization.as_bytes());
-    if !authorized {
-        return text(StatusCode::UNAUTHORIZED, "Unauthorized");
-    }
-    let body = match Limited::new(request.into_body(), MAX_BODY).collect().await {
+    let (head, body) = request.into_parts();
+    // Always read the whole body first: answering without it would cost the connection its
+    // keep-alive (hyper cannot reuse a connection with an unread request body).
+    let body = match Limited::new(body, MAX_BODY).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(error) => {
             log::info!("{NAME}: reading a request body failed: {error}");
             return text(StatusCode::PAYLOAD_TOO_LARGE, "Request Entity Too Large");
         }
     };
+    if !PATHS.contains(&head.uri.path()) {
+        return text(StatusCode::NOT_FOUND, "Not Found");
+    }
+    if head.method != Method::POST {
+        let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed");
+        response
+            .headers_mut()
+            .insert(ALLOW, HeaderValue::from_static("POST"));
+        return response;
+    }
+    let authorized = head
+        .headers
+        .get(AUTHORIZATION)
+        .is_some_and(|value| value.as_bytes() == context.authorization.as_bytes());
+    if !authorized {
+        return text(StatusCode::UNAUTHORIZED, "Unauthorized");
+    }
     let unavailable = context
         .record
         .update(|r| unit_interval(&mut r.rng) < context.unavailable_rate);

@@ -41,7 +41,8 @@ pub struct GatewayOptions {
     pub close_every: Option<usize>,
     /// Once a connection has accepted this many frames, answer status 10 (shutdown) naming the
     /// last accepted identifier (0 when none) and close; frames after it are discarded.
-    /// `Some(0)` does so right after the handshake.
+    /// `Some(0)` does so right after the handshake. When both limits are reached at the same
+    /// frame, this one wins.
     pub shutdown_after: Option<usize>,
     /// Sleep this long before each read: a slow server, so that clients meet backpressure.
     pub read_delay: Option<Duration>,

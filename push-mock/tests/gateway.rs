@@ -386,3 +386,35 @@ fn usable_from_an_async_client_on_smol() {
     assert_eq!(answer, hex("080800000002"));
     assert_eq!(gateway.total_accepted(), 1);
 }
+
+#[test]
+fn random_garbage_never_stops_the_server() {
+    let (certs, gateway) = start(GatewayOptions::default());
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for round in 0..40 {
+        let len = (next() % 300) as usize;
+        let mut bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+        // Mostly plausible commands, so the decoder gets past the first byte.
+        if let Some(first) = bytes.first_mut() {
+            *first %= 4;
+        }
+        let mut stream = tls(gateway.addr(), client(&certs));
+        let _ = stream.write_all(&bytes);
+        // Either an answer and a close, or silence until we close: both end cleanly.
+        let answer = close(stream);
+        assert!(
+            answer.is_empty() || answer.len() == 6,
+            "round {round}: {answer:?}"
+        );
+    }
+    let answer = send_and_read_after_close(&gateway, &certs, &encode(&[frame(1, 1)]));
+    assert_eq!(answer, b"");
+    assert_eq!(gateway.accepted_count(&token(1)), 1);
+    assert!(gateway.wait_for_closed(41, SAFETY));
+}

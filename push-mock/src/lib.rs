@@ -1,1 +1,46 @@
 //! Loopback push servers for tests, demos and benchmarks.
+//!
+//! Three stand-ins for the services `push` talks to, each listening on `127.0.0.1` with an
+//! ephemeral port:
+//!
+//! - [`MockGateway`]: Apple's binary gateway (port 2195 in production), TLS, strict frame
+//!   decoding, error responses, and fault injection (bad tokens, silent closes, shutdowns, a
+//!   slow reader).
+//! - [`MockFeedback`]: Apple's feedback service (port 2196), which streams feedback tuples and
+//!   closes.
+//! - [`MockGcm`]: Google's legacy GCM HTTP JSON endpoint (`POST /gcm/send`), plain HTTP or
+//!   HTTPS, with per-token scripted outcomes and seeded `503`s.
+//!
+//! Every server runs in its own background thread with its own smol executor, so tests on any
+//! runtime (smol, async-std, blocking `std::net`) can use them. A handle exposes the address,
+//! read accessors for what the server recorded, and `wait_*` helpers that block (with a
+//! timeout) until a condition on the records holds, so tests never need to sleep. Dropping a
+//! handle (or calling its `shutdown`) stops the thread and every connection it served; the
+//! records stay readable.
+//!
+//! TLS material comes from [`Certificates::generate`]: a fresh CA, a server certificate for
+//! `localhost` and `127.0.0.1`, and a client certificate, all signed by that CA.
+//!
+//! ```
+//! use std::collections::HashSet;
+//! use push_mock::{Certificates, GatewayOptions, MockGateway};
+//!
+//! let certs = Certificates::generate()?;
+//! let gateway = MockGateway::start(GatewayOptions::default(), &certs)?;
+//! assert_eq!(gateway.addr().ip().to_string(), "127.0.0.1");
+//! assert_eq!(gateway.total_accepted(), 0);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![forbid(unsafe_code)]
+#![warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod apns_feedback;
+mod apns_gateway;
+mod certs;
+mod gcm;
+mod server;
+
+pub use apns_feedback::MockFeedback;
+pub use apns_gateway::{Accepted, GatewayOptions, MockGateway};
+pub use certs::{CertificatePaths, Certificates};
+pub use gcm::{GcmOptions, MockGcm, TokenScript};

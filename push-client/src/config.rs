@@ -183,6 +183,13 @@ impl GcmConfig {
         self
     }
 
+    /// Tokens the GCM state machine holds at most (queued, in flight, or waiting for a
+    /// retry); with the client's feedback capacity, this bounds the memory of a session.
+    pub fn max_pending(mut self, tokens: usize) -> Self {
+        self.core.max_pending = tokens;
+        self
+    }
+
     /// Ask the service to validate without delivering.
     pub fn dry_run(mut self, dry_run: bool) -> Self {
         self.options.dry_run = dry_run;

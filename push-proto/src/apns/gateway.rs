@@ -15,7 +15,10 @@
 //!   the grace period ([`GatewayConfig::grace`]) while the connection stayed open.
 //! - A close without an error response leaves the younger notifications of unknown fate. The
 //!   policy [`SilentClose`] decides: resend them (default; a notification is never lost but
-//!   may arrive twice), or report each as [`DeviceError::Unconfirmed`].
+//!   may arrive twice), or report each as [`DeviceError::Unconfirmed`]. A silent close also
+//!   halves how many notifications may be unconfirmed at once, and each confirmation raises
+//!   that limit again (up to the window): a gateway that drops connections after some frames
+//!   is probed with smaller bursts instead of having the same tail resent until it gives up.
 //! - The window is bounded ([`GatewayConfig::window`]): when it is full, nothing more is
 //!   written until its oldest entry is confirmed, so one connection carries at most
 //!   `window / grace` notifications per second. Nothing is ever presumed delivered early: an
@@ -253,6 +256,9 @@ pub struct Gateway<T> {
     /// period): the identifiers just before the oldest in the window. Tells a late error response from one naming an identifier never sent.
     presumed_on_connection: u64,
     connection: Connection,
+    /// How many notifications may be unconfirmed at once: the window, less after silent
+    /// closes (halved each time, regrown by confirmations).
+    unconfirmed_limit: usize,
     connect_requested: bool,
     close_requested: bool,
     received: Vec<u8>,
@@ -268,6 +274,7 @@ impl<T> Gateway<T> {
     pub fn new(config: GatewayConfig) -> Self {
         let backoff = Backoff::new(config.reconnect_initial, config.reconnect_max, config.seed);
         let next_identifier = config.first_identifier;
+        let window = config.window;
         Gateway {
             config,
             pending: VecDeque::new(),
@@ -275,6 +282,7 @@ impl<T> Gateway<T> {
             next_identifier,
             presumed_on_connection: 0,
             connection: Connection::Down { retry_at: None },
+            unconfirmed_limit: window,
             connect_requested: false,
             close_requested: false,
             received: Vec::with_capacity(ErrorResponse::LEN),
@@ -410,8 +418,16 @@ impl<T> Gateway<T> {
         self.received.clear();
         if silent {
             self.confirm_aged(now);
-            self.handle_silent_close();
-            self.record_failure(now, "the gateway closed the connection without a verdict");
+            if self.window.is_empty() {
+                // Nothing in flight: the connection itself failed (refused, reset at once).
+                self.record_failure(now, "the gateway closed the connection without a verdict");
+            } else {
+                // The connection carried notifications: resend them (bounded by each one's
+                // attempts) after the shortest backoff, without counting towards giving up.
+                self.handle_silent_close();
+                self.failures = 0;
+                self.schedule_reconnect(now);
+            }
         } else if self.failures > 0 {
             self.schedule_reconnect(now);
         }
@@ -456,8 +472,8 @@ impl<T> Gateway<T> {
             return 0;
         }
         let start = out.len();
-        while out.len() - start < self.config.max_transmit && self.window.len() < self.config.window
-        {
+        let limit = self.unconfirmed_limit.min(self.config.window);
+        while out.len() - start < self.config.max_transmit && self.window.len() < limit {
             let Some(queued) = self.pending.pop_front() else {
                 break;
             };
@@ -547,6 +563,7 @@ impl<T> Gateway<T> {
 
     fn deliver(&mut self, tag: T) {
         self.stats.delivered += 1;
+        self.unconfirmed_limit = (self.unconfirmed_limit + 1).min(self.config.window);
         self.outcomes.push_back(Outcome::delivered(tag));
     }
 
@@ -674,6 +691,9 @@ impl<T> Gateway<T> {
 
     /// Applies [`SilentClose`] to the notifications of unknown fate.
     fn handle_silent_close(&mut self) {
+        if !self.window.is_empty() {
+            self.unconfirmed_limit = (self.window.len() / 2).max(1);
+        }
         let mut resend = Vec::new();
         for written in std::mem::take(&mut self.window) {
             let queued = written.queued;

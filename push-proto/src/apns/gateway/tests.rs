@@ -180,7 +180,30 @@ fn silent_close_resends_the_unconfirmed_tail_by_default() {
     gateway.handle_timeout(retry_at);
     assert_eq!(gateway.poll_event(), Some(Event::Connect));
     gateway.handle_connected(retry_at);
-    assert_eq!(transmit(&mut gateway, retry_at), [(4, 2), (5, 3)]);
+    assert_eq!(transmit(&mut gateway, retry_at), [(4, 2)], "a halved burst");
+    gateway.handle_timeout(retry_at + GRACE);
+    assert_eq!(transmit(&mut gateway, retry_at + GRACE), [(5, 3)]);
+}
+
+#[test]
+fn a_silent_close_halves_the_unconfirmed_burst_and_confirmations_regrow_it() {
+    let t0 = Instant::now();
+    let mut gateway = connected(config(), 8, t0);
+    assert_eq!(transmit(&mut gateway, t0).len(), 8);
+    gateway.handle_closed(t0);
+    let retry_at = gateway.poll_timeout().unwrap();
+    gateway.handle_timeout(retry_at);
+    assert_eq!(gateway.poll_event(), Some(Event::Connect));
+    gateway.handle_connected(retry_at);
+    assert_eq!(transmit(&mut gateway, retry_at).len(), 4, "half of 8");
+    assert_eq!(transmit(&mut gateway, retry_at).len(), 0);
+    gateway.handle_timeout(retry_at + GRACE);
+    assert_eq!(outcomes(&mut gateway).len(), 4);
+    assert_eq!(
+        transmit(&mut gateway, retry_at + GRACE).len(),
+        4,
+        "regrown by 4"
+    );
 }
 
 #[test]

@@ -1,0 +1,177 @@
+//! End-to-end scenarios: the client against push-mock's servers over real loopback TLS and
+//! HTTP. Each scenario is written once, generic over the [`Runtime`], and instantiated for
+//! every runtime by [`scenarios!`] in `tests/<runtime>.rs`. Assertions are about outcomes, never
+//! about timing; timeouts are safety nets.
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use futures_lite::StreamExt;
+use push_client::{ApnsConfig, Client, Feedback, GcmConfig, Report, Runtime, Session, Tls};
+use push_mock::{Certificates, GatewayOptions, GcmOptions, MockGateway, MockGcm, TokenScript};
+use push_proto::{ApnsToken, Device, Payload};
+
+mod scenarios;
+pub use scenarios::*;
+
+/// Instantiates every scenario as a `#[test]` for one runtime:
+/// `push_scenarios::scenarios!(push_smol::Smol, smol::block_on);`
+#[macro_export]
+macro_rules! scenarios {
+    ($runtime:ty, $block_on:path) => {
+        $crate::scenarios!(@each $runtime, $block_on,
+            apns_bad_tokens_are_reported_and_everything_else_delivered_once,
+            apns_silent_closes_lose_nothing,
+            apns_shutdown_resends_the_rest,
+            gcm_mixed_outcomes_with_503s,
+            bad_input_gets_feedback_and_the_rest_goes_through,
+            untrusted_server_certificate_is_a_clear_error,
+            wrong_host_name_is_a_clear_error,
+            missing_client_certificate_is_a_clear_error,
+            slow_feedback_reader_keeps_memory_bounded,
+            dropped_feedback_stream_does_not_block_sending,
+            feedback_service_tuples_split_across_records,
+            gcm_unauthorized_is_a_clear_error,
+            gcm_over_https,
+            sessions_share_one_gateway_connection
+        );
+    };
+    (@each $runtime:ty, $block_on:path, $($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                $block_on($crate::$name::<$runtime>());
+            }
+        )*
+    };
+}
+
+/// Runs `scenario`, failing the test if it has not finished after `limit` (a safety net
+/// against hangs, not a measurement).
+pub async fn within<R: Runtime, T>(limit: Duration, scenario: impl Future<Output = T>) -> T {
+    let runtime = R::default();
+    let deadline = Instant::now() + limit;
+    let expired = async move {
+        runtime.sleep_until(deadline).await;
+        panic!("scenario still running after {limit:?}");
+    };
+    futures_lite::future::or(scenario, expired).await
+}
+
+/// A token numbered `n`: 32 bytes, `n` in the first four.
+pub fn token(n: u32) -> ApnsToken {
+    let mut bytes = [0u8; 32];
+    bytes[..4].copy_from_slice(&n.to_be_bytes());
+    bytes[31] = 0x5a;
+    ApnsToken::from_bytes(bytes)
+}
+
+/// `count` distinct positions out of `0..total`, chosen by a seeded generator.
+pub fn random_positions(total: u32, count: usize, seed: u64) -> HashSet<u32> {
+    let mut state = seed;
+    let mut positions = HashSet::new();
+    while positions.len() < count {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        positions.insert(((state >> 33) % u64::from(total)) as u32);
+    }
+    positions
+}
+
+/// TLS trusting the mock CA and presenting its client certificate.
+pub fn mock_tls(certs: &Certificates) -> Tls {
+    Tls::default()
+        .only_custom_roots()
+        .add_ca_pem(certs.ca_pem.as_bytes())
+        .expect("CA PEM")
+        .client_identity_pem(
+            certs.client_cert_pem.as_bytes(),
+            certs.client_key_pem.as_bytes(),
+        )
+        .expect("client identity PEM")
+}
+
+/// APNs settings for a mock gateway at `gateway` (host:port), with a short grace period.
+pub fn mock_apns(gateway: &str, certs: &Certificates) -> ApnsConfig {
+    ApnsConfig::new(gateway)
+        .expect("gateway address")
+        .tls(mock_tls(certs))
+        .grace(Duration::from_millis(200))
+}
+
+/// `localhost:<port>` of a mock gateway: the name its certificate carries.
+pub fn localhost(gateway: &MockGateway) -> String {
+    format!("localhost:{}", gateway.addr().port())
+}
+
+/// Pushes `devices` into `session` while reading its feedback concurrently; returns the
+/// feedback and the report.
+pub async fn send_all<R: Runtime>(
+    mut session: Session<R>,
+    devices: impl IntoIterator<Item = Device>,
+) -> (Vec<Feedback>, Report) {
+    let feedbacks = session.feedbacks();
+    let reader = feedbacks.collect::<Vec<_>>();
+    let writer = async move {
+        for device in devices {
+            session.push(device).await.expect("client running");
+        }
+        session.finish().await.expect("client running")
+    };
+    let (feedback, report) = futures_lite::future::zip(reader, writer).await;
+    (feedback, report)
+}
+
+/// Feedback grouped by token: token -> list of error codes (`None` = delivered).
+pub fn by_token(feedback: &[Feedback]) -> HashMap<String, Vec<Option<&'static str>>> {
+    let mut grouped: HashMap<String, Vec<Option<&'static str>>> = HashMap::new();
+    for f in feedback {
+        grouped
+            .entry(f.device.token.clone())
+            .or_default()
+            .push(f.error.as_ref().map(|e| e.code()));
+    }
+    grouped
+}
+
+/// A fresh client builder for the runtime.
+pub fn builder<R: Runtime>() -> push_client::ClientBuilder<R> {
+    Client::<R>::builder()
+}
+
+/// Mock GCM options with the test key.
+pub fn gcm_options() -> GcmOptions {
+    GcmOptions::new("test-api-key")
+}
+
+/// GCM settings for a mock at `endpoint`, fast retries.
+pub fn mock_gcm(endpoint: &str) -> GcmConfig {
+    GcmConfig::new("test-api-key")
+        .endpoint(endpoint)
+        .expect("endpoint URL")
+        .backoff(Duration::from_millis(10), Duration::from_millis(100))
+        .max_attempts(6)
+}
+
+/// Starts a mock gateway.
+pub fn start_gateway(options: GatewayOptions, certs: &Certificates) -> MockGateway {
+    MockGateway::start(options, certs).expect("mock gateway starts")
+}
+
+/// Starts a mock GCM server.
+pub fn start_gcm(options: GcmOptions) -> MockGcm {
+    MockGcm::start(options).expect("mock GCM starts")
+}
+
+/// The script type, re-exported for the scenarios.
+pub type Script = TokenScript;
+
+/// A payload for the scenarios.
+pub fn payload() -> Payload {
+    Payload::new()
+        .title("Hello")
+        .body("A scenario is running")
+        .badge(1)
+}

@@ -1,0 +1,3 @@
+//! Every scenario on smol.
+
+push_scenarios::scenarios!(push_smol::Smol, smol::block_on);

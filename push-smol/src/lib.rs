@@ -50,13 +50,10 @@ pub struct Smol;
 impl Runtime for Smol {
     type Tcp = smol::net::TcpStream;
 
-    fn connect(&self, host: &str, port: u16) -> impl Future<Output = io::Result<Self::Tcp>> + Send {
-        let address = (host.to_owned(), port);
-        async move {
-            let stream = smol::net::TcpStream::connect(address).await?;
-            stream.set_nodelay(true)?;
-            Ok(stream)
-        }
+    async fn connect(&self, host: &str, port: u16) -> io::Result<Self::Tcp> {
+        let stream = smol::net::TcpStream::connect((host, port)).await?;
+        stream.set_nodelay(true)?;
+        Ok(stream)
     }
 
     async fn sleep_until(&self, deadline: Instant) {

@@ -13,6 +13,7 @@ use push_proto::{Device, Feedback, Payload, Push};
 use crate::config::{ApnsConfig, GcmConfig};
 use crate::driver::{ApnsLink, Command, Driver};
 use crate::error::Error;
+use crate::exchange::Exchange;
 use crate::feedback_service::{FeedbackService, InactiveDevices};
 use crate::http::HttpClient;
 use crate::report::{ClientStats, Report};
@@ -85,15 +86,7 @@ impl<R: Runtime> ClientBuilder<R> {
                     field: error.field,
                     reason: error.reason,
                 })?;
-            let client = HttpClient::new(
-                runtime.clone(),
-                &gcm.core.endpoint,
-                "gcm endpoint",
-                &gcm.tls,
-                gcm.timeouts,
-                gcm.exchange_timeout,
-            )?;
-            http = Some(client);
+            http = Some(exchange(&runtime, gcm)?);
         }
         let (commands, receiver) = async_channel::bounded(self.queue_capacity);
         let stats = Arc::new(Mutex::new(ClientStats {
@@ -121,6 +114,27 @@ impl<R: Runtime> ClientBuilder<R> {
             }),
         })
     }
+}
+
+/// The GCM exchange the configuration asks for.
+fn exchange<R: Runtime>(runtime: &R, gcm: &GcmConfig) -> Result<Exchange<R>, Error> {
+    #[cfg(feature = "surf")]
+    if let Some(client) = &gcm.surf {
+        return Ok(Exchange::Surf {
+            client: client.clone(),
+            runtime: runtime.clone(),
+            timeout: gcm.exchange_timeout,
+        });
+    }
+    let client = HttpClient::new(
+        runtime.clone(),
+        &gcm.core.endpoint,
+        "gcm endpoint",
+        &gcm.tls,
+        gcm.timeouts,
+        gcm.exchange_timeout,
+    )?;
+    Ok(Exchange::Hyper(client))
 }
 
 #[derive(Debug)]

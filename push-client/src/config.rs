@@ -129,6 +129,8 @@ pub struct GcmConfig {
     pub(crate) tls: Tls,
     pub(crate) timeouts: Timeouts,
     pub(crate) exchange_timeout: Duration,
+    #[cfg(feature = "surf")]
+    pub(crate) surf: Option<surf::Client>,
 }
 
 impl GcmConfig {
@@ -140,7 +142,19 @@ impl GcmConfig {
             tls: Tls::default(),
             timeouts: Timeouts::default(),
             exchange_timeout: Duration::from_secs(30),
+            #[cfg(feature = "surf")]
+            surf: None,
         }
+    }
+
+    /// Sends GCM requests with the application's own `surf::Client` instead of push's
+    /// built-in HTTP client (feature `surf`). TLS is then the surf backend's business:
+    /// [`tls`](Self::tls) and [`timeouts`](Self::timeouts) no longer apply, the exchange
+    /// timeout still does.
+    #[cfg(feature = "surf")]
+    pub fn surf_client(mut self, client: surf::Client) -> Self {
+        self.surf = Some(client);
+        self
     }
 
     /// Sends to `url` (`http://` or `https://`).

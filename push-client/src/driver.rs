@@ -16,7 +16,7 @@ use push_proto::{Action, Device, Event, Feedback, Full, Payload, Push, SessionId
 use rustls::ClientConfig;
 
 use crate::error::Error;
-use crate::http::HttpClient;
+use crate::exchange::Exchange;
 use crate::net::{Endpoint, Timeouts, dial_tls, timeout};
 use crate::report::{ClientStats, Report};
 use crate::runtime::Runtime;
@@ -107,7 +107,7 @@ pub(crate) struct Driver<R: Runtime> {
     runtime: R,
     push: Push,
     apns: Option<ApnsLink<R>>,
-    gcm: Option<Arc<HttpClient<R>>>,
+    gcm: Option<Arc<Exchange<R>>>,
     commands: Receiver<Command>,
     io_tx: Sender<Io<R>>,
     io_rx: Receiver<Io<R>>,
@@ -127,7 +127,7 @@ impl<R: Runtime> Driver<R> {
         runtime: R,
         push: Push,
         apns: Option<ApnsLink<R>>,
-        gcm: Option<HttpClient<R>>,
+        gcm: Option<Exchange<R>>,
         commands: Receiver<Command>,
         feedback_capacity: usize,
         stats: Arc<Mutex<ClientStats>>,

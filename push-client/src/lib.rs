@@ -12,6 +12,7 @@ mod client;
 mod config;
 mod driver;
 mod error;
+mod exchange;
 mod feedback_service;
 mod http;
 mod net;

@@ -34,7 +34,8 @@ macro_rules! scenarios {
             feedback_service_tuples_split_across_records,
             gcm_unauthorized_is_a_clear_error,
             gcm_over_https,
-            sessions_share_one_gateway_connection
+            sessions_share_one_gateway_connection,
+            gcm_through_the_applications_surf_client
         );
     };
     (@each $runtime:ty, $block_on:path, $($name:ident),* $(,)?) => {

@@ -502,3 +502,31 @@ pub async fn sessions_share_one_gateway_connection<R: Runtime>() {
     let tokens: HashSet<_> = gateway.accepted().into_iter().map(|a| a.token).collect();
     assert_eq!(tokens.len(), 1000);
 }
+
+/// An application hands push its own `surf::Client` for GCM (feature `surf`): every token is
+/// delivered through it, with the same retries and outcomes.
+pub async fn gcm_through_the_applications_surf_client<R: Runtime>() {
+    let mut options = gcm_options().script("gone", Script::NotRegistered);
+    options.unavailable_rate = 0.2;
+    options.seed = 3;
+    let gcm = start_gcm(options);
+    let surf: surf::Client = surf::Config::new().try_into().expect("a surf client");
+    let config = mock_gcm(&gcm.endpoint())
+        .surf_client(surf)
+        .batch_size(50)
+        .expect("batch size");
+    let client = builder::<R>().gcm(config).build().expect("client");
+    let devices = (0..500)
+        .map(|n| Device::android(format!("surf-{n}")))
+        .chain([Device::android("gone")]);
+    let (feedback, report) = within::<R, _>(LIMIT, send_all(client.send(payload()), devices)).await;
+    assert_eq!(feedback.len(), 501);
+    assert_eq!(report.delivered, 500);
+    assert_eq!(by_token(&feedback)["gone"], [Some("invalid_device")]);
+    assert!(
+        gcm.statuses().contains(&503),
+        "retries went through surf too"
+    );
+    let delivered = gcm.delivered();
+    assert!((0..500).all(|n| delivered.get(&format!("surf-{n}")) == Some(&1)));
+}

@@ -156,6 +156,7 @@ impl<R: Runtime> Driver<R> {
     pub(crate) async fn run(mut self) {
         log::debug!("push driver started");
         loop {
+            self.handle_due_timeout();
             let mut progressed = self.take_io();
             progressed |= self.take_commands();
             self.perform_actions().await;
@@ -218,6 +219,11 @@ impl<R: Runtime> Driver<R> {
             Some(Wake::Command(command)) => self.handle_command(command),
             Some(Wake::Timer) | None => {}
         }
+    }
+
+    /// Lets the core act on a deadline that has passed (also while busy, so grace periods,
+    /// lingering batches and retries are never starved by a stream of commands).
+    fn handle_due_timeout(&mut self) {
         let now = Instant::now();
         if self
             .push
@@ -409,6 +415,7 @@ impl<R: Runtime> Driver<R> {
         let Some(http) = self.gcm.clone() else {
             return;
         };
+        log::debug!("GCM {id}: {} bytes", request.body().len());
         self.gcm_in_flight += 1;
         let io = self.io_tx.clone();
         self.runtime.spawn(async move {
@@ -468,7 +475,10 @@ impl<R: Runtime> Driver<R> {
             Io::Gcm(id, result) => {
                 self.gcm_in_flight -= 1;
                 match result {
-                    Ok(response) => self.push.handle_gcm_response(id, response, now),
+                    Ok(response) => {
+                        log::debug!("GCM {id}: HTTP {}", response.status());
+                        self.push.handle_gcm_response(id, response, now);
+                    }
                     Err(error) => {
                         log::warn!("GCM request failed: {error}");
                         if error.is_fatal() {

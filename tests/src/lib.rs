@@ -35,7 +35,8 @@ macro_rules! scenarios {
             gcm_unauthorized_is_a_clear_error,
             gcm_over_https,
             sessions_share_one_gateway_connection,
-            gcm_through_the_applications_surf_client
+            gcm_through_the_applications_surf_client,
+            a_dropped_session_still_delivers_and_the_client_goes_on
         );
     };
     (@each $runtime:ty, $block_on:path, $($name:ident),* $(,)?) => {

@@ -530,3 +530,44 @@ pub async fn gcm_through_the_applications_surf_client<R: Runtime>() {
     let delivered = gcm.delivered();
     assert!((0..500).all(|n| delivered.get(&format!("surf-{n}")) == Some(&1)));
 }
+
+/// A session dropped without `finish` (and its stream with it): what was pushed is still
+/// delivered, nothing blocks, and the client serves the next session.
+pub async fn a_dropped_session_still_delivers_and_the_client_goes_on<R: Runtime>() {
+    let gcm = start_gcm(gcm_options());
+    let client = builder::<R>()
+        .gcm(mock_gcm(&gcm.endpoint()))
+        .build()
+        .expect("client");
+    let dropped = async {
+        let mut session = client.send(payload());
+        let _stream = session.feedbacks();
+        for n in 0..300 {
+            session
+                .push(Device::android(format!("dropped-{n}")))
+                .await
+                .expect("running");
+        }
+    };
+    within::<R, _>(LIMIT, dropped).await;
+    let devices = (0..300).map(|n| Device::android(format!("next-{n}")));
+    let (feedback, report) = within::<R, _>(LIMIT, send_all(client.send(payload()), devices)).await;
+    assert_eq!(feedback.len(), 300);
+    assert_eq!(report.delivered, 300);
+    let waited = within::<R, _>(LIMIT, async {
+        let runtime = R::default();
+        while gcm
+            .delivered()
+            .keys()
+            .filter(|t| t.starts_with("dropped-"))
+            .count()
+            < 300
+        {
+            runtime
+                .sleep_until(std::time::Instant::now() + Duration::from_millis(10))
+                .await;
+        }
+    });
+    waited.await;
+    assert!(gcm.delivered().values().all(|&count| count == 1));
+}

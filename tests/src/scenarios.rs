@@ -377,34 +377,30 @@ pub async fn dropped_feedback_stream_does_not_block_sending<R: Runtime>() {
         .feedback_capacity(16)
         .build()
         .expect("client");
+    let android =
+        |prefix: &'static str| (0..TOTAL).map(move |n| Device::android(format!("{prefix}-{n}")));
+
     let mut session = client.send(payload());
     drop(session.feedbacks());
-    let writer = async {
-        for n in 0..TOTAL {
-            session
-                .push(Device::android(format!("drop-{n}")))
-                .await
-                .expect("running");
-        }
-        session.finish().await.expect("running")
-    };
-    let report = within::<R, _>(LIMIT, writer).await;
+    let report = within::<R, _>(LIMIT, push_and_finish(session, android("drop"))).await;
     assert_eq!(report.delivered, TOTAL as u64);
     assert_eq!(report.feedback_not_read, TOTAL as u64);
 
-    let mut session = client.send(payload());
-    let writer = async {
-        for n in 0..TOTAL {
-            session
-                .push(Device::android(format!("never-{n}")))
-                .await
-                .expect("running");
-        }
-        session.finish().await.expect("running")
-    };
-    let report = within::<R, _>(LIMIT, writer).await;
+    let session = client.send(payload());
+    let report = within::<R, _>(LIMIT, push_and_finish(session, android("never"))).await;
     assert_eq!(report.delivered, TOTAL as u64);
     assert_eq!(client.stats().feedback_waiting, 0);
+}
+
+/// Pushes every device, then finishes, without reading feedback.
+async fn push_and_finish<R: Runtime>(
+    mut session: push_client::Session<R>,
+    devices: impl IntoIterator<Item = Device>,
+) -> push_client::Report {
+    for device in devices {
+        session.push(device).await.expect("running");
+    }
+    session.finish().await.expect("running")
 }
 
 /// The feedback service writes its tuples in pieces that cross TLS records: all are reported.

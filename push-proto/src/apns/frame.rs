@@ -165,13 +165,28 @@ impl Frame {
         expiry: u32,
         priority: u8,
     ) -> Self {
+        Frame::new(Format::Framed, token, payload, identifier, expiry, priority)
+    }
+
+    /// A frame in `format`, keeping only the fields that format carries: command 0 drops the
+    /// identifier, expiry and priority; command 1 drops the priority.
+    pub fn new(
+        format: Format,
+        token: ApnsToken,
+        payload: Bytes,
+        identifier: u32,
+        expiry: u32,
+        priority: u8,
+    ) -> Self {
+        let classic = format != Format::Framed;
+        let simple = format == Format::Simple;
         Frame {
-            format: Format::Framed,
+            format,
             token,
             payload,
-            identifier: Some(identifier),
-            expiry: Some(expiry),
-            priority: Some(priority),
+            identifier: (!simple).then_some(identifier),
+            expiry: (!simple).then_some(expiry),
+            priority: (!classic).then_some(priority),
         }
     }
 
@@ -394,22 +409,15 @@ mod tests {
     use proptest::prelude::*;
 
     fn vector_frame(format: Format) -> Frame {
-        let mut frame = Frame::framed(
+        let payload = Bytes::from_static(VECTOR_PAYLOAD);
+        Frame::new(
+            format,
             vector_token(),
-            Bytes::from_static(VECTOR_PAYLOAD),
+            payload,
             0x1234_5678,
             1_700_000_000,
             10,
-        );
-        frame.format = format;
-        if format == Format::Simple {
-            frame.identifier = None;
-            frame.expiry = None;
-        }
-        if format != Format::Framed {
-            frame.priority = None;
-        }
-        frame
+        )
     }
 
     fn encoded(frame: &Frame) -> Vec<u8> {

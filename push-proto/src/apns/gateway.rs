@@ -146,22 +146,15 @@ pub struct Notification {
 
 impl Notification {
     fn frame(&self, format: Format, identifier: u32) -> Frame {
-        let mut frame = Frame::framed(
+        let payload = self.payload.clone();
+        Frame::new(
+            format,
             self.token,
-            self.payload.clone(),
+            payload,
             identifier,
             self.expiry,
             self.priority,
-        );
-        frame.format = format;
-        if format == Format::Simple {
-            frame.identifier = None;
-            frame.expiry = None;
-        }
-        if format != Format::Framed {
-            frame.priority = None;
-        }
-        frame
+        )
     }
 }
 

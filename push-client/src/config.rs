@@ -240,3 +240,40 @@ impl GcmConfig {
         self
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_values_name_their_field() {
+        let error = ApnsConfig::new("no-port").unwrap_err();
+        assert!(error.to_string().contains("`apns gateway`"), "{error}");
+        let error = GcmConfig::new("k").batch_size(0).unwrap_err();
+        assert!(error.to_string().contains("`gcm batch_size`"), "{error}");
+        let error = GcmConfig::new("k").batch_size(1001).unwrap_err();
+        assert!(error.to_string().contains("1..=1000"), "{error}");
+        let error = GcmConfig::new("k").endpoint("not a url").unwrap_err();
+        assert!(error.to_string().contains("`gcm endpoint`"), "{error}");
+    }
+
+    #[test]
+    fn the_api_key_never_shows_in_debug() {
+        let config = GcmConfig::new("very-secret-key");
+        assert!(!format!("{config:?}").contains("very-secret-key"));
+    }
+
+    #[test]
+    fn setters_reach_the_core_settings() {
+        let apns = ApnsConfig::new("localhost:2195")
+            .unwrap()
+            .format(Format::Enhanced)
+            .grace(Duration::from_millis(5))
+            .resend_window(7);
+        assert_eq!(apns.core.payload_limit, 256);
+        assert_eq!(apns.core.grace, Duration::from_millis(5));
+        assert_eq!(apns.core.window, 7);
+        let gcm = GcmConfig::new("k").batch_size(10).unwrap().max_attempts(2);
+        assert_eq!((gcm.core.batch_size, gcm.core.max_attempts), (10, 2));
+    }
+}

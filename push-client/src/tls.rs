@@ -155,3 +155,47 @@ fn identity(
     })?;
     Ok((chain, Arc::new(key)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_files_and_bad_pem_name_what_is_at_fault() {
+        let error = Tls::default()
+            .client_identity_files("/nonexistent/cert.pem", "/nonexistent/key.pem")
+            .unwrap_err();
+        assert!(
+            error.to_string().contains("/nonexistent/cert.pem"),
+            "{error}"
+        );
+
+        let dir = std::env::temp_dir().join(format!("push-client-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let cert = dir.join("cert.pem");
+        std::fs::write(&cert, "not a certificate").unwrap();
+        let error = Tls::default().add_ca_file(&cert).unwrap_err();
+        assert!(error.to_string().contains("cert.pem"), "{error}");
+        assert!(error.to_string().contains("no CERTIFICATE"), "{error}");
+        std::fs::remove_dir_all(&dir).unwrap();
+
+        let error = Tls::default().client_identity_pem(b"", b"").unwrap_err();
+        assert!(error.to_string().contains("client certificate"), "{error}");
+    }
+
+    #[test]
+    fn debug_never_shows_the_key() {
+        let tls = Tls {
+            identity: Some((
+                Vec::new(),
+                Arc::new(PrivateKeyDer::from(
+                    rustls::pki_types::PrivatePkcs8KeyDer::from(b"SECRET-KEY-BYTES".to_vec()),
+                )),
+            )),
+            ..Tls::default()
+        };
+        let shown = format!("{tls:?}");
+        assert!(shown.contains("<redacted>"), "{shown}");
+        assert!(!shown.contains("83, 69, 67"), "{shown}");
+    }
+}

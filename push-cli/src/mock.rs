@@ -1,0 +1,8 @@
+//! todo
+
+use crate::main_error::Failure;
+
+/// todo
+pub fn command(_args: crate::cli::MockArgs) -> Result<(), Failure> {
+    Ok(())
+}

@@ -215,7 +215,10 @@ pub fn command(args: BenchArgs) -> Result<(), Failure> {
         let push_rate = report("push APNs (accepted by gateway)", n, reached);
         report("push APNs (all confirmed, +grace)", delivered, finished);
         if let Some(raw_rate) = raw_rate {
-            println!("ratio push/raw (APNs)              {:.2}", push_rate / raw_rate);
+            println!(
+                "ratio push/raw (APNs)              {:.2}",
+                push_rate / raw_rate
+            );
         }
     }
     if part("gcm") {

@@ -18,7 +18,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Send one notification to every device of a file or a SQLite token store.
-    Send(SendArgs),
+    Send(Box<SendArgs>),
     /// Read the APNs feedback service and optionally delete the tokens it names.
     Feedback(FeedbackArgs),
     /// Run the mock APNs gateway, feedback service and GCM endpoint until Ctrl-C.
@@ -168,7 +168,12 @@ pub struct MockArgs {
     #[arg(long, value_name = "OLD=NEW")]
     pub gcm_canonical: Vec<String>,
     /// The API key the mock GCM endpoint expects.
-    #[arg(long, value_name = "KEY", default_value = "test-api-key", hide_default_value = true)]
+    #[arg(
+        long,
+        value_name = "KEY",
+        default_value = "test-api-key",
+        hide_default_value = true
+    )]
     pub gcm_key: String,
 }
 

@@ -101,7 +101,10 @@ fn entry(i: u64) -> Entry {
         }
         13..26 => {
             let new = format!("{token}-canonical");
-            (Fate::Canonical(new.clone()), Some(TokenScript::Canonical(new)))
+            (
+                Fate::Canonical(new.clone()),
+                Some(TokenScript::Canonical(new)),
+            )
         }
         _ => (Fate::Plain, None),
     };
@@ -169,9 +172,7 @@ fn verify(path: &Path, n: u64, expected: &Expected) -> Result<u64, String> {
         let ok = match &entry.fate {
             Fate::Plain | Fate::Malformed => has(&entry.token)?,
             Fate::Invalid => !has(&entry.token)?,
-            Fate::Canonical(new) | Fate::CanonicalExisting(new) => {
-                !has(&entry.token)? && has(new)?
-            }
+            Fate::Canonical(new) | Fate::CanonicalExisting(new) => !has(&entry.token)? && has(new)?,
         };
         if !ok {
             return Err(format!(
@@ -183,9 +184,7 @@ fn verify(path: &Path, n: u64, expected: &Expected) -> Result<u64, String> {
     let rows = store::count(&conn, path)?;
     let want = n - expected.invalid - expected.merged;
     if rows != want {
-        return Err(format!(
-            "store check failed: {rows} rows, expected {want}"
-        ));
+        return Err(format!("store check failed: {rows} rows, expected {want}"));
     }
     Ok(rows)
 }
@@ -240,8 +239,8 @@ pub fn command(args: DemoArgs) -> Result<(), Failure> {
     let bad_ios = bad_tokens.len();
     create_store(&db, n).map_err(run)?;
 
-    let certs = Certificates::generate()
-        .map_err(|e| run(format!("cannot generate certificates: {e}")))?;
+    let certs =
+        Certificates::generate().map_err(|e| run(format!("cannot generate certificates: {e}")))?;
     let gateway = MockGateway::start(
         GatewayOptions {
             bad_tokens,

@@ -96,7 +96,10 @@ pub fn parse_line(line: &str, number: u64) -> Option<Input> {
 
 /// Opens `path` (`-` for standard input) and starts a thread that sends its entries into
 /// `sender`, one at a time; the thread ends at the end of input or when the receiver is gone.
-pub fn spawn_file(path: &Path, sender: Sender<Input>) -> Result<JoinHandle<Result<(), String>>, String> {
+pub fn spawn_file(
+    path: &Path,
+    sender: Sender<Input>,
+) -> Result<JoinHandle<Result<(), String>>, String> {
     let reader: Box<dyn BufRead + Send> = if path == Path::new("-") {
         Box::new(BufReader::new(io::stdin()))
     } else {
@@ -111,7 +114,11 @@ pub fn spawn_file(path: &Path, sender: Sender<Input>) -> Result<JoinHandle<Resul
         .map_err(|error| format!("cannot start the reader thread: {error}"))
 }
 
-fn read_lines(mut reader: Box<dyn BufRead + Send>, name: &str, sender: &Sender<Input>) -> Result<(), String> {
+fn read_lines(
+    mut reader: Box<dyn BufRead + Send>,
+    name: &str,
+    sender: &Sender<Input>,
+) -> Result<(), String> {
     let mut buffer = Vec::new();
     let mut number = 0u64;
     loop {

@@ -36,8 +36,8 @@ pub fn command(args: FeedbackArgs) -> Result<(), Failure> {
         .apns(apns)
         .build()
         .map_err(|e| Failure::Usage(e.to_string()))?;
-    let devices = smol::block_on(client.fetch_inactive_devices())
-        .map_err(|e| Failure::Run(e.to_string()))?;
+    let devices =
+        smol::block_on(client.fetch_inactive_devices()).map_err(|e| Failure::Run(e.to_string()))?;
     let mut deleted = 0u64;
     let transaction = match &conn {
         Some((conn, path)) => Some((

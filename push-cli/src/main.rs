@@ -26,7 +26,7 @@ use crate::cli::{Cli, Command};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Send(args) => send::command(args),
+        Command::Send(args) => send::command(*args),
         Command::Feedback(args) => feedback::command(args),
         Command::Mock(args) => mock::command(args),
         Command::Demo(args) => demo::command(args),

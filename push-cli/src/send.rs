@@ -9,12 +9,12 @@ use futures_lite::StreamExt;
 use push_smol::{Client, Error, Feedback, Payload, Platform, Report};
 
 use crate::cli::SendArgs;
+use crate::config;
 use crate::devices::{self, CHANNEL_CAPACITY, Input};
 use crate::jsonl::{self, Line};
 use crate::main_error::Failure;
 use crate::store::{self, Applied, Change};
 use crate::summary::{self, Tally};
-use crate::config;
 
 /// Where devices come from.
 #[derive(Debug, Clone)]
@@ -65,7 +65,11 @@ impl Outcome {
 
 /// The store change a feedback calls for.
 fn change_for(feedback: &Feedback) -> Option<Change> {
-    if feedback.error.as_ref().is_some_and(|e| e.is_invalid_device()) {
+    if feedback
+        .error
+        .as_ref()
+        .is_some_and(|e| e.is_invalid_device())
+    {
         return Some(Change::Delete(feedback.device.token.clone()));
     }
     feedback.new_token.as_ref().map(|new| Change::Replace {
@@ -114,7 +118,9 @@ pub fn run(plan: Plan) -> Result<Outcome, String> {
         let push = async move {
             while let Ok(input) = receiver.recv().await {
                 match input {
-                    Input::Device(device) => session.push(device).await.map_err(|e| e.to_string())?,
+                    Input::Device(device) => {
+                        session.push(device).await.map_err(|e| e.to_string())?
+                    }
                     Input::Malformed(malformed) => {
                         let mut state = state.borrow_mut();
                         state.tally.fail(malformed.code);

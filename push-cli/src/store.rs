@@ -83,7 +83,10 @@ pub fn open_existing(path: &Path) -> Result<Connection, String> {
         )
         .map_err(|e| sql_error(path, e))?;
     if tables == 0 {
-        return Err(format!("{}: no table `devices` in the store", path.display()));
+        return Err(format!(
+            "{}: no table `devices` in the store",
+            path.display()
+        ));
     }
     Ok(conn)
 }
@@ -117,13 +120,18 @@ pub fn upgrade(conn: &Connection, path: &Path) -> Result<(), String> {
 
 /// Rows in the store.
 pub fn count(conn: &Connection, path: &Path) -> Result<u64, String> {
-    conn.query_row("SELECT count(*) FROM devices", [], |row| row.get::<_, i64>(0))
-        .map(|n| u64::try_from(n).unwrap_or(0))
-        .map_err(|e| sql_error(path, e))
+    conn.query_row("SELECT count(*) FROM devices", [], |row| {
+        row.get::<_, i64>(0)
+    })
+    .map(|n| u64::try_from(n).unwrap_or(0))
+    .map_err(|e| sql_error(path, e))
 }
 
 /// Starts a thread that streams every row of `devices` into `sender` through one cursor.
-pub fn spawn_reader(path: &Path, sender: Sender<Input>) -> Result<JoinHandle<Result<(), String>>, String> {
+pub fn spawn_reader(
+    path: &Path,
+    sender: Sender<Input>,
+) -> Result<JoinHandle<Result<(), String>>, String> {
     let conn = open_existing(path)?;
     let path = path.to_owned();
     std::thread::Builder::new()
@@ -149,7 +157,10 @@ pub fn spawn_reader(path: &Path, sender: Sender<Input>) -> Result<JoinHandle<Res
 
 /// Starts a thread that applies changes from `changes` until the channel closes, committing
 /// every few thousand.
-pub fn spawn_writer(path: &Path, changes: Receiver<Change>) -> Result<JoinHandle<Result<Applied, String>>, String> {
+pub fn spawn_writer(
+    path: &Path,
+    changes: Receiver<Change>,
+) -> Result<JoinHandle<Result<Applied, String>>, String> {
     let mut conn = open_existing(path)?;
     upgrade(&conn, path)?;
     let path = path.to_owned();
@@ -194,7 +205,9 @@ pub fn apply(conn: &Connection, change: &Change, applied: &mut Applied) -> rusql
         }
         Change::Replace { old, new } => {
             let updated = conn
-                .prepare_cached("UPDATE OR IGNORE devices SET token = ?2, updated_at = ?3 WHERE token = ?1")?
+                .prepare_cached(
+                    "UPDATE OR IGNORE devices SET token = ?2, updated_at = ?3 WHERE token = ?1",
+                )?
                 .execute(params![old, new, now()])?;
             if updated > 0 {
                 applied.replaced += updated as u64;
@@ -265,8 +278,10 @@ mod tests {
     fn inactive_tokens_registered_again_are_kept() {
         let conn = Connection::open_in_memory().unwrap();
         conn.execute_batch(SCHEMA).unwrap();
-        conn.execute("INSERT INTO devices VALUES ('ios', 'AA', 100)", []).unwrap();
-        conn.execute("INSERT INTO devices VALUES ('ios', 'bb', 300)", []).unwrap();
+        conn.execute("INSERT INTO devices VALUES ('ios', 'AA', 100)", [])
+            .unwrap();
+        conn.execute("INSERT INTO devices VALUES ('ios', 'bb', 300)", [])
+            .unwrap();
         assert!(delete_inactive(&conn, "aa", 200).unwrap());
         assert!(!delete_inactive(&conn, "bb", 200).unwrap());
     }

@@ -84,9 +84,9 @@ pub fn progress(total: Option<u64>, quiet: bool) -> ProgressBar {
     match total {
         Some(total) => {
             let bar = ProgressBar::new(total);
-            if let Ok(style) = ProgressStyle::with_template(
-                "{bar:40} {pos}/{len} devices  {per_sec}  eta {eta}",
-            ) {
+            if let Ok(style) =
+                ProgressStyle::with_template("{bar:40} {pos}/{len} devices  {per_sec}  eta {eta}")
+            {
                 bar.set_style(style);
             }
             bar

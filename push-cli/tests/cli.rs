@@ -6,8 +6,8 @@ use std::process::{Command, Output};
 
 use bytes::Bytes;
 use push_mock::{
-    CertificatePaths, Certificates, GatewayOptions, GcmOptions, MockFeedback, MockGateway,
-    MockGcm, TokenScript,
+    CertificatePaths, Certificates, GatewayOptions, GcmOptions, MockFeedback, MockGateway, MockGcm,
+    TokenScript,
 };
 use push_proto::ApnsToken;
 use push_proto::apns::FeedbackTuple;
@@ -144,10 +144,20 @@ fn demo_finishes_and_the_store_ends_as_expected() {
     let keep = dir.path().display().to_string();
     let output = push(&["demo", "--devices", "3000", "--keep", &keep], &[]);
     let stdout = text(&output.stdout);
-    assert!(output.status.success(), "{stdout}\n{}", text(&output.stderr));
-    assert!(stdout.contains("verified: the store holds exactly the expected"), "{stdout}");
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        text(&output.stderr)
+    );
+    assert!(
+        stdout.contains("verified: the store holds exactly the expected"),
+        "{stdout}"
+    );
     let rows = tokens(&dir.path().join("devices.sqlite")).len();
-    assert!(stdout.contains(&format!("expected {rows} devices")), "{stdout}");
+    assert!(
+        stdout.contains(&format!("expected {rows} devices")),
+        "{stdout}"
+    );
     assert!(rows < 3000 && rows > 2900, "{rows}");
     let lines = jsonl(&dir.path().join("feedback.jsonl").display().to_string());
     assert!(lines.iter().any(|l| l["error"] == "invalid_device"));
@@ -170,14 +180,20 @@ fn send_from_a_file_writes_the_expected_jsonl() {
     );
     let devices = mocks.path("devices.txt");
     std::fs::write(&devices, list).unwrap();
-    let output = run(&mocks.send_args(&["--devices", &devices]), &[("PUSH_GCM_KEY", KEY)]);
+    let output = run(
+        &mocks.send_args(&["--devices", &devices]),
+        &[("PUSH_GCM_KEY", KEY)],
+    );
     let stderr = text(&output.stderr);
     assert!(output.status.success(), "{stderr}");
     assert!(!stderr.contains(KEY));
     let lines = jsonl(&mocks.path("feedback.jsonl"));
     let got = by_token(&lines);
     assert_eq!(lines.len(), 6, "{lines:?}");
-    assert!(!got.contains_key(&ios_token(0x11)), "APNs successes are not reported");
+    assert!(
+        !got.contains_key(&ios_token(0x11)),
+        "APNs successes are not reported"
+    );
     assert_eq!(got[&bad]["error"], "invalid_device");
     assert_eq!(got[&bad]["platform"], "ios");
     assert_eq!(got["nothex"]["error"], "invalid_token_format");
@@ -189,7 +205,12 @@ fn send_from_a_file_writes_the_expected_jsonl() {
     assert_eq!(got["and-ok"]["new_token"], Value::Null);
     assert_eq!(got["and-bad"]["error"], "invalid_device");
     assert_eq!(got["and-old"]["new_token"], "and-new");
-    assert_eq!(mocks.gateway.accepted_count(&ApnsToken::parse(&ios_token(0x11)).unwrap()), 1);
+    assert_eq!(
+        mocks
+            .gateway
+            .accepted_count(&ApnsToken::parse(&ios_token(0x11)).unwrap()),
+        1
+    );
 }
 
 #[test]
@@ -294,10 +315,16 @@ fn feedback_service_tokens_are_deleted_unless_registered_again() {
             "CREATE TABLE devices(platform TEXT, token TEXT PRIMARY KEY, updated_at INTEGER)",
         )
         .unwrap();
-        conn.execute("INSERT INTO devices VALUES ('ios', ?1, 999999)", [&old.to_uppercase()])
-            .unwrap();
-        conn.execute("INSERT INTO devices VALUES ('ios', ?1, 2000000)", [&renewed])
-            .unwrap();
+        conn.execute(
+            "INSERT INTO devices VALUES ('ios', ?1, 999999)",
+            [&old.to_uppercase()],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO devices VALUES ('ios', ?1, 2000000)",
+            [&renewed],
+        )
+        .unwrap();
     }
     let address = format!("localhost:{}", service.addr().port());
     let out = dir.path().join("inactive.jsonl").display().to_string();
@@ -323,6 +350,10 @@ fn feedback_service_tokens_are_deleted_unless_registered_again() {
     assert!(output.status.success(), "{}", text(&output.stderr));
     let lines = jsonl(&out);
     assert_eq!(lines.len(), 2);
-    assert!(lines.iter().all(|l| l["error"] == "invalid_device" && l["timestamp"] == 1_000_000));
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["error"] == "invalid_device" && l["timestamp"] == 1_000_000)
+    );
     assert_eq!(tokens(&db), HashSet::from([renewed]));
 }

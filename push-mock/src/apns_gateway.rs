@@ -344,13 +344,13 @@ fn decode_frames(
         counted += 1;
         if !options.count_only {
             accepted.push(Accepted {
-            token: frame.token,
-            identifier,
-            payload: frame.payload,
-            connection: conn.index,
-            format: frame.format,
-            expiry: frame.expiry,
-            priority: frame.priority,
+                token: frame.token,
+                identifier,
+                payload: frame.payload,
+                connection: conn.index,
+                format: frame.format,
+                expiry: frame.expiry,
+                priority: frame.priority,
             });
         }
         conn.accepted += 1;

@@ -36,6 +36,18 @@ fn token(i: u64) -> ApnsToken {
     ApnsToken::from_bytes(bytes)
 }
 
+/// `token(i)` in lowercase hex, written without `fmt` (the device source's share of the
+/// work should stay small: a store hands out tokens as strings already).
+fn token_hex(i: u64) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(64);
+    for byte in token(i).as_bytes() {
+        out.push(char::from(HEX[usize::from(byte >> 4)]));
+        out.push(char::from(HEX[usize::from(byte & 15)]));
+    }
+    out
+}
+
 fn gcm_token(i: u64) -> String {
     // The FCM shape: 11 characters, ':APA91b', then 142 more.
     format!("bench{i:06}:APA91b{i:0142}")
@@ -184,8 +196,10 @@ pub fn command(args: BenchArgs) -> Result<(), Failure> {
         .map_err(|e| run(e.to_string()))?,
     );
     println!(
-        "push bench: {n} notifications per part, payload {} bytes, peak RSS at start {} KiB",
+        "push bench: {n} notifications per part, payload {} bytes, APNs window {} grace {} ms, peak RSS at start {} KiB",
         payload().to_apns_json().map(|j| j.len()).unwrap_or(0),
+        args.apns_window,
+        args.apns_grace_ms,
         peak_rss_kib().unwrap_or(0)
     );
     let mut raw_rate = None;
@@ -199,7 +213,9 @@ pub fn command(args: BenchArgs) -> Result<(), Failure> {
             .apns(
                 ApnsConfig::new(&address)
                     .map_err(|e| run(e.to_string()))?
-                    .tls(mock_tls(&certs, true).map_err(run)?),
+                    .tls(mock_tls(&certs, true).map_err(run)?)
+                    .resend_window(args.apns_window)
+                    .grace(Duration::from_millis(args.apns_grace_ms)),
             )
             .build()
             .map_err(|e| run(e.to_string()))?;
@@ -208,7 +224,7 @@ pub fn command(args: BenchArgs) -> Result<(), Failure> {
         let (reached, finished, delivered) = push_all(
             &client,
             n,
-            |i| Device::ios(token(i).to_hex()),
+            |i| Device::ios(token_hex(i)),
             move || watched.wait_for_accepted(target, LIMIT),
         )
         .map_err(run)?;

@@ -198,6 +198,14 @@ pub struct BenchArgs {
     /// Registration ids per GCM request.
     #[arg(long, value_name = "N", default_value_t = 1000)]
     pub gcm_batch: usize,
+    /// APNs resend window (notifications held until their grace period passes); with
+    /// --apns-grace-ms it bounds throughput (window / grace) and memory (window).
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    pub apns_window: usize,
+    /// APNs grace period in milliseconds: how long a notification must go unchallenged to
+    /// count as delivered.
+    #[arg(long, value_name = "MS", default_value_t = 1000)]
+    pub apns_grace_ms: u64,
     /// Only run these parts (apns, raw, gcm); repeatable; default all.
     #[arg(long, value_name = "PART")]
     pub only: Vec<String>,

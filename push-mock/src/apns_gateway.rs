@@ -46,6 +46,14 @@ pub struct GatewayOptions {
     pub shutdown_after: Option<usize>,
     /// Sleep this long before each read: a slow server, so that clients meet backpressure.
     pub read_delay: Option<Duration>,
+    /// Only count accepted notifications instead of recording each one: [`accepted`],
+    /// [`accepted_count`] stay empty while [`total_accepted`] counts. For benchmarks, where
+    /// the records would otherwise grow with the number of notifications.
+    ///
+    /// [`accepted`]: MockGateway::accepted
+    /// [`accepted_count`]: MockGateway::accepted_count
+    /// [`total_accepted`]: MockGateway::total_accepted
+    pub count_only: bool,
 }
 
 /// One notification the gateway accepted.
@@ -70,6 +78,7 @@ pub struct Accepted {
 #[derive(Debug, Default)]
 struct Record {
     accepted: Vec<Accepted>,
+    accepted_total: usize,
     per_token: HashMap<ApnsToken, usize>,
     rejected: Vec<(ApnsToken, u32)>,
     error_responses: Vec<ErrorResponse>,
@@ -136,7 +145,7 @@ impl MockGateway {
 
     /// How many notifications were accepted in all.
     pub fn total_accepted(&self) -> usize {
-        self.record.read(|r| r.accepted.len())
+        self.record.read(|r| r.accepted_total)
     }
 
     /// How many TLS connections were established (failed handshakes do not count).
@@ -170,7 +179,7 @@ impl MockGateway {
     /// returns whether the count was reached.
     pub fn wait_for_accepted(&self, count: usize, timeout: Duration) -> bool {
         self.record
-            .wait_until(timeout, |r| r.accepted.len() >= count)
+            .wait_until(timeout, |r| r.accepted_total >= count)
     }
 
     /// Blocks until at least `count` connections were established and closed again, or
@@ -303,6 +312,7 @@ fn decode_frames(
 ) -> (usize, Option<End>) {
     let mut used = 0;
     let mut accepted = Vec::new();
+    let mut counted = 0;
     let mut rejected = None;
     let end = loop {
         let rest = input.get(used..).unwrap_or_default();
@@ -331,15 +341,18 @@ fn decode_frames(
                 })
             });
         }
-        accepted.push(Accepted {
-            token: frame.token,
-            identifier,
-            payload: frame.payload,
-            connection: conn.index,
-            format: frame.format,
-            expiry: frame.expiry,
-            priority: frame.priority,
-        });
+        counted += 1;
+        if !options.count_only {
+            accepted.push(Accepted {
+                token: frame.token,
+                identifier,
+                payload: frame.payload,
+                connection: conn.index,
+                format: frame.format,
+                expiry: frame.expiry,
+                priority: frame.priority,
+            });
+        }
         conn.accepted += 1;
         conn.last_identifier = identifier;
         if let Some(end) = limit_reached(options, conn) {
@@ -347,8 +360,9 @@ fn decode_frames(
         }
     };
     // Record before anything is written back, so a client that saw the answer sees the records.
-    if !accepted.is_empty() || rejected.is_some() {
+    if counted > 0 || rejected.is_some() {
         record.update(|r| {
+            r.accepted_total += counted;
             for notification in accepted {
                 *r.per_token.entry(notification.token).or_insert(0) += 1;
                 r.accepted.push(notification);

@@ -1,0 +1,212 @@
+//! The command line, declared with clap's derive API: one struct per subcommand.
+
+use std::path::PathBuf;
+
+use clap::{ArgGroup, Args, Parser, Subcommand};
+
+/// Send push notifications to Apple (APNs) and Google (GCM) devices, read the APNs feedback
+/// service, or try everything against loopback mock servers.
+#[derive(Debug, Parser)]
+#[command(name = "push", version, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Send one notification to every device of a file or a SQLite token store.
+    Send(Box<SendArgs>),
+    /// Read the APNs feedback service and optionally delete the tokens it names.
+    Feedback(FeedbackArgs),
+    /// Run the mock APNs gateway, feedback service and GCM endpoint until Ctrl-C.
+    Mock(MockArgs),
+    /// Show everything end to end: mock servers, a token store, one broadcast, the feedback
+    /// applied to the store.
+    Demo(DemoArgs),
+    /// Measure end-to-end throughput and peak memory against in-process mock servers.
+    Bench(BenchArgs),
+}
+
+/// `push send`.
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("source").required(true).args(["devices", "db"])))]
+pub struct SendArgs {
+    /// Device list: lines "ios <64 hex chars>" or "android <registration id>"; blank lines and
+    /// lines starting with # are ignored. "-" reads standard input.
+    #[arg(long, value_name = "FILE|-")]
+    pub devices: Option<PathBuf>,
+    /// SQLite token store with a table devices(platform TEXT, token TEXT PRIMARY KEY),
+    /// read as a stream.
+    #[arg(long, value_name = "PATH")]
+    pub db: Option<PathBuf>,
+    /// The notification.
+    #[command(flatten)]
+    pub message: MessageArgs,
+    /// APNs settings.
+    #[command(flatten)]
+    pub apns: ApnsArgs,
+    /// GCM settings.
+    #[command(flatten)]
+    pub gcm: GcmArgs,
+    /// Write one JSON object per line: {"platform","token","error","new_token"} plus details
+    /// (APNs reports only failures; GCM reports every token; malformed input lines carry
+    /// their line number).
+    #[arg(long, value_name = "FILE.jsonl")]
+    pub feedback: Option<PathBuf>,
+    /// With --db: delete tokens reported invalid_device, replace tokens that have a new
+    /// canonical id.
+    #[arg(long, requires = "db")]
+    pub apply_feedback: bool,
+    /// No progress bar and no summary.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// The notification's content.
+#[derive(Debug, Clone, Args)]
+pub struct MessageArgs {
+    /// Title shown above the body.
+    #[arg(long, value_name = "TEXT")]
+    pub title: String,
+    /// The message text.
+    #[arg(long, value_name = "TEXT")]
+    pub body: String,
+    /// Custom data, a JSON object such as '{"order":42}'.
+    #[arg(long, value_name = "JSON_OBJECT")]
+    pub data: Option<String>,
+    /// App icon badge number.
+    #[arg(long, value_name = "N")]
+    pub badge: Option<u32>,
+    /// Sound to play ("default" or a bundled sound name).
+    #[arg(long, value_name = "NAME")]
+    pub sound: Option<String>,
+}
+
+/// APNs binary gateway settings.
+#[derive(Debug, Clone, Args)]
+pub struct ApnsArgs {
+    /// The APNs gateway, e.g. gateway.push.apple.com:2195.
+    #[arg(long, value_name = "HOST:PORT", requires_all = ["apns_cert", "apns_key"])]
+    pub apns: Option<String>,
+    /// Client certificate (PEM) presented to APNs.
+    #[arg(long, value_name = "PEM", requires = "apns")]
+    pub apns_cert: Option<PathBuf>,
+    /// Private key (PEM) of the client certificate.
+    #[arg(long, value_name = "PEM", requires = "apns")]
+    pub apns_key: Option<PathBuf>,
+    /// Trust only this CA (PEM) for the gateway instead of the public roots.
+    #[arg(long, value_name = "PEM", requires = "apns")]
+    pub apns_ca: Option<PathBuf>,
+}
+
+/// GCM settings.
+#[derive(Debug, Clone, Args)]
+pub struct GcmArgs {
+    /// The GCM endpoint, e.g. https://gcm-http.googleapis.com/gcm/send.
+    #[arg(long, value_name = "URL", requires = "gcm_key")]
+    pub gcm_url: Option<String>,
+    /// The server API key; prefer the environment variable, which stays out of shell history.
+    /// Never printed.
+    #[arg(long, value_name = "KEY", env = "PUSH_GCM_KEY", hide_env_values = true)]
+    pub gcm_key: Option<String>,
+    /// Trust only this CA (PEM) for the GCM endpoint instead of the public roots.
+    #[arg(long, value_name = "PEM", requires = "gcm_url")]
+    pub gcm_ca: Option<PathBuf>,
+    /// Registration ids per GCM request, 1 to 1000.
+    #[arg(long, value_name = "N", requires = "gcm_url")]
+    pub gcm_batch: Option<usize>,
+}
+
+/// `push feedback`.
+#[derive(Debug, Args)]
+pub struct FeedbackArgs {
+    /// The APNs feedback service, e.g. feedback.push.apple.com:2196.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub apns_feedback: String,
+    /// Client certificate (PEM).
+    #[arg(long, value_name = "PEM")]
+    pub apns_cert: PathBuf,
+    /// Private key (PEM) of the client certificate.
+    #[arg(long, value_name = "PEM")]
+    pub apns_key: PathBuf,
+    /// Trust only this CA (PEM) instead of the public roots.
+    #[arg(long, value_name = "PEM")]
+    pub apns_ca: Option<PathBuf>,
+    /// Write the JSONL lines to this file instead of standard output.
+    #[arg(long, value_name = "FILE.jsonl")]
+    pub out: Option<PathBuf>,
+    /// SQLite token store (see `push send --db`).
+    #[arg(long, value_name = "PATH")]
+    pub db: Option<PathBuf>,
+    /// With --db: delete each reported token unless it was registered again
+    /// (updated_at) after the service's timestamp.
+    #[arg(long, requires = "db")]
+    pub apply_feedback: bool,
+}
+
+/// `push mock`.
+#[derive(Debug, Args)]
+pub struct MockArgs {
+    /// Directory for the generated CA, server and client certificates (default: a
+    /// temporary directory removed at exit).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Stop after this many seconds instead of waiting for Ctrl-C.
+    #[arg(long = "for", value_name = "SECONDS")]
+    pub for_secs: Option<u64>,
+    /// An APNs token (64 hex chars) the gateway rejects as invalid (status 8) and the
+    /// feedback service reports; repeatable.
+    #[arg(long, value_name = "HEX")]
+    pub bad_token: Vec<String>,
+    /// A GCM registration id answered NotRegistered; repeatable.
+    #[arg(long, value_name = "TOKEN")]
+    pub gcm_not_registered: Vec<String>,
+    /// A GCM registration id answered with a canonical id, as OLD=NEW; repeatable.
+    #[arg(long, value_name = "OLD=NEW")]
+    pub gcm_canonical: Vec<String>,
+    /// The API key the mock GCM endpoint expects.
+    #[arg(
+        long,
+        value_name = "KEY",
+        default_value = "test-api-key",
+        hide_default_value = true
+    )]
+    pub gcm_key: String,
+}
+
+/// `push demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Devices in the generated token store.
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    pub devices: u64,
+    /// Keep the token store (devices.sqlite) and the feedback (feedback.jsonl) in this
+    /// directory instead of a temporary one.
+    #[arg(long, value_name = "DIR")]
+    pub keep: Option<PathBuf>,
+}
+
+/// `push bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Notifications per provider (and raw frames for the baseline).
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    pub devices: u64,
+    /// Registration ids per GCM request.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub gcm_batch: usize,
+    /// APNs resend window (notifications held until their grace period passes); with
+    /// --apns-grace-ms it bounds throughput (window / grace) and memory (window).
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    pub apns_window: usize,
+    /// APNs grace period in milliseconds: how long a notification must go unchallenged to
+    /// count as delivered.
+    #[arg(long, value_name = "MS", default_value_t = 1000)]
+    pub apns_grace_ms: u64,
+    /// Only run these parts (apns, raw, gcm); repeatable; default all.
+    #[arg(long, value_name = "PART")]
+    pub only: Vec<String>,
+}

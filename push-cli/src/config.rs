@@ -1,0 +1,95 @@
+//! From command-line arguments to a configured client and payload.
+
+use std::path::Path;
+
+use push_smol::{ApnsConfig, Client, GcmConfig, Payload, Tls};
+
+use crate::cli::{ApnsArgs, GcmArgs, MessageArgs};
+
+/// The notification described by the arguments; `--data` must be a JSON object.
+pub fn payload(message: &MessageArgs) -> Result<Payload, String> {
+    let mut payload = Payload::new().title(&message.title).body(&message.body);
+    if let Some(data) = &message.data {
+        let value: serde_json::Value = serde_json::from_str(data)
+            .map_err(|error| format!("--data is not valid JSON: {error}"))?;
+        let serde_json::Value::Object(map) = value else {
+            return Err("--data must be a JSON object, such as '{\"order\":42}'".into());
+        };
+        for (key, value) in map {
+            payload = payload.data(key, value);
+        }
+    }
+    if let Some(badge) = message.badge {
+        payload = payload.badge(badge);
+    }
+    if let Some(sound) = &message.sound {
+        payload = payload.sound(sound);
+    }
+    Ok(payload)
+}
+
+/// TLS settings: with `ca`, trust only that CA; with `identity`, present that certificate
+/// and key.
+pub fn tls(ca: Option<&Path>, identity: Option<(&Path, &Path)>) -> Result<Tls, String> {
+    let mut tls = Tls::default();
+    if let Some(ca) = ca {
+        tls = tls
+            .add_ca_file(ca)
+            .map_err(|e| e.to_string())?
+            .only_custom_roots();
+    }
+    if let Some((cert, key)) = identity {
+        tls = tls
+            .client_identity_files(cert, key)
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(tls)
+}
+
+/// APNs settings from the arguments, if `--apns` was given.
+pub fn apns(args: &ApnsArgs) -> Result<Option<ApnsConfig>, String> {
+    let Some(gateway) = &args.apns else {
+        return Ok(None);
+    };
+    let (Some(cert), Some(key)) = (&args.apns_cert, &args.apns_key) else {
+        return Err("--apns needs --apns-cert and --apns-key".into());
+    };
+    let tls = tls(args.apns_ca.as_deref(), Some((cert, key)))?;
+    let config = ApnsConfig::new(gateway).map_err(|e| e.to_string())?;
+    Ok(Some(config.tls(tls)))
+}
+
+/// GCM settings from the arguments, if `--gcm-url` was given. The key is never shown.
+pub fn gcm(args: &GcmArgs) -> Result<Option<GcmConfig>, String> {
+    let Some(url) = &args.gcm_url else {
+        return Ok(None);
+    };
+    let Some(key) = args.gcm_key.as_deref().filter(|key| !key.is_empty()) else {
+        return Err("--gcm-url needs --gcm-key or the PUSH_GCM_KEY environment variable".into());
+    };
+    let mut config = GcmConfig::new(key)
+        .endpoint(url)
+        .map_err(|e| e.to_string())?
+        .tls(tls(args.gcm_ca.as_deref(), None)?);
+    if let Some(batch) = args.gcm_batch {
+        config = config.batch_size(batch).map_err(|e| e.to_string())?;
+    }
+    Ok(Some(config))
+}
+
+/// A client with the providers the arguments configure; at least one is required.
+pub fn client(apns_args: &ApnsArgs, gcm_args: &GcmArgs) -> Result<Client, String> {
+    let apns = apns(apns_args)?;
+    let gcm = gcm(gcm_args)?;
+    if apns.is_none() && gcm.is_none() {
+        return Err("no provider configured: give --apns (with --apns-cert, --apns-key) and/or --gcm-url (with --gcm-key)".into());
+    }
+    let mut builder = Client::builder();
+    if let Some(apns) = apns {
+        builder = builder.apns(apns);
+    }
+    if let Some(gcm) = gcm {
+        builder = builder.gcm(gcm);
+    }
+    builder.build().map_err(|e| e.to_string())
+}

@@ -1,0 +1,371 @@
+//! `push demo`: mock servers in process, a generated token store, one broadcast with the
+//! feedback applied to the store, and a check that the store ends as expected.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use push_mock::{Certificates, GatewayOptions, GcmOptions, MockGateway, MockGcm, TokenScript};
+use push_proto::ApnsToken;
+use push_smol::{ApnsConfig, Client, GcmConfig, Payload, Tls};
+use rusqlite::{Connection, params};
+
+use crate::cli::DemoArgs;
+use crate::main_error::Failure;
+use crate::send::{self, Plan, Source};
+use crate::store;
+use crate::summary;
+
+/// What the mocks do with one device of the demo fleet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Fate {
+    /// Delivered.
+    Plain,
+    /// Rejected as invalid (APNs status 8, GCM NotRegistered / InvalidRegistration).
+    Invalid,
+    /// Delivered with a new canonical token.
+    Canonical(String),
+    /// Delivered with a canonical token that is already in the store.
+    CanonicalExisting(String),
+    /// Not a valid token at all; never sent, stays in the store.
+    Malformed,
+}
+
+/// One generated device.
+#[derive(Debug, Clone)]
+struct Entry {
+    platform: &'static str,
+    token: String,
+    fate: Fate,
+    gcm_script: Option<TokenScript>,
+}
+
+/// A number in 0..1000 spread over the positions, so specials are scattered.
+fn spread(i: u64) -> u64 {
+    let mut z = i.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    (z ^ (z >> 31)) % 1000
+}
+
+fn is_ios(i: u64) -> bool {
+    i % 5 < 3
+}
+
+fn android_token(i: u64) -> String {
+    format!("demo:APA91b{i:010}-mock-registration-id-for-the-push-demo")
+}
+
+fn android_is_plain(i: u64) -> bool {
+    !is_ios(i) && spread(i) >= 30
+}
+
+/// The device at position `i`: 60 % iOS, 40 % Android; about 0.4 % of iOS tokens and 1.3 %
+/// of Android ones invalid, 1.3 % of Android ones due a canonical id (a fifth of those
+/// already stored), 0.1 % of iOS rows malformed.
+fn entry(i: u64) -> Entry {
+    let h = spread(i);
+    if is_ios(i) {
+        let token = format!("d0{i:062x}");
+        return match h {
+            0..4 => Entry {
+                platform: "ios",
+                token,
+                fate: Fate::Invalid,
+                gcm_script: None,
+            },
+            999 => Entry {
+                platform: "ios",
+                token: format!("not-a-token-{i}"),
+                fate: Fate::Malformed,
+                gcm_script: None,
+            },
+            _ => Entry {
+                platform: "ios",
+                token,
+                fate: Fate::Plain,
+                gcm_script: None,
+            },
+        };
+    }
+    let token = android_token(i);
+    let (fate, script) = match h {
+        0..10 => (Fate::Invalid, Some(TokenScript::NotRegistered)),
+        10..13 => (Fate::Invalid, Some(TokenScript::InvalidRegistration)),
+        13..26 if h >= 23 && i >= 5 && android_is_plain(i - 5) => {
+            let new = android_token(i - 5);
+            (
+                Fate::CanonicalExisting(new.clone()),
+                Some(TokenScript::Canonical(new)),
+            )
+        }
+        13..26 => {
+            let new = format!("{token}-canonical");
+            (
+                Fate::Canonical(new.clone()),
+                Some(TokenScript::Canonical(new)),
+            )
+        }
+        _ => (Fate::Plain, None),
+    };
+    Entry {
+        platform: "android",
+        token,
+        fate,
+        gcm_script: script,
+    }
+}
+
+/// Writes the store: `n` rows, registered a day ago.
+fn create_store(path: &Path, n: u64) -> Result<(), String> {
+    for suffix in ["", "-wal", "-shm"] {
+        let file = PathBuf::from(format!("{}{suffix}", path.display()));
+        if file.exists() {
+            std::fs::remove_file(&file)
+                .map_err(|e| format!("cannot remove {}: {e}", file.display()))?;
+        }
+    }
+    let mut conn = store::create(path)?;
+    let error = |e: rusqlite::Error| format!("{}: {e}", path.display());
+    let tx = conn.transaction().map_err(error)?;
+    {
+        let mut insert = tx
+            .prepare("INSERT INTO devices(platform, token, updated_at) VALUES (?1, ?2, ?3)")
+            .map_err(error)?;
+        let registered = store::now() - 86_400;
+        for i in 0..n {
+            let entry = entry(i);
+            insert
+                .execute(params![entry.platform, entry.token, registered])
+                .map_err(error)?;
+        }
+    }
+    tx.commit().map_err(error)
+}
+
+/// Expected numbers, from the plan alone.
+#[derive(Debug, Default)]
+struct Expected {
+    ios: u64,
+    android: u64,
+    invalid: u64,
+    canonical: u64,
+    merged: u64,
+    malformed: u64,
+}
+
+/// Checks the store row by row against the plan; returns the rows left.
+fn verify(path: &Path, n: u64, expected: &Expected) -> Result<u64, String> {
+    let conn = Connection::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let error = |e: rusqlite::Error| format!("{}: {e}", path.display());
+    let mut exists = conn
+        .prepare("SELECT count(*) FROM devices WHERE token = ?1")
+        .map_err(error)?;
+    let mut has = |token: &str| -> Result<bool, String> {
+        exists
+            .query_row([token], |row| row.get::<_, i64>(0))
+            .map(|n| n > 0)
+            .map_err(error)
+    };
+    for i in 0..n {
+        let entry = entry(i);
+        let ok = match &entry.fate {
+            Fate::Plain | Fate::Malformed => has(&entry.token)?,
+            Fate::Invalid => !has(&entry.token)?,
+            Fate::Canonical(new) | Fate::CanonicalExisting(new) => !has(&entry.token)? && has(new)?,
+        };
+        if !ok {
+            return Err(format!(
+                "store check failed: device {i} ({} {}) should be {:?}",
+                entry.platform, entry.token, entry.fate
+            ));
+        }
+    }
+    let rows = store::count(&conn, path)?;
+    let want = n - expected.invalid - expected.merged;
+    if rows != want {
+        return Err(format!("store check failed: {rows} rows, expected {want}"));
+    }
+    Ok(rows)
+}
+
+/// `push demo` with its arguments.
+pub fn command(args: DemoArgs) -> Result<(), Failure> {
+    let n = args.devices;
+    let run = |e: String| Failure::Run(e);
+    let (dir, _temporary) = match &args.keep {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Failure::Usage(format!("cannot create {}: {e}", dir.display())))?;
+            (dir.clone(), None)
+        }
+        None => {
+            let temporary = tempfile::Builder::new()
+                .prefix("push-demo-")
+                .tempdir()
+                .map_err(|e| run(format!("cannot create a temporary directory: {e}")))?;
+            (PathBuf::from(temporary.path()), Some(temporary))
+        }
+    };
+    let db = dir.join("devices.sqlite");
+    let jsonl = dir.join("feedback.jsonl");
+
+    let mut expected = Expected::default();
+    let mut bad_tokens = HashSet::new();
+    let mut scripts = HashMap::new();
+    for i in 0..n {
+        let entry = entry(i);
+        match entry.platform {
+            "ios" => expected.ios += 1,
+            _ => expected.android += 1,
+        }
+        match &entry.fate {
+            Fate::Invalid => expected.invalid += 1,
+            Fate::Canonical(_) => expected.canonical += 1,
+            Fate::CanonicalExisting(_) => expected.merged += 1,
+            Fate::Malformed => expected.malformed += 1,
+            Fate::Plain => {}
+        }
+        if entry.platform == "ios"
+            && entry.fate == Fate::Invalid
+            && let Ok(token) = ApnsToken::parse(&entry.token)
+        {
+            bad_tokens.insert(token);
+        }
+        if let Some(script) = entry.gcm_script {
+            scripts.insert(entry.token, script);
+        }
+    }
+    let bad_ios = bad_tokens.len();
+    create_store(&db, n).map_err(run)?;
+
+    let certs =
+        Certificates::generate().map_err(|e| run(format!("cannot generate certificates: {e}")))?;
+    let gateway = MockGateway::start(
+        GatewayOptions {
+            bad_tokens,
+            require_client_cert: true,
+            count_only: true,
+            ..GatewayOptions::default()
+        },
+        &certs,
+    )
+    .map_err(|e| run(format!("cannot start the mock gateway: {e}")))?;
+    let gcm = MockGcm::start(GcmOptions {
+        api_key: "demo-key".into(),
+        tls: Some(certs.clone()),
+        scripts,
+        unavailable_rate: 0.02,
+        retry_after_secs: 0,
+        seed: 7,
+        count_only: true,
+        ..GcmOptions::default()
+    })
+    .map_err(|e| run(format!("cannot start the mock GCM: {e}")))?;
+
+    let tls = |identity: bool| -> Result<Tls, String> {
+        let tls = Tls::default()
+            .only_custom_roots()
+            .add_ca_pem(certs.ca_pem.as_bytes())
+            .map_err(|e| e.to_string())?;
+        if identity {
+            tls.client_identity_pem(
+                certs.client_cert_pem.as_bytes(),
+                certs.client_key_pem.as_bytes(),
+            )
+            .map_err(|e| e.to_string())
+        } else {
+            Ok(tls)
+        }
+    };
+    let gateway_address = format!("{}:{}", Certificates::SERVER_NAME, gateway.addr().port());
+    let client = Client::builder()
+        .apns(
+            ApnsConfig::new(&gateway_address)
+                .map_err(|e| run(e.to_string()))?
+                .tls(tls(true).map_err(run)?)
+                .grace(Duration::from_millis(500)),
+        )
+        .gcm(
+            GcmConfig::new("demo-key")
+                .endpoint(&gcm.endpoint())
+                .map_err(|e| run(e.to_string()))?
+                .tls(tls(false).map_err(run)?)
+                .backoff(Duration::from_millis(10), Duration::from_millis(200))
+                .max_attempts(10),
+        )
+        .build()
+        .map_err(|e| run(e.to_string()))?;
+
+    println!(
+        "push demo: {n} devices ({} iOS, {} Android) in the SQLite store {}",
+        expected.ios,
+        expected.android,
+        db.display()
+    );
+    println!(
+        "  mock APNs gateway {gateway_address} (rejects {bad_ios} tokens), mock GCM {} (NotRegistered, InvalidRegistration, canonical ids, 2 % of requests answered 503)",
+        gcm.endpoint()
+    );
+    let outcome = send::run(Plan {
+        client,
+        payload: Payload::new()
+            .title("push demo")
+            .body("One notification for every device in the store")
+            .badge(1),
+        source: Source::Db(db.clone()),
+        feedback: Some(jsonl.clone()),
+        apply: true,
+        quiet: false,
+    })
+    .map_err(run)?;
+    if let Some(error) = outcome.fatal_errors().next() {
+        return Err(run(error.to_string()));
+    }
+    let tally = &outcome.tally;
+    let applied = outcome.applied.unwrap_or_default();
+    println!(
+        "sent one notification to {} devices in {:.2} s: {:.0} notifications/s",
+        tally.total(),
+        outcome.elapsed.as_secs_f64(),
+        summary::rate(tally.total(), outcome.elapsed)
+    );
+    println!(
+        "  delivered {} ({} of them under a new canonical token)",
+        tally.delivered, tally.new_tokens
+    );
+    for (code, count) in &tally.failed {
+        println!("  {code}: {count}");
+    }
+    println!(
+        "  GCM: {} requests, {} answered 503 and retried",
+        gcm.requests(),
+        gcm.statuses().iter().filter(|s| **s == 503).count()
+    );
+    println!(
+        "store updated: {} invalid tokens removed, {} tokens replaced, {} rows removed whose canonical token was already stored",
+        applied.deleted, applied.replaced, applied.merged
+    );
+    if tally.failed_with("invalid_device") != expected.invalid
+        || tally.failed_with("invalid_token_format") != expected.malformed
+        || tally.new_tokens != expected.canonical + expected.merged
+        || tally.delivered + expected.invalid + expected.malformed != n
+    {
+        return Err(run(format!(
+            "unexpected outcomes: {tally:?}, planned {expected:?}"
+        )));
+    }
+    let rows = verify(&db, n, &expected).map_err(run)?;
+    println!(
+        "verified: the store holds exactly the expected {rows} devices ({} malformed rows kept for you to fix)",
+        expected.malformed
+    );
+    if args.keep.is_some() {
+        println!(
+            "kept: {} and the feedback {}",
+            db.display(),
+            jsonl.display()
+        );
+    }
+    Ok(())
+}

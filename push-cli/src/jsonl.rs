@@ -1,0 +1,133 @@
+//! Feedback as JSON Lines: one object per device, written as it arrives.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::Path;
+
+use push_proto::Feedback;
+use serde::Serialize;
+
+use crate::devices::{Malformed, Origin};
+
+/// One line: the four fields every line has, then details that only some have.
+#[derive(Debug, Serialize)]
+pub struct Line<'a> {
+    /// `ios`, `android`, or the platform as written in a malformed entry (null if none).
+    pub platform: Option<&'a str>,
+    /// The token as sent (or as written).
+    pub token: &'a str,
+    /// The snake_case error code; null when delivered.
+    pub error: Option<&'a str>,
+    /// The canonical token that replaces `token`, when the provider sent one.
+    pub new_token: Option<&'a str>,
+    /// The line of the device list a malformed entry came from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<u64>,
+    /// The rowid of the store a malformed entry came from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub row: Option<i64>,
+    /// When the APNs feedback service found the device inactive (UNIX seconds).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<u32>,
+    /// The error in words (the provider's status, the attempts made, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+impl<'a> Line<'a> {
+    /// The line for a device's feedback.
+    pub fn from_feedback(feedback: &'a Feedback) -> Self {
+        Line {
+            platform: Some(feedback.device.platform.as_str()),
+            token: &feedback.device.token,
+            error: feedback.error.as_ref().map(|e| e.code()),
+            new_token: feedback.new_token.as_deref(),
+            line: None,
+            row: None,
+            timestamp: None,
+            detail: feedback.error.as_ref().map(|e| e.to_string()),
+        }
+    }
+
+    /// The line for a malformed input entry.
+    pub fn from_malformed(malformed: &'a Malformed) -> Self {
+        let (line, row) = match malformed.origin {
+            Origin::Line(n) => (Some(n), None),
+            Origin::Row(n) => (None, Some(n)),
+        };
+        Line {
+            platform: malformed.platform.as_deref(),
+            token: &malformed.token,
+            error: Some(malformed.code),
+            new_token: None,
+            line,
+            row,
+            timestamp: None,
+            detail: Some(malformed.detail.clone()),
+        }
+    }
+}
+
+/// A JSONL sink; writes nothing when created without a destination.
+#[derive(Debug)]
+pub struct Writer {
+    out: Option<BufWriter<Box<dyn WriteDebug>>>,
+    name: String,
+}
+
+/// `Write` that can be shown in `Debug` output (by name only).
+pub trait WriteDebug: Write + Send {}
+impl<T: Write + Send> WriteDebug for T {}
+
+impl std::fmt::Debug for dyn WriteDebug {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<output>")
+    }
+}
+
+impl Writer {
+    /// Creates (truncates) `path`, or a sink that drops everything when `path` is `None`.
+    pub fn create(path: Option<&Path>) -> Result<Self, String> {
+        let Some(path) = path else {
+            return Ok(Writer {
+                out: None,
+                name: String::new(),
+            });
+        };
+        let file = File::create(path)
+            .map_err(|error| format!("cannot create {}: {error}", path.display()))?;
+        Ok(Writer {
+            out: Some(BufWriter::new(Box::new(file))),
+            name: path.display().to_string(),
+        })
+    }
+
+    /// Writes to standard output.
+    pub fn stdout() -> Self {
+        Writer {
+            out: Some(BufWriter::new(Box::new(io::stdout()))),
+            name: "standard output".into(),
+        }
+    }
+
+    /// Appends one line.
+    pub fn write(&mut self, line: &Line<'_>) -> Result<(), String> {
+        let Some(out) = &mut self.out else {
+            return Ok(());
+        };
+        serde_json::to_writer(&mut *out, line)
+            .map_err(io::Error::from)
+            .and_then(|()| out.write_all(b"\n"))
+            .map_err(|error| format!("writing {} failed: {error}", self.name))
+    }
+
+    /// Flushes what is buffered.
+    pub fn finish(&mut self) -> Result<(), String> {
+        match &mut self.out {
+            Some(out) => out
+                .flush()
+                .map_err(|error| format!("writing {} failed: {error}", self.name)),
+            None => Ok(()),
+        }
+    }
+}

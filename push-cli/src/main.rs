@@ -1,0 +1,42 @@
+//! `push`: send push notifications from the command line, read the APNs feedback service,
+//! and try it all against loopback mock servers (`push demo`, `push bench`, `push mock`).
+
+// A binary: `pub` marks what each module offers the others, nothing is exported.
+#![allow(unreachable_pub)]
+
+mod bench;
+mod cli;
+mod config;
+mod demo;
+mod devices;
+mod feedback;
+mod jsonl;
+mod main_error;
+mod mock;
+mod send;
+mod store;
+mod summary;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Send(args) => send::command(*args),
+        Command::Feedback(args) => feedback::command(args),
+        Command::Mock(args) => mock::command(args),
+        Command::Demo(args) => demo::command(args),
+        Command::Bench(args) => bench::command(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("push: error: {}", failure.reason());
+            failure.exit_code()
+        }
+    }
+}

@@ -36,18 +36,6 @@ fn token(i: u64) -> ApnsToken {
     ApnsToken::from_bytes(bytes)
 }
 
-/// `token(i)` in lowercase hex, written without `fmt` (the device source's share of the
-/// work should stay small: a store hands out tokens as strings already).
-fn token_hex(i: u64) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(64);
-    for byte in token(i).as_bytes() {
-        out.push(char::from(HEX[usize::from(byte >> 4)]));
-        out.push(char::from(HEX[usize::from(byte & 15)]));
-    }
-    out
-}
-
 fn gcm_token(i: u64) -> String {
     // The FCM shape: 11 characters, ':APA91b', then 142 more.
     format!("bench{i:06}:APA91b{i:0142}")
@@ -224,7 +212,7 @@ pub fn command(args: BenchArgs) -> Result<(), Failure> {
         let (reached, finished, delivered) = push_all(
             &client,
             n,
-            |i| Device::ios(token_hex(i)),
+            |i| Device::ios(token(i).to_hex()),
             move || watched.wait_for_accepted(target, LIMIT),
         )
         .map_err(run)?;

@@ -7,6 +7,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
 use async_channel::{Receiver, Sender};
+
+use crate::queue::{QueueSender, queue};
 use futures_lite::Stream;
 use push_proto::{Device, Feedback, Payload, Push};
 
@@ -18,6 +20,10 @@ use crate::feedback_service::{FeedbackService, InactiveDevices};
 use crate::http::HttpClient;
 use crate::report::{ClientStats, Report};
 use crate::runtime::Runtime;
+
+/// Feedback travels to a session's stream in batches; this many batches may wait in the
+/// channel, each at most a quarter of the client's feedback capacity.
+pub(crate) const FEEDBACK_BATCHES: usize = 4;
 
 /// Builds a [`Client`]: add providers, adjust the queue bounds, then [`build`](Self::build).
 #[derive(Debug)]
@@ -88,7 +94,7 @@ impl<R: Runtime> ClientBuilder<R> {
                 })?;
             http = Some(exchange(&runtime, gcm)?);
         }
-        let (commands, receiver) = async_channel::bounded(self.queue_capacity);
+        let (commands, receiver) = queue(self.queue_capacity);
         let stats = Arc::new(Mutex::new(ClientStats {
             feedback_capacity: self.feedback_capacity as u64,
             ..ClientStats::default()
@@ -137,14 +143,24 @@ fn exchange<R: Runtime>(runtime: &R, gcm: &GcmConfig) -> Result<Exchange<R>, Err
     Ok(Exchange::Hyper(client))
 }
 
-#[derive(Debug)]
+/// What every clone of a client shares.
 struct Shared<R: Runtime> {
     runtime: R,
-    commands: Sender<Command>,
+    commands: QueueSender<Command>,
     next_session: AtomicU64,
     feedback_capacity: usize,
     feedback_service: Option<FeedbackService>,
     stats: Arc<Mutex<ClientStats>>,
+}
+
+impl<R: Runtime> std::fmt::Debug for Shared<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("feedback_capacity", &self.feedback_capacity)
+            .field("feedback_service", &self.feedback_service)
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A push client: one long-lived connection per provider, shared by every session.
@@ -180,7 +196,7 @@ impl<R: Runtime> Client<R> {
     /// Starts a session that sends `payload` to every device pushed into it.
     pub fn send(&self, payload: Payload) -> Session<R> {
         let key = self.shared.next_session.fetch_add(1, Ordering::Relaxed);
-        let (feedback, receiver) = async_channel::bounded(self.shared.feedback_capacity);
+        let (feedback, receiver) = async_channel::bounded(FEEDBACK_BATCHES);
         Session {
             key,
             client: self.clone(),
@@ -221,8 +237,8 @@ impl<R: Runtime> Client<R> {
 pub struct Session<R: Runtime> {
     key: u64,
     client: Client<R>,
-    opening: Option<(Box<Payload>, Sender<Feedback>)>,
-    receiver: Option<Receiver<Feedback>>,
+    opening: Option<(Box<Payload>, Sender<Vec<Feedback>>)>,
+    receiver: Option<Receiver<Vec<Feedback>>>,
     listening: Arc<AtomicBool>,
     closed: bool,
 }
@@ -241,11 +257,13 @@ impl<R: Runtime> Session<R> {
                 self.listening.store(true, Ordering::Relaxed);
                 Feedbacks {
                     receiver: Some(Box::pin(receiver)),
+                    batch: Vec::new().into_iter(),
                     listening: self.listening.clone(),
                 }
             }
             None => Feedbacks {
                 receiver: None,
+                batch: Vec::new().into_iter(),
                 listening: Arc::new(AtomicBool::new(false)),
             },
         }
@@ -318,7 +336,9 @@ impl<R: Runtime> Drop for Session<R> {
 /// the finished session has its feedback.
 #[derive(Debug)]
 pub struct Feedbacks {
-    receiver: Option<Pin<Box<Receiver<Feedback>>>>,
+    receiver: Option<Pin<Box<Receiver<Vec<Feedback>>>>>,
+    /// The rest of the batch being read.
+    batch: std::vec::IntoIter<Feedback>,
     listening: Arc<AtomicBool>,
 }
 
@@ -326,9 +346,18 @@ impl Stream for Feedbacks {
     type Item = Feedback;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Feedback>> {
-        match &mut self.receiver {
-            Some(receiver) => receiver.as_mut().poll_next(cx),
-            None => Poll::Ready(None),
+        loop {
+            if let Some(feedback) = self.batch.next() {
+                return Poll::Ready(Some(feedback));
+            }
+            let Some(receiver) = &mut self.receiver else {
+                return Poll::Ready(None);
+            };
+            match receiver.as_mut().poll_next(cx) {
+                Poll::Ready(Some(batch)) => self.batch = batch.into_iter(),
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            }
         }
     }
 }

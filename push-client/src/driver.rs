@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use async_channel::{Receiver, Sender, TryRecvError, TrySendError};
+use async_channel::{Receiver, Sender, TrySendError};
 use bytes::Bytes;
 use futures_lite::io::{ReadHalf, WriteHalf};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
@@ -18,6 +18,7 @@ use rustls::ClientConfig;
 use crate::error::Error;
 use crate::exchange::Exchange;
 use crate::net::{Endpoint, Timeouts, dial_tls, timeout};
+use crate::queue::QueueReceiver;
 use crate::report::{ClientStats, Report};
 use crate::runtime::Runtime;
 
@@ -27,7 +28,7 @@ pub(crate) enum Command {
     Open {
         key: u64,
         payload: Box<Payload>,
-        feedback: Sender<Feedback>,
+        feedback: Sender<Vec<Feedback>>,
         listening: Arc<AtomicBool>,
     },
     /// One device for a session.
@@ -91,7 +92,7 @@ impl<R: Runtime> ApnsLink<R> {
 
 struct SessionState {
     id: SessionId,
-    feedback: Sender<Feedback>,
+    feedback: Sender<Vec<Feedback>>,
     listening: Arc<AtomicBool>,
     /// Feedbacks the reader has not made room for yet.
     waiting: VecDeque<Feedback>,
@@ -108,7 +109,9 @@ pub(crate) struct Driver<R: Runtime> {
     push: Push,
     apns: Option<ApnsLink<R>>,
     gcm: Option<Arc<Exchange<R>>>,
-    commands: Receiver<Command>,
+    commands: QueueReceiver<Command>,
+    /// Commands taken from the queue and not handled yet.
+    inbox: VecDeque<Command>,
     io_tx: Sender<Io<R>>,
     io_rx: Receiver<Io<R>>,
     sessions: HashMap<u64, SessionState>,
@@ -128,7 +131,7 @@ impl<R: Runtime> Driver<R> {
         push: Push,
         apns: Option<ApnsLink<R>>,
         gcm: Option<Exchange<R>>,
-        commands: Receiver<Command>,
+        commands: QueueReceiver<Command>,
         feedback_capacity: usize,
         stats: Arc<Mutex<ClientStats>>,
     ) -> Self {
@@ -139,6 +142,7 @@ impl<R: Runtime> Driver<R> {
             apns,
             gcm: gcm.map(Arc::new),
             commands,
+            inbox: VecDeque::new(),
             io_tx,
             io_rx,
             sessions: HashMap::new(),
@@ -180,8 +184,8 @@ impl<R: Runtime> Driver<R> {
     }
 
     fn finished(&self) -> bool {
-        self.commands.is_closed()
-            && self.commands.is_empty()
+        self.commands.is_finished()
+            && self.inbox.is_empty()
             && self.sessions.is_empty()
             && self.parked.is_none()
             && self.push.is_idle()
@@ -198,10 +202,9 @@ impl<R: Runtime> Driver<R> {
             deadline = Some(deadline.map_or(retry, |d| d.min(retry)));
         }
         let commands = async {
-            if self.accepting()
-                && let Ok(command) = self.commands.recv().await
-            {
-                return Some(Wake::Command(command));
+            if self.accepting() && !self.commands.is_finished() {
+                self.commands.ready().await;
+                return Some(Wake::Commands);
             }
             std::future::pending().await
         };
@@ -216,8 +219,7 @@ impl<R: Runtime> Driver<R> {
         let woke = futures_lite::future::or(io, futures_lite::future::or(commands, timer)).await;
         match woke {
             Some(Wake::Io(io)) => self.handle_io(io),
-            Some(Wake::Command(command)) => self.handle_command(command),
-            Some(Wake::Timer) | None => {}
+            Some(Wake::Commands | Wake::Timer) | None => {}
         }
     }
 
@@ -247,26 +249,25 @@ impl<R: Runtime> Driver<R> {
     /// Takes commands while the core has room (a bounded number per turn, for fairness).
     fn take_commands(&mut self) -> bool {
         let mut progressed = false;
+        let now = Instant::now();
         if let Some((key, device)) = self.parked.take() {
-            self.place(key, device);
+            self.place(key, device, now);
             progressed = self.parked.is_none();
         }
-        for _ in 0..1024 {
-            if !self.accepting() {
+        if self.inbox.is_empty() && self.accepting() {
+            self.commands.try_drain(&mut self.inbox, 4096);
+        }
+        while self.accepting() {
+            let Some(command) = self.inbox.pop_front() else {
                 break;
-            }
-            match self.commands.try_recv() {
-                Ok(command) => {
-                    self.handle_command(command);
-                    progressed = true;
-                }
-                Err(TryRecvError::Empty | TryRecvError::Closed) => break,
-            }
+            };
+            self.handle_command(command, now);
+            progressed = true;
         }
         progressed
     }
 
-    fn handle_command(&mut self, command: Command) {
+    fn handle_command(&mut self, command: Command, now: Instant) {
         match command {
             Command::Open {
                 key,
@@ -295,7 +296,7 @@ impl<R: Runtime> Driver<R> {
                 if let Some(session) = self.sessions.get_mut(&key) {
                     session.report.pushed += 1;
                 }
-                self.place(key, device);
+                self.place(key, device, now);
             }
             Command::Close { key, reply } => {
                 if let Some(session) = self.sessions.get_mut(&key) {
@@ -309,11 +310,11 @@ impl<R: Runtime> Driver<R> {
     }
 
     /// Hands a device to the core, or parks it when the core is full.
-    fn place(&mut self, key: u64, device: Device) {
+    fn place(&mut self, key: u64, device: Device, now: Instant) {
         let Some(session) = self.sessions.get(&key) else {
             return;
         };
-        if let Err(Full(device)) = self.push.push(session.id, device, Instant::now()) {
+        if let Err(Full(device)) = self.push.push(session.id, device, now) {
             self.parked = Some((key, device));
         }
     }
@@ -539,8 +540,9 @@ impl<R: Runtime> Driver<R> {
             }
         }
         let mut done = Vec::new();
+        let batch = (self.feedback_capacity / crate::client::FEEDBACK_BATCHES).max(1);
         for (key, session) in &mut self.sessions {
-            self.feedback_waiting -= hand_over(session);
+            self.feedback_waiting -= hand_over(session, batch);
             if session.core_finished && session.waiting.is_empty() {
                 done.push(*key);
             }
@@ -569,24 +571,28 @@ impl<R: Runtime> Driver<R> {
 /// What ended a wait.
 enum Wake<R: Runtime> {
     Io(Io<R>),
-    Command(Command),
+    Commands,
     Timer,
 }
 
-/// Moves a session's waiting feedback into its stream while there is room; drops it when the
-/// stream is gone. Returns how many left the waiting queue.
-fn hand_over(session: &mut SessionState) -> usize {
+/// Moves a session's waiting feedback into its stream, in batches of at most `batch`, while
+/// there is room; drops it when the stream is gone. Returns how many left the waiting queue.
+fn hand_over(session: &mut SessionState, batch: usize) -> usize {
     let mut moved = 0;
-    while let Some(feedback) = session.waiting.pop_front() {
-        match session.feedback.try_send(feedback) {
-            Ok(()) => moved += 1,
-            Err(TrySendError::Full(feedback)) => {
-                session.waiting.push_front(feedback);
+    while !session.waiting.is_empty() && !session.feedback.is_full() {
+        let take = session.waiting.len().min(batch);
+        let feedbacks: Vec<Feedback> = session.waiting.drain(..take).collect();
+        match session.feedback.try_send(feedbacks) {
+            Ok(()) => moved += take,
+            Err(TrySendError::Full(feedbacks)) => {
+                for feedback in feedbacks.into_iter().rev() {
+                    session.waiting.push_front(feedback);
+                }
                 break;
             }
             Err(TrySendError::Closed(_)) => {
-                moved += 1;
-                session.report.feedback_not_read += 1;
+                moved += take;
+                session.report.feedback_not_read += take as u64;
                 session.listening.store(false, Ordering::Relaxed);
             }
         }

@@ -16,6 +16,7 @@ mod exchange;
 mod feedback_service;
 mod http;
 mod net;
+mod queue;
 mod report;
 mod runtime;
 mod tls;

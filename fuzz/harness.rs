@@ -691,7 +691,11 @@ pub fn gcm_response(data: &[u8]) {
         2 => response
             .header("retry-after", "Sun, 06 Nov 1994 08:49:37 GMT")
             .header("date", "Sun, 06 Nov 1994 08:49:30 GMT"),
-        _ => response.header("retry-after", String::from_utf8_lossy(body).into_owned()),
+        // Arbitrary text: only bytes a header value may hold (anything else cannot arrive).
+        _ => match http::HeaderValue::from_bytes(body) {
+            Ok(value) => response.header("retry-after", value),
+            Err(_) => response,
+        },
     };
     let response = response
         .body(bytes::Bytes::copy_from_slice(body))

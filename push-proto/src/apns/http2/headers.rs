@@ -364,7 +364,8 @@ impl HeaderSet {
     pub(crate) fn new(options: &Options) -> Result<Self, HeaderError> {
         let topic = match &options.topic {
             Some(topic) => Some(
-                HeaderValue::from_str(topic).map_err(|_| HeaderError::InvalidValue("apns-topic"))?,
+                HeaderValue::from_str(topic)
+                    .map_err(|_| HeaderError::InvalidValue("apns-topic"))?,
             ),
             None => None,
         };
@@ -393,7 +394,10 @@ impl HeaderSet {
         if let Some(topic) = self.topic.as_ref().or(default_topic) {
             headers.insert("apns-topic", topic.clone());
         }
-        headers.insert("apns-priority", HeaderValue::from(self.priority.value()));
+        headers.insert(
+            "apns-priority",
+            HeaderValue::from(u16::from(self.priority.value())),
+        );
         if let Some(expiration) = self.expiration {
             headers.insert("apns-expiration", HeaderValue::from(expiration));
         }
@@ -414,7 +418,11 @@ mod tests {
     fn push_types_round_trip_and_voip_has_the_larger_limit() {
         for push_type in PushType::ALL {
             assert_eq!(push_type.as_str().parse::<PushType>(), Ok(push_type));
-            let limit = if push_type == PushType::Voip { 5120 } else { 4096 };
+            let limit = if push_type == PushType::Voip {
+                5120
+            } else {
+                4096
+            };
             assert_eq!(push_type.payload_limit(), limit);
         }
         assert!("Alert".parse::<PushType>().is_err());
@@ -424,7 +432,10 @@ mod tests {
     fn background_forces_priority_5() {
         let options = Options::new(PushType::Background).priority(ApnsPriority::Immediate);
         assert_eq!(options.effective_priority().value(), 5);
-        assert_eq!(Options::new(PushType::Alert).effective_priority().value(), 10);
+        assert_eq!(
+            Options::new(PushType::Alert).effective_priority().value(),
+            10
+        );
         let low = Options::new(PushType::Alert).priority(ApnsPriority::Lowest);
         assert_eq!(low.effective_priority().value(), 1);
     }

@@ -95,8 +95,7 @@ impl fmt::Debug for P8Signer {
 }
 
 fn check_id(field: &'static str, value: &str) -> Result<(), KeyError> {
-    if value.is_empty() || value.len() > 64 || !value.bytes().all(|b| b.is_ascii_alphanumeric())
-    {
+    if value.is_empty() || value.len() > 64 || !value.bytes().all(|b| b.is_ascii_alphanumeric()) {
         return Err(KeyError::BadId {
             field,
             value: value.chars().take(32).collect(),
@@ -403,7 +402,10 @@ pub(crate) mod tests {
         assert_eq!(token.iat(), 1_700_000_005);
         let (header, claims) = verify(token.jwt(), &public);
         assert_eq!(header, json!({"alg": "ES256", "kid": "ABC123DEFG"}));
-        assert_eq!(claims, json!({"iss": "TEAM123456", "iat": 1_700_000_005u64}));
+        assert_eq!(
+            claims,
+            json!({"iss": "TEAM123456", "iat": 1_700_000_005u64})
+        );
         assert!(
             token
                 .jwt()

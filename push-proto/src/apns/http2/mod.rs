@@ -66,6 +66,5 @@ pub use notification::{
 };
 pub use response::{Classified, Reason, Verdict, classify};
 pub use sender::{
-    Auth, Config, ConfigError, Event, PRODUCTION_URL, RequestId, Report, SANDBOX_URL, Sender,
-    Stats,
+    Auth, Config, ConfigError, Event, PRODUCTION_URL, Report, RequestId, SANDBOX_URL, Sender, Stats,
 };

@@ -168,7 +168,11 @@ pub struct LiveActivity {
 
 impl LiveActivity {
     /// A Live Activity `event` at `timestamp` with `content_state`.
-    pub fn new(timestamp: u64, event: LiveActivityEvent, content_state: Map<String, Value>) -> Self {
+    pub fn new(
+        timestamp: u64,
+        event: LiveActivityEvent,
+        content_state: Map<String, Value>,
+    ) -> Self {
         LiveActivity {
             timestamp,
             event,
@@ -478,10 +482,7 @@ mod tests {
                 Notification::new().relevance_score(0.25),
                 json!({"relevance-score": 0.25}),
             ),
-            (
-                Notification::new().relevance_score(f64::NAN),
-                json!({}),
-            ),
+            (Notification::new().relevance_score(f64::NAN), json!({})),
         ];
         for (notification, expected) in cases {
             assert_eq!(aps(&notification), expected, "{notification:?}");
@@ -515,7 +516,11 @@ mod tests {
 
     #[test]
     fn payload_fields_and_custom_keys_are_byte_exact() {
-        let payload = Payload::new().title("Hi").body("B").sound("default").data("z", 1);
+        let payload = Payload::new()
+            .title("Hi")
+            .body("B")
+            .sound("default")
+            .data("z", 1);
         let notification = Notification::from_payload(&payload).custom("a", "x");
         assert_eq!(
             &notification.encode(PushType::Alert).unwrap()[..],

@@ -196,9 +196,19 @@ impl Reason {
     pub fn documented_status(&self) -> Option<u16> {
         use Reason::*;
         Some(match self {
-            BadCollapseId | BadDeviceToken | BadExpirationDate | BadMessageId | BadPriority
-            | BadTopic | DeviceTokenNotForTopic | DuplicateHeaders | IdleTimeout
-            | InvalidPushType | MissingDeviceToken | MissingTopic | PayloadEmpty
+            BadCollapseId
+            | BadDeviceToken
+            | BadExpirationDate
+            | BadMessageId
+            | BadPriority
+            | BadTopic
+            | DeviceTokenNotForTopic
+            | DuplicateHeaders
+            | IdleTimeout
+            | InvalidPushType
+            | MissingDeviceToken
+            | MissingTopic
+            | PayloadEmpty
             | TopicDisallowed => 400,
             BadCertificate
             | BadCertificateEnvironment
@@ -288,7 +298,12 @@ pub fn parse_body(body: &[u8]) -> (Option<String>, Option<u64>) {
         value
             .as_u64()
             // Seen as a float in the wild; accept whole non-negative numbers.
-            .or_else(|| value.as_f64().filter(|f| *f >= 0.0 && f.fract() == 0.0 && *f < 1.8e19).map(|f| f as u64))
+            .or_else(|| {
+                value
+                    .as_f64()
+                    .filter(|f| *f >= 0.0 && f.fract() == 0.0 && *f < 1.8e19)
+                    .map(|f| f as u64)
+            })
     });
     (reason, timestamp)
 }

@@ -611,10 +611,8 @@ impl<T> Sender<T> {
             };
             return self.fail(entry, error, None);
         }
-        let delay = retry_after.unwrap_or_else(|| {
-            self.backoff
-                .delay(entry.attempts.saturating_sub(1))
-        });
+        let delay =
+            retry_after.unwrap_or_else(|| self.backoff.delay(entry.attempts.saturating_sub(1)));
         match now.checked_add(delay) {
             Some(due) => {
                 self.stats.retries += 1;

@@ -11,11 +11,11 @@
 
 use std::time::{Duration, Instant};
 
+use push_proto::apns::http2;
 use push_proto::apns::{
     ErrorResponse, Event, FeedbackDecoder, FeedbackTuple, Format, Frame, Gateway, GatewayConfig,
     Notification, SilentClose, Status,
 };
-use push_proto::apns::http2;
 use push_proto::gcm::{self, MessageOptions, RequestBody, Sender, parse_results};
 use push_proto::{ApnsToken, DeviceError, GcmToken, Payload};
 
@@ -787,8 +787,8 @@ pub fn apns_http2_response(data: &[u8]) {
     let _ = http2::response::parse_body(body);
 
     let now = Instant::now();
-    let auth = http2::TokenAuth::new(ZeroSigner, "FUZZTEAM12", now, 1_700_000_000)
-        .expect("valid ids");
+    let auth =
+        http2::TokenAuth::new(ZeroSigner, "FUZZTEAM12", now, 1_700_000_000).expect("valid ids");
     let mut config = http2::Config::new(http2::PRODUCTION_URL).topic("com.example.fuzz");
     config.max_attempts = 3;
     let mut sender: http2::Sender<u32> =
@@ -813,7 +813,10 @@ pub fn apns_http2_response(data: &[u8]) {
         match sender.poll_request(now) {
             Some((id, request)) => {
                 sends += 1;
-                assert_eq!(request.uri().path(), format!("/3/device/{}", "07".repeat(32)));
+                assert_eq!(
+                    request.uri().path(),
+                    format!("/3/device/{}", "07".repeat(32))
+                );
                 assert!(request.headers().contains_key("authorization"));
                 if round % 2 == 0 {
                     sender.handle_response(id, response.clone(), now);

@@ -1,6 +1,8 @@
 //! [`Message`]: a notification encoded once, with its validated headers, ready to be queued
 //! for any number of devices.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 
 use super::headers::{ApnsId, HeaderSet, Options, PushType};
@@ -12,7 +14,7 @@ use crate::feedback::DeviceError;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
     pub(crate) body: Bytes,
-    pub(crate) headers: HeaderSet,
+    pub(crate) headers: Arc<HeaderSet>,
 }
 
 impl Message {
@@ -25,7 +27,10 @@ impl Message {
         let headers =
             HeaderSet::new(options).map_err(|e| DeviceError::InvalidPayload(e.to_string()))?;
         let body = notification.encode(options.push_type)?;
-        Ok(Message { body, headers })
+        Ok(Message {
+            body,
+            headers: Arc::new(headers),
+        })
     }
 
     /// The JSON body.

@@ -330,7 +330,7 @@ pub fn classify(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Classif
         (400, Reason::IdleTimeout) => retry(false),
         (500..=599, _) => retry(false),
         (403, Reason::ExpiredProviderToken) => Verdict::ExpiredToken,
-        (403 | 404 | 405, _) => Verdict::ClientError,
+        (403..=405, _) => Verdict::ClientError,
         (400, Reason::MissingTopic | Reason::BadTopic | Reason::TopicDisallowed) => {
             Verdict::ClientError
         }

@@ -131,8 +131,7 @@ fn run(plans: Vec<Plan>, steps: Vec<Step>, seed: u64) -> Result<(), TestCaseErro
     let mut flying: Vec<(RequestId, usize)> = Vec::new();
     let mut reports: Vec<Option<Report<usize>>> = vec![None; devices];
     let mut next_device = 0;
-    let by_token: HashMap<ApnsToken, usize> =
-        (0..devices).map(|d| (token(d as u8), d)).collect();
+    let by_token: HashMap<ApnsToken, usize> = (0..devices).map(|d| (token(d as u8), d)).collect();
 
     let mut steps = steps.into_iter();
     for _ in 0..20_000 {
@@ -196,8 +195,8 @@ fn run(plans: Vec<Plan>, steps: Vec<Step>, seed: u64) -> Result<(), TestCaseErro
         }
     }
     prop_assert!(sender.is_idle(), "the sender finishes");
-    for device in 0..devices {
-        let report = reports[device].as_ref();
+    for (device, report) in reports.iter().enumerate() {
+        let report = report.as_ref();
         prop_assert!(report.is_some(), "no outcome for {device}");
         let report = report.unwrap();
         let code = report

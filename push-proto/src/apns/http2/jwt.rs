@@ -69,7 +69,7 @@ pub enum KeyError {
 /// Produces ES256 signatures for provider tokens: the seam for keys kept outside the process
 /// (an HSM, a KMS). Signing is a computation, not IO, as far as the core is concerned: it calls
 /// [`Signer::sign`] synchronously when it needs a new token, at most every 20 minutes.
-pub trait Signer: Send {
+pub trait Signer: Send + Sync {
     /// The 10-character key id (`kid`) of the key, from Apple's developer account.
     fn key_id(&self) -> &str;
 

@@ -634,8 +634,11 @@ impl Drop for OpenStream {
     }
 }
 
+/// A request stream as `h2` hands it over.
+type Incoming = (Request<RecvStream>, SendResponse<Bytes>);
+
 enum Event {
-    Stream(Option<Result<(Request<RecvStream>, SendResponse<Bytes>), h2::Error>>),
+    Stream(Option<Result<Box<Incoming>, h2::Error>>),
     GoAway,
 }
 
@@ -688,13 +691,16 @@ async fn serve(
     let mut shutting_down = false;
     loop {
         let event = if shutting_down {
-            Event::Stream(connection.accept().await)
+            Event::Stream(connection.accept().await.map(|r| r.map(Box::new)))
         } else {
-            future::or(async { Event::Stream(connection.accept().await) }, async {
-                // The sender lives in `conn`: this only resolves on a request.
-                let _ = goaway_requested.recv().await;
-                Event::GoAway
-            })
+            future::or(
+                async { Event::Stream(connection.accept().await.map(|r| r.map(Box::new))) },
+                async {
+                    // The sender lives in `conn`: this only resolves on a request.
+                    let _ = goaway_requested.recv().await;
+                    Event::GoAway
+                },
+            )
             .await
         };
         match event {
@@ -704,7 +710,8 @@ async fn serve(
                 shutting_down = true;
                 record.update(|r| r.goaways += 1);
             }
-            Event::Stream(Some(Ok((request, respond)))) => {
+            Event::Stream(Some(Ok(incoming))) => {
+                let (request, respond) = *incoming;
                 let open = conn.open.get() + 1;
                 conn.open.set(open);
                 record.update(|r| r.max_open = r.max_open.max(open));
@@ -778,10 +785,10 @@ async fn handle_stream(
         conn.start_closing();
     }
     let (status, reason, timestamp, apns_id, token) = context.record.update(|r| {
-        let apns_id = outcome.apns_id.clone().unwrap_or_else(|| {
-            let id = r.ids.next_id().to_string().to_ascii_uppercase();
-            id
-        });
+        let apns_id = outcome
+            .apns_id
+            .clone()
+            .unwrap_or_else(|| r.ids.next_id().to_string().to_ascii_uppercase());
         let (status, reason, timestamp) = match outcome.result {
             Ok(accepted) => {
                 r.total_delivered += 1;

@@ -6,7 +6,7 @@ use std::cell::Cell;
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -441,7 +441,9 @@ impl MockApnsHttp2 {
             record: record.clone(),
         });
         let thread = ServerThread::spawn(NAME, move |listener, executor| {
-            let spawner = executor.clone();
+            // Weak: the connection tasks live in the executor, which must not be kept alive
+            // by them once the server stops (dropping it is what closes the connections).
+            let spawner = Rc::downgrade(&executor);
             accept_loop(NAME, listener, executor, move |tcp, peer| {
                 serve(
                     tcp,
@@ -592,6 +594,13 @@ impl MockApnsHttp2 {
         self.record.wait_until(timeout, |r| r.closed >= count)
     }
 
+    /// Blocks until at least `count` TLS or HTTP/2 handshakes failed, or `timeout` passes;
+    /// returns whether they did.
+    pub fn wait_for_handshake_failures(&self, count: usize, timeout: Duration) -> bool {
+        self.record
+            .wait_until(timeout, |r| r.handshake_failures >= count)
+    }
+
     /// Blocks until at least `count` GOAWAYs were started, or `timeout` passes; returns
     /// whether they were.
     pub fn wait_for_goaways(&self, count: usize, timeout: Duration) -> bool {
@@ -647,7 +656,7 @@ async fn serve(
     peer: SocketAddr,
     acceptor: TlsAcceptor,
     context: Arc<Context>,
-    executor: Rc<LocalExecutor<'static>>,
+    executor: Weak<LocalExecutor<'static>>,
 ) {
     let record = &context.record;
     let Some(tls) = handshake(NAME, &acceptor, tcp, peer).await else {
@@ -716,6 +725,10 @@ async fn serve(
                 conn.open.set(open);
                 record.update(|r| r.max_open = r.max_open.max(open));
                 let guard = OpenStream(conn.clone());
+                let Some(executor) = executor.upgrade() else {
+                    // The server is stopping.
+                    break;
+                };
                 executor
                     .spawn(handle_stream(request, respond, context.clone(), guard))
                     .detach();

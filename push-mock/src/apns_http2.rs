@@ -380,6 +380,27 @@ struct Context {
 /// generated upper-case UUID), and records the [`Http2Delivery`]. A `410` body also carries
 /// `"timestamp"`. Dropping the handle (or [`shutdown`](Self::shutdown)) stops the server;
 /// the records stay readable.
+///
+/// ```
+/// use push_mock::{Certificates, Http2Auth, Http2Options, MockApnsHttp2, ReasonScript};
+///
+/// let certs = Certificates::generate()?;
+/// // Token auth: `key` is the public half of the `.p8` key the client signs with.
+/// let key = p256::ecdsa::SigningKey::from_slice(&[7; 32])?;
+/// let auth = Http2Auth::Token {
+///     key_id: "KEY1234567".into(),
+///     team_id: "TEAM123456".into(),
+///     key: *key.verifying_key(),
+/// };
+/// let options = Http2Options::new(auth)
+///     .topic("com.example.app")
+///     .max_concurrent_streams(100)
+///     .script("ab".repeat(32), ReasonScript::Unregistered { timestamp_ms: 1 });
+/// let mock = MockApnsHttp2::start(options, &certs)?;
+/// assert!(mock.url().starts_with("https://localhost:"));
+/// assert_eq!(mock.total_delivered(), 0);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct MockApnsHttp2 {
     thread: ServerThread,

@@ -11,6 +11,7 @@
 
 use std::time::{Duration, Instant};
 
+use push_proto::apns::http2;
 use push_proto::apns::{
     ErrorResponse, Event, FeedbackDecoder, FeedbackTuple, Format, Frame, Gateway, GatewayConfig,
     Notification, SilentClose, Status,
@@ -736,4 +737,108 @@ pub fn gcm_response(data: &[u8]) {
         "one outcome per token: {outcomes:?}"
     );
     assert!(sends.iter().all(|&n| n <= 3), "bounded attempts: {sends:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// apns_http2_response
+// ---------------------------------------------------------------------------------------------
+
+/// A signer that needs no key: the harness checks classification and bookkeeping, not crypto.
+struct ZeroSigner;
+
+impl http2::Signer for ZeroSigner {
+    fn key_id(&self) -> &str {
+        "FUZZKEY123"
+    }
+
+    fn sign(&self, _: &[u8]) -> Result<[u8; 64], http2::SignError> {
+        Ok([0; 64])
+    }
+}
+
+/// An APNs HTTP/2 response made of the fuzzer's bytes — status, `Retry-After` and `apns-id`
+/// picked by the first bytes, the rest the body — classified directly, then handed to a token-
+/// auth `Sender` with one notification in flight; every later request is answered with a
+/// transport failure or the same response until the sender gives up. Classification never
+/// panics, the notification gets exactly one report, and it is sent a bounded number of times.
+pub fn apns_http2_response(data: &[u8]) {
+    let [status_pick, extras, body @ ..] = data else {
+        return;
+    };
+    let statuses = [200, 400, 403, 404, 405, 410, 413, 429, 500, 503];
+    let status = match statuses.get(usize::from(*status_pick)) {
+        Some(status) => *status,
+        // Any other status, including odd ones.
+        None => 100 + u16::from(*status_pick) * 3,
+    };
+    let mut response = http::Response::builder().status(status);
+    response = match extras % 4 {
+        0 => response,
+        1 => response.header("retry-after", (extras / 4).to_string()),
+        2 => response.header("apns-id", "EC1BF194-B3B2-424A-89A9-5A918A6E6B5D"),
+        _ => match http::HeaderValue::from_bytes(body) {
+            Ok(value) => response
+                .header("retry-after", value.clone())
+                .header("apns-id", value),
+            Err(_) => response,
+        },
+    };
+    let Ok(response) = response.body(bytes::Bytes::copy_from_slice(body)) else {
+        return;
+    };
+    let classified = http2::classify(response.status(), response.headers(), response.body());
+    assert_eq!(classified.status.as_u16(), status);
+    let _ = http2::response::parse_body(body);
+
+    let now = Instant::now();
+    let auth =
+        http2::TokenAuth::new(ZeroSigner, "FUZZTEAM12", now, 1_700_000_000).expect("valid ids");
+    let mut config = http2::Config::new(http2::PRODUCTION_URL).topic("com.example.fuzz");
+    config.max_attempts = 3;
+    let mut sender: http2::Sender<u32> =
+        http2::Sender::new(config, http2::Auth::Token(auth)).expect("valid config");
+    let notification = http2::Notification::new().custom("fuzz", 1);
+    let message = http2::Message::new(&notification, &http2::Options::new(http2::PushType::Alert))
+        .expect("small message");
+    let token = ApnsToken::from_bytes([7; 32]);
+    assert!(sender.queue(token, message, 0).is_ok());
+
+    let mut now = now;
+    let mut sends = 0u32;
+    let mut reports = 0u32;
+    for round in 0..100u32 {
+        while sender.poll_outcome().is_some() {
+            reports += 1;
+        }
+        while sender.poll_event().is_some() {}
+        if sender.is_idle() {
+            break;
+        }
+        match sender.poll_request(now) {
+            Some((id, request)) => {
+                sends += 1;
+                assert_eq!(
+                    request.uri().path(),
+                    format!("/3/device/{}", "07".repeat(32))
+                );
+                assert!(request.headers().contains_key("authorization"));
+                if round % 2 == 0 {
+                    sender.handle_response(id, response.clone(), now);
+                } else {
+                    sender.handle_failure(id, "connection reset", now);
+                }
+            }
+            None => {
+                now = sender
+                    .poll_timeout()
+                    .expect("waiting for something")
+                    .max(now);
+                sender.handle_timeout(now);
+            }
+        }
+    }
+    assert!(sender.is_idle(), "the sender finishes");
+    assert_eq!(reports, 1, "one report per notification");
+    // Three counted attempts plus the one retry after ExpiredProviderToken.
+    assert!(sends <= 4, "bounded attempts: {sends}");
 }

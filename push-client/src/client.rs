@@ -13,7 +13,8 @@ use futures_lite::Stream;
 use push_proto::{Device, Feedback, Payload, Push};
 
 use crate::config::{ApnsConfig, GcmConfig};
-use crate::driver::{ApnsLink, Command, Driver};
+use crate::config_http2::ApnsHttp2Config;
+use crate::driver::{ApnsLink, Command, Driver, Transports};
 use crate::error::Error;
 use crate::exchange::Exchange;
 use crate::feedback_service::{FeedbackService, InactiveDevices};
@@ -29,6 +30,7 @@ pub(crate) const FEEDBACK_BATCHES: usize = 4;
 #[derive(Debug)]
 pub struct ClientBuilder<R: Runtime> {
     apns: Option<ApnsConfig>,
+    apns_http2: Option<ApnsHttp2Config>,
     gcm: Option<GcmConfig>,
     queue_capacity: usize,
     feedback_capacity: usize,
@@ -39,6 +41,13 @@ impl<R: Runtime> ClientBuilder<R> {
     /// Sends iOS devices through APNs.
     pub fn apns(mut self, config: ApnsConfig) -> Self {
         self.apns = Some(config);
+        self
+    }
+
+    /// Sends iOS devices through the APNs HTTP/2 provider API (preferred over the binary
+    /// gateway when both are set).
+    pub fn apns_http2(mut self, config: ApnsHttp2Config) -> Self {
+        self.apns_http2 = Some(config);
         self
     }
 
@@ -84,6 +93,23 @@ impl<R: Runtime> ClientBuilder<R> {
                 read_timeout: apns.read_timeout,
             });
         }
+        let mut h2 = None;
+        if let Some(apns) = &self.apns_http2 {
+            push = push
+                .with_apns_http2(apns.core.clone(), apns.auth()?)
+                .map_err(|error| Error::Config {
+                    field: "apns url",
+                    reason: error.to_string(),
+                })?;
+            h2 = Some(crate::h2link::H2Link {
+                endpoint: apns.endpoint.clone(),
+                tls: apns.tls.client_config(&[b"h2"])?,
+                timeouts: apns.timeouts,
+                request_timeout: apns.request_timeout,
+                generation: 0,
+                state: crate::h2link::H2State::Down,
+            });
+        }
         let mut http = None;
         if let Some(gcm) = &self.gcm {
             push = push
@@ -102,8 +128,11 @@ impl<R: Runtime> ClientBuilder<R> {
         let driver = Driver::new(
             runtime.clone(),
             push,
-            apns_link,
-            http,
+            Transports {
+                apns: apns_link,
+                gcm: http,
+                apns_http2: h2,
+            },
             receiver,
             self.feedback_capacity,
             stats.clone(),
@@ -186,6 +215,7 @@ impl<R: Runtime> Client<R> {
     pub fn builder() -> ClientBuilder<R> {
         ClientBuilder {
             apns: None,
+            apns_http2: None,
             gcm: None,
             queue_capacity: 1024,
             feedback_capacity: 4096,

@@ -11,12 +11,14 @@ use bytes::Bytes;
 use futures_lite::io::{ReadHalf, WriteHalf};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use futures_rustls::client::TlsStream;
+use push_proto::apns::http2;
 use push_proto::gcm::RequestId;
 use push_proto::{Action, Device, Event, Feedback, Full, Payload, Push, SessionId, apns, gcm};
 use rustls::ClientConfig;
 
 use crate::error::Error;
 use crate::exchange::Exchange;
+use crate::h2link::{self, H2Link, H2Result, H2State};
 use crate::net::{Endpoint, Timeouts, dial_tls, timeout};
 use crate::queue::QueueReceiver;
 use crate::report::{ClientStats, Report};
@@ -57,6 +59,19 @@ enum Io<R: Runtime> {
         error: Option<Error>,
     },
     Gcm(RequestId, Result<http::Response<Bytes>, Error>),
+    H2Connected {
+        generation: u64,
+        send: h2::client::SendRequest<Bytes>,
+    },
+    H2ConnectFailed {
+        generation: u64,
+        error: Error,
+    },
+    H2Closed {
+        generation: u64,
+        error: Option<String>,
+    },
+    H2Done(http2::RequestId, H2Result),
 }
 
 /// The writing half of a gateway connection, and the handle whose drop stops its reader.
@@ -90,6 +105,16 @@ impl<R: Runtime> ApnsLink<R> {
     }
 }
 
+/// How the driver reaches each configured provider.
+pub(crate) struct Transports<R: Runtime> {
+    /// The APNs binary gateway.
+    pub(crate) apns: Option<ApnsLink<R>>,
+    /// GCM's HTTP exchange.
+    pub(crate) gcm: Option<Exchange<R>>,
+    /// APNs over HTTP/2.
+    pub(crate) apns_http2: Option<H2Link>,
+}
+
 struct SessionState {
     id: SessionId,
     feedback: Sender<Vec<Feedback>>,
@@ -109,6 +134,10 @@ pub(crate) struct Driver<R: Runtime> {
     push: Push,
     apns: Option<ApnsLink<R>>,
     gcm: Option<Arc<Exchange<R>>>,
+    apns_http2: Option<H2Link>,
+    /// APNs HTTP/2 requests waiting for the connection.
+    h2_waiting: Vec<(http2::RequestId, http::Request<Bytes>)>,
+    h2_in_flight: usize,
     commands: QueueReceiver<Command>,
     /// Commands taken from the queue and not handled yet.
     inbox: VecDeque<Command>,
@@ -129,8 +158,7 @@ impl<R: Runtime> Driver<R> {
     pub(crate) fn new(
         runtime: R,
         push: Push,
-        apns: Option<ApnsLink<R>>,
-        gcm: Option<Exchange<R>>,
+        transports: Transports<R>,
         commands: QueueReceiver<Command>,
         feedback_capacity: usize,
         stats: Arc<Mutex<ClientStats>>,
@@ -139,8 +167,11 @@ impl<R: Runtime> Driver<R> {
         Driver {
             runtime,
             push,
-            apns,
-            gcm: gcm.map(Arc::new),
+            apns: transports.apns,
+            gcm: transports.gcm.map(Arc::new),
+            apns_http2: transports.apns_http2,
+            h2_waiting: Vec::new(),
+            h2_in_flight: 0,
             commands,
             inbox: VecDeque::new(),
             io_tx,
@@ -190,6 +221,7 @@ impl<R: Runtime> Driver<R> {
             && self.parked.is_none()
             && self.push.is_idle()
             && self.gcm_in_flight == 0
+            && self.h2_in_flight == 0
     }
 
     /// Waits for the next input: a connection event, a command, the core's deadline, or
@@ -337,6 +369,7 @@ impl<R: Runtime> Driver<R> {
                 }
                 Action::ApnsWrite => self.write_apns().await,
                 Action::GcmRequest(id, request) => self.send_gcm(id, *request),
+                Action::ApnsRequest(id, request) => self.send_apns_http2(id, *request),
             }
         }
     }
@@ -425,9 +458,132 @@ impl<R: Runtime> Driver<R> {
         });
     }
 
+    /// Sends an APNs HTTP/2 request on the connection, opening one if there is none.
+    fn send_apns_http2(&mut self, id: http2::RequestId, request: http::Request<Bytes>) {
+        let Some(link) = &mut self.apns_http2 else {
+            return;
+        };
+        self.h2_in_flight += 1;
+        match &link.state {
+            H2State::Up(send) => {
+                let send = send.clone();
+                self.spawn_h2_request(id, request, send);
+            }
+            H2State::Connecting => self.h2_waiting.push((id, request)),
+            H2State::Down => {
+                self.h2_waiting.push((id, request));
+                self.connect_apns_http2();
+            }
+        }
+    }
+
+    fn connect_apns_http2(&mut self) {
+        let Some(link) = &mut self.apns_http2 else {
+            return;
+        };
+        link.generation += 1;
+        link.state = H2State::Connecting;
+        let generation = link.generation;
+        let (runtime, io) = (self.runtime.clone(), self.io_tx.clone());
+        let (endpoint, tls, timeouts) = (link.endpoint.clone(), link.tls.clone(), link.timeouts);
+        self.runtime.spawn(async move {
+            match h2link::connect(&runtime, &endpoint, tls, timeouts).await {
+                Ok((send, ended)) => {
+                    log::info!("connected to APNs over HTTP/2 at {endpoint}");
+                    let connected = Io::H2Connected { generation, send };
+                    if io.send(connected).await.is_ok() {
+                        let error = ended.await;
+                        log::info!("the APNs HTTP/2 connection to {endpoint} ended");
+                        let _ = io.send(Io::H2Closed { generation, error }).await;
+                    }
+                }
+                Err(error) => {
+                    log::warn!("cannot connect to APNs over HTTP/2: {error}");
+                    let _ = io.send(Io::H2ConnectFailed { generation, error }).await;
+                }
+            }
+        });
+    }
+
+    fn spawn_h2_request(
+        &self,
+        id: http2::RequestId,
+        request: http::Request<Bytes>,
+        send: h2::client::SendRequest<Bytes>,
+    ) {
+        let Some(link) = &self.apns_http2 else {
+            return;
+        };
+        let (runtime, io) = (self.runtime.clone(), self.io_tx.clone());
+        let (endpoint, limit) = (link.endpoint.clone(), link.request_timeout);
+        self.runtime.spawn(async move {
+            let result = h2link::exchange(&runtime, send, request, &endpoint, limit).await;
+            let _ = io.send(Io::H2Done(id, result)).await;
+        });
+    }
+
+    fn handle_h2_io(&mut self, io: Io<R>, now: Instant) {
+        let Some(link) = &mut self.apns_http2 else {
+            return;
+        };
+        match io {
+            Io::H2Connected { generation, send } if generation == link.generation => {
+                let streams = u32::try_from(send.current_max_send_streams()).unwrap_or(u32::MAX);
+                self.push.handle_apns_http2_max_streams(streams);
+                link.state = H2State::Up(send.clone());
+                for (id, request) in std::mem::take(&mut self.h2_waiting) {
+                    self.spawn_h2_request(id, request, send.clone());
+                }
+            }
+            Io::H2ConnectFailed { generation, error } if generation == link.generation => {
+                link.state = H2State::Down;
+                if error.is_fatal() {
+                    self.client_error(error.clone());
+                }
+                for (id, _) in std::mem::take(&mut self.h2_waiting) {
+                    self.h2_in_flight -= 1;
+                    self.push
+                        .handle_apns_http2_failure(id, &error.to_string(), now);
+                }
+            }
+            Io::H2Closed { generation, error } if generation == link.generation => {
+                if let Some(error) = error {
+                    log::warn!("APNs HTTP/2 connection error: {error}");
+                }
+                link.state = H2State::Down;
+            }
+            Io::H2Done(id, result) => {
+                self.h2_in_flight -= 1;
+                if let H2State::Up(send) = &link.state {
+                    let streams =
+                        u32::try_from(send.current_max_send_streams()).unwrap_or(u32::MAX);
+                    self.push.handle_apns_http2_max_streams(streams);
+                }
+                match result {
+                    H2Result::Response(response) => {
+                        self.push.handle_apns_http2_response(id, response, now);
+                    }
+                    H2Result::Refused => {
+                        link.state = H2State::Down;
+                        self.push.handle_apns_http2_refused(id);
+                    }
+                    H2Result::Failed(error) => {
+                        self.push
+                            .handle_apns_http2_failure(id, &error.to_string(), now);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
     fn handle_io(&mut self, io: Io<R>) {
         let now = Instant::now();
         match io {
+            io @ (Io::H2Connected { .. }
+            | Io::H2ConnectFailed { .. }
+            | Io::H2Closed { .. }
+            | Io::H2Done(..)) => self.handle_h2_io(io, now),
             Io::ApnsConnected {
                 connection,
                 writer,
@@ -535,6 +691,12 @@ impl<R: Runtime> Driver<R> {
                 }
                 Event::Gcm(gcm::Event::Unauthorized { detail }) => {
                     self.client_error(Error::Unauthorized { detail });
+                }
+                Event::ApnsHttp2(http2::Event::ClientError { status, reason }) => {
+                    self.client_error(Error::ApnsRefused {
+                        status,
+                        reason: reason.to_string(),
+                    });
                 }
                 other => log::warn!("{other:?}"),
             }

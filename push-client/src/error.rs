@@ -66,6 +66,15 @@ pub enum Error {
         /// The start of the response body.
         detail: String,
     },
+    /// APNs refused the client's credentials or configuration (HTTP/2: a bad or expired
+    /// provider token, a certificate for another environment, a wrong topic, ...).
+    #[error("APNs refused the request (HTTP {status}): {reason}")]
+    ApnsRefused {
+        /// The HTTP status.
+        status: u16,
+        /// APNs' reason.
+        reason: String,
+    },
     /// The APNs gateway could not be reached after every allowed attempt.
     #[error("the APNs gateway is unreachable: {reason}")]
     GatewayUnreachable {

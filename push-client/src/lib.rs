@@ -10,10 +10,12 @@
 
 mod client;
 mod config;
+mod config_http2;
 mod driver;
 mod error;
 mod exchange;
 mod feedback_service;
+mod h2link;
 mod http;
 mod net;
 mod queue;
@@ -23,6 +25,7 @@ mod tls;
 
 pub use client::{Client, ClientBuilder, Feedbacks, Session};
 pub use config::{ApnsConfig, GcmConfig};
+pub use config_http2::ApnsHttp2Config;
 pub use error::Error;
 pub use feedback_service::{InactiveDevice, InactiveDevices};
 pub use net::Timeouts;

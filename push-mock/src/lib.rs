@@ -1,6 +1,6 @@
 //! Loopback push servers for tests, demos and benchmarks.
 //!
-//! Three stand-ins for the services `push` talks to, each listening on `127.0.0.1` with an
+//! Four stand-ins for the services `push` talks to, each listening on `127.0.0.1` with an
 //! ephemeral port:
 //!
 //! - [`MockGateway`]: Apple's binary gateway (port 2195 in production), TLS, strict frame
@@ -10,6 +10,9 @@
 //!   closes.
 //! - [`MockGcm`]: Google's legacy GCM HTTP JSON endpoint (`POST /gcm/send`), plain HTTP or
 //!   HTTPS, with per-token scripted outcomes and seeded `503`s.
+//! - [`MockApnsHttp2`]: Apple's current HTTP/2 provider API (`POST /3/device/<token>`), TLS
+//!   with ALPN `h2`, certificate or ES256 provider-token auth, strict request validation,
+//!   per-token scripted reasons, a configurable stream limit and GOAWAY injection.
 //!
 //! Every server runs in its own background thread with its own smol executor, so tests on any
 //! runtime (smol, async-std, blocking `std::net`) can use them. A handle exposes the address,
@@ -36,11 +39,15 @@
 
 mod apns_feedback;
 mod apns_gateway;
+mod apns_http2;
 mod certs;
 mod gcm;
 mod server;
 
 pub use apns_feedback::MockFeedback;
 pub use apns_gateway::{Accepted, GatewayOptions, MockGateway};
+pub use apns_http2::{
+    Http2Answer, Http2Auth, Http2Delivery, Http2Options, MockApnsHttp2, ReasonScript,
+};
 pub use certs::{CertificatePaths, Certificates};
 pub use gcm::{GcmOptions, MockGcm, TokenScript};

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use crate::apns::{self, Gateway, GatewayConfig};
+use crate::apns::{self, Gateway, GatewayConfig, http2};
 use crate::device::{ApnsToken, Device, GcmToken, Platform};
 use crate::feedback::{DeviceError, Feedback};
 use crate::gcm::{self, Message, MessageId, MessageOptions, RequestId, Sender};
@@ -33,6 +33,10 @@ pub enum Action {
     /// Send this request to the GCM endpoint, then call [`Push::handle_gcm_response`] or
     /// [`Push::handle_gcm_failure`] with its id.
     GcmRequest(RequestId, Box<http::Request<Bytes>>),
+    /// Send this request to APNs over HTTP/2, then call
+    /// [`Push::handle_apns_http2_response`], [`Push::handle_apns_http2_failure`] or
+    /// [`Push::handle_apns_http2_refused`] with its id.
+    ApnsRequest(http2::RequestId, Box<http::Request<Bytes>>),
 }
 
 /// Something worth knowing that concerns more than one device.
@@ -45,6 +49,8 @@ pub enum Event {
     Apns(apns::Event),
     /// A notable GCM event (e.g. the API key was refused).
     Gcm(gcm::Event),
+    /// A notable APNs HTTP/2 event (refused credentials, a new provider token, ...).
+    ApnsHttp2(http2::Event),
 }
 
 #[derive(Debug)]
@@ -53,6 +59,8 @@ struct Session {
     apns: Result<Bytes, DeviceError>,
     apns_expiry: u32,
     apns_priority: u8,
+    /// The APNs HTTP/2 message, when that provider is configured.
+    apns_http2: Option<Result<http2::Message, DeviceError>>,
     /// The GCM message, or why this payload cannot go to GCM.
     gcm: Result<MessageId, DeviceError>,
     outstanding: u64,
@@ -74,6 +82,7 @@ struct Session {
 #[derive(Debug)]
 pub struct Push {
     apns: Option<Gateway<Tag>>,
+    apns_http2: Option<http2::Sender<Tag>>,
     gcm: Option<(Sender<Tag>, MessageOptions)>,
     sessions: HashMap<SessionId, Session>,
     next_session: u64,
@@ -93,6 +102,7 @@ impl Push {
     pub fn new() -> Self {
         Push {
             apns: None,
+            apns_http2: None,
             gcm: None,
             sessions: HashMap::new(),
             next_session: 0,
@@ -105,6 +115,17 @@ impl Push {
     pub fn with_apns(mut self, config: GatewayConfig) -> Self {
         self.apns = Some(Gateway::new(config));
         self
+    }
+
+    /// Sends iOS devices through the APNs HTTP/2 provider API (it takes precedence over the
+    /// binary gateway when both are configured).
+    pub fn with_apns_http2(
+        mut self,
+        config: http2::Config,
+        auth: http2::Auth,
+    ) -> Result<Self, http2::ConfigError> {
+        self.apns_http2 = Some(http2::Sender::new(config, auth)?);
+        Ok(self)
     }
 
     /// Sends Android devices through GCM.
@@ -120,6 +141,11 @@ impl Push {
     /// The APNs gateway state machine, when configured (for stats and configuration).
     pub fn apns(&self) -> Option<&Gateway<Tag>> {
         self.apns.as_ref()
+    }
+
+    /// The APNs HTTP/2 sender, when configured (for stats and configuration).
+    pub fn apns_http2(&self) -> Option<&http2::Sender<Tag>> {
+        self.apns_http2.as_ref()
     }
 
     /// The GCM sender, when configured (for stats and configuration).
@@ -142,6 +168,10 @@ impl Push {
             apns: payload.to_apns_json().map(Bytes::from),
             apns_expiry: payload.expiry.unwrap_or(0),
             apns_priority: payload.apns_priority(),
+            apns_http2: self.apns_http2.as_ref().map(|_| {
+                let notification = http2::Notification::from_payload(payload);
+                http2::Message::new(&notification, &http2::Options::from_payload(payload))
+            }),
             gcm,
             outstanding: 0,
             closed: false,
@@ -169,6 +199,9 @@ impl Push {
             return Ok(());
         };
         let routed = match device.platform {
+            Platform::Ios if self.apns_http2.is_some() => {
+                route_apns_http2(&mut self.apns_http2, session, session_id, device)
+            }
             Platform::Ios => route_apns(&mut self.apns, session, session_id, device),
             Platform::Android => route_gcm(&mut self.gcm, session, session_id, device, now),
         };
@@ -207,6 +240,7 @@ impl Push {
     /// True when no provider has work left.
     pub fn is_idle(&self) -> bool {
         self.apns.as_ref().is_none_or(Gateway::is_idle)
+            && self.apns_http2.as_ref().is_none_or(http2::Sender::is_idle)
             && self.gcm.as_ref().is_none_or(|(sender, _)| sender.is_idle())
     }
 
@@ -246,6 +280,40 @@ impl Push {
         }
     }
 
+    /// The response to an APNs HTTP/2 request.
+    pub fn handle_apns_http2_response(
+        &mut self,
+        id: http2::RequestId,
+        response: http::Response<Bytes>,
+        now: Instant,
+    ) {
+        if let Some(sender) = &mut self.apns_http2 {
+            sender.handle_response(id, response, now);
+        }
+    }
+
+    /// An APNs HTTP/2 request failed before a response (connection lost, timed out).
+    pub fn handle_apns_http2_failure(&mut self, id: http2::RequestId, reason: &str, now: Instant) {
+        if let Some(sender) = &mut self.apns_http2 {
+            sender.handle_failure(id, reason, now);
+        }
+    }
+
+    /// The server did not process an APNs HTTP/2 request (refused stream, or beyond a
+    /// GOAWAY's last stream id): it is sent again, not counted as an attempt.
+    pub fn handle_apns_http2_refused(&mut self, id: http2::RequestId) {
+        if let Some(sender) = &mut self.apns_http2 {
+            sender.handle_refused(id);
+        }
+    }
+
+    /// The APNs server's current `SETTINGS_MAX_CONCURRENT_STREAMS`.
+    pub fn handle_apns_http2_max_streams(&mut self, streams: u32) {
+        if let Some(sender) = &mut self.apns_http2 {
+            sender.handle_max_concurrent_streams(streams);
+        }
+    }
+
     /// The response to a GCM request.
     pub fn handle_gcm_response(
         &mut self,
@@ -270,6 +338,9 @@ impl Push {
         if let Some(gateway) = &mut self.apns {
             gateway.handle_timeout(now);
         }
+        if let Some(sender) = &mut self.apns_http2 {
+            sender.handle_timeout(now);
+        }
         if let Some((sender, _)) = &mut self.gcm {
             sender.handle_timeout(now);
         }
@@ -289,6 +360,11 @@ impl Push {
             if gateway.poll_transmit(now, apns_out) > 0 {
                 return Some(Action::ApnsWrite);
             }
+        }
+        if let Some(sender) = &mut self.apns_http2
+            && let Some((id, request)) = sender.poll_request(now)
+        {
+            return Some(Action::ApnsRequest(id, Box::new(request)));
         }
         let (sender, _) = self.gcm.as_mut()?;
         sender
@@ -310,25 +386,38 @@ impl Push {
                 self.events.push_back(Event::Gcm(event));
             }
         }
+        if let Some(sender) = &mut self.apns_http2 {
+            while let Some(event) = sender.poll_event() {
+                self.events.push_back(Event::ApnsHttp2(event));
+            }
+        }
         self.events.pop_front()
     }
 
     /// When [`handle_timeout`](Push::handle_timeout) should be called next.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let apns = self.apns.as_ref().and_then(Gateway::poll_timeout);
+        let apns_http2 = self
+            .apns_http2
+            .as_ref()
+            .and_then(http2::Sender::poll_timeout);
         let gcm = self
             .gcm
             .as_ref()
             .and_then(|(sender, _)| sender.poll_timeout());
-        match (apns, gcm) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [apns, apns_http2, gcm].into_iter().flatten().min()
     }
 
     fn collect_outcomes(&mut self) {
         while let Some(outcome) = self.apns.as_mut().and_then(Gateway::poll_outcome) {
             self.finish_device(outcome);
+        }
+        while let Some(report) = self
+            .apns_http2
+            .as_mut()
+            .and_then(http2::Sender::poll_outcome)
+        {
+            self.finish_device(report.outcome);
         }
         while let Some(outcome) = self
             .gcm
@@ -406,6 +495,37 @@ fn route_apns(
     gateway
         .queue(notification, (session_id, device))
         .map_err(|Full((_, (_, device)))| Routed::Full(device))
+}
+
+fn route_apns_http2(
+    sender: &mut Option<http2::Sender<Tag>>,
+    session: &Session,
+    session_id: SessionId,
+    device: Device,
+) -> Result<(), Routed> {
+    let Some(sender) = sender else {
+        return Err(Routed::Failed(
+            device,
+            DeviceError::NoProvider(Platform::Ios),
+        ));
+    };
+    let token = match ApnsToken::parse(&device.token) {
+        Ok(token) => token,
+        Err(error) => return Err(Routed::Failed(device, error.into())),
+    };
+    let message = match &session.apns_http2 {
+        Some(Ok(message)) => message.clone(),
+        Some(Err(error)) => return Err(Routed::Failed(device, error.clone())),
+        None => {
+            return Err(Routed::Failed(
+                device,
+                DeviceError::NoProvider(Platform::Ios),
+            ));
+        }
+    };
+    sender
+        .queue(token, message, (session_id, device))
+        .map_err(|Full((_, _, (_, device)))| Routed::Full(device))
 }
 
 fn route_gcm(

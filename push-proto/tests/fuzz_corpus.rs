@@ -64,3 +64,8 @@ fn gateway_corpus() {
 fn gcm_response_corpus() {
     replay("gcm_response", harness::gcm_response);
 }
+
+#[test]
+fn apns_http2_response_corpus() {
+    replay("apns_http2_response", harness::apns_http2_response);
+}

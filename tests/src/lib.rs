@@ -13,7 +13,9 @@ use push_mock::{Certificates, GatewayOptions, GcmOptions, MockGateway, MockGcm, 
 use push_proto::{ApnsToken, Device, Payload};
 
 mod scenarios;
+mod scenarios_http2;
 pub use scenarios::*;
+pub use scenarios_http2::*;
 
 /// Instantiates every scenario as a `#[test]` for one runtime:
 /// `push_scenarios::scenarios!(push_smol::Smol, smol::block_on);`
@@ -36,7 +38,11 @@ macro_rules! scenarios {
             gcm_over_https,
             sessions_share_one_gateway_connection,
             gcm_through_the_applications_surf_client,
-            a_dropped_session_still_delivers_and_the_client_goes_on
+            a_dropped_session_still_delivers_and_the_client_goes_on,
+            apns_http2_reasons_give_one_outcome_per_device,
+            apns_http2_goaway_mid_stream_loses_nothing,
+            apns_http2_stream_limit_of_one_is_respected,
+            apns_http2_wrong_provider_key_is_a_clear_error
         );
     };
     (@each $runtime:ty, $block_on:path, $($name:ident),* $(,)?) => {

@@ -1,9 +1,11 @@
-//! Apple's binary push protocol: the gateway (port 2195) and the feedback service (port 2196).
+//! Apple's push protocols: the binary gateway (port 2195) and feedback service (port 2196),
+//! and the HTTP/2 provider API ([`http2`]) that replaced them.
 
 mod error_response;
 mod feedback;
 mod frame;
 mod gateway;
+pub mod http2;
 #[cfg(test)]
 pub(crate) mod test_vectors;
 

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use super::*;
+use crate::apns::http2;
 use crate::apns::{ErrorResponse, Frame, Status};
 use crate::gcm::RequestBody;
 
@@ -132,6 +133,7 @@ fn one_loop_drives_both_providers_to_one_feedback_per_device() {
                     }
                     apns_out.clear();
                 }
+                Action::ApnsRequest(..) => panic!("no HTTP/2 provider configured"),
                 Action::GcmRequest(id, request) => {
                     assert_eq!(request.headers()["authorization"], "key=test-key");
                     let body: RequestBody = serde_json::from_slice(request.body()).unwrap();
@@ -168,5 +170,58 @@ fn one_loop_drives_both_providers_to_one_feedback_per_device() {
             ("c".into(), Some("invalid_device"), None),
         ]
     );
+    assert!(push.is_idle());
+}
+
+/// With the HTTP/2 provider configured, iOS devices become HTTP/2 requests and their
+/// responses become feedback.
+#[test]
+fn ios_devices_go_through_the_http2_provider_when_configured() {
+    let config = http2::Config::new(http2::PRODUCTION_URL).topic("com.example.app");
+    let mut push = Push::new()
+        .with_apns(GatewayConfig::default())
+        .with_apns_http2(config, http2::Auth::Certificate)
+        .unwrap();
+    push.handle_apns_http2_max_streams(10);
+    let session = push.open_session(&Payload::new().title("T").body("B"));
+    let now = Instant::now();
+    push.push(session, Device::ios(apns_token(1)), now).unwrap();
+    push.push(session, Device::ios(apns_token(2)), now).unwrap();
+    push.close_session(session);
+    let mut apns_out = Vec::new();
+    let mut requests = Vec::new();
+    while let Some(action) = push.poll_action(now, &mut apns_out) {
+        match action {
+            Action::ApnsRequest(id, request) => requests.push((id, request)),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(apns_out.is_empty(), "the binary gateway is not used");
+    assert_eq!(requests.len(), 2);
+    for (id, request) in requests {
+        let path = request.uri().path().to_owned();
+        assert!(path.starts_with("/3/device/"), "{path}");
+        assert_eq!(request.headers()["apns-topic"], "com.example.app");
+        let response = if path.ends_with(&apns_token(2)) {
+            http::Response::builder()
+                .status(410)
+                .body(Bytes::from_static(
+                    br#"{"reason":"Unregistered","timestamp":1700000000000}"#,
+                ))
+        } else {
+            http::Response::builder().status(200).body(Bytes::new())
+        };
+        push.handle_apns_http2_response(id, response.unwrap(), now);
+    }
+    let mut results = feedback(&mut push);
+    results.sort();
+    assert_eq!(
+        results,
+        [
+            (apns_token(1), None, None),
+            (apns_token(2), Some("invalid_device"), None)
+        ]
+    );
+    assert_eq!(push.poll_event(), Some(Event::SessionFinished(session)));
     assert!(push.is_idle());
 }

@@ -1,0 +1,133 @@
+//! HTTP/2 for APNs: one connection (h2 over futures-rustls, ALPN `h2`), requests multiplexed
+//! as streams, GOAWAY and refused streams told apart from real failures.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use h2::client::SendRequest;
+use rustls::ClientConfig;
+use tokio_util::compat::FuturesAsyncReadCompatExt;
+
+use crate::error::Error;
+use crate::net::{Endpoint, Timeouts, dial_tls, timeout};
+use crate::runtime::Runtime;
+
+/// How one HTTP/2 request ended.
+pub(crate) enum H2Result {
+    /// A complete response.
+    Response(http::Response<Bytes>),
+    /// The server never processed the stream (refused, or beyond a GOAWAY): safe to resend.
+    Refused,
+    /// The request failed; it may or may not have been processed.
+    Failed(Error),
+}
+
+/// Where to connect, and the connection in use.
+pub(crate) struct H2Link {
+    pub(crate) endpoint: Endpoint,
+    pub(crate) tls: Arc<ClientConfig>,
+    pub(crate) timeouts: Timeouts,
+    pub(crate) request_timeout: Duration,
+    /// Counts connections, so that events of an old one are recognised.
+    pub(crate) generation: u64,
+    pub(crate) state: H2State,
+}
+
+/// The connection's state.
+pub(crate) enum H2State {
+    /// No connection; one is opened for the next request.
+    Down,
+    /// Dialing; requests wait.
+    Connecting,
+    /// Open.
+    Up(SendRequest<Bytes>),
+}
+
+/// Dials, checks that the server speaks HTTP/2, and runs the connection on a task; returns
+/// the request handle and a future that ends with the connection.
+pub(crate) async fn connect<R: Runtime>(
+    runtime: &R,
+    endpoint: &Endpoint,
+    tls: Arc<ClientConfig>,
+    timeouts: Timeouts,
+) -> Result<
+    (
+        SendRequest<Bytes>,
+        impl std::future::Future<Output = Option<String>> + Send + 'static,
+    ),
+    Error,
+> {
+    let stream = dial_tls(runtime, endpoint, tls, timeouts).await?;
+    if stream.get_ref().1.alpn_protocol() != Some(b"h2") {
+        return Err(Error::Tls {
+            host: endpoint.to_string(),
+            reason: "the server did not agree to HTTP/2 (ALPN h2)".into(),
+        });
+    }
+    let handshake = async {
+        h2::client::handshake(stream.compat())
+            .await
+            .map_err(|error| Error::Connect {
+                host: endpoint.to_string(),
+                reason: format!("HTTP/2 handshake failed: {error}"),
+            })
+    };
+    let (send, connection) = timeout(
+        runtime,
+        timeouts.handshake,
+        "HTTP/2 handshake",
+        endpoint,
+        handshake,
+    )
+    .await?;
+    let ended = async move { connection.await.err().map(|error| error.to_string()) };
+    Ok((send, ended))
+}
+
+/// Sends one request on the connection and reads the whole response.
+pub(crate) async fn exchange<R: Runtime>(
+    runtime: &R,
+    send: SendRequest<Bytes>,
+    request: http::Request<Bytes>,
+    endpoint: &Endpoint,
+    limit: Duration,
+) -> H2Result {
+    let (parts, body) = request.into_parts();
+    let request = http::Request::from_parts(parts, ());
+    let round_trip = async {
+        let mut send = send.ready().await?;
+        let (response, mut stream) = send.send_request(request, body.is_empty())?;
+        if !body.is_empty() {
+            stream.send_data(body, true)?;
+        }
+        let (parts, mut incoming) = response.await?.into_parts();
+        let mut collected = BytesMut::new();
+        while let Some(chunk) = incoming.data().await {
+            let chunk = chunk?;
+            let _ = incoming.flow_control().release_capacity(chunk.len());
+            collected.extend_from_slice(&chunk);
+        }
+        Ok::<_, h2::Error>(http::Response::from_parts(parts, collected.freeze()))
+    };
+    let round_trip = async {
+        match round_trip.await {
+            Ok(response) => Ok(H2Result::Response(response)),
+            Err(error) if unprocessed(&error) => Ok(H2Result::Refused),
+            Err(error) => Err(Error::Connect {
+                host: endpoint.to_string(),
+                reason: format!("HTTP/2 request failed: {error}"),
+            }),
+        }
+    };
+    match timeout(runtime, limit, "HTTP/2 request", endpoint, round_trip).await {
+        Ok(result) => result,
+        Err(error) => H2Result::Failed(error),
+    }
+}
+
+/// True when the server certainly did not process the stream: refused, or cut by a GOAWAY
+/// whose last stream id is below it.
+fn unprocessed(error: &h2::Error) -> bool {
+    error.is_go_away() || error.reason() == Some(h2::Reason::REFUSED_STREAM)
+}

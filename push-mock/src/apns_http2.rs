@@ -1,0 +1,1284 @@
+//! A loopback APNs HTTP/2 provider API (`POST /3/device/<token>`): TLS with ALPN `h2`,
+//! certificate or provider-token (ES256 JWT) authentication, strict request validation,
+//! per-token scripted reasons, a configurable stream limit and GOAWAY injection.
+
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::rc::{Rc, Weak};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64ct::{Base64UrlUnpadded, Encoding};
+use bytes::{Bytes, BytesMut};
+use futures_lite::future;
+use futures_rustls::TlsAcceptor;
+use h2::RecvStream;
+use h2::server::SendResponse;
+use http::header::{AUTHORIZATION, CONTENT_TYPE};
+use http::request::Parts;
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use p256::ecdsa::signature::Verifier;
+use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
+use p256::pkcs8::{DecodePrivateKey, DecodePublicKey};
+use push_proto::apns::http2::{ApnsId, ApnsIdGenerator, MAX_COLLAPSE_ID, PushType, Reason};
+use serde_json::Value;
+use smol::net::TcpStream;
+use smol::{LocalExecutor, Timer};
+use tokio_util::compat::FuturesAsyncReadCompatExt;
+
+use crate::certs::{Certificates, server_config_with_alpn};
+use crate::server::{
+    IO_TIMEOUT, Records, ServerThread, Shared, accept_loop, handshake, invalid_input, timeout,
+};
+
+const NAME: &str = "mock-apns-http2";
+/// The path prefix of every notification request.
+const PATH_PREFIX: &str = "/3/device/";
+/// Request bodies longer than this are not read further (answered `413`).
+const MAX_READ: usize = 64 * 1024;
+/// A provider token whose `iat` lies further in the future than this is invalid.
+const FUTURE_SKEW: u64 = 5 * 60;
+/// Verified provider tokens remembered (their signature is checked once); the cache is
+/// cleared when it grows past this.
+const MAX_CACHED_TOKENS: usize = 4096;
+/// The `apns-*` headers (and `authorization`) that must not be repeated.
+const SINGLE_HEADERS: [&str; 7] = [
+    "authorization",
+    "apns-id",
+    "apns-topic",
+    "apns-push-type",
+    "apns-priority",
+    "apns-expiration",
+    "apns-collapse-id",
+];
+
+/// How a client authenticates to a [`MockApnsHttp2`].
+#[derive(Debug, Clone)]
+pub enum Http2Auth {
+    /// Certificate-based: the TLS handshake requires a client certificate signed by the CA of
+    /// the [`Certificates`] the server was started with; `authorization` headers are ignored.
+    Certificate,
+    /// Token-based: every request carries `authorization: bearer <JWT>`, an ES256 provider
+    /// token with header `{"alg":"ES256","kid":<key_id>}` and claims
+    /// `{"iss":<team_id>,"iat":<UNIX seconds>}`, signed by the private half of `key`. No client
+    /// certificate is asked for.
+    Token {
+        /// The expected `kid` (Apple's 10-character key id).
+        key_id: String,
+        /// The expected `iss` (Apple's 10-character team id).
+        team_id: String,
+        /// The public key that verifies the signatures.
+        key: VerifyingKey,
+    },
+}
+
+impl Http2Auth {
+    /// Token auth with the key in PEM: either a public key (`-----BEGIN PUBLIC KEY-----`) or
+    /// the `.p8` private key itself (`-----BEGIN PRIVATE KEY-----`, PKCS#8 P-256), whose public
+    /// half is used.
+    pub fn token_from_pem(
+        key_id: impl Into<String>,
+        team_id: impl Into<String>,
+        pem: &str,
+    ) -> io::Result<Http2Auth> {
+        let key = match VerifyingKey::from_public_key_pem(pem) {
+            Ok(key) => key,
+            Err(public_error) => match SigningKey::from_pkcs8_pem(pem) {
+                Ok(private) => *private.verifying_key(),
+                Err(private_error) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!(
+                            "not a P-256 public key ({public_error}) nor a PKCS#8 P-256 private \
+                             key ({private_error})"
+                        ),
+                    ));
+                }
+            },
+        };
+        Ok(Http2Auth::Token {
+            key_id: key_id.into(),
+            team_id: team_id.into(),
+            key,
+        })
+    }
+}
+
+/// The scripted answer of a [`MockApnsHttp2`] for one device token, applied to requests that
+/// pass every validation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReasonScript {
+    /// Always `400 {"reason":"BadDeviceToken"}`.
+    BadDeviceToken,
+    /// Always `410 {"reason":"Unregistered","timestamp":<timestamp_ms>}`.
+    Unregistered {
+        /// Milliseconds since the epoch: when the token was last known to be invalid.
+        timestamp_ms: u64,
+    },
+    /// `429 {"reason":"TooManyRequests"}` for the first `first` requests, then delivered.
+    TooManyRequests {
+        /// How many requests get the 429.
+        first: u32,
+    },
+    /// `503 {"reason":"ServiceUnavailable"}` for the first `first` requests, then delivered.
+    ServiceUnavailable {
+        /// How many requests get the 503.
+        first: u32,
+    },
+    /// Any status and reason: for the first `first` requests then delivered, or always when
+    /// `first` is `None`. A `410` carries `"timestamp": 0`.
+    Status {
+        /// The HTTP status.
+        status: u16,
+        /// The `reason` string.
+        reason: String,
+        /// How many requests get it (`None`: all).
+        first: Option<u32>,
+    },
+}
+
+impl ReasonScript {
+    /// The failure for the `nth` request (from 1) to the token, or `None` to deliver.
+    fn failure(&self, nth: u32) -> Option<Failure> {
+        match self {
+            ReasonScript::BadDeviceToken => Some(Failure::of(Reason::BadDeviceToken)),
+            ReasonScript::Unregistered { timestamp_ms } => Some(Failure {
+                timestamp: Some(*timestamp_ms),
+                ..Failure::of(Reason::Unregistered)
+            }),
+            ReasonScript::TooManyRequests { first } => {
+                (nth <= *first).then(|| Failure::of(Reason::TooManyRequests))
+            }
+            ReasonScript::ServiceUnavailable { first } => {
+                (nth <= *first).then(|| Failure::of(Reason::ServiceUnavailable))
+            }
+            ReasonScript::Status {
+                status,
+                reason,
+                first,
+            } => first.is_none_or(|first| nth <= first).then(|| Failure {
+                status: StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST),
+                reason: reason.clone(),
+                timestamp: (*status == 410).then_some(0),
+            }),
+        }
+    }
+}
+
+/// How a [`MockApnsHttp2`] behaves. The default: certificate auth, 1000 concurrent streams,
+/// any topic, every valid request delivered, no GOAWAY, everything recorded.
+#[derive(Debug, Clone)]
+pub struct Http2Options {
+    /// `SETTINGS_MAX_CONCURRENT_STREAMS` advertised (and enforced: streams beyond it are
+    /// refused with `REFUSED_STREAM` by the HTTP/2 layer, before the mock sees them).
+    pub max_concurrent_streams: u32,
+    /// Certificate or token authentication.
+    pub auth: Http2Auth,
+    /// The app's bundle id. When set, an `apns-topic` must equal it or extend it with a
+    /// suffix (`<topic>.voip`, `<topic>.push-type.liveactivity`, ...), else `400 BadTopic`.
+    /// In token mode `apns-topic` is required either way (`400 MissingTopic`).
+    pub topic: Option<String>,
+    /// Scripted answers per device token (hex, any case).
+    pub scripts: HashMap<String, ReasonScript>,
+    /// After this many answers on one connection, start a graceful GOAWAY: requests the
+    /// server has not answered yet (including those already received) are refused with
+    /// `RST_STREAM(REFUSED_STREAM)`, so a client may safely retry them elsewhere; the GOAWAY's
+    /// last-stream-id makes the client fail later streams; then the connection closes.
+    /// `Some(0)` sends the GOAWAY right after the HTTP/2 handshake.
+    pub goaway_after: Option<usize>,
+    /// Provider tokens whose `iat` is before this UNIX time get `403 ExpiredProviderToken`
+    /// (changeable while running with [`MockApnsHttp2::expire_tokens_issued_before`]).
+    pub expire_tokens_issued_before: Option<u64>,
+    /// The next this-many requests with a valid provider token get `403
+    /// ExpiredProviderToken` anyway (see [`MockApnsHttp2::force_expired`]).
+    pub expire_next_tokens: usize,
+    /// Provider tokens older than this (by `iat`, on the wall clock) get `403
+    /// ExpiredProviderToken`. One hour, as APNs.
+    pub max_token_age: Duration,
+    /// Delay before answering each request (after its body arrived): lets streams overlap.
+    pub latency: Option<Duration>,
+    /// Only count: [`MockApnsHttp2::delivered`], [`MockApnsHttp2::delivered_counts`],
+    /// [`MockApnsHttp2::responses`] and [`MockApnsHttp2::statuses`] stay empty while the
+    /// totals and [`MockApnsHttp2::status_counts`] count. For benchmarks.
+    pub count_only: bool,
+    /// Seed of the `apns-id`s generated for requests without one.
+    pub apns_id_seed: u64,
+}
+
+impl Default for Http2Options {
+    fn default() -> Self {
+        Http2Options {
+            max_concurrent_streams: 1000,
+            auth: Http2Auth::Certificate,
+            topic: None,
+            scripts: HashMap::new(),
+            goaway_after: None,
+            expire_tokens_issued_before: None,
+            expire_next_tokens: 0,
+            max_token_age: Duration::from_secs(60 * 60),
+            latency: None,
+            count_only: false,
+            apns_id_seed: 0,
+        }
+    }
+}
+
+impl Http2Options {
+    /// The defaults with this authentication.
+    pub fn new(auth: Http2Auth) -> Self {
+        Http2Options {
+            auth,
+            ..Http2Options::default()
+        }
+    }
+
+    /// Sets the bundle id topic.
+    pub fn topic(mut self, topic: impl Into<String>) -> Self {
+        self.topic = Some(topic.into());
+        self
+    }
+
+    /// Adds (or replaces) the script of `token` (hex).
+    pub fn script(mut self, token: impl Into<String>, script: ReasonScript) -> Self {
+        self.scripts
+            .insert(token.into().to_ascii_lowercase(), script);
+        self
+    }
+
+    /// Sets [`max_concurrent_streams`](Self::max_concurrent_streams).
+    pub fn max_concurrent_streams(mut self, max: u32) -> Self {
+        self.max_concurrent_streams = max;
+        self
+    }
+
+    /// Sets [`goaway_after`](Self::goaway_after).
+    pub fn goaway_after(mut self, answers: usize) -> Self {
+        self.goaway_after = Some(answers);
+        self
+    }
+
+    /// Sets [`latency`](Self::latency).
+    pub fn latency(mut self, latency: Duration) -> Self {
+        self.latency = Some(latency);
+        self
+    }
+}
+
+/// One notification the mock accepted (answered `200`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Http2Delivery {
+    /// The device token, lowercase hex.
+    pub token: String,
+    /// The `apns-id` answered (the request's, or a generated one).
+    pub apns_id: String,
+    /// `apns-push-type`, when sent.
+    pub push_type: Option<PushType>,
+    /// `apns-priority`, when sent.
+    pub priority: Option<u8>,
+    /// `apns-topic`, when sent.
+    pub topic: Option<String>,
+    /// `apns-expiration`, when sent.
+    pub expiration: Option<u64>,
+    /// `apns-collapse-id`, when sent.
+    pub collapse_id: Option<String>,
+    /// The JSON payload.
+    pub payload: Bytes,
+    /// The connection: 0 for the first established one, and so on.
+    pub connection: usize,
+    /// The HTTP/2 stream id.
+    pub stream_id: u32,
+}
+
+/// One answer the mock gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Http2Answer {
+    /// The HTTP status.
+    pub status: u16,
+    /// The `reason` of a failure (`None` for `200`).
+    pub reason: Option<String>,
+    /// The device token of the path, lowercase, when it was well-formed.
+    pub token: Option<String>,
+    /// The `apns-id` header answered.
+    pub apns_id: String,
+    /// The connection: 0 for the first established one, and so on.
+    pub connection: usize,
+    /// The HTTP/2 stream id.
+    pub stream_id: u32,
+}
+
+#[derive(Debug)]
+struct Record {
+    connections: usize,
+    closed: usize,
+    handshake_failures: usize,
+    deliveries: Vec<Http2Delivery>,
+    per_token: HashMap<String, usize>,
+    total_delivered: usize,
+    answers: Vec<Http2Answer>,
+    status_counts: HashMap<u16, usize>,
+    total_answered: usize,
+    refused: usize,
+    goaways: usize,
+    max_open: usize,
+    /// Requests that reached the script, per token.
+    scripted_seen: HashMap<String, u32>,
+    expire_before: Option<u64>,
+    expire_next: usize,
+    /// Provider tokens whose signature verified, with their `iat`.
+    verified: HashMap<String, u64>,
+    provider_tokens: usize,
+    ids: ApnsIdGenerator,
+}
+
+/// What every stream handler needs.
+#[derive(Debug)]
+struct Context {
+    auth: Http2Auth,
+    topic: Option<String>,
+    scripts: HashMap<String, ReasonScript>,
+    goaway_after: Option<usize>,
+    max_token_age: u64,
+    latency: Option<Duration>,
+    count_only: bool,
+    max_concurrent_streams: u32,
+    record: Records<Record>,
+}
+
+/// A loopback APNs HTTP/2 provider API.
+///
+/// It listens on `127.0.0.1` with an ephemeral port and speaks HTTP/2 (the `h2` crate) over
+/// TLS 1.3 or 1.2 with ALPN `h2` and the server certificate of the [`Certificates`] it was
+/// started with; each stream is handled concurrently. Requests go through these checks, in
+/// order, and the first failure is answered as APNs does: `:status`, an `apns-id` header, and
+/// a JSON body `{"reason": "..."}`:
+///
+/// 1. method `POST`, else `405 MethodNotAllowed`;
+/// 2. path `/3/device/<token>`, else `404 BadPath`; an empty token is `400
+///    MissingDeviceToken`, one that is not 64 hex digits `400 BadDeviceToken`;
+/// 3. no repeated `apns-*` or `authorization` header, else `400 DuplicateHeaders`;
+/// 4. in token mode ([`Http2Auth::Token`]): `authorization: bearer <JWT>`, else `403
+///    MissingProviderToken`; a token that does not parse, has the wrong `alg`, `kid` or `iss`,
+///    an `iat` in the future, or a signature that does not verify is `403
+///    InvalidProviderToken`; one older than [`Http2Options::max_token_age`], issued before
+///    [`Http2Options::expire_tokens_issued_before`], or hit by
+///    [`force_expired`](Self::force_expired) is `403 ExpiredProviderToken`;
+/// 5. `apns-topic`: required in token mode (`400 MissingTopic`), and when
+///    [`Http2Options::topic`] is set it must match (`400 BadTopic`);
+/// 6. `apns-push-type` one of the documented values (`400 InvalidPushType`); absent counts as
+///    `alert`;
+/// 7. `apns-priority` 10, 5 or 1, and 5 or 1 for `background` (`400 BadPriority`);
+/// 8. `apns-expiration` a decimal number (`400 BadExpirationDate`);
+/// 9. `apns-collapse-id` at most 64 bytes (`400 BadCollapseId`);
+/// 10. `apns-id` a canonical UUID (`400 BadMessageId`);
+/// 11. the payload: not empty (`400 PayloadEmpty`), at most 4096 bytes, 5120 for `voip`
+///     (`413 PayloadTooLarge`), a JSON object (`400 BadPayload`, a reason of this mock);
+/// 12. the token's [`ReasonScript`], if any.
+///
+/// Then it answers `200` with an empty body and the `apns-id` header (the request's, else a
+/// generated upper-case UUID), and records the [`Http2Delivery`]. A `410` body also carries
+/// `"timestamp"`. Dropping the handle (or [`shutdown`](Self::shutdown)) stops the server;
+/// the records stay readable.
+///
+/// ```
+/// use push_mock::{Certificates, Http2Auth, Http2Options, MockApnsHttp2, ReasonScript};
+///
+/// let certs = Certificates::generate()?;
+/// // Token auth: `key` is the public half of the `.p8` key the client signs with.
+/// let key = p256::ecdsa::SigningKey::from_slice(&[7; 32])?;
+/// let auth = Http2Auth::Token {
+///     key_id: "KEY1234567".into(),
+///     team_id: "TEAM123456".into(),
+///     key: *key.verifying_key(),
+/// };
+/// let options = Http2Options::new(auth)
+///     .topic("com.example.app")
+///     .max_concurrent_streams(100)
+///     .script("ab".repeat(32), ReasonScript::Unregistered { timestamp_ms: 1 });
+/// let mock = MockApnsHttp2::start(options, &certs)?;
+/// assert!(mock.url().starts_with("https://localhost:"));
+/// assert_eq!(mock.total_delivered(), 0);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct MockApnsHttp2 {
+    thread: ServerThread,
+    record: Records<Record>,
+}
+
+impl MockApnsHttp2 {
+    /// Starts the server in a background thread.
+    pub fn start(options: Http2Options, certs: &Certificates) -> io::Result<MockApnsHttp2> {
+        let require_client_cert = matches!(options.auth, Http2Auth::Certificate);
+        let acceptor = TlsAcceptor::from(server_config_with_alpn(
+            certs,
+            require_client_cert,
+            vec![b"h2".to_vec()],
+        )?);
+        if let Http2Auth::Token {
+            key_id, team_id, ..
+        } = &options.auth
+            && (key_id.is_empty() || team_id.is_empty())
+        {
+            return Err(invalid_input(io::Error::other(
+                "token auth needs a key id and a team id",
+            )));
+        }
+        let record = Arc::new(Shared::new(Record {
+            connections: 0,
+            closed: 0,
+            handshake_failures: 0,
+            deliveries: Vec::new(),
+            per_token: HashMap::new(),
+            total_delivered: 0,
+            answers: Vec::new(),
+            status_counts: HashMap::new(),
+            total_answered: 0,
+            refused: 0,
+            goaways: 0,
+            max_open: 0,
+            scripted_seen: HashMap::new(),
+            expire_before: options.expire_tokens_issued_before,
+            expire_next: options.expire_next_tokens,
+            verified: HashMap::new(),
+            provider_tokens: 0,
+            ids: ApnsIdGenerator::new(options.apns_id_seed),
+        }));
+        let scripts = options
+            .scripts
+            .into_iter()
+            .map(|(token, script)| (token.to_ascii_lowercase(), script))
+            .collect();
+        let context = Arc::new(Context {
+            auth: options.auth,
+            topic: options.topic,
+            scripts,
+            goaway_after: options.goaway_after,
+            max_token_age: options.max_token_age.as_secs(),
+            latency: options.latency,
+            count_only: options.count_only,
+            max_concurrent_streams: options.max_concurrent_streams,
+            record: record.clone(),
+        });
+        let thread = ServerThread::spawn(NAME, move |listener, executor| {
+            // Weak: the connection tasks live in the executor, which must not be kept alive
+            // by them once the server stops (dropping it is what closes the connections).
+            let spawner = Rc::downgrade(&executor);
+            accept_loop(NAME, listener, executor, move |tcp, peer| {
+                serve(
+                    tcp,
+                    peer,
+                    acceptor.clone(),
+                    context.clone(),
+                    spawner.clone(),
+                )
+            })
+        })?;
+        Ok(MockApnsHttp2 { thread, record })
+    }
+
+    /// The address to connect to (`127.0.0.1` and an ephemeral port). Verify the server
+    /// certificate as [`Certificates::SERVER_NAME`].
+    pub fn addr(&self) -> SocketAddr {
+        self.thread.addr()
+    }
+
+    /// The base URL: `https://localhost:PORT` (the name in the server certificate; it
+    /// resolves to this server's `127.0.0.1`).
+    pub fn url(&self) -> String {
+        format!(
+            "https://{}:{}",
+            Certificates::SERVER_NAME,
+            self.addr().port()
+        )
+    }
+
+    /// Every delivered notification, in the order answered (empty with `count_only`).
+    pub fn delivered(&self) -> Vec<Http2Delivery> {
+        self.record.read(|r| r.deliveries.clone())
+    }
+
+    /// Deliveries per device token, lowercase hex (empty with `count_only`).
+    pub fn delivered_counts(&self) -> HashMap<String, usize> {
+        self.record.read(|r| r.per_token.clone())
+    }
+
+    /// How many notifications for `token` (hex, any case) were delivered (0 with
+    /// `count_only`).
+    pub fn delivered_count(&self, token: &str) -> usize {
+        let token = token.to_ascii_lowercase();
+        self.record
+            .read(|r| r.per_token.get(&token).copied().unwrap_or(0))
+    }
+
+    /// How many notifications were delivered in all (counts also with `count_only`).
+    pub fn total_delivered(&self) -> usize {
+        self.record.read(|r| r.total_delivered)
+    }
+
+    /// Every answer, in order (empty with `count_only`).
+    pub fn responses(&self) -> Vec<Http2Answer> {
+        self.record.read(|r| r.answers.clone())
+    }
+
+    /// The status of every answer, in order (empty with `count_only`).
+    pub fn statuses(&self) -> Vec<u16> {
+        self.record
+            .read(|r| r.answers.iter().map(|a| a.status).collect())
+    }
+
+    /// How many answers had each status (counts also with `count_only`).
+    pub fn status_counts(&self) -> HashMap<u16, usize> {
+        self.record.read(|r| r.status_counts.clone())
+    }
+
+    /// How many requests were answered in all (not counting refused streams).
+    pub fn total_responses(&self) -> usize {
+        self.record.read(|r| r.total_answered)
+    }
+
+    /// How many streams were refused (`RST_STREAM(REFUSED_STREAM)`) after a GOAWAY started;
+    /// they were neither answered nor recorded.
+    pub fn refused_streams(&self) -> usize {
+        self.record.read(|r| r.refused)
+    }
+
+    /// How many HTTP/2 connections were established (TLS and HTTP/2 handshakes done).
+    pub fn connections(&self) -> usize {
+        self.record.read(|r| r.connections)
+    }
+
+    /// How many established connections have closed.
+    pub fn closed_connections(&self) -> usize {
+        self.record.read(|r| r.closed)
+    }
+
+    /// How many TLS or HTTP/2 handshakes failed (a missing client certificate, say).
+    pub fn handshake_failures(&self) -> usize {
+        self.record.read(|r| r.handshake_failures)
+    }
+
+    /// The most streams ever open at once on one connection, as the mock saw them (from when
+    /// a request arrived until its answer was queued). Proves a client respects
+    /// `SETTINGS_MAX_CONCURRENT_STREAMS` when requests overlap (see
+    /// [`Http2Options::latency`]).
+    pub fn max_concurrent_seen(&self) -> usize {
+        self.record.read(|r| r.max_open)
+    }
+
+    /// How many GOAWAYs the mock started ([`Http2Options::goaway_after`]).
+    pub fn goaways_sent(&self) -> usize {
+        self.record.read(|r| r.goaways)
+    }
+
+    /// How many distinct provider tokens verified (token mode): a refresh adds one.
+    pub fn provider_tokens_seen(&self) -> usize {
+        self.record.read(|r| r.provider_tokens)
+    }
+
+    /// From now on, provider tokens with `iat` before `unix_seconds` get `403
+    /// ExpiredProviderToken` (`None`: no such rule).
+    pub fn expire_tokens_issued_before(&self, unix_seconds: Option<u64>) {
+        self.record.update(|r| r.expire_before = unix_seconds);
+    }
+
+    /// The next `count` requests with an otherwise valid provider token get `403
+    /// ExpiredProviderToken`.
+    pub fn force_expired(&self, count: usize) {
+        self.record.update(|r| r.expire_next = count);
+    }
+
+    /// Blocks until at least `count` notifications were delivered, or `timeout` passes;
+    /// returns whether they were.
+    pub fn wait_for_delivered(&self, count: usize, timeout: Duration) -> bool {
+        self.record
+            .wait_until(timeout, |r| r.total_delivered >= count)
+    }
+
+    /// Blocks until at least `count` requests were answered, or `timeout` passes; returns
+    /// whether they were.
+    pub fn wait_for_responses(&self, count: usize, timeout: Duration) -> bool {
+        self.record
+            .wait_until(timeout, |r| r.total_answered >= count)
+    }
+
+    /// Blocks until at least `count` connections were established, or `timeout` passes;
+    /// returns whether they were.
+    pub fn wait_for_connections(&self, count: usize, timeout: Duration) -> bool {
+        self.record.wait_until(timeout, |r| r.connections >= count)
+    }
+
+    /// Blocks until at least `count` established connections closed, or `timeout` passes;
+    /// returns whether they did.
+    pub fn wait_for_closed(&self, count: usize, timeout: Duration) -> bool {
+        self.record.wait_until(timeout, |r| r.closed >= count)
+    }
+
+    /// Blocks until at least `count` TLS or HTTP/2 handshakes failed, or `timeout` passes;
+    /// returns whether they did.
+    pub fn wait_for_handshake_failures(&self, count: usize, timeout: Duration) -> bool {
+        self.record
+            .wait_until(timeout, |r| r.handshake_failures >= count)
+    }
+
+    /// Blocks until at least `count` GOAWAYs were started, or `timeout` passes; returns
+    /// whether they were.
+    pub fn wait_for_goaways(&self, count: usize, timeout: Duration) -> bool {
+        self.record.wait_until(timeout, |r| r.goaways >= count)
+    }
+
+    /// Stops the server and every connection; idempotent. The records stay readable.
+    pub fn shutdown(&mut self) {
+        self.thread.stop();
+    }
+}
+
+/// The state of one connection, shared by its stream handlers (one thread: `Cell`s).
+#[derive(Debug)]
+struct Connection {
+    index: usize,
+    open: Cell<usize>,
+    answered: Cell<usize>,
+    /// A GOAWAY was asked for: refuse what is not answered yet.
+    closing: Cell<bool>,
+    goaway: async_channel::Sender<()>,
+}
+
+impl Connection {
+    /// Stops answering and asks the connection task for a GOAWAY.
+    fn start_closing(&self) {
+        if !self.closing.replace(true) {
+            // Capacity 1 and sent once: cannot be full; closed only if the task is gone.
+            let _ = self.goaway.try_send(());
+        }
+    }
+}
+
+/// Counts a stream as open until dropped (also when its task is cancelled).
+struct OpenStream(Rc<Connection>);
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        self.0.open.set(self.0.open.get().saturating_sub(1));
+    }
+}
+
+/// A request stream as `h2` hands it over.
+type Incoming = (Request<RecvStream>, SendResponse<Bytes>);
+
+enum Event {
+    Stream(Option<Result<Box<Incoming>, h2::Error>>),
+    GoAway,
+}
+
+async fn serve(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    acceptor: TlsAcceptor,
+    context: Arc<Context>,
+    executor: Weak<LocalExecutor<'static>>,
+) {
+    let record = &context.record;
+    let Some(tls) = handshake(NAME, &acceptor, tcp, peer).await else {
+        record.update(|r| r.handshake_failures += 1);
+        return;
+    };
+    if tls.get_ref().1.alpn_protocol() != Some(b"h2".as_slice()) {
+        log::info!("{NAME}: {peer} negotiated no ALPN protocol; trying HTTP/2 anyway");
+    }
+    let mut builder = h2::server::Builder::new();
+    builder.max_concurrent_streams(context.max_concurrent_streams);
+    let mut connection =
+        match timeout(IO_TIMEOUT, builder.handshake::<_, Bytes>(tls.compat())).await {
+            Some(Ok(connection)) => connection,
+            Some(Err(error)) => {
+                log::info!("{NAME}: HTTP/2 handshake with {peer} failed: {error}");
+                record.update(|r| r.handshake_failures += 1);
+                return;
+            }
+            None => {
+                log::info!("{NAME}: HTTP/2 handshake with {peer} timed out");
+                record.update(|r| r.handshake_failures += 1);
+                return;
+            }
+        };
+    let index = record.update(|r| {
+        r.connections += 1;
+        r.connections - 1
+    });
+    let (goaway, goaway_requested) = async_channel::bounded(1);
+    let conn = Rc::new(Connection {
+        index,
+        open: Cell::new(0),
+        answered: Cell::new(0),
+        closing: Cell::new(false),
+        goaway,
+    });
+    if context.goaway_after == Some(0) {
+        conn.start_closing();
+    }
+    let mut shutting_down = false;
+    loop {
+        let event = if shutting_down {
+            Event::Stream(connection.accept().await.map(|r| r.map(Box::new)))
+        } else {
+            future::or(
+                async { Event::Stream(connection.accept().await.map(|r| r.map(Box::new))) },
+                async {
+                    // The sender lives in `conn`: this only resolves on a request.
+                    let _ = goaway_requested.recv().await;
+                    Event::GoAway
+                },
+            )
+            .await
+        };
+        match event {
+            Event::GoAway => {
+                log::debug!("{NAME}: GOAWAY to {peer}");
+                connection.graceful_shutdown();
+                shutting_down = true;
+                record.update(|r| r.goaways += 1);
+            }
+            Event::Stream(Some(Ok(incoming))) => {
+                let (request, respond) = *incoming;
+                let open = conn.open.get() + 1;
+                conn.open.set(open);
+                record.update(|r| r.max_open = r.max_open.max(open));
+                let guard = OpenStream(conn.clone());
+                let Some(executor) = executor.upgrade() else {
+                    // The server is stopping.
+                    break;
+                };
+                executor
+                    .spawn(handle_stream(request, respond, context.clone(), guard))
+                    .detach();
+            }
+            Event::Stream(Some(Err(error))) => {
+                log::info!("{NAME}: connection with {peer} failed: {error}");
+                break;
+            }
+            Event::Stream(None) => {
+                log::debug!("{NAME}: {peer} closed");
+                break;
+            }
+        }
+    }
+    record.update(|r| r.closed += 1);
+}
+
+/// A request body as far as it was read.
+enum Body {
+    Complete(Bytes),
+    /// Longer than [`MAX_READ`]; the rest was not read.
+    TooLarge,
+}
+
+async fn read_body(mut body: RecvStream) -> Result<Body, h2::Error> {
+    let mut buffer = BytesMut::new();
+    while let Some(chunk) = body.data().await {
+        let chunk = chunk?;
+        // Let the client send more; never fails for a length that was just received.
+        let _ = body.flow_control().release_capacity(chunk.len());
+        if buffer.len() + chunk.len() > MAX_READ {
+            return Ok(Body::TooLarge);
+        }
+        buffer.extend_from_slice(&chunk);
+    }
+    Ok(Body::Complete(buffer.freeze()))
+}
+
+async fn handle_stream(
+    request: Request<RecvStream>,
+    mut respond: SendResponse<Bytes>,
+    context: Arc<Context>,
+    stream: OpenStream,
+) {
+    let stream_id = u32::from(respond.stream_id());
+    let conn = &stream.0;
+    let (head, body) = request.into_parts();
+    let body = match read_body(body).await {
+        Ok(body) => body,
+        Err(error) => {
+            log::debug!("{NAME}: reading stream {stream_id} failed: {error}");
+            return;
+        }
+    };
+    if let Some(latency) = context.latency {
+        Timer::after(latency).await;
+    }
+    if conn.closing.get() {
+        respond.send_reset(h2::Reason::REFUSED_STREAM);
+        context.record.update(|r| r.refused += 1);
+        return;
+    }
+    let outcome = evaluate(&context, &head, &body);
+    let answered = conn.answered.get() + 1;
+    conn.answered.set(answered);
+    if context.goaway_after.is_some_and(|limit| answered >= limit) {
+        conn.start_closing();
+    }
+    let (status, reason, timestamp, apns_id, token) = context.record.update(|r| {
+        let apns_id = outcome
+            .apns_id
+            .clone()
+            .unwrap_or_else(|| r.ids.next_id().to_string().to_ascii_uppercase());
+        let (status, reason, timestamp) = match outcome.result {
+            Ok(accepted) => {
+                r.total_delivered += 1;
+                if !context.count_only {
+                    *r.per_token.entry(accepted.token.clone()).or_insert(0) += 1;
+                    r.deliveries.push(Http2Delivery {
+                        token: accepted.token,
+                        apns_id: apns_id.clone(),
+                        push_type: accepted.push_type,
+                        priority: accepted.priority,
+                        topic: accepted.topic,
+                        expiration: accepted.expiration,
+                        collapse_id: accepted.collapse_id,
+                        payload: accepted.payload,
+                        connection: conn.index,
+                        stream_id,
+                    });
+                }
+                (StatusCode::OK, None, None)
+            }
+            Err(failure) => (failure.status, Some(failure.reason), failure.timestamp),
+        };
+        r.total_answered += 1;
+        *r.status_counts.entry(status.as_u16()).or_insert(0) += 1;
+        if !context.count_only {
+            r.answers.push(Http2Answer {
+                status: status.as_u16(),
+                reason: reason.clone(),
+                token: outcome.token.clone(),
+                apns_id: apns_id.clone(),
+                connection: conn.index,
+                stream_id,
+            });
+        }
+        (status, reason, timestamp, apns_id, outcome.token)
+    });
+    log::trace!("{NAME}: stream {stream_id} for {token:?}: {status} {reason:?}");
+    if let Err(error) = send(&mut respond, status, &apns_id, reason, timestamp) {
+        log::debug!("{NAME}: answering stream {stream_id} failed: {error}");
+    }
+}
+
+fn send(
+    respond: &mut SendResponse<Bytes>,
+    status: StatusCode,
+    apns_id: &str,
+    reason: Option<String>,
+    timestamp: Option<u64>,
+) -> Result<(), h2::Error> {
+    let mut response = Response::new(());
+    *response.status_mut() = status;
+    if let Ok(value) = HeaderValue::from_str(apns_id) {
+        response.headers_mut().insert("apns-id", value);
+    }
+    let body = reason.map(|reason| {
+        let mut object = serde_json::Map::new();
+        object.insert("reason".to_owned(), Value::String(reason));
+        if let Some(timestamp) = timestamp {
+            object.insert("timestamp".to_owned(), Value::from(timestamp));
+        }
+        Bytes::from(Value::Object(object).to_string())
+    });
+    if body.is_some() {
+        response
+            .headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    }
+    let mut stream = respond.send_response(response, body.is_none())?;
+    if let Some(body) = body {
+        stream.send_data(body, true)?;
+    }
+    Ok(())
+}
+
+/// A failed request's answer.
+#[derive(Debug)]
+struct Failure {
+    status: StatusCode,
+    reason: String,
+    timestamp: Option<u64>,
+}
+
+impl Failure {
+    /// The failure with `reason` and its documented status.
+    fn of(reason: Reason) -> Failure {
+        let status = reason
+            .documented_status()
+            .and_then(|status| StatusCode::from_u16(status).ok())
+            .unwrap_or(StatusCode::BAD_REQUEST);
+        Failure {
+            status,
+            reason: reason.as_str().to_owned(),
+            timestamp: None,
+        }
+    }
+
+    fn bad_request(reason: &str) -> Failure {
+        Failure {
+            status: StatusCode::BAD_REQUEST,
+            reason: reason.to_owned(),
+            timestamp: None,
+        }
+    }
+}
+
+/// A request that passed every check.
+#[derive(Debug)]
+struct Accepted {
+    token: String,
+    push_type: Option<PushType>,
+    priority: Option<u8>,
+    topic: Option<String>,
+    expiration: Option<u64>,
+    collapse_id: Option<String>,
+    payload: Bytes,
+}
+
+/// What to answer one request.
+#[derive(Debug)]
+struct Outcome {
+    /// The token of the path, when well-formed.
+    token: Option<String>,
+    /// The request's `apns-id`, when valid.
+    apns_id: Option<String>,
+    result: Result<Accepted, Failure>,
+}
+
+fn evaluate(context: &Context, head: &Parts, body: &Body) -> Outcome {
+    let apns_id = header(&head.headers, "apns-id")
+        .filter(|id| ApnsId::parse(id).is_ok())
+        .map(str::to_owned);
+    let mut token = None;
+    let result = validate(context, head, body, &mut token);
+    Outcome {
+        token,
+        apns_id,
+        result,
+    }
+}
+
+/// A header as text; `None` when absent or not visible ASCII.
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|value| value.to_str().ok())
+}
+
+/// A header that is present but unreadable gives `Err(())`.
+fn optional_header<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, ()> {
+    match headers.get(name) {
+        None => Ok(None),
+        Some(value) => value.to_str().map(Some).map_err(|_| ()),
+    }
+}
+
+fn validate(
+    context: &Context,
+    head: &Parts,
+    body: &Body,
+    token_out: &mut Option<String>,
+) -> Result<Accepted, Failure> {
+    if head.method != Method::POST {
+        return Err(Failure::of(Reason::MethodNotAllowed));
+    }
+    let Some(token) = head.uri.path().strip_prefix(PATH_PREFIX) else {
+        return Err(Failure::of(Reason::BadPath));
+    };
+    if token.is_empty() {
+        return Err(Failure::of(Reason::MissingDeviceToken));
+    }
+    if token.len() != 64 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Failure::of(Reason::BadDeviceToken));
+    }
+    let token = token.to_ascii_lowercase();
+    *token_out = Some(token.clone());
+    let headers = &head.headers;
+    if SINGLE_HEADERS
+        .iter()
+        .any(|name| headers.get_all(*name).iter().count() > 1)
+    {
+        return Err(Failure::of(Reason::DuplicateHeaders));
+    }
+    verify_provider_token(context, headers).map_err(Failure::of)?;
+
+    let topic =
+        optional_header(headers, "apns-topic").map_err(|()| Failure::of(Reason::BadTopic))?;
+    match (topic, &context.topic) {
+        (None, _) if matches!(context.auth, Http2Auth::Token { .. }) => {
+            return Err(Failure::of(Reason::MissingTopic));
+        }
+        (Some(topic), Some(expected))
+            if topic != expected
+                && !topic
+                    .strip_prefix(expected.as_str())
+                    .is_some_and(|suffix| suffix.starts_with('.')) =>
+        {
+            return Err(Failure::of(Reason::BadTopic));
+        }
+        _ => {}
+    }
+    let push_type = match optional_header(headers, "apns-push-type") {
+        Ok(None) => None,
+        Ok(Some(text)) => Some(
+            text.parse::<PushType>()
+                .map_err(|_| Failure::of(Reason::InvalidPushType))?,
+        ),
+        Err(()) => return Err(Failure::of(Reason::InvalidPushType)),
+    };
+    let priority = match optional_header(headers, "apns-priority") {
+        Ok(None) => None,
+        Ok(Some("10")) => Some(10),
+        Ok(Some("5")) => Some(5),
+        Ok(Some("1")) => Some(1),
+        Ok(Some(_)) | Err(()) => return Err(Failure::of(Reason::BadPriority)),
+    };
+    if push_type == Some(PushType::Background) && priority.unwrap_or(10) == 10 {
+        return Err(Failure::of(Reason::BadPriority));
+    }
+    let expiration = match optional_header(headers, "apns-expiration") {
+        Ok(None) => None,
+        Ok(Some(text)) if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) => Some(
+            text.parse::<u64>()
+                .map_err(|_| Failure::of(Reason::BadExpirationDate))?,
+        ),
+        Ok(Some(_)) | Err(()) => return Err(Failure::of(Reason::BadExpirationDate)),
+    };
+    let collapse_id = match headers.get("apns-collapse-id") {
+        None => None,
+        Some(value) if value.len() > MAX_COLLAPSE_ID => {
+            return Err(Failure::of(Reason::BadCollapseId));
+        }
+        Some(value) => Some(String::from_utf8_lossy(value.as_bytes()).into_owned()),
+    };
+    if headers.contains_key("apns-id")
+        && header(headers, "apns-id").is_none_or(|id| ApnsId::parse(id).is_err())
+    {
+        return Err(Failure::of(Reason::BadMessageId));
+    }
+
+    let payload = match body {
+        Body::TooLarge => return Err(Failure::of(Reason::PayloadTooLarge)),
+        Body::Complete(payload) => payload,
+    };
+    if payload.is_empty() {
+        return Err(Failure::of(Reason::PayloadEmpty));
+    }
+    let limit = push_type.unwrap_or(PushType::Alert).payload_limit();
+    if payload.len() > limit {
+        return Err(Failure::of(Reason::PayloadTooLarge));
+    }
+    if !matches!(
+        serde_json::from_slice::<Value>(payload),
+        Ok(Value::Object(_))
+    ) {
+        return Err(Failure::bad_request("BadPayload"));
+    }
+
+    if let Some(script) = context.scripts.get(&token) {
+        let nth = context.record.update(|r| {
+            let seen = r.scripted_seen.entry(token.clone()).or_insert(0);
+            *seen = seen.saturating_add(1);
+            *seen
+        });
+        if let Some(failure) = script.failure(nth) {
+            return Err(failure);
+        }
+    }
+    Ok(Accepted {
+        token,
+        push_type,
+        priority,
+        topic: topic.map(str::to_owned),
+        expiration,
+        collapse_id,
+        payload: payload.clone(),
+    })
+}
+
+/// The wall clock, UNIX seconds.
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
+}
+
+/// Token mode: checks `authorization: bearer <JWT>`.
+fn verify_provider_token(context: &Context, headers: &HeaderMap) -> Result<(), Reason> {
+    let Http2Auth::Token {
+        key_id,
+        team_id,
+        key,
+    } = &context.auth
+    else {
+        return Ok(());
+    };
+    let Some(value) = headers.get(AUTHORIZATION) else {
+        return Err(Reason::MissingProviderToken);
+    };
+    let text = value.to_str().map_err(|_| Reason::InvalidProviderToken)?;
+    let jwt = match text.split_once(' ') {
+        Some((scheme, jwt)) if scheme.eq_ignore_ascii_case("bearer") => jwt.trim(),
+        _ => return Err(Reason::InvalidProviderToken),
+    };
+    if jwt.is_empty() {
+        return Err(Reason::MissingProviderToken);
+    }
+    let record = &context.record;
+    let iat = match record.read(|r| r.verified.get(jwt).copied()) {
+        Some(iat) => iat,
+        None => {
+            // Verified outside the lock: readers are not held up by the signature check.
+            let iat =
+                decode_and_verify(jwt, key_id, team_id, key).ok_or(Reason::InvalidProviderToken)?;
+            record.update(|r| {
+                if r.verified.len() >= MAX_CACHED_TOKENS {
+                    r.verified.clear();
+                }
+                if r.verified.insert(jwt.to_owned(), iat).is_none() {
+                    r.provider_tokens += 1;
+                }
+            });
+            iat
+        }
+    };
+    let now = unix_now();
+    if iat > now.saturating_add(FUTURE_SKEW) {
+        return Err(Reason::InvalidProviderToken);
+    }
+    if now.saturating_sub(iat) > context.max_token_age {
+        return Err(Reason::ExpiredProviderToken);
+    }
+    record.update(|r| {
+        if r.expire_before.is_some_and(|before| iat < before) {
+            return Err(Reason::ExpiredProviderToken);
+        }
+        if r.expire_next > 0 {
+            r.expire_next -= 1;
+            return Err(Reason::ExpiredProviderToken);
+        }
+        Ok(())
+    })
+}
+
+/// Decodes a provider token and verifies its header, issuer and ES256 signature; returns its
+/// `iat`.
+fn decode_and_verify(jwt: &str, key_id: &str, team_id: &str, key: &VerifyingKey) -> Option<u64> {
+    let mut parts = jwt.split('.');
+    let (header, claims, signature) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    let json = |part: &str| -> Option<serde_json::Map<String, Value>> {
+        let bytes = Base64UrlUnpadded::decode_vec(part).ok()?;
+        match serde_json::from_slice(&bytes).ok()? {
+            Value::Object(object) => Some(object),
+            _ => None,
+        }
+    };
+    let header_json = json(header)?;
+    if header_json.get("alg").and_then(Value::as_str) != Some("ES256")
+        || header_json.get("kid").and_then(Value::as_str) != Some(key_id)
+    {
+        return None;
+    }
+    let claims_json = json(claims)?;
+    if claims_json.get("iss").and_then(Value::as_str) != Some(team_id) {
+        return None;
+    }
+    let iat = claims_json.get("iat").and_then(Value::as_u64)?;
+    let signature = Base64UrlUnpadded::decode_vec(signature).ok()?;
+    let signature = Signature::from_slice(&signature).ok()?;
+    let signing_input = &jwt[..header.len() + 1 + claims.len()];
+    key.verify(signing_input.as_bytes(), &signature).ok()?;
+    Some(iat)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use p256::ecdsa::signature::Signer as _;
+
+    fn key() -> SigningKey {
+        SigningKey::from_slice(&[7; 32]).unwrap()
+    }
+
+    fn jwt(header: &str, claims: &str, key: &SigningKey) -> String {
+        let input = format!(
+            "{}.{}",
+            Base64UrlUnpadded::encode_string(header.as_bytes()),
+            Base64UrlUnpadded::encode_string(claims.as_bytes())
+        );
+        let signature: Signature = key.sign(input.as_bytes());
+        format!(
+            "{input}.{}",
+            Base64UrlUnpadded::encode_string(&signature.to_bytes())
+        )
+    }
+
+    #[test]
+    fn tokens_verify_only_with_the_right_key_kid_and_iss() {
+        let key = key();
+        let public = *key.verifying_key();
+        let header = r#"{"alg":"ES256","kid":"KEY1234567"}"#;
+        let claims = r#"{"iss":"TEAM123456","iat":1700000000}"#;
+        let good = jwt(header, claims, &key);
+        assert_eq!(
+            decode_and_verify(&good, "KEY1234567", "TEAM123456", &public),
+            Some(1_700_000_000)
+        );
+        assert_eq!(
+            decode_and_verify(&good, "OTHERKEY00", "TEAM123456", &public),
+            None
+        );
+        assert_eq!(
+            decode_and_verify(&good, "KEY1234567", "OTHERTEAM0", &public),
+            None
+        );
+        let other = SigningKey::from_slice(&[9; 32]).unwrap();
+        assert_eq!(
+            decode_and_verify(&good, "KEY1234567", "TEAM123456", other.verifying_key()),
+            None
+        );
+        let hs256 = jwt(r#"{"alg":"HS256","kid":"KEY1234567"}"#, claims, &key);
+        assert_eq!(
+            decode_and_verify(&hs256, "KEY1234567", "TEAM123456", &public),
+            None
+        );
+        for garbage in ["", "a.b", "a.b.c.d", "...", "eyJ.eyJ.AAAA", &good[1..]] {
+            assert_eq!(
+                decode_and_verify(garbage, "KEY1234567", "TEAM123456", &public),
+                None,
+                "{garbage}"
+            );
+        }
+    }
+
+    #[test]
+    fn scripts_fail_the_first_requests_then_deliver() {
+        let script = ReasonScript::TooManyRequests { first: 2 };
+        assert_eq!(
+            script.failure(1).unwrap().status,
+            StatusCode::TOO_MANY_REQUESTS
+        );
+        assert!(script.failure(2).is_some());
+        assert!(script.failure(3).is_none());
+        let always = ReasonScript::Status {
+            status: 410,
+            reason: "ExpiredToken".into(),
+            first: None,
+        };
+        let failure = always.failure(100).unwrap();
+        assert_eq!((failure.status.as_u16(), failure.timestamp), (410, Some(0)));
+        let gone = ReasonScript::Unregistered { timestamp_ms: 5 }
+            .failure(1)
+            .unwrap();
+        assert_eq!(
+            (gone.reason.as_str(), gone.timestamp),
+            ("Unregistered", Some(5))
+        );
+    }
+}

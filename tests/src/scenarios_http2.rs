@@ -1,0 +1,144 @@
+//! Scenarios of the APNs HTTP/2 provider API against push-mock's HTTP/2 server.
+
+use std::time::Duration;
+
+use push_client::{ApnsHttp2Config, Error, Runtime};
+use push_mock::{Certificates, Http2Auth, Http2Options, MockApnsHttp2, ReasonScript};
+use push_proto::Device;
+
+use crate::{builder, by_token, mock_tls, payload, send_all, token, within};
+
+const LIMIT: Duration = Duration::from_secs(300);
+const KEY_ID: &str = "ABC123DEFG";
+const TEAM_ID: &str = "TEAM123456";
+const TOPIC: &str = "com.example.app";
+
+/// A fresh P-256 provider key as a `.p8` PEM.
+fn provider_key() -> String {
+    rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+        .expect("P-256 key")
+        .serialize_pem()
+}
+
+fn start(options: Http2Options, certs: &Certificates) -> MockApnsHttp2 {
+    MockApnsHttp2::start(options, certs).expect("mock APNs HTTP/2 server")
+}
+
+/// Client settings for the mock at `server`, with fast retries.
+fn config(server: &MockApnsHttp2, certs: &Certificates) -> ApnsHttp2Config {
+    ApnsHttp2Config::new(&server.url())
+        .expect("URL")
+        .topic(TOPIC)
+        .tls(mock_tls(certs))
+        .backoff(Duration::from_millis(10), Duration::from_millis(100))
+}
+
+/// 100,000 devices over token auth (every JWT verified by the mock), 1% of them each with
+/// BadDeviceToken, Unregistered (with its timestamp), TooManyRequests once and
+/// ServiceUnavailable once: every device ends in exactly one outcome, and the deliverable ones
+/// reach the server exactly once.
+pub async fn apns_http2_reasons_give_one_outcome_per_device<R: Runtime>() {
+    const TOTAL: u32 = 100_000;
+    let certs = Certificates::generate().expect("certificates");
+    let key = provider_key();
+    let auth = Http2Auth::token_from_pem(KEY_ID, TEAM_ID, &key).expect("public key");
+    let mut options = Http2Options::new(auth).topic(TOPIC);
+    for n in 0..TOTAL {
+        let script = match n % 100 {
+            1 => ReasonScript::BadDeviceToken,
+            2 => ReasonScript::Unregistered {
+                timestamp_ms: 1_700_000_000_000,
+            },
+            3 => ReasonScript::TooManyRequests { first: 1 },
+            4 => ReasonScript::ServiceUnavailable { first: 1 },
+            _ => continue,
+        };
+        options = options.script(token(n).to_hex(), script);
+    }
+    let server = start(options, &certs);
+    let apns = config(&server, &certs)
+        .provider_key_pem(&key, KEY_ID, TEAM_ID)
+        .expect("provider key");
+    let client = builder::<R>().apns_http2(apns).build().expect("client");
+    let devices = (0..TOTAL).map(|n| Device::ios(token(n).to_hex()));
+    let (feedback, report) = within::<R, _>(LIMIT, send_all(client.send(payload()), devices)).await;
+
+    assert_eq!(feedback.len(), TOTAL as usize);
+    let outcomes = by_token(&feedback);
+    for n in 0..TOTAL {
+        let hex = token(n).to_hex();
+        let expected = match n % 100 {
+            1 | 2 => Some("invalid_device"),
+            _ => None,
+        };
+        assert_eq!(outcomes[&hex], [expected], "device {n}");
+        let delivered = usize::from(expected.is_none());
+        assert_eq!(server.delivered_count(&hex), delivered, "device {n}");
+    }
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert!(server.provider_tokens_seen() >= 1);
+    assert_eq!(server.connections(), 1, "one connection carried everything");
+}
+
+/// The server sends GOAWAY after every 500 answers: the streams it did not process are sent
+/// again on a new connection; nothing is lost, nothing duplicated.
+pub async fn apns_http2_goaway_mid_stream_loses_nothing<R: Runtime>() {
+    const TOTAL: u32 = 3_000;
+    let certs = Certificates::generate().expect("certificates");
+    let options = Http2Options::new(Http2Auth::Certificate).goaway_after(500);
+    let server = start(options, &certs);
+    let client = builder::<R>()
+        .apns_http2(config(&server, &certs))
+        .build()
+        .expect("client");
+    let devices = (0..TOTAL).map(|n| Device::ios(token(n).to_hex()));
+    let (feedback, report) = within::<R, _>(LIMIT, send_all(client.send(payload()), devices)).await;
+    assert_eq!(feedback.len(), TOTAL as usize);
+    assert_eq!(report.delivered, u64::from(TOTAL), "{report:?}");
+    for n in 0..TOTAL {
+        assert_eq!(server.delivered_count(&token(n).to_hex()), 1, "device {n}");
+    }
+    assert!(server.goaways_sent() >= 1);
+    assert!(server.connections() >= 2);
+}
+
+/// The server allows one stream at a time: the client never opens more, and completes.
+pub async fn apns_http2_stream_limit_of_one_is_respected<R: Runtime>() {
+    let certs = Certificates::generate().expect("certificates");
+    let options = Http2Options::new(Http2Auth::Certificate).max_concurrent_streams(1);
+    let server = start(options, &certs);
+    let client = builder::<R>()
+        .apns_http2(config(&server, &certs))
+        .build()
+        .expect("client");
+    let devices = (0..300).map(|n| Device::ios(token(n).to_hex()));
+    let (feedback, report) = within::<R, _>(LIMIT, send_all(client.send(payload()), devices)).await;
+    assert_eq!(feedback.len(), 300);
+    assert_eq!(report.delivered, 300);
+    assert_eq!(server.max_concurrent_seen(), 1);
+}
+
+/// Provider tokens signed with a key the server does not know: a clear client-wide error,
+/// and a feedback for every device.
+pub async fn apns_http2_wrong_provider_key_is_a_clear_error<R: Runtime>() {
+    let certs = Certificates::generate().expect("certificates");
+    let auth = Http2Auth::token_from_pem(KEY_ID, TEAM_ID, &provider_key()).expect("key");
+    let server = start(Http2Options::new(auth).topic(TOPIC), &certs);
+    let apns = config(&server, &certs)
+        .provider_key_pem(&provider_key(), KEY_ID, TEAM_ID)
+        .expect("provider key");
+    let client = builder::<R>().apns_http2(apns).build().expect("client");
+    let devices = (0..5).map(|n| Device::ios(token(n).to_hex()));
+    let (feedback, report) = within::<R, _>(LIMIT, send_all(client.send(payload()), devices)).await;
+    assert_eq!(feedback.len(), 5);
+    assert!(feedback.iter().all(|f| f.error.is_some()));
+    let error = report.errors.first().expect("a client-wide error");
+    assert!(
+        matches!(error, Error::ApnsRefused { status: 403, .. }),
+        "{error:?}"
+    );
+    assert!(
+        error.to_string().contains("InvalidProviderToken"),
+        "{error}"
+    );
+}

@@ -106,6 +106,7 @@ impl<R: Runtime> ClientBuilder<R> {
                 tls: apns.tls.client_config(&[b"h2"])?,
                 timeouts: apns.timeouts,
                 request_timeout: apns.request_timeout,
+                ping_interval: apns.ping_interval,
                 generation: 0,
                 state: crate::h2link::H2State::Down,
             });

@@ -47,6 +47,7 @@ pub struct ApnsHttp2Config {
     pub(crate) tls: Tls,
     pub(crate) timeouts: Timeouts,
     pub(crate) request_timeout: Duration,
+    pub(crate) ping_interval: Duration,
 }
 
 impl ApnsHttp2Config {
@@ -76,6 +77,7 @@ impl ApnsHttp2Config {
             tls: Tls::default(),
             timeouts: Timeouts::default(),
             request_timeout: Duration::from_secs(30),
+            ping_interval: Duration::from_secs(60),
         })
     }
 
@@ -155,6 +157,13 @@ impl ApnsHttp2Config {
     /// Longest one request may take before it counts as a transport failure.
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
         self.request_timeout = timeout;
+        self
+    }
+
+    /// How often the open connection is pinged (default 60 s); an unanswered ping closes it,
+    /// and the next request opens a new one.
+    pub fn ping_interval(mut self, interval: Duration) -> Self {
+        self.ping_interval = interval;
         self
     }
 

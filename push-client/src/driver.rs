@@ -486,8 +486,9 @@ impl<R: Runtime> Driver<R> {
         let generation = link.generation;
         let (runtime, io) = (self.runtime.clone(), self.io_tx.clone());
         let (endpoint, tls, timeouts) = (link.endpoint.clone(), link.tls.clone(), link.timeouts);
+        let ping_interval = link.ping_interval;
         self.runtime.spawn(async move {
-            match h2link::connect(&runtime, &endpoint, tls, timeouts).await {
+            match h2link::connect(&runtime, &endpoint, tls, timeouts, ping_interval).await {
                 Ok((send, ended)) => {
                     log::info!("connected to APNs over HTTP/2 at {endpoint}");
                     let connected = Io::H2Connected { generation, send };

@@ -2,7 +2,7 @@
 //! as streams, GOAWAY and refused streams told apart from real failures.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use h2::client::SendRequest;
@@ -29,6 +29,8 @@ pub(crate) struct H2Link {
     pub(crate) tls: Arc<ClientConfig>,
     pub(crate) timeouts: Timeouts,
     pub(crate) request_timeout: Duration,
+    /// How often an open connection is pinged (a dead one is noticed and replaced).
+    pub(crate) ping_interval: Duration,
     /// Counts connections, so that events of an old one are recognised.
     pub(crate) generation: u64,
     pub(crate) state: H2State,
@@ -44,13 +46,15 @@ pub(crate) enum H2State {
     Up(SendRequest<Bytes>),
 }
 
-/// Dials, checks that the server speaks HTTP/2, and runs the connection on a task; returns
-/// the request handle and a future that ends with the connection.
+/// Dials, checks that the server speaks HTTP/2, and returns the request handle and a future
+/// that drives the connection until it ends: it pings every `ping_interval` and gives the
+/// connection up when a ping goes unanswered for the handshake timeout.
 pub(crate) async fn connect<R: Runtime>(
     runtime: &R,
     endpoint: &Endpoint,
     tls: Arc<ClientConfig>,
     timeouts: Timeouts,
+    ping_interval: Duration,
 ) -> Result<
     (
         SendRequest<Bytes>,
@@ -81,7 +85,35 @@ pub(crate) async fn connect<R: Runtime>(
         handshake,
     )
     .await?;
-    let ended = async move { connection.await.err().map(|error| error.to_string()) };
+    let mut connection = connection;
+    let ping_pong = connection.ping_pong();
+    let (runtime, endpoint) = (runtime.clone(), endpoint.clone());
+    let ended = async move {
+        let keep_alive = async {
+            let Some(mut ping_pong) = ping_pong else {
+                return std::future::pending().await;
+            };
+            loop {
+                runtime.sleep_until(Instant::now() + ping_interval).await;
+                let ping = async {
+                    ping_pong
+                        .ping(h2::Ping::opaque())
+                        .await
+                        .map_err(|error| Error::Connect {
+                            host: endpoint.to_string(),
+                            reason: format!("ping failed: {error}"),
+                        })
+                };
+                if let Err(error) =
+                    timeout(&runtime, timeouts.handshake, "ping", &endpoint, ping).await
+                {
+                    return Some(error.to_string());
+                }
+            }
+        };
+        let run = async { connection.await.err().map(|error| error.to_string()) };
+        futures_lite::future::or(run, keep_alive).await
+    };
     Ok((send, ended))
 }
 

@@ -102,15 +102,16 @@ pub async fn apns_http2_goaway_mid_stream_loses_nothing<R: Runtime>() {
     assert!(server.connections() >= 2);
 }
 
-/// The server allows one stream at a time: the client never opens more, and completes.
+/// The server allows one stream at a time: the client never opens more, and completes
+/// (pinging the connection every few milliseconds meanwhile).
 pub async fn apns_http2_stream_limit_of_one_is_respected<R: Runtime>() {
     let certs = Certificates::generate().expect("certificates");
-    let options = Http2Options::new(Http2Auth::Certificate).max_concurrent_streams(1);
+    let options = Http2Options::new(Http2Auth::Certificate)
+        .max_concurrent_streams(1)
+        .latency(Duration::from_millis(1));
     let server = start(options, &certs);
-    let client = builder::<R>()
-        .apns_http2(config(&server, &certs))
-        .build()
-        .expect("client");
+    let apns = config(&server, &certs).ping_interval(Duration::from_millis(5));
+    let client = builder::<R>().apns_http2(apns).build().expect("client");
     let devices = (0..300).map(|n| Device::ios(token(n).to_hex()));
     let (feedback, report) = within::<R, _>(LIMIT, send_all(client.send(payload()), devices)).await;
     assert_eq!(feedback.len(), 300);

@@ -24,8 +24,8 @@ pub enum Command {
     /// Run the mock APNs gateway, feedback service, APNs HTTP/2 server and GCM endpoint until
     /// Ctrl-C.
     Mock(MockArgs),
-    /// Show everything end to end: mock servers, a token store, one broadcast, the feedback
-    /// applied to the store.
+    /// Show everything end to end: mock servers (APNs HTTP/2 with a provider token, GCM), a
+    /// token store, one broadcast, the feedback applied to the store.
     Demo(DemoArgs),
     /// Measure end-to-end throughput and peak memory against in-process mock servers.
     Bench(BenchArgs),
@@ -221,6 +221,9 @@ pub struct DemoArgs {
     /// directory instead of a temporary one.
     #[arg(long, value_name = "DIR")]
     pub keep: Option<PathBuf>,
+    /// Send iOS devices through the legacy binary gateway instead of the HTTP/2 provider API.
+    #[arg(long)]
+    pub apns_binary: bool,
 }
 
 /// `push bench`.

@@ -236,7 +236,8 @@ pub fn command(args: BenchArgs) -> Result<(), Failure> {
             .map_err(|e| run(format!("cannot read the generated provider key: {e}")))?;
         let mut options = Http2Options::new(auth).topic(TOPIC);
         options.count_only = true;
-        let server = Arc::new(MockApnsHttp2::start(options, &certs).map_err(|e| run(e.to_string()))?);
+        let server =
+            Arc::new(MockApnsHttp2::start(options, &certs).map_err(|e| run(e.to_string()))?);
         let client = Client::builder()
             .apns_http2(
                 ApnsHttp2Config::new(&server.url())
@@ -257,10 +258,7 @@ pub fn command(args: BenchArgs) -> Result<(), Failure> {
         )
         .map_err(run)?;
         report(
-            &format!(
-                "push APNs HTTP/2 (token, {} conn)",
-                server.connections()
-            ),
+            &format!("push APNs HTTP/2 (token, {} conn)", server.connections()),
             delivered,
             finished,
         );

@@ -6,8 +6,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use push_mock::{
-    Certificates, GatewayOptions, GcmOptions, Http2Auth, Http2Options, MockApnsHttp2,
-    MockFeedback, MockGateway, MockGcm, ReasonScript, TokenScript,
+    Certificates, GatewayOptions, GcmOptions, Http2Auth, Http2Options, MockApnsHttp2, MockFeedback,
+    MockGateway, MockGcm, ReasonScript, TokenScript,
 };
 use push_proto::ApnsToken;
 use push_proto::apns::FeedbackTuple;
@@ -110,7 +110,8 @@ pub fn command(args: MockArgs) -> Result<(), Failure> {
     for token in &args.bad_token {
         http2_options = http2_options.script(token, ReasonScript::BadDeviceToken);
     }
-    let http2 = MockApnsHttp2::start(http2_options, &certs).map_err(|e| io("mock APNs HTTP/2", e))?;
+    let http2 =
+        MockApnsHttp2::start(http2_options, &certs).map_err(|e| io("mock APNs HTTP/2", e))?;
     let host = Certificates::SERVER_NAME;
     println!("APNs gateway   {host}:{}", gateway.addr().port());
     println!("APNs feedback  {host}:{}", feedback.addr().port());

@@ -8,14 +8,18 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_lite::StreamExt;
-use push_mock::{Certificates, GatewayOptions, GcmOptions, MockGateway, MockGcm};
+use push_mock::{
+    Certificates, GatewayOptions, GcmOptions, Http2Auth, Http2Options, MockApnsHttp2, MockGateway,
+    MockGcm,
+};
 use push_proto::ApnsToken;
 use push_proto::apns::{Format, Frame};
-use push_smol::{ApnsConfig, Client, Device, GcmConfig, Payload, Tls};
+use push_smol::{ApnsConfig, ApnsHttp2Config, Client, Device, GcmConfig, Payload, Tls};
 use rustls::pki_types::ServerName;
 
 use crate::cli::BenchArgs;
 use crate::main_error::Failure;
+use crate::mock::{KEY_ID, TEAM_ID, generate_p8};
 
 /// Frames encoded once for the raw baseline and written over and over.
 const RAW_FRAMES: u64 = 10_000;
@@ -224,6 +228,40 @@ pub fn command(args: BenchArgs) -> Result<(), Failure> {
                 push_rate / raw_rate
             );
         }
+    }
+    if part("apns-http2") {
+        const TOPIC: &str = "com.example.bench";
+        let pem = generate_p8().map_err(run)?;
+        let auth = Http2Auth::token_from_pem(KEY_ID, TEAM_ID, &pem)
+            .map_err(|e| run(format!("cannot read the generated provider key: {e}")))?;
+        let mut options = Http2Options::new(auth).topic(TOPIC);
+        options.count_only = true;
+        let server =
+            Arc::new(MockApnsHttp2::start(options, &certs).map_err(|e| run(e.to_string()))?);
+        let client = Client::builder()
+            .apns_http2(
+                ApnsHttp2Config::new(&server.url())
+                    .map_err(|e| run(e.to_string()))?
+                    .topic(TOPIC)
+                    .provider_key_pem(&pem, KEY_ID, TEAM_ID)
+                    .map_err(|e| run(e.to_string()))?
+                    .tls(mock_tls(&certs, false).map_err(run)?),
+            )
+            .build()
+            .map_err(|e| run(e.to_string()))?;
+        let watched = server.clone();
+        let (_, finished, delivered) = push_all(
+            &client,
+            n,
+            |i| Device::ios(token(i).to_hex()),
+            move || watched.wait_for_delivered(n as usize, LIMIT),
+        )
+        .map_err(run)?;
+        report(
+            &format!("push APNs HTTP/2 (token, {} conn)", server.connections()),
+            delivered,
+            finished,
+        );
     }
     if part("gcm") {
         let gcm = Arc::new(

@@ -21,10 +21,11 @@ pub enum Command {
     Send(Box<SendArgs>),
     /// Read the APNs feedback service and optionally delete the tokens it names.
     Feedback(FeedbackArgs),
-    /// Run the mock APNs gateway, feedback service and GCM endpoint until Ctrl-C.
+    /// Run the mock APNs gateway, feedback service, APNs HTTP/2 server and GCM endpoint until
+    /// Ctrl-C.
     Mock(MockArgs),
-    /// Show everything end to end: mock servers, a token store, one broadcast, the feedback
-    /// applied to the store.
+    /// Show everything end to end: mock servers (APNs HTTP/2 with a provider token, GCM), a
+    /// token store, one broadcast, the feedback applied to the store.
     Demo(DemoArgs),
     /// Measure end-to-end throughput and peak memory against in-process mock servers.
     Bench(BenchArgs),
@@ -85,20 +86,46 @@ pub struct MessageArgs {
     pub sound: Option<String>,
 }
 
-/// APNs binary gateway settings.
+/// APNs settings: the binary gateway (`--apns`) or the HTTP/2 provider API (`--apns-url`).
 #[derive(Debug, Clone, Args)]
+#[command(group(ArgGroup::new("apns_service").args(["apns", "apns_url"])))]
 pub struct ApnsArgs {
-    /// The APNs gateway, e.g. gateway.push.apple.com:2195.
+    /// The legacy APNs binary gateway, e.g. gateway.push.apple.com:2195 (certificate auth).
     #[arg(long, value_name = "HOST:PORT", requires_all = ["apns_cert", "apns_key"])]
     pub apns: Option<String>,
-    /// Client certificate (PEM) presented to APNs.
-    #[arg(long, value_name = "PEM", requires = "apns")]
+    /// The APNs HTTP/2 provider API, e.g. https://api.push.apple.com (or
+    /// https://api.sandbox.push.apple.com): iOS devices go over HTTP/2 instead of the binary
+    /// gateway. Authenticate with --apns-key-p8, --apns-key-id, --apns-team-id (token) or with
+    /// --apns-cert, --apns-key (certificate).
+    #[arg(long, value_name = "URL", conflicts_with = "apns")]
+    pub apns_url: Option<String>,
+    /// With --apns-url: the apns-topic, usually the app's bundle id (required with token
+    /// auth).
+    #[arg(long, value_name = "BUNDLE_ID", requires = "apns_url")]
+    pub apns_topic: Option<String>,
+    /// With --apns-url: the provider token signing key (.p8, PEM) from Apple's developer
+    /// account. Never printed.
+    #[arg(
+        long,
+        value_name = "FILE.p8",
+        requires_all = ["apns_url", "apns_key_id", "apns_team_id", "apns_topic"],
+        conflicts_with_all = ["apns_cert", "apns_key"]
+    )]
+    pub apns_key_p8: Option<PathBuf>,
+    /// The 10-character key id of --apns-key-p8.
+    #[arg(long, value_name = "ID", requires = "apns_key_p8")]
+    pub apns_key_id: Option<String>,
+    /// The 10-character team id that --apns-key-p8 belongs to.
+    #[arg(long, value_name = "ID", requires = "apns_key_p8")]
+    pub apns_team_id: Option<String>,
+    /// Client certificate (PEM) presented to APNs (certificate auth).
+    #[arg(long, value_name = "PEM", requires = "apns_service")]
     pub apns_cert: Option<PathBuf>,
     /// Private key (PEM) of the client certificate.
-    #[arg(long, value_name = "PEM", requires = "apns")]
+    #[arg(long, value_name = "PEM", requires = "apns_service")]
     pub apns_key: Option<PathBuf>,
-    /// Trust only this CA (PEM) for the gateway instead of the public roots.
-    #[arg(long, value_name = "PEM", requires = "apns")]
+    /// Trust only this CA (PEM) for APNs instead of the public roots.
+    #[arg(long, value_name = "PEM", requires = "apns_service")]
     pub apns_ca: Option<PathBuf>,
 }
 
@@ -157,8 +184,8 @@ pub struct MockArgs {
     /// Stop after this many seconds instead of waiting for Ctrl-C.
     #[arg(long = "for", value_name = "SECONDS")]
     pub for_secs: Option<u64>,
-    /// An APNs token (64 hex chars) the gateway rejects as invalid (status 8) and the
-    /// feedback service reports; repeatable.
+    /// An APNs token (64 hex chars) the gateway rejects as invalid (status 8), the HTTP/2
+    /// server answers 400 BadDeviceToken and the feedback service reports; repeatable.
     #[arg(long, value_name = "HEX")]
     pub bad_token: Vec<String>,
     /// A GCM registration id answered NotRegistered; repeatable.
@@ -167,6 +194,13 @@ pub struct MockArgs {
     /// A GCM registration id answered with a canonical id, as OLD=NEW; repeatable.
     #[arg(long, value_name = "OLD=NEW")]
     pub gcm_canonical: Vec<String>,
+    /// How the mock APNs HTTP/2 server authenticates: "token" (a .p8 provider key is
+    /// generated next to the certificates) or "certificate" (the client certificate).
+    #[arg(long, value_name = "token|certificate", default_value = "token", value_parser = ["token", "certificate"])]
+    pub http2_auth: String,
+    /// The apns-topic (bundle id) the mock APNs HTTP/2 server expects.
+    #[arg(long, value_name = "BUNDLE_ID", default_value = "com.example.app")]
+    pub apns_topic: String,
     /// The API key the mock GCM endpoint expects.
     #[arg(
         long,
@@ -187,6 +221,9 @@ pub struct DemoArgs {
     /// directory instead of a temporary one.
     #[arg(long, value_name = "DIR")]
     pub keep: Option<PathBuf>,
+    /// Send iOS devices through the legacy binary gateway instead of the HTTP/2 provider API.
+    #[arg(long)]
+    pub apns_binary: bool,
 }
 
 /// `push bench`.
@@ -206,7 +243,7 @@ pub struct BenchArgs {
     /// count as delivered.
     #[arg(long, value_name = "MS", default_value_t = 1000)]
     pub apns_grace_ms: u64,
-    /// Only run these parts (apns, raw, gcm); repeatable; default all.
+    /// Only run these parts (raw, apns, apns-http2, gcm); repeatable; default all.
     #[arg(long, value_name = "PART")]
     pub only: Vec<String>,
 }

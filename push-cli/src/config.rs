@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use push_smol::{ApnsConfig, Client, GcmConfig, Payload, Tls};
+use push_smol::{ApnsConfig, ApnsHttp2Config, Client, GcmConfig, Payload, Tls};
 
 use crate::cli::{ApnsArgs, GcmArgs, MessageArgs};
 
@@ -77,16 +77,49 @@ pub fn gcm(args: &GcmArgs) -> Result<Option<GcmConfig>, String> {
     Ok(Some(config))
 }
 
+/// APNs HTTP/2 settings from the arguments, if `--apns-url` was given: token auth with
+/// `--apns-key-p8` (the key is never shown), else certificate auth.
+pub fn apns_http2(args: &ApnsArgs) -> Result<Option<ApnsHttp2Config>, String> {
+    let Some(url) = &args.apns_url else {
+        return Ok(None);
+    };
+    let mut config = ApnsHttp2Config::new(url).map_err(|e| e.to_string())?;
+    if let Some(topic) = &args.apns_topic {
+        config = config.topic(topic);
+    }
+    let identity = match (&args.apns_key_p8, &args.apns_cert, &args.apns_key) {
+        (Some(p8), _, _) => {
+            let (Some(key_id), Some(team_id)) = (&args.apns_key_id, &args.apns_team_id) else {
+                return Err("--apns-key-p8 needs --apns-key-id and --apns-team-id".into());
+            };
+            config = config
+                .provider_key_file(p8, key_id, team_id)
+                .map_err(|e| e.to_string())?;
+            None
+        }
+        (None, Some(cert), Some(key)) => Some((cert.as_path(), key.as_path())),
+        _ => {
+            return Err("--apns-url needs --apns-key-p8 with --apns-key-id and --apns-team-id (token auth), or --apns-cert and --apns-key (certificate auth)".into());
+        }
+    };
+    let tls = tls(args.apns_ca.as_deref(), identity)?;
+    Ok(Some(config.tls(tls)))
+}
+
 /// A client with the providers the arguments configure; at least one is required.
 pub fn client(apns_args: &ApnsArgs, gcm_args: &GcmArgs) -> Result<Client, String> {
     let apns = apns(apns_args)?;
+    let apns_http2 = apns_http2(apns_args)?;
     let gcm = gcm(gcm_args)?;
-    if apns.is_none() && gcm.is_none() {
-        return Err("no provider configured: give --apns (with --apns-cert, --apns-key) and/or --gcm-url (with --gcm-key)".into());
+    if apns.is_none() && apns_http2.is_none() && gcm.is_none() {
+        return Err("no provider configured: give --apns-url (HTTP/2, with --apns-key-p8 or --apns-cert), --apns (binary gateway, with --apns-cert, --apns-key) and/or --gcm-url (with --gcm-key)".into());
     }
     let mut builder = Client::builder();
     if let Some(apns) = apns {
         builder = builder.apns(apns);
+    }
+    if let Some(apns) = apns_http2 {
+        builder = builder.apns_http2(apns);
     }
     if let Some(gcm) = gcm {
         builder = builder.gcm(gcm);

@@ -5,23 +5,31 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use push_mock::{Certificates, GatewayOptions, GcmOptions, MockGateway, MockGcm, TokenScript};
+use push_mock::{
+    Certificates, GatewayOptions, GcmOptions, Http2Auth, Http2Options, MockApnsHttp2, MockGateway,
+    MockGcm, ReasonScript, TokenScript,
+};
 use push_proto::ApnsToken;
-use push_smol::{ApnsConfig, Client, GcmConfig, Payload, Tls};
+use push_smol::{ApnsConfig, ApnsHttp2Config, Client, GcmConfig, Payload, Tls};
 use rusqlite::{Connection, params};
 
 use crate::cli::DemoArgs;
 use crate::main_error::Failure;
+use crate::mock::{KEY_ID, TEAM_ID, generate_p8};
 use crate::send::{self, Plan, Source};
 use crate::store;
 use crate::summary;
+
+/// The bundle id the demo's HTTP/2 mock expects.
+const TOPIC: &str = "com.example.demo";
 
 /// What the mocks do with one device of the demo fleet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Fate {
     /// Delivered.
     Plain,
-    /// Rejected as invalid (APNs status 8, GCM NotRegistered / InvalidRegistration).
+    /// Rejected as invalid (APNs status 8, HTTP/2 BadDeviceToken / Unregistered, GCM
+    /// NotRegistered / InvalidRegistration).
     Invalid,
     /// Delivered with a new canonical token.
     Canonical(String),
@@ -241,16 +249,48 @@ pub fn command(args: DemoArgs) -> Result<(), Failure> {
 
     let certs =
         Certificates::generate().map_err(|e| run(format!("cannot generate certificates: {e}")))?;
-    let gateway = MockGateway::start(
-        GatewayOptions {
-            bad_tokens,
-            require_client_cert: true,
-            count_only: true,
-            ..GatewayOptions::default()
-        },
-        &certs,
-    )
-    .map_err(|e| run(format!("cannot start the mock gateway: {e}")))?;
+    // iOS goes to one of the two APNs mocks: the binary gateway, or (by default) the HTTP/2
+    // provider API with token auth, its invalid tokens split between BadDeviceToken (400) and
+    // Unregistered (410).
+    let mut gateway = None;
+    let mut http2 = None;
+    let mut p8 = None;
+    if args.apns_binary {
+        gateway = Some(
+            MockGateway::start(
+                GatewayOptions {
+                    bad_tokens,
+                    require_client_cert: true,
+                    count_only: true,
+                    ..GatewayOptions::default()
+                },
+                &certs,
+            )
+            .map_err(|e| run(format!("cannot start the mock gateway: {e}")))?,
+        );
+    } else {
+        let pem = generate_p8().map_err(run)?;
+        let auth = Http2Auth::token_from_pem(KEY_ID, TEAM_ID, &pem)
+            .map_err(|e| run(format!("cannot read the generated provider key: {e}")))?;
+        let mut options = Http2Options::new(auth).topic(TOPIC);
+        options.count_only = true;
+        let unregistered_at = u64::try_from(store::now()).unwrap_or(0) * 1000;
+        for (k, token) in bad_tokens.iter().enumerate() {
+            let script = if k % 2 == 0 {
+                ReasonScript::BadDeviceToken
+            } else {
+                ReasonScript::Unregistered {
+                    timestamp_ms: unregistered_at,
+                }
+            };
+            options = options.script(token.to_hex(), script);
+        }
+        http2 = Some(
+            MockApnsHttp2::start(options, &certs)
+                .map_err(|e| run(format!("cannot start the mock APNs HTTP/2 server: {e}")))?,
+        );
+        p8 = Some(pem);
+    }
     let gcm = MockGcm::start(GcmOptions {
         api_key: "demo-key".into(),
         tls: Some(certs.clone()),
@@ -278,14 +318,34 @@ pub fn command(args: DemoArgs) -> Result<(), Failure> {
             Ok(tls)
         }
     };
-    let gateway_address = format!("{}:{}", Certificates::SERVER_NAME, gateway.addr().port());
-    let client = Client::builder()
-        .apns(
-            ApnsConfig::new(&gateway_address)
+    let mut builder = Client::builder();
+    let apns_line;
+    if let Some(gateway) = &gateway {
+        let address = format!("{}:{}", Certificates::SERVER_NAME, gateway.addr().port());
+        builder = builder.apns(
+            ApnsConfig::new(&address)
                 .map_err(|e| run(e.to_string()))?
                 .tls(tls(true).map_err(run)?)
                 .grace(Duration::from_millis(500)),
-        )
+        );
+        apns_line = format!("mock APNs binary gateway {address} (rejects {bad_ios} tokens)");
+    } else if let (Some(http2), Some(pem)) = (&http2, &p8) {
+        builder = builder.apns_http2(
+            ApnsHttp2Config::new(&http2.url())
+                .map_err(|e| run(e.to_string()))?
+                .topic(TOPIC)
+                .provider_key_pem(pem, KEY_ID, TEAM_ID)
+                .map_err(|e| run(e.to_string()))?
+                .tls(tls(false).map_err(run)?),
+        );
+        apns_line = format!(
+            "mock APNs HTTP/2 {} (provider token auth, key id {KEY_ID}; {bad_ios} tokens answered BadDeviceToken or Unregistered)",
+            http2.url()
+        );
+    } else {
+        return Err(run("no APNs mock started".into()));
+    }
+    let client = builder
         .gcm(
             GcmConfig::new("demo-key")
                 .endpoint(&gcm.endpoint())
@@ -304,7 +364,7 @@ pub fn command(args: DemoArgs) -> Result<(), Failure> {
         db.display()
     );
     println!(
-        "  mock APNs gateway {gateway_address} (rejects {bad_ios} tokens), mock GCM {} (NotRegistered, InvalidRegistration, canonical ids, 2 % of requests answered 503)",
+        "  {apns_line}, mock GCM {} (NotRegistered, InvalidRegistration, canonical ids, 2 % of requests answered 503)",
         gcm.endpoint()
     );
     let outcome = send::run(Plan {
@@ -336,6 +396,14 @@ pub fn command(args: DemoArgs) -> Result<(), Failure> {
     );
     for (code, count) in &tally.failed {
         println!("  {code}: {count}");
+    }
+    if let Some(http2) = &http2 {
+        println!(
+            "  APNs HTTP/2: {} requests on {} connection(s), {} provider token(s) verified",
+            http2.total_responses(),
+            http2.connections(),
+            http2.provider_tokens_seen()
+        );
     }
     println!(
         "  GCM: {} requests, {} answered 503 and retried",

@@ -6,13 +6,26 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use push_mock::{
-    Certificates, GatewayOptions, GcmOptions, MockFeedback, MockGateway, MockGcm, TokenScript,
+    Certificates, GatewayOptions, GcmOptions, Http2Auth, Http2Options, MockApnsHttp2, MockFeedback,
+    MockGateway, MockGcm, ReasonScript, TokenScript,
 };
 use push_proto::ApnsToken;
 use push_proto::apns::FeedbackTuple;
 
 use crate::cli::MockArgs;
 use crate::main_error::Failure;
+
+/// The key id and team id of the provider key `push mock` generates.
+pub const KEY_ID: &str = "MOCKKEY123";
+/// See [`KEY_ID`].
+pub const TEAM_ID: &str = "MOCKTEAM12";
+
+/// A fresh P-256 provider key as a `.p8` PEM (PKCS#8), like the ones Apple issues.
+pub fn generate_p8() -> Result<String, String> {
+    rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+        .map(|key| key.serialize_pem())
+        .map_err(|e| format!("cannot generate a provider key: {e}"))
+}
 
 /// `push mock` with its arguments.
 pub fn command(args: MockArgs) -> Result<(), Failure> {
@@ -78,6 +91,27 @@ pub fn command(args: MockArgs) -> Result<(), Failure> {
         MockFeedback::start(tuples, false, true, &certs).map_err(|e| io("mock feedback", e))?;
     gcm_options.tls = Some(certs.clone());
     let gcm = MockGcm::start(gcm_options).map_err(|e| io("mock GCM", e))?;
+    let token_auth = args.http2_auth == "token";
+    let p8 = if token_auth {
+        let pem = generate_p8().map_err(Failure::Run)?;
+        let path = dir.join("provider-key.p8");
+        std::fs::write(&path, &pem)
+            .map_err(|e| Failure::Run(format!("cannot write {}: {e}", path.display())))?;
+        Some((path, pem))
+    } else {
+        None
+    };
+    let auth = match &p8 {
+        Some((_, pem)) => Http2Auth::token_from_pem(KEY_ID, TEAM_ID, pem)
+            .map_err(|e| Failure::Run(format!("cannot read the generated provider key: {e}")))?,
+        None => Http2Auth::Certificate,
+    };
+    let mut http2_options = Http2Options::new(auth).topic(&args.apns_topic);
+    for token in &args.bad_token {
+        http2_options = http2_options.script(token, ReasonScript::BadDeviceToken);
+    }
+    let http2 =
+        MockApnsHttp2::start(http2_options, &certs).map_err(|e| io("mock APNs HTTP/2", e))?;
     let host = Certificates::SERVER_NAME;
     println!("APNs gateway   {host}:{}", gateway.addr().port());
     println!("APNs feedback  {host}:{}", feedback.addr().port());
@@ -94,6 +128,41 @@ pub fn command(args: MockArgs) -> Result<(), Failure> {
         gcm.endpoint(),
         paths.ca.display(),
     );
+    match &p8 {
+        Some((path, _)) => {
+            println!(
+                "APNs HTTP/2    {} (token auth, topic {})",
+                http2.url(),
+                args.apns_topic
+            );
+            println!(
+                "provider key   {} (key id {KEY_ID}, team id {TEAM_ID})",
+                path.display()
+            );
+            println!(
+                "try HTTP/2: push send --devices FILE --title Hi --body Hello --apns-url {} --apns-topic {} --apns-key-p8 {} --apns-key-id {KEY_ID} --apns-team-id {TEAM_ID} --apns-ca {}",
+                http2.url(),
+                args.apns_topic,
+                path.display(),
+                paths.ca.display(),
+            );
+        }
+        None => {
+            println!(
+                "APNs HTTP/2    {} (certificate auth, topic {})",
+                http2.url(),
+                args.apns_topic
+            );
+            println!(
+                "try HTTP/2: push send --devices FILE --title Hi --body Hello --apns-url {} --apns-topic {} --apns-cert {} --apns-key {} --apns-ca {}",
+                http2.url(),
+                args.apns_topic,
+                paths.client_cert.display(),
+                paths.client_key.display(),
+                paths.ca.display(),
+            );
+        }
+    }
     match args.for_secs {
         Some(seconds) => std::thread::sleep(Duration::from_secs(seconds)),
         None => {
@@ -106,6 +175,6 @@ pub fn command(args: MockArgs) -> Result<(), Failure> {
             let _ = stopped.recv();
         }
     }
-    drop((gateway, feedback, gcm));
+    drop((gateway, feedback, gcm, http2));
     Ok(())
 }

@@ -6,8 +6,8 @@ use std::process::{Command, Output};
 
 use bytes::Bytes;
 use push_mock::{
-    CertificatePaths, Certificates, GatewayOptions, GcmOptions, MockFeedback, MockGateway, MockGcm,
-    TokenScript,
+    CertificatePaths, Certificates, GatewayOptions, GcmOptions, Http2Auth, Http2Options,
+    MockApnsHttp2, MockFeedback, MockGateway, MockGcm, ReasonScript, TokenScript,
 };
 use push_proto::ApnsToken;
 use push_proto::apns::FeedbackTuple;
@@ -159,9 +159,26 @@ fn demo_finishes_and_the_store_ends_as_expected() {
         "{stdout}"
     );
     assert!(rows < 3000 && rows > 2900, "{rows}");
+    assert!(stdout.contains("mock APNs HTTP/2"), "{stdout}");
     let lines = jsonl(&dir.path().join("feedback.jsonl").display().to_string());
     assert!(lines.iter().any(|l| l["error"] == "invalid_device"));
     assert!(lines.iter().any(|l| l["new_token"].is_string()));
+}
+
+#[test]
+fn demo_with_the_binary_gateway_also_verifies() {
+    let output = push(&["demo", "--devices", "2000", "--apns-binary"], &[]);
+    let stdout = text(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        text(&output.stderr)
+    );
+    assert!(stdout.contains("mock APNs binary gateway"), "{stdout}");
+    assert!(
+        stdout.contains("verified: the store holds exactly the expected"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -356,4 +373,191 @@ fn feedback_service_tokens_are_deleted_unless_registered_again() {
             .all(|l| l["error"] == "invalid_device" && l["timestamp"] == 1_000_000)
     );
     assert_eq!(tokens(&db), HashSet::from([renewed]));
+}
+
+/// A fresh P-256 provider key as a `.p8` PEM.
+fn provider_key() -> String {
+    rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+        .unwrap()
+        .serialize_pem()
+}
+
+const KEY_ID: &str = "ABC123DEFG";
+const TEAM_ID: &str = "TEAM123456";
+const TOPIC: &str = "com.example.app";
+
+/// The HTTP/2 mock with token auth for `server_key`, `client_key` written as a .p8, and the
+/// `send` arguments for it.
+struct Http2 {
+    dir: tempfile::TempDir,
+    server: MockApnsHttp2,
+    args: Vec<String>,
+}
+
+impl Http2 {
+    fn start(server_key: &str, client_key: &str, scripts: &[(&str, ReasonScript)]) -> Http2 {
+        let certs = Certificates::generate().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let paths = certs.write_to(dir.path()).unwrap();
+        let p8 = dir.path().join("AuthKey.p8");
+        std::fs::write(&p8, client_key).unwrap();
+        let auth = Http2Auth::token_from_pem(KEY_ID, TEAM_ID, server_key).unwrap();
+        let mut options = Http2Options::new(auth).topic(TOPIC);
+        for (token, script) in scripts {
+            options = options.script(*token, script.clone());
+        }
+        let server = MockApnsHttp2::start(options, &certs).unwrap();
+        let devices = dir.path().join("devices.txt");
+        let feedback = dir.path().join("feedback.jsonl");
+        let args = [
+            "send",
+            "--title",
+            "Hello",
+            "--body",
+            "World",
+            "--devices",
+            &devices.display().to_string(),
+            "--apns-url",
+            &server.url(),
+            "--apns-topic",
+            TOPIC,
+            "--apns-key-p8",
+            &p8.display().to_string(),
+            "--apns-key-id",
+            KEY_ID,
+            "--apns-team-id",
+            TEAM_ID,
+            "--apns-ca",
+            &paths.ca.display().to_string(),
+            "--feedback",
+            &feedback.display().to_string(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        Http2 { dir, server, args }
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
+}
+
+#[test]
+fn send_over_http2_with_a_provider_token_writes_the_expected_jsonl() {
+    let key = provider_key();
+    let (good, bad, gone) = (ios_token(0x11), ios_token(0xbb), ios_token(0xcc));
+    let h2 = Http2::start(
+        &key,
+        &key,
+        &[
+            (&bad, ReasonScript::BadDeviceToken),
+            (
+                &gone,
+                ReasonScript::Unregistered {
+                    timestamp_ms: 1_700_000_000_000,
+                },
+            ),
+        ],
+    );
+    std::fs::write(
+        h2.path("devices.txt"),
+        format!("ios {good}\nios {bad}\nios {gone}\nios nothex\n"),
+    )
+    .unwrap();
+    let output = run(&h2.args, &[]);
+    let stderr = text(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(!stderr.contains("PRIVATE KEY"), "{stderr}");
+    let lines = jsonl(&h2.path("feedback.jsonl"));
+    let got = by_token(&lines);
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert!(!got.contains_key(&good), "APNs successes are not reported");
+    for token in [&bad, &gone] {
+        assert_eq!(got[token]["error"], "invalid_device", "{lines:?}");
+        assert_eq!(got[token]["platform"], "ios");
+    }
+    assert_eq!(got["nothex"]["error"], "invalid_token_format");
+    assert_eq!(h2.server.delivered_count(&good), 1);
+    assert_eq!(h2.server.total_delivered(), 1);
+    assert!(h2.server.provider_tokens_seen() >= 1);
+}
+
+#[test]
+fn a_wrong_provider_key_fails_with_a_clear_message() {
+    let client_key = provider_key();
+    let h2 = Http2::start(&provider_key(), &client_key, &[]);
+    std::fs::write(h2.path("devices.txt"), format!("ios {}\n", ios_token(0x11))).unwrap();
+    let output = run(&h2.args, &[]);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let error = stderr
+        .lines()
+        .find(|line| line.starts_with("push: error:"))
+        .unwrap_or_else(|| panic!("no error line in {stderr}"));
+    assert!(error.contains("InvalidProviderToken"), "{error}");
+    assert!(error.contains("403"), "{error}");
+    assert!(!stderr.contains("PRIVATE KEY"), "{stderr}");
+    let body = client_key.lines().nth(1).unwrap();
+    assert!(!stderr.contains(body), "the key leaked: {stderr}");
+    assert_eq!(h2.server.total_delivered(), 0);
+}
+
+#[test]
+fn http2_flags_are_checked() {
+    // Token auth without its ids, and both APNs services at once, are usage errors.
+    let output = push(
+        &[
+            "send",
+            "--title",
+            "t",
+            "--body",
+            "b",
+            "--devices",
+            "-",
+            "--apns-url",
+            "https://localhost:1",
+            "--apns-key-p8",
+            "k.p8",
+        ],
+        &[],
+    );
+    assert_eq!(output.status.code(), Some(2));
+    let output = push(
+        &[
+            "send",
+            "--title",
+            "t",
+            "--body",
+            "b",
+            "--devices",
+            "-",
+            "--apns-url",
+            "https://localhost:1",
+            "--apns",
+            "localhost:2",
+            "--apns-cert",
+            "c",
+            "--apns-key",
+            "k",
+        ],
+        &[],
+    );
+    assert_eq!(output.status.code(), Some(2));
+    let output = push(
+        &[
+            "send",
+            "--title",
+            "t",
+            "--body",
+            "b",
+            "--devices",
+            "-",
+            "--apns-url",
+            "https://localhost:1",
+        ],
+        &[],
+    );
+    assert_eq!(output.status.code(), Some(2));
+    assert!(text(&output.stderr).contains("--apns-key-p8"));
 }

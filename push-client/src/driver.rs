@@ -529,8 +529,8 @@ impl<R: Runtime> Driver<R> {
         };
         match io {
             Io::H2Connected { generation, send } if generation == link.generation => {
-                let streams = u32::try_from(send.current_max_send_streams()).unwrap_or(u32::MAX);
-                self.push.handle_apns_http2_max_streams(streams);
+                self.push
+                    .handle_apns_http2_max_streams(h2link::stream_limit(&send));
                 link.state = H2State::Up(send.clone());
                 for (id, request) in std::mem::take(&mut self.h2_waiting) {
                     self.spawn_h2_request(id, request, send.clone());
@@ -556,9 +556,8 @@ impl<R: Runtime> Driver<R> {
             Io::H2Done(id, result) => {
                 self.h2_in_flight -= 1;
                 if let H2State::Up(send) = &link.state {
-                    let streams =
-                        u32::try_from(send.current_max_send_streams()).unwrap_or(u32::MAX);
-                    self.push.handle_apns_http2_max_streams(streams);
+                    self.push
+                        .handle_apns_http2_max_streams(h2link::stream_limit(send));
                 }
                 match result {
                     H2Result::Response(response) => {

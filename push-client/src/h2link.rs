@@ -13,6 +13,17 @@ use crate::error::Error;
 use crate::net::{Endpoint, Timeouts, dial_tls, timeout};
 use crate::runtime::Runtime;
 
+/// Most concurrent streams used on one connection, whatever the server allows: each stream in
+/// flight holds a request and its task, so this bounds memory.
+pub(crate) const MAX_STREAMS: u32 = 1000;
+
+/// The stream limit to give the core: the server's, at most [`MAX_STREAMS`].
+pub(crate) fn stream_limit(send: &SendRequest<Bytes>) -> u32 {
+    u32::try_from(send.current_max_send_streams())
+        .unwrap_or(u32::MAX)
+        .min(MAX_STREAMS)
+}
+
 /// How one HTTP/2 request ended.
 pub(crate) enum H2Result {
     /// A complete response.
@@ -70,7 +81,10 @@ pub(crate) async fn connect<R: Runtime>(
         });
     }
     let handshake = async {
-        h2::client::handshake(stream.compat())
+        // One stream until the server's SETTINGS say more (h2 would assume no limit).
+        h2::client::Builder::new()
+            .initial_max_send_streams(1)
+            .handshake(stream.compat())
             .await
             .map_err(|error| Error::Connect {
                 host: endpoint.to_string(),

@@ -141,8 +141,17 @@ pub(crate) async fn exchange<R: Runtime>(
 ) -> H2Result {
     let (parts, body) = request.into_parts();
     let request = http::Request::from_parts(parts, ());
+    // Until the stream is open nothing was sent: a failure or a timeout there is a refusal.
+    let ready = async {
+        send.ready().await.map_err(|error| Error::Connect {
+            host: endpoint.to_string(),
+            reason: format!("no HTTP/2 stream: {error}"),
+        })
+    };
+    let Ok(mut send) = timeout(runtime, limit, "HTTP/2 stream", endpoint, ready).await else {
+        return H2Result::Refused;
+    };
     let round_trip = async {
-        let mut send = send.ready().await?;
         let (response, mut stream) = send.send_request(request, body.is_empty())?;
         if !body.is_empty() {
             stream.send_data(body, true)?;

@@ -103,6 +103,10 @@ pub struct ApnsArgs {
     /// auth).
     #[arg(long, value_name = "BUNDLE_ID", requires = "apns_url")]
     pub apns_topic: Option<String>,
+    /// With --apns-url: the apns-push-type (alert, background, voip, liveactivity,
+    /// complication, fileprovider, mdm, location, pushtotalk); by default alert.
+    #[arg(long, value_name = "TYPE", requires = "apns_url")]
+    pub apns_push_type: Option<push_smol::push_proto::apns::http2::PushType>,
     /// With --apns-url: the provider token signing key (.p8, PEM) from Apple's developer
     /// account. Never printed.
     #[arg(

@@ -182,7 +182,10 @@ pub fn run(plan: Plan) -> Result<Outcome, String> {
 
 /// `push send` with its arguments.
 pub fn command(args: SendArgs) -> Result<(), Failure> {
-    let payload = config::payload(&args.message).map_err(Failure::Usage)?;
+    let mut payload = config::payload(&args.message).map_err(Failure::Usage)?;
+    if let Some(push_type) = args.apns.apns_push_type {
+        payload = payload.apns_push_type(push_type);
+    }
     let source = match (args.devices, args.db) {
         (Some(path), _) => Source::File(path),
         (None, Some(path)) => Source::Db(path),

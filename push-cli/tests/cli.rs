@@ -465,10 +465,15 @@ fn send_over_http2_with_a_provider_token_writes_the_expected_jsonl() {
         format!("ios {good}\nios {bad}\nios {gone}\nios nothex\n"),
     )
     .unwrap();
-    let output = run(&h2.args, &[]);
+    let mut args = h2.args.clone();
+    args.extend(["--apns-push-type".to_string(), "voip".to_string()]);
+    let output = run(&args, &[]);
     let stderr = text(&output.stderr);
     assert!(output.status.success(), "{stderr}");
     assert!(!stderr.contains("PRIVATE KEY"), "{stderr}");
+    let delivered = h2.server.delivered();
+    assert_eq!(delivered.len(), 1);
+    assert_eq!(delivered[0].push_type.map(|t| t.as_str()), Some("voip"));
     let lines = jsonl(&h2.path("feedback.jsonl"));
     let got = by_token(&lines);
     assert_eq!(lines.len(), 3, "{lines:?}");

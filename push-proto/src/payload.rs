@@ -14,6 +14,7 @@
 //! | `expiry`            | frame item 4 (UNIX seconds)            | —                                   |
 //! | `time_to_live`      | —                                      | `time_to_live` (≤ 2,419,200 s)      |
 //! | `collapse_key`      | —                                      | `collapse_key`                      |
+//! | `apns_push_type`    | HTTP/2 `apns-push-type` (default: `alert`, or `background` when only `content_available`) | — |
 //!
 //! Unlike the Go library this project grew from, the body is never dropped for iOS, badge and
 //! sound are typed (no panics on odd `data` values) and are not copied into the custom keys,
@@ -72,6 +73,8 @@ pub struct Payload {
     pub time_to_live: Option<u32>,
     /// GCM collapse key: queued messages with the same key replace each other.
     pub collapse_key: Option<String>,
+    /// The APNs HTTP/2 push type (`voip`, `liveactivity`, ...), when not the default.
+    pub apns_push_type: Option<crate::apns::http2::PushType>,
 }
 
 impl Payload {
@@ -143,6 +146,12 @@ impl Payload {
     /// Sets the GCM collapse key.
     pub fn collapse_key(mut self, key: impl Into<String>) -> Self {
         self.collapse_key = Some(key.into());
+        self
+    }
+
+    /// Sets the APNs HTTP/2 push type.
+    pub fn apns_push_type(mut self, push_type: crate::apns::http2::PushType) -> Self {
+        self.apns_push_type = Some(push_type);
         self
     }
 

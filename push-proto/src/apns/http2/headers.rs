@@ -287,17 +287,17 @@ impl Options {
         }
     }
 
-    /// The options a [`Payload`] implies: `background` push type for a content-available-only
-    /// payload, `alert` otherwise; its priority and expiry.
+    /// The options a [`Payload`] implies: its `apns_push_type`, else `background` for a
+    /// content-available-only payload and `alert` otherwise; its priority and expiry.
     pub fn from_payload(payload: &Payload) -> Self {
         let silent = payload.title.is_none()
             && payload.body.is_none()
             && payload.badge.is_none()
             && payload.sound.is_none();
-        let push_type = if payload.content_available && silent {
-            PushType::Background
-        } else {
-            PushType::Alert
+        let push_type = match payload.apns_push_type {
+            Some(push_type) => push_type,
+            None if payload.content_available && silent => PushType::Background,
+            None => PushType::Alert,
         };
         let mut options = Options::new(push_type);
         options.priority = payload.priority.map(|priority| match priority {
@@ -487,5 +487,7 @@ mod tests {
         assert_eq!(alert.push_type, PushType::Alert);
         assert_eq!(alert.priority, Some(ApnsPriority::PowerAware));
         assert_eq!(alert.expiration, Some(99));
+        let voip = Options::from_payload(&Payload::new().body("x").apns_push_type(PushType::Voip));
+        assert_eq!(voip.push_type, PushType::Voip);
     }
 }

@@ -1,50 +1,4 @@
-//! The gateway connection state machine: queueing, identifiers, the resend window, and what a
-//! silent protocol means for delivery.
-//!
-//! The binary protocol never acknowledges success. It answers a bad notification with one
-//! error response naming it, then closes the connection, and everything written after that
-//! notification was discarded. So the gateway keeps every written notification in an ordered
-//! window until its fate is known:
-//!
-//! - An error response for identifier X: everything written before X was delivered; X gets the
-//!   outcome its status implies ([`Status`] table below); everything after X goes back to the
-//!   front of the queue, in the original order, for the next connection.
-//! - Status 10 (shutdown) and 0 name the last notification processed: it and everything
-//!   before it were delivered, the rest is resent.
-//! - No error response: a notification counts as delivered once it has been on the wire for
-//!   the grace period ([`GatewayConfig::grace`]) while the connection stayed open.
-//! - A close without an error response leaves the younger notifications of unknown fate. The
-//!   policy [`SilentClose`] decides: resend them (default; a notification is never lost but
-//!   may arrive twice), or report each as [`DeviceError::Unconfirmed`]. A silent close also
-//!   halves how many notifications may be unconfirmed at once, and each confirmation raises
-//!   that limit again (up to the window): a gateway that drops connections after some frames
-//!   is probed with smaller bursts instead of having the same tail resent until it gives up.
-//! - The window is bounded ([`GatewayConfig::window`]): when it is full, nothing more is
-//!   written until its oldest entry is confirmed, so one connection carries at most
-//!   `window / grace` notifications per second. Nothing is ever presumed delivered early: an
-//!   error response that arrives after the grace period, naming a notification already
-//!   presumed delivered, is reported as [`Event::WindowOverflow`] and everything still in the
-//!   window is resent.
-//!
-//! | status | outcome of the named notification | the rest |
-//! |---|---|---|
-//! | 8 invalid token, 5 invalid token size | `invalid_device` | resent |
-//! | 7 invalid payload size | `payload_too_large` | resent |
-//! | 1 processing error, 255 unknown | retried (bounded by `max_attempts`), then `unavailable` | resent |
-//! | 0 no errors, 10 shutdown | delivered | resent |
-//! | 2, 3, 4, 6, 128, others | `rejected` with the status | resent |
-//!
-//! Identifiers are a 32-bit counter shared by all connections; it wraps, and because the window
-//! is far smaller than 2³², an identifier is always located unambiguously by its distance from
-//! the oldest entry. An identifier is assigned when a notification is encoded, so every frame
-//! in the window carries the identifier it was written with.
-//!
-//! # Driving it
-//! Inputs are `queue`, `handle_connected`, `handle_connect_failed`, `handle_input`,
-//! `handle_closed` and `handle_timeout`; outputs are `poll_event`, `poll_transmit`,
-//! `poll_outcome` and `poll_timeout`. After any input, drain the outputs in that order, then
-//! wait for the next input or the deadline `poll_timeout` returns. Time only enters as `now`
-//! and must never go backwards.
+//! The APNs gateway connection state machine ([`Gateway`]).
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -235,7 +189,53 @@ enum Connection {
     Closing,
 }
 
-/// The APNs gateway connection state machine; see the [module docs](self).
+/// The APNs gateway connection state machine: queueing, identifiers, the resend window, and
+/// what a silent protocol means for delivery.
+///
+/// The binary protocol never acknowledges success. It answers a bad notification with one
+/// error response naming it, then closes the connection, and everything written after that
+/// notification was discarded. So the gateway keeps every written notification in an ordered
+/// window until its fate is known:
+///
+/// - An error response for identifier X: everything written before X was delivered; X gets the
+///   outcome its status implies ([`Status`] table below); everything after X goes back to the
+///   front of the queue, in the original order, for the next connection.
+/// - Status 10 (shutdown) and 0 name the last notification processed: it and everything
+///   before it were delivered, the rest is resent.
+/// - No error response: a notification counts as delivered once it has been on the wire for
+///   the grace period ([`GatewayConfig::grace`]) while the connection stayed open.
+/// - A close without an error response leaves the younger notifications of unknown fate. The
+///   policy [`SilentClose`] decides: resend them (default; a notification is never lost but
+///   may arrive twice), or report each as [`DeviceError::Unconfirmed`]. A silent close also
+///   halves how many notifications may be unconfirmed at once, and each confirmation raises
+///   that limit again (up to the window): a gateway that drops connections after some frames
+///   is probed with smaller bursts instead of having the same tail resent until it gives up.
+/// - The window is bounded ([`GatewayConfig::window`]): when it is full, nothing more is
+///   written until its oldest entry is confirmed, so one connection carries at most
+///   `window / grace` notifications per second. Nothing is ever presumed delivered early: an
+///   error response that arrives after the grace period, naming a notification already
+///   presumed delivered, is reported as [`Event::WindowOverflow`] and everything still in the
+///   window is resent.
+///
+/// | status | outcome of the named notification | the rest |
+/// |---|---|---|
+/// | 8 invalid token, 5 invalid token size | `invalid_device` | resent |
+/// | 7 invalid payload size | `payload_too_large` | resent |
+/// | 1 processing error, 255 unknown | retried (bounded by `max_attempts`), then `unavailable` | resent |
+/// | 0 no errors, 10 shutdown | delivered | resent |
+/// | 2, 3, 4, 6, 128, others | `rejected` with the status | resent |
+///
+/// Identifiers are a 32-bit counter shared by all connections; it wraps, and because the window
+/// is far smaller than 2³², an identifier is always located unambiguously by its distance from
+/// the oldest entry. An identifier is assigned when a notification is encoded, so every frame
+/// in the window carries the identifier it was written with.
+///
+/// # Driving it
+/// Inputs are `queue`, `handle_connected`, `handle_connect_failed`, `handle_input`,
+/// `handle_closed` and `handle_timeout`; outputs are `poll_event`, `poll_transmit`,
+/// `poll_outcome` and `poll_timeout`. After any input, drain the outputs in that order, then
+/// wait for the next input or the deadline `poll_timeout` returns. Time only enters as `now`
+/// and must never go backwards.
 ///
 /// `T` is the caller's tag for each notification (the dispatcher uses the device and session);
 /// it comes back in that notification's [`Outcome`].

@@ -50,10 +50,7 @@ struct Entry {
 
 /// A number in 0..1000 spread over the positions, so specials are scattered.
 fn spread(i: u64) -> u64 {
-    let mut z = i.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    (z ^ (z >> 31)) % 1000
+    push_smol::push_proto::SplitMix64::new(i).next_u64() % 1000
 }
 
 fn is_ios(i: u64) -> bool {

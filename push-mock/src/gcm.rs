@@ -16,6 +16,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
+use push_proto::SplitMix64;
 use push_proto::gcm::{MAX_BATCH_SIZE, RequestBody, ResponseBody, TokenResult};
 use smol::Timer;
 use smol::net::TcpStream;
@@ -127,8 +128,8 @@ struct Record {
     last_body: Option<RequestBody>,
     /// Requests seen so far per `UnavailableFirst` token.
     unavailable_seen: HashMap<String, u32>,
-    /// splitmix64 state for the 503 decisions.
-    rng: u64,
+    /// The 503 decisions' generator.
+    rng: SplitMix64,
     multicast_ids: u64,
     message_ids: u64,
 }
@@ -181,7 +182,7 @@ impl MockGcm {
         };
         let tls = acceptor.is_some();
         let record = Arc::new(Shared::new(Record {
-            rng: options.seed,
+            rng: SplitMix64::new(options.seed),
             ..Record::default()
         }));
         let context = Arc::new(Context {
@@ -473,26 +474,22 @@ fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
     response
 }
 
-/// The next number in [0, 1) of a splitmix64 sequence.
-fn unit_interval(state: &mut u64) -> f64 {
-    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^= z >> 31;
-    (z >> 11) as f64 / (1u64 << 53) as f64
+/// The next number in [0, 1) drawn from `rng`.
+fn unit_interval(rng: &mut SplitMix64) -> f64 {
+    (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
 }
 
 #[cfg(test)]
 mod tests {
     use super::unit_interval;
+    use push_proto::SplitMix64;
 
     #[test]
     fn the_sequence_is_deterministic_and_uniform_enough() {
         let draw = |seed: u64| {
-            let mut state = seed;
+            let mut rng = SplitMix64::new(seed);
             (0..1000)
-                .map(|_| unit_interval(&mut state))
+                .map(|_| unit_interval(&mut rng))
                 .collect::<Vec<_>>()
         };
         assert_eq!(draw(7), draw(7));

@@ -23,7 +23,7 @@ use push_proto::apns::{
     Event, FeedbackDecoder, FeedbackTuple, Format, Frame, Gateway, GatewayConfig, Notification,
 };
 use push_proto::gcm::{Config, Message, MessageOptions, ResponseBody, Sender, TokenResult};
-use push_proto::{ApnsToken, GcmToken, Payload};
+use push_proto::{ApnsToken, GcmToken, Payload, SplitMix64};
 use serde_json::Value;
 
 /// Notifications, tuples, tokens or results per iteration.
@@ -44,16 +44,12 @@ fn config() -> Criterion {
         .sample_size(20)
 }
 
-/// A small deterministic generator (splitmix64), so every run benches the same inputs.
-struct Rng(u64);
+/// A small deterministic generator, so every run benches the same inputs.
+struct Rng(SplitMix64);
 
 impl Rng {
     fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
     fn apns_token(&mut self) -> ApnsToken {
@@ -113,7 +109,7 @@ fn apns_notifications(rng: &mut Rng) -> Vec<Notification> {
 
 /// 1. Encoding 1,000 command-2 frames into a reused buffer.
 fn frame_encode(c: &mut Criterion) {
-    let mut rng = Rng(1);
+    let mut rng = Rng(SplitMix64::new(1));
     let frames: Vec<Frame> = apns_notifications(&mut rng)
         .into_iter()
         .zip(0u32..)
@@ -172,7 +168,7 @@ fn gateway_round(
 
 /// 2. The gateway's queue → transmit → confirm cycle for 1,000 notifications.
 fn gateway_throughput(c: &mut Criterion) {
-    let mut rng = Rng(2);
+    let mut rng = Rng(SplitMix64::new(2));
     let notifications = apns_notifications(&mut rng);
     let mut config = GatewayConfig::new(Format::Framed);
     config.window = 1_000_000;
@@ -216,7 +212,7 @@ fn gateway_throughput(c: &mut Criterion) {
 
 /// 3. Decoding 1,000 feedback tuples (38 bytes each) arriving in 4 KiB reads.
 fn feedback_decode(c: &mut Criterion) {
-    let mut rng = Rng(3);
+    let mut rng = Rng(SplitMix64::new(3));
     let mut stream = Vec::new();
     for timestamp in (EXPIRY..).take(N) {
         FeedbackTuple::for_token(timestamp, &rng.apns_token())
@@ -286,7 +282,7 @@ fn gcm_sender_with(message: &Message, tokens: &[GcmToken], now: Instant) -> Send
 
 /// 4. The request body for 1,000 tokens, alone and through the sender's queue/poll cycle.
 fn gcm_request(c: &mut Criterion) {
-    let mut rng = Rng(4);
+    let mut rng = Rng(SplitMix64::new(4));
     let tokens = gcm_tokens(&mut rng);
     let ids: Vec<&str> = tokens.iter().map(GcmToken::as_str).collect();
     let message = gcm_message();
@@ -368,7 +364,7 @@ fn gcm_response_body(rng: &mut Rng) -> Bytes {
 
 /// 5. Handling a 200 response with 1,000 results and draining the outcomes.
 fn gcm_response(c: &mut Criterion) {
-    let mut rng = Rng(5);
+    let mut rng = Rng(SplitMix64::new(5));
     let tokens = gcm_tokens(&mut rng);
     let message = gcm_message();
     let body = gcm_response_body(&mut rng);

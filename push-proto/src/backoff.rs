@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::rng::SplitMix64;
+
 /// Exponential backoff: the n-th retry (counting from 0) waits a random time between half and
 /// all of `min(initial × 2ⁿ, max)` ("equal jitter"), so that many clients retrying after the
 /// same outage spread out instead of arriving together.
@@ -12,7 +14,7 @@ use std::time::Duration;
 pub struct Backoff {
     initial: Duration,
     max: Duration,
-    state: u64,
+    rng: SplitMix64,
 }
 
 impl Backoff {
@@ -21,7 +23,7 @@ impl Backoff {
         Backoff {
             initial,
             max: max.max(initial),
-            state: seed,
+            rng: SplitMix64::new(seed),
         }
     }
 
@@ -34,18 +36,9 @@ impl Backoff {
         let jitter = if spread == 0 {
             0
         } else {
-            self.next_u64() % (spread + 1)
+            self.rng.next_u64() % (spread + 1)
         };
         half + Duration::from_nanos(jitter)
-    }
-
-    /// SplitMix64: tiny, fast, and good enough for jitter.
-    fn next_u64(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
     }
 }
 

@@ -61,6 +61,7 @@ mod feedback;
 pub mod gcm;
 mod outcome;
 mod payload;
+mod rng;
 
 pub use backoff::Backoff;
 pub use device::{ApnsToken, Device, GcmToken, Platform, TokenError, UnknownPlatform};
@@ -68,6 +69,7 @@ pub use dispatch::{Action, Event, Push, SessionId};
 pub use feedback::{DeviceError, Feedback};
 pub use outcome::{Full, Outcome};
 pub use payload::{Payload, Priority};
+pub use rng::SplitMix64;
 
 /// The README's examples, compiled and run as doctests so that the front door stays true.
 #[cfg(doctest)]

@@ -7,6 +7,7 @@ use http::{HeaderMap, HeaderValue};
 use thiserror::Error;
 
 use crate::payload::{Payload, Priority};
+use crate::rng::SplitMix64;
 
 /// `apns-push-type`: what kind of notification this is. Required on current OSes; it must
 /// match the payload (e.g. `background` for a content-available-only notification).
@@ -225,28 +226,22 @@ impl fmt::Debug for ApnsId {
 /// correlate requests with responses and logs.
 #[derive(Debug, Clone)]
 pub struct ApnsIdGenerator {
-    state: u64,
+    rng: SplitMix64,
 }
 
 impl ApnsIdGenerator {
     /// A generator seeded with `seed`.
     pub fn new(seed: u64) -> Self {
-        ApnsIdGenerator { state: seed }
-    }
-
-    fn next_u64(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        ApnsIdGenerator {
+            rng: SplitMix64::new(seed),
+        }
     }
 
     /// The next id (version 4, RFC 4122 variant bits set).
     pub fn next_id(&mut self) -> ApnsId {
         let mut bytes = [0u8; 16];
-        bytes[..8].copy_from_slice(&self.next_u64().to_be_bytes());
-        bytes[8..].copy_from_slice(&self.next_u64().to_be_bytes());
+        bytes[..8].copy_from_slice(&self.rng.next_u64().to_be_bytes());
+        bytes[8..].copy_from_slice(&self.rng.next_u64().to_be_bytes());
         bytes[6] = (bytes[6] & 0x0f) | 0x40;
         bytes[8] = (bytes[8] & 0x3f) | 0x80;
         ApnsId(bytes)

@@ -7,7 +7,7 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use crate::apns::{self, Gateway, GatewayConfig, http2};
-use crate::device::{ApnsToken, Device, GcmToken, Platform};
+use crate::device::{ApnsToken, Device, GcmToken, Platform, TokenError};
 use crate::feedback::{DeviceError, Feedback};
 use crate::gcm::{self, Message, MessageId, MessageOptions, RequestId, Sender};
 use crate::outcome::{Full, Outcome};
@@ -466,6 +466,28 @@ enum Routed {
     Failed(Device, DeviceError),
 }
 
+/// The device's token parsed for its provider and the session's content for that provider,
+/// or the reason the device fails without being sent.
+fn prepare<K, C: Clone>(
+    device: Device,
+    parse: impl FnOnce(&str) -> Result<K, TokenError>,
+    content: Result<&C, &DeviceError>,
+) -> Result<(K, C, Device), Routed> {
+    let token = match parse(&device.token) {
+        Ok(token) => token,
+        Err(error) => return Err(Routed::Failed(device, error.into())),
+    };
+    match content {
+        Ok(content) => Ok((token, content.clone(), device)),
+        Err(error) => Err(Routed::Failed(device, error.clone())),
+    }
+}
+
+fn no_provider(device: Device) -> Routed {
+    let platform = device.platform;
+    Routed::Failed(device, DeviceError::NoProvider(platform))
+}
+
 fn route_apns(
     gateway: &mut Option<Gateway<Tag>>,
     session: &Session,
@@ -473,19 +495,9 @@ fn route_apns(
     device: Device,
 ) -> Result<(), Routed> {
     let Some(gateway) = gateway else {
-        return Err(Routed::Failed(
-            device,
-            DeviceError::NoProvider(Platform::Ios),
-        ));
+        return Err(no_provider(device));
     };
-    let token = match ApnsToken::parse(&device.token) {
-        Ok(token) => token,
-        Err(error) => return Err(Routed::Failed(device, error.into())),
-    };
-    let payload = match &session.apns {
-        Ok(payload) => payload.clone(),
-        Err(error) => return Err(Routed::Failed(device, error.clone())),
-    };
+    let (token, payload, device) = prepare(device, ApnsToken::parse, session.apns.as_ref())?;
     let notification = apns::Notification {
         token,
         payload,
@@ -503,26 +515,10 @@ fn route_apns_http2(
     session_id: SessionId,
     device: Device,
 ) -> Result<(), Routed> {
-    let Some(sender) = sender else {
-        return Err(Routed::Failed(
-            device,
-            DeviceError::NoProvider(Platform::Ios),
-        ));
+    let (Some(sender), Some(message)) = (sender, &session.apns_http2) else {
+        return Err(no_provider(device));
     };
-    let token = match ApnsToken::parse(&device.token) {
-        Ok(token) => token,
-        Err(error) => return Err(Routed::Failed(device, error.into())),
-    };
-    let message = match &session.apns_http2 {
-        Some(Ok(message)) => message.clone(),
-        Some(Err(error)) => return Err(Routed::Failed(device, error.clone())),
-        None => {
-            return Err(Routed::Failed(
-                device,
-                DeviceError::NoProvider(Platform::Ios),
-            ));
-        }
-    };
+    let (token, message, device) = prepare(device, ApnsToken::parse, message.as_ref())?;
     sender
         .queue(token, message, (session_id, device))
         .map_err(|Full((_, _, (_, device)))| Routed::Full(device))
@@ -536,19 +532,9 @@ fn route_gcm(
     now: Instant,
 ) -> Result<(), Routed> {
     let Some((sender, _)) = gcm else {
-        return Err(Routed::Failed(
-            device,
-            DeviceError::NoProvider(Platform::Android),
-        ));
+        return Err(no_provider(device));
     };
-    let token = match GcmToken::parse(&device.token) {
-        Ok(token) => token,
-        Err(error) => return Err(Routed::Failed(device, error.into())),
-    };
-    let message = match &session.gcm {
-        Ok(message) => *message,
-        Err(error) => return Err(Routed::Failed(device, error.clone())),
-    };
+    let (token, message, device) = prepare(device, GcmToken::parse, session.gcm.as_ref())?;
     sender
         .queue(message, token, (session_id, device), now)
         .map_err(|Full((_, (_, device)))| Routed::Full(device))

@@ -323,7 +323,7 @@ pub fn command(args: DemoArgs) -> Result<(), Failure> {
             ApnsConfig::new(&address)
                 .map_err(|e| run(e.to_string()))?
                 .tls(tls(true).map_err(run)?)
-                .grace(Duration::from_millis(500)),
+                .grace(Duration::from_secs(1)),
         );
         apns_line = format!("mock APNs binary gateway {address} (rejects {bad_ios} tokens)");
     } else if let (Some(http2), Some(pem)) = (&http2, &p8) {

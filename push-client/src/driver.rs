@@ -151,6 +151,7 @@ pub(crate) struct Driver<R: Runtime> {
     feedback_waiting: usize,
     gcm_in_flight: usize,
     apns_out: Vec<u8>,
+    late_verdicts: u64,
     stats: Arc<Mutex<ClientStats>>,
 }
 
@@ -183,6 +184,7 @@ impl<R: Runtime> Driver<R> {
             feedback_waiting: 0,
             gcm_in_flight: 0,
             apns_out: Vec::new(),
+            late_verdicts: 0,
             stats,
         }
     }
@@ -698,6 +700,13 @@ impl<R: Runtime> Driver<R> {
                         reason: reason.to_string(),
                     });
                 }
+                Event::Apns(apns::Event::WindowOverflow { status, identifier }) => {
+                    log::warn!(
+                        "APNs answered {status} for notification {identifier} after its grace \
+                         period; it was reported delivered (raise the grace period)"
+                    );
+                    self.late_verdicts += 1;
+                }
                 other => log::warn!("{other:?}"),
             }
         }
@@ -727,6 +736,7 @@ impl<R: Runtime> Driver<R> {
         stats.feedback_waiting_peak = stats.feedback_waiting_peak.max(stats.feedback_waiting);
         stats.apns_connections = self.push.apns().map_or(0, |g| g.stats().connections);
         stats.gcm_requests = self.push.gcm().map_or(0, |s| s.stats().requests);
+        stats.late_verdicts = self.late_verdicts;
     }
 }
 

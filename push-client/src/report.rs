@@ -63,4 +63,8 @@ pub struct ClientStats {
     pub apns_connections: u64,
     /// GCM requests sent.
     pub gcm_requests: u64,
+    /// APNs binary error responses that arrived after the grace period, naming a
+    /// notification already reported delivered (its device could not be told). Non-zero
+    /// means the grace period is too short for this gateway's latency.
+    pub late_verdicts: u64,
 }

@@ -57,6 +57,7 @@ pub async fn apns_bad_tokens_are_reported_and_everything_else_delivered_once<R: 
     assert_eq!(report.failed_with("invalid_device"), bad.len() as u64);
     assert_eq!(report.failed_total(), bad.len() as u64);
     assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(client.stats().late_verdicts, 0);
 }
 
 /// The gateway closes silently after every 50 frames: each device gets exactly one feedback;

@@ -101,15 +101,14 @@ impl<R: Runtime> ClientBuilder<R> {
                     field: "apns url",
                     reason: error.to_string(),
                 })?;
-            h2 = Some(crate::h2link::H2Link {
-                endpoint: apns.endpoint.clone(),
-                tls: apns.tls.client_config(&[b"h2"])?,
-                timeouts: apns.timeouts,
-                request_timeout: apns.request_timeout,
-                ping_interval: apns.ping_interval,
-                generation: 0,
-                state: crate::h2link::H2State::Down,
-            });
+            h2 = Some(crate::h2link::H2Link::new(
+                apns.endpoint.clone(),
+                apns.tls.client_config(&[b"h2"])?,
+                apns.timeouts,
+                apns.request_timeout,
+                apns.ping_interval,
+                apns.connections,
+            ));
         }
         let mut http = None;
         if let Some(gcm) = &self.gcm {

@@ -48,6 +48,7 @@ pub struct ApnsHttp2Config {
     pub(crate) timeouts: Timeouts,
     pub(crate) request_timeout: Duration,
     pub(crate) ping_interval: Duration,
+    pub(crate) connections: usize,
 }
 
 impl ApnsHttp2Config {
@@ -78,6 +79,7 @@ impl ApnsHttp2Config {
             timeouts: Timeouts::default(),
             request_timeout: Duration::from_secs(30),
             ping_interval: Duration::from_secs(60),
+            connections: 1,
         })
     }
 
@@ -157,6 +159,14 @@ impl ApnsHttp2Config {
     /// Longest one request may take before it counts as a transport failure.
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
         self.request_timeout = timeout;
+        self
+    }
+
+    /// How many HTTP/2 connections to keep (default 1): requests go to the least busy one,
+    /// and the core may use the sum of their stream limits. Apple allows several
+    /// connections; one is usually enough for tens of thousands of notifications per second.
+    pub fn connections(mut self, connections: usize) -> Self {
+        self.connections = connections.max(1);
         self
     }
 

@@ -18,7 +18,7 @@ use rustls::ClientConfig;
 
 use crate::error::Error;
 use crate::exchange::Exchange;
-use crate::h2link::{self, H2Link, H2Result, H2State};
+use crate::h2link::{self, ConnId, H2Link, H2Result};
 use crate::net::{Endpoint, Timeouts, dial_tls, timeout};
 use crate::queue::QueueReceiver;
 use crate::report::{ClientStats, Report};
@@ -60,18 +60,18 @@ enum Io<R: Runtime> {
     },
     Gcm(RequestId, Result<http::Response<Bytes>, Error>),
     H2Connected {
-        generation: u64,
+        conn: ConnId,
         send: h2::client::SendRequest<Bytes>,
     },
     H2ConnectFailed {
-        generation: u64,
+        conn: ConnId,
         error: Error,
     },
     H2Closed {
-        generation: u64,
+        conn: ConnId,
         error: Option<String>,
     },
-    H2Done(http2::RequestId, H2Result),
+    H2Done(ConnId, http2::RequestId, H2Result),
 }
 
 /// The writing half of a gateway connection, and the handle whose drop stops its reader.
@@ -460,32 +460,28 @@ impl<R: Runtime> Driver<R> {
         });
     }
 
-    /// Sends an APNs HTTP/2 request on the connection, opening one if there is none.
+    /// Sends an APNs HTTP/2 request on the least busy open connection of the pool, and dials
+    /// the pool's closed connections.
     fn send_apns_http2(&mut self, id: http2::RequestId, request: http::Request<Bytes>) {
         let Some(link) = &mut self.apns_http2 else {
             return;
         };
         self.h2_in_flight += 1;
-        match &link.state {
-            H2State::Up(send) => {
-                let send = send.clone();
-                self.spawn_h2_request(id, request, send);
-            }
-            H2State::Connecting => self.h2_waiting.push((id, request)),
-            H2State::Down => {
-                self.h2_waiting.push((id, request));
-                self.connect_apns_http2();
-            }
+        let picked = link.pick();
+        let dials = link.dial_closed();
+        match picked {
+            Some((conn, send)) => self.spawn_h2_request(conn, id, request, send),
+            None => self.h2_waiting.push((id, request)),
+        }
+        for conn in dials {
+            self.connect_apns_http2(conn);
         }
     }
 
-    fn connect_apns_http2(&mut self) {
-        let Some(link) = &mut self.apns_http2 else {
+    fn connect_apns_http2(&self, conn: ConnId) {
+        let Some(link) = &self.apns_http2 else {
             return;
         };
-        link.generation += 1;
-        link.state = H2State::Connecting;
-        let generation = link.generation;
         let (runtime, io) = (self.runtime.clone(), self.io_tx.clone());
         let (endpoint, tls, timeouts) = (link.endpoint.clone(), link.tls.clone(), link.timeouts);
         let ping_interval = link.ping_interval;
@@ -493,16 +489,15 @@ impl<R: Runtime> Driver<R> {
             match h2link::connect(&runtime, &endpoint, tls, timeouts, ping_interval).await {
                 Ok((send, ended)) => {
                     log::info!("connected to APNs over HTTP/2 at {endpoint}");
-                    let connected = Io::H2Connected { generation, send };
-                    if io.send(connected).await.is_ok() {
+                    if io.send(Io::H2Connected { conn, send }).await.is_ok() {
                         let error = ended.await;
-                        log::info!("the APNs HTTP/2 connection to {endpoint} ended");
-                        let _ = io.send(Io::H2Closed { generation, error }).await;
+                        log::info!("an APNs HTTP/2 connection to {endpoint} ended");
+                        let _ = io.send(Io::H2Closed { conn, error }).await;
                     }
                 }
                 Err(error) => {
                     log::warn!("cannot connect to APNs over HTTP/2: {error}");
-                    let _ = io.send(Io::H2ConnectFailed { generation, error }).await;
+                    let _ = io.send(Io::H2ConnectFailed { conn, error }).await;
                 }
             }
         });
@@ -510,6 +505,7 @@ impl<R: Runtime> Driver<R> {
 
     fn spawn_h2_request(
         &self,
+        conn: ConnId,
         id: http2::RequestId,
         request: http::Request<Bytes>,
         send: h2::client::SendRequest<Bytes>,
@@ -521,7 +517,7 @@ impl<R: Runtime> Driver<R> {
         let (endpoint, limit) = (link.endpoint.clone(), link.request_timeout);
         self.runtime.spawn(async move {
             let result = h2link::exchange(&runtime, send, request, &endpoint, limit).await;
-            let _ = io.send(Io::H2Done(id, result)).await;
+            let _ = io.send(Io::H2Done(conn, id, result)).await;
         });
     }
 
@@ -530,43 +526,52 @@ impl<R: Runtime> Driver<R> {
             return;
         };
         match io {
-            Io::H2Connected { generation, send } if generation == link.generation => {
-                self.push
-                    .handle_apns_http2_max_streams(h2link::stream_limit(&send));
-                link.state = H2State::Up(send.clone());
-                for (id, request) in std::mem::take(&mut self.h2_waiting) {
-                    self.spawn_h2_request(id, request, send.clone());
+            Io::H2Connected { conn, send } => {
+                let mut picked = Vec::new();
+                let waiting = if link.connected(conn, send) {
+                    std::mem::take(&mut self.h2_waiting)
+                } else {
+                    Vec::new()
+                };
+                for (id, request) in waiting {
+                    match link.pick() {
+                        Some((conn, send)) => picked.push((conn, id, request, send)),
+                        None => self.h2_waiting.push((id, request)),
+                    }
+                }
+                for (conn, id, request, send) in picked {
+                    self.spawn_h2_request(conn, id, request, send);
                 }
             }
-            Io::H2ConnectFailed { generation, error } if generation == link.generation => {
-                link.state = H2State::Down;
+            Io::H2ConnectFailed { conn, error } => {
+                link.closed(conn);
+                let prospects = link.has_prospects();
                 if error.is_fatal() {
                     self.client_error(error.clone());
                 }
-                for (id, _) in std::mem::take(&mut self.h2_waiting) {
-                    self.h2_in_flight -= 1;
-                    self.push
-                        .handle_apns_http2_failure(id, &error.to_string(), now);
+                if !prospects {
+                    for (id, _) in std::mem::take(&mut self.h2_waiting) {
+                        self.h2_in_flight -= 1;
+                        self.push
+                            .handle_apns_http2_failure(id, &error.to_string(), now);
+                    }
                 }
             }
-            Io::H2Closed { generation, error } if generation == link.generation => {
+            Io::H2Closed { conn, error } => {
                 if let Some(error) = error {
                     log::warn!("APNs HTTP/2 connection error: {error}");
                 }
-                link.state = H2State::Down;
+                link.closed(conn);
             }
-            Io::H2Done(id, result) => {
+            Io::H2Done(conn, id, result) => {
                 self.h2_in_flight -= 1;
-                if let H2State::Up(send) = &link.state {
-                    self.push
-                        .handle_apns_http2_max_streams(h2link::stream_limit(send));
-                }
+                link.finished(conn);
                 match result {
                     H2Result::Response(response) => {
                         self.push.handle_apns_http2_response(id, response, now);
                     }
                     H2Result::Refused => {
-                        link.state = H2State::Down;
+                        link.closed(conn);
                         self.push.handle_apns_http2_refused(id);
                     }
                     H2Result::Failed(error) => {
@@ -576,6 +581,9 @@ impl<R: Runtime> Driver<R> {
                 }
             }
             _ => {}
+        }
+        if let Some(link) = &self.apns_http2 {
+            self.push.handle_apns_http2_max_streams(link.stream_limit());
         }
     }
 

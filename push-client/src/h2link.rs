@@ -17,8 +17,8 @@ use crate::runtime::Runtime;
 /// flight holds a request and its task, so this bounds memory.
 pub(crate) const MAX_STREAMS: u32 = 1000;
 
-/// The stream limit to give the core: the server's, at most [`MAX_STREAMS`].
-pub(crate) fn stream_limit(send: &SendRequest<Bytes>) -> u32 {
+/// One connection's stream limit: the server's, at most [`MAX_STREAMS`].
+fn stream_limit(send: &SendRequest<Bytes>) -> u32 {
     u32::try_from(send.current_max_send_streams())
         .unwrap_or(u32::MAX)
         .min(MAX_STREAMS)
@@ -34,7 +34,8 @@ pub(crate) enum H2Result {
     Failed(Error),
 }
 
-/// Where to connect, and the connection in use.
+/// Where to connect, and the pool of connections: requests go to the open connection with
+/// the fewest in flight; closed ones are dialed again when requests come.
 pub(crate) struct H2Link {
     pub(crate) endpoint: Endpoint,
     pub(crate) tls: Arc<ClientConfig>,
@@ -42,13 +43,144 @@ pub(crate) struct H2Link {
     pub(crate) request_timeout: Duration,
     /// How often an open connection is pinged (a dead one is noticed and replaced).
     pub(crate) ping_interval: Duration,
-    /// Counts connections, so that events of an old one are recognised.
-    pub(crate) generation: u64,
-    pub(crate) state: H2State,
+    conns: Vec<H2Conn>,
+    /// Counts dials, so that events of a replaced connection are recognised.
+    generations: u64,
 }
 
-/// The connection's state.
-pub(crate) enum H2State {
+/// One connection of the pool.
+struct H2Conn {
+    generation: u64,
+    state: H2State,
+    in_flight: usize,
+}
+
+/// Names one connection of the pool: its slot and the dial it came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ConnId {
+    slot: usize,
+    generation: u64,
+}
+
+impl H2Link {
+    /// A pool of `connections` (at least one), none open yet.
+    pub(crate) fn new(
+        endpoint: Endpoint,
+        tls: Arc<ClientConfig>,
+        timeouts: Timeouts,
+        request_timeout: Duration,
+        ping_interval: Duration,
+        connections: usize,
+    ) -> Self {
+        let conns = (0..connections.max(1))
+            .map(|_| H2Conn {
+                generation: 0,
+                state: H2State::Down,
+                in_flight: 0,
+            })
+            .collect();
+        H2Link {
+            endpoint,
+            tls,
+            timeouts,
+            request_timeout,
+            ping_interval,
+            conns,
+            generations: 0,
+        }
+    }
+
+    /// The open connection with the fewest requests in flight, counting one more on it.
+    pub(crate) fn pick(&mut self) -> Option<(ConnId, SendRequest<Bytes>)> {
+        let (slot, conn) = self
+            .conns
+            .iter_mut()
+            .enumerate()
+            .filter(|(_, conn)| matches!(conn.state, H2State::Up(_)))
+            .min_by_key(|(_, conn)| conn.in_flight)?;
+        let H2State::Up(send) = &conn.state else {
+            return None;
+        };
+        conn.in_flight += 1;
+        let id = ConnId {
+            slot,
+            generation: conn.generation,
+        };
+        Some((id, send.clone()))
+    }
+
+    /// The closed connections to dial now; they count as connecting from here on.
+    pub(crate) fn dial_closed(&mut self) -> Vec<ConnId> {
+        let mut dials = Vec::new();
+        for (slot, conn) in self.conns.iter_mut().enumerate() {
+            if matches!(conn.state, H2State::Down) {
+                self.generations += 1;
+                conn.generation = self.generations;
+                conn.state = H2State::Connecting;
+                conn.in_flight = 0;
+                dials.push(ConnId {
+                    slot,
+                    generation: conn.generation,
+                });
+            }
+        }
+        dials
+    }
+
+    /// True while some connection is open or being dialed.
+    pub(crate) fn has_prospects(&self) -> bool {
+        self.conns
+            .iter()
+            .any(|conn| !matches!(conn.state, H2State::Down))
+    }
+
+    fn current(&mut self, id: ConnId) -> Option<&mut H2Conn> {
+        self.conns
+            .get_mut(id.slot)
+            .filter(|conn| conn.generation == id.generation)
+    }
+
+    /// Connection `id` is open; false when it was replaced meanwhile.
+    pub(crate) fn connected(&mut self, id: ConnId, send: SendRequest<Bytes>) -> bool {
+        match self.current(id) {
+            Some(conn) => {
+                conn.state = H2State::Up(send);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Connection `id` failed or closed: the next request dials it again.
+    pub(crate) fn closed(&mut self, id: ConnId) {
+        if let Some(conn) = self.current(id) {
+            conn.state = H2State::Down;
+        }
+    }
+
+    /// A request on connection `id` ended.
+    pub(crate) fn finished(&mut self, id: ConnId) {
+        if let Some(conn) = self.current(id) {
+            conn.in_flight = conn.in_flight.saturating_sub(1);
+        }
+    }
+
+    /// The streams the core may use: the sum over open connections, at least one.
+    pub(crate) fn stream_limit(&self) -> u32 {
+        let total: u32 = self
+            .conns
+            .iter()
+            .filter_map(|conn| match &conn.state {
+                H2State::Up(send) => Some(stream_limit(send)),
+                _ => None,
+            })
+            .fold(0, u32::saturating_add);
+        total.max(1)
+    }
+}
+
+/// A connection's state.
+enum H2State {
     /// No connection; one is opened for the next request.
     Down,
     /// Dialing; requests wait.

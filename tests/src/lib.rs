@@ -42,7 +42,8 @@ macro_rules! scenarios {
             apns_http2_reasons_give_one_outcome_per_device,
             apns_http2_goaway_mid_stream_loses_nothing,
             apns_http2_stream_limit_of_one_is_respected,
-            apns_http2_wrong_provider_key_is_a_clear_error
+            apns_http2_wrong_provider_key_is_a_clear_error,
+            apns_http2_pool_spreads_over_connections
         );
     };
     (@each $runtime:ty, $block_on:path, $($name:ident),* $(,)?) => {

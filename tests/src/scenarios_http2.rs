@@ -143,3 +143,33 @@ pub async fn apns_http2_wrong_provider_key_is_a_clear_error<R: Runtime>() {
         "{error}"
     );
 }
+
+/// A pool of three connections, ten streams each: every connection carries requests, none
+/// exceeds its limit, and every device is delivered exactly once.
+pub async fn apns_http2_pool_spreads_over_connections<R: Runtime>() {
+    const TOTAL: u32 = 3_000;
+    let certs = Certificates::generate().expect("certificates");
+    let options = Http2Options::new(Http2Auth::Certificate)
+        .max_concurrent_streams(10)
+        .latency(Duration::from_millis(1));
+    let server = start(options, &certs);
+    let apns = config(&server, &certs).connections(3);
+    let client = builder::<R>().apns_http2(apns).build().expect("client");
+    let devices = (0..TOTAL).map(|n| Device::ios(token(n).to_hex()));
+    let (feedback, report) = within::<R, _>(LIMIT, send_all(client.send(payload()), devices)).await;
+    assert_eq!(feedback.len(), TOTAL as usize);
+    assert_eq!(report.delivered, u64::from(TOTAL));
+    for n in 0..TOTAL {
+        assert_eq!(server.delivered_count(&token(n).to_hex()), 1, "device {n}");
+    }
+    assert_eq!(server.connections(), 3);
+    assert!(server.max_concurrent_seen() <= 10);
+    let per_connection = server
+        .delivered()
+        .iter()
+        .fold([0usize; 3], |mut counts, d| {
+            counts[d.connection % 3] += 1;
+            counts
+        });
+    assert!(per_connection.iter().all(|&n| n > 0), "{per_connection:?}");
+}

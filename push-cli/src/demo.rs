@@ -19,6 +19,7 @@ use crate::mock::{KEY_ID, TEAM_ID, generate_p8};
 use crate::send::{self, Plan, Source};
 use crate::store;
 use crate::summary;
+use crate::workdir::work_dir;
 
 /// The bundle id the demo's HTTP/2 mock expects.
 const TOPIC: &str = "com.example.demo";
@@ -198,20 +199,7 @@ fn verify(path: &Path, n: u64, expected: &Expected) -> Result<u64, String> {
 pub fn command(args: DemoArgs) -> Result<(), Failure> {
     let n = args.devices;
     let run = |e: String| Failure::Run(e);
-    let (dir, _temporary) = match &args.keep {
-        Some(dir) => {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| Failure::Usage(format!("cannot create {}: {e}", dir.display())))?;
-            (dir.clone(), None)
-        }
-        None => {
-            let temporary = tempfile::Builder::new()
-                .prefix("push-demo-")
-                .tempdir()
-                .map_err(|e| run(format!("cannot create a temporary directory: {e}")))?;
-            (PathBuf::from(temporary.path()), Some(temporary))
-        }
-    };
+    let (dir, _temporary) = work_dir(args.keep.as_ref(), "push-demo-")?;
     let db = dir.join("devices.sqlite");
     let jsonl = dir.join("feedback.jsonl");
 

@@ -16,6 +16,7 @@ mod mock;
 mod send;
 mod store;
 mod summary;
+mod workdir;
 
 use std::process::ExitCode;
 

@@ -1,7 +1,6 @@
 //! `push mock`: the push-mock servers in the foreground, for trying `push send` and
 //! `push feedback` by hand.
 
-use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -14,6 +13,7 @@ use push_proto::apns::FeedbackTuple;
 
 use crate::cli::MockArgs;
 use crate::main_error::Failure;
+use crate::workdir::work_dir;
 
 /// The key id and team id of the provider key `push mock` generates.
 pub const KEY_ID: &str = "MOCKKEY123";
@@ -50,20 +50,7 @@ pub fn command(args: MockArgs) -> Result<(), Failure> {
     }
     let certs = Certificates::generate()
         .map_err(|e| Failure::Run(format!("cannot generate certificates: {e}")))?;
-    let (dir, _temporary) = match &args.dir {
-        Some(dir) => {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| Failure::Usage(format!("cannot create {}: {e}", dir.display())))?;
-            (dir.clone(), None)
-        }
-        None => {
-            let temporary = tempfile::Builder::new()
-                .prefix("push-mock-")
-                .tempdir()
-                .map_err(|e| Failure::Run(format!("cannot create a temporary directory: {e}")))?;
-            (PathBuf::from(temporary.path()), Some(temporary))
-        }
-    };
+    let (dir, _temporary) = work_dir(args.dir.as_ref(), "push-mock-")?;
     let paths = certs
         .write_to(&dir)
         .map_err(|e| Failure::Run(format!("cannot write to {}: {e}", dir.display())))?;

@@ -32,12 +32,7 @@ pub async fn apns_bad_tokens_are_reported_and_everything_else_delivered_once<R: 
         ..GatewayOptions::default()
     };
     let gateway = start_gateway(options, &certs);
-    let client = builder::<R>()
-        .apns(mock_apns(&localhost(&gateway), &certs))
-        .build()
-        .expect("client");
-    let devices = (0..TOTAL).map(|n| Device::ios(token(n).to_hex()));
-    let (feedback, report) = within::<R, _>(LIMIT, send_all(client.send(payload()), devices)).await;
+    let (client, feedback, report) = send_ios::<R>(&gateway, &certs, TOTAL).await;
 
     let outcomes = by_token(&feedback);
     assert_eq!(feedback.len(), TOTAL as usize, "one feedback per device");
@@ -109,12 +104,7 @@ pub async fn apns_shutdown_resends_the_rest<R: Runtime>() {
         ..GatewayOptions::default()
     };
     let gateway = start_gateway(options, &certs);
-    let client = builder::<R>()
-        .apns(mock_apns(&localhost(&gateway), &certs))
-        .build()
-        .expect("client");
-    let devices = (0..TOTAL).map(|n| Device::ios(token(n).to_hex()));
-    let (feedback, report) = within::<R, _>(LIMIT, send_all(client.send(payload()), devices)).await;
+    let (_client, feedback, report) = send_ios::<R>(&gateway, &certs, TOTAL).await;
     assert_eq!(feedback.len(), TOTAL as usize);
     assert_eq!(report.delivered, u64::from(TOTAL));
     for n in 0..TOTAL {
@@ -234,6 +224,26 @@ pub async fn bad_input_gets_feedback_and_the_rest_goes_through<R: Runtime>() {
         by_token(&feedback)["nobody-sends-this"],
         [Some("no_provider")]
     );
+}
+
+/// Sends `total` numbered iOS devices through a new client of `gateway`; returns the client
+/// (for its stats), the feedback and the report.
+async fn send_ios<R: Runtime>(
+    gateway: &push_mock::MockGateway,
+    certs: &Certificates,
+    total: u32,
+) -> (
+    push_client::Client<R>,
+    Vec<push_client::Feedback>,
+    push_client::Report,
+) {
+    let client = builder::<R>()
+        .apns(mock_apns(&localhost(gateway), certs))
+        .build()
+        .expect("client");
+    let devices = (0..total).map(|n| Device::ios(token(n).to_hex()));
+    let (feedback, report) = within::<R, _>(LIMIT, send_all(client.send(payload()), devices)).await;
+    (client, feedback, report)
 }
 
 /// Sends one iOS device through a client and returns its feedback and report.

@@ -1,6 +1,5 @@
 //! The public face: Client, Session and the feedback stream.
 
-use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -34,10 +33,17 @@ pub struct ClientBuilder<R: Runtime> {
     gcm: Option<GcmConfig>,
     queue_capacity: usize,
     feedback_capacity: usize,
-    runtime: PhantomData<R>,
+    runtime: Option<R>,
 }
 
 impl<R: Runtime> ClientBuilder<R> {
+    /// Runs the client on this runtime instance instead of `R::default()` (e.g. one with a
+    /// virtual clock, see [`Runtime::now`]).
+    pub fn runtime(mut self, runtime: R) -> Self {
+        self.runtime = Some(runtime);
+        self
+    }
+
     /// Sends iOS devices through APNs.
     pub fn apns(mut self, config: ApnsConfig) -> Self {
         self.apns = Some(config);
@@ -73,7 +79,7 @@ impl<R: Runtime> ClientBuilder<R> {
 
     /// Checks the configuration, then starts the client's background task.
     pub fn build(self) -> Result<Client<R>, Error> {
-        let runtime = R::default();
+        let runtime = self.runtime.clone().unwrap_or_default();
         let mut push = Push::new();
         let mut apns_link = None;
         let mut feedback_service = None;
@@ -96,7 +102,7 @@ impl<R: Runtime> ClientBuilder<R> {
         let mut h2 = None;
         if let Some(apns) = &self.apns_http2 {
             push = push
-                .with_apns_http2(apns.core.clone(), apns.auth()?)
+                .with_apns_http2(apns.core.clone(), apns.auth(runtime.now())?)
                 .map_err(|error| Error::Config {
                     field: "apns url",
                     reason: error.to_string(),
@@ -219,7 +225,7 @@ impl<R: Runtime> Client<R> {
             gcm: None,
             queue_capacity: 1024,
             feedback_capacity: 4096,
-            runtime: PhantomData,
+            runtime: None,
         }
     }
 

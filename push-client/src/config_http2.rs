@@ -179,7 +179,7 @@ impl ApnsHttp2Config {
 
     /// The authentication for the core: provider tokens (with one reading of both clocks for
     /// `iat`) or the TLS certificate.
-    pub(crate) fn auth(&self) -> Result<Auth, Error> {
+    pub(crate) fn auth(&self, now: Instant) -> Result<Auth, Error> {
         let Some(key) = &self.key else {
             return Ok(Auth::Certificate);
         };
@@ -191,11 +191,9 @@ impl ApnsHttp2Config {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |since| since.as_secs());
         let auth =
-            TokenAuth::new(signer, &key.team_id, Instant::now(), unix_now).map_err(|error| {
-                Error::Config {
-                    field: "apns team id",
-                    reason: error.to_string(),
-                }
+            TokenAuth::new(signer, &key.team_id, now, unix_now).map_err(|error| Error::Config {
+                field: "apns team id",
+                reason: error.to_string(),
             })?;
         Ok(Auth::Token(auth))
     }

@@ -229,7 +229,7 @@ impl<R: Runtime> Driver<R> {
     /// Waits for the next input: a connection event, a command, the core's deadline, or
     /// (when a reader is slow) a moment to retry handing over feedback.
     async fn wait(&mut self) {
-        let now = Instant::now();
+        let now = self.runtime.now();
         let mut deadline = self.push.poll_timeout();
         if self.feedback_waiting > 0 {
             let retry = now + Duration::from_millis(2);
@@ -260,7 +260,7 @@ impl<R: Runtime> Driver<R> {
     /// Lets the core act on a deadline that has passed (also while busy, so grace periods,
     /// lingering batches and retries are never starved by a stream of commands).
     fn handle_due_timeout(&mut self) {
-        let now = Instant::now();
+        let now = self.runtime.now();
         if self
             .push
             .poll_timeout()
@@ -283,7 +283,7 @@ impl<R: Runtime> Driver<R> {
     /// Takes commands while the core has room (a bounded number per turn, for fairness).
     fn take_commands(&mut self) -> bool {
         let mut progressed = false;
-        let now = Instant::now();
+        let now = self.runtime.now();
         if let Some((key, device)) = self.parked.take() {
             self.place(key, device, now);
             progressed = self.parked.is_none();
@@ -319,7 +319,7 @@ impl<R: Runtime> Driver<R> {
                         listening,
                         waiting: VecDeque::new(),
                         report: Report::default(),
-                        started: Instant::now(),
+                        started: self.runtime.now(),
                         reply: None,
                         closed: false,
                         core_finished: false,
@@ -356,7 +356,7 @@ impl<R: Runtime> Driver<R> {
     /// Performs every action the core asks for.
     async fn perform_actions(&mut self) {
         loop {
-            let now = Instant::now();
+            let now = self.runtime.now();
             let Some(action) = self.push.poll_action(now, &mut self.apns_out) else {
                 return;
             };
@@ -411,7 +411,7 @@ impl<R: Runtime> Driver<R> {
         let Some(apns) = &mut self.apns else {
             return;
         };
-        let now = Instant::now();
+        let now = self.runtime.now();
         let Some((writer, _)) = &mut apns.writer else {
             // Closed while the bytes were being produced: the core resends them.
             self.apns_out.clear();
@@ -443,7 +443,7 @@ impl<R: Runtime> Driver<R> {
             log::warn!("APNs gateway connection lost: {error}");
             apns.writer = None;
             apns.connection += 1;
-            self.push.handle_apns_closed(Instant::now());
+            self.push.handle_apns_closed(self.runtime.now());
         }
     }
 
@@ -588,7 +588,7 @@ impl<R: Runtime> Driver<R> {
     }
 
     fn handle_io(&mut self, io: Io<R>) {
-        let now = Instant::now();
+        let now = self.runtime.now();
         match io {
             io @ (Io::H2Connected { .. }
             | Io::H2ConnectFailed { .. }
@@ -726,10 +726,11 @@ impl<R: Runtime> Driver<R> {
                 done.push(*key);
             }
         }
+        let now = self.runtime.now();
         for key in done {
             if let Some(mut session) = self.sessions.remove(&key) {
                 self.by_id.remove(&session.id);
-                session.report.elapsed = session.started.elapsed();
+                session.report.elapsed = now.saturating_duration_since(session.started);
                 if let Some(reply) = session.reply.take() {
                     let _ = reply.try_send(session.report);
                 }

@@ -2,7 +2,7 @@
 //! as streams, GOAWAY and refused streams told apart from real failures.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use h2::client::SendRequest;
@@ -240,7 +240,7 @@ pub(crate) async fn connect<R: Runtime>(
                 return std::future::pending().await;
             };
             loop {
-                runtime.sleep_until(Instant::now() + ping_interval).await;
+                runtime.sleep_until(runtime.now() + ping_interval).await;
                 let ping = async {
                     ping_pong
                         .ping(h2::Ping::opaque())

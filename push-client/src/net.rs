@@ -3,7 +3,7 @@
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_rustls::TlsConnector;
 use futures_rustls::client::TlsStream;
@@ -76,7 +76,7 @@ pub(crate) async fn timeout<R: Runtime, T>(
     endpoint: &Endpoint,
     future: impl Future<Output = Result<T, Error>>,
 ) -> Result<T, Error> {
-    let deadline = Instant::now() + after;
+    let deadline = runtime.now() + after;
     let expired = async {
         runtime.sleep_until(deadline).await;
         Err(Error::Timeout {

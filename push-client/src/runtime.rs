@@ -17,7 +17,15 @@ pub trait Runtime: Clone + Default + Send + Sync + 'static {
     /// Opens a TCP connection to `host:port`.
     fn connect(&self, host: &str, port: u16) -> impl Future<Output = io::Result<Self::Tcp>> + Send;
 
-    /// Completes at `deadline`.
+    /// The current instant on this runtime's clock. Every deadline handed to
+    /// [`sleep_until`](Self::sleep_until) and every `now` the protocol core sees comes from
+    /// here. The default is [`Instant::now`]; a simulation or a test may run the client on a
+    /// virtual clock by overriding both methods together.
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+
+    /// Completes at `deadline` (an instant on [`now`](Self::now)'s clock).
     fn sleep_until(&self, deadline: Instant) -> impl Future<Output = ()> + Send;
 
     /// Runs `task` in the background until it completes.

@@ -264,6 +264,12 @@ impl Http2Options {
         self.latency = Some(latency);
         self
     }
+
+    /// Sets [`max_token_age`](Self::max_token_age).
+    pub fn max_token_age(mut self, age: Duration) -> Self {
+        self.max_token_age = age;
+        self
+    }
 }
 
 /// One notification the mock accepted (answered `200`).
@@ -326,6 +332,8 @@ struct Record {
     scripted_seen: HashMap<String, u32>,
     expire_before: Option<u64>,
     expire_next: usize,
+    /// Seconds the mock's wall clock runs ahead of the system's (see `advance_clock`).
+    clock_ahead: u64,
     /// Provider tokens whose signature verified, with their `iat`.
     verified: HashMap<String, u64>,
     provider_tokens: usize,
@@ -441,6 +449,7 @@ impl MockApnsHttp2 {
             scripted_seen: HashMap::new(),
             expire_before: options.expire_tokens_issued_before,
             expire_next: options.expire_next_tokens,
+            clock_ahead: 0,
             verified: HashMap::new(),
             provider_tokens: 0,
             ids: ApnsIdGenerator::new(options.apns_id_seed),
@@ -581,6 +590,13 @@ impl MockApnsHttp2 {
     /// ExpiredProviderToken` (`None`: no such rule).
     pub fn expire_tokens_issued_before(&self, unix_seconds: Option<u64>) {
         self.record.update(|r| r.expire_before = unix_seconds);
+    }
+
+    /// Moves the mock's wall clock (the one provider tokens are judged by) `by` ahead, for
+    /// tests that run the client on a virtual clock.
+    pub fn advance_clock(&self, by: Duration) {
+        self.record
+            .update(|r| r.clock_ahead = r.clock_ahead.saturating_add(by.as_secs()));
     }
 
     /// The next `count` requests with an otherwise valid provider token get `403
@@ -1145,7 +1161,7 @@ fn verify_provider_token(context: &Context, headers: &HeaderMap) -> Result<(), R
             iat
         }
     };
-    let now = unix_now();
+    let now = unix_now().saturating_add(record.read(|r| r.clock_ahead));
     if iat > now.saturating_add(FUTURE_SKEW) {
         return Err(Reason::InvalidProviderToken);
     }

@@ -12,8 +12,10 @@ use push_client::{ApnsConfig, Client, Feedback, GcmConfig, Report, Runtime, Sess
 use push_mock::{Certificates, GatewayOptions, GcmOptions, MockGateway, MockGcm, TokenScript};
 use push_proto::{ApnsToken, Device, Payload};
 
+mod clock;
 mod scenarios;
 mod scenarios_http2;
+pub use clock::Shifted;
 pub use scenarios::*;
 pub use scenarios_http2::*;
 
@@ -43,7 +45,8 @@ macro_rules! scenarios {
             apns_http2_goaway_mid_stream_loses_nothing,
             apns_http2_stream_limit_of_one_is_respected,
             apns_http2_wrong_provider_key_is_a_clear_error,
-            apns_http2_pool_spreads_over_connections
+            apns_http2_pool_spreads_over_connections,
+            apns_http2_expired_token_is_refreshed_once
         );
     };
     (@each $runtime:ty, $block_on:path, $($name:ident),* $(,)?) => {

@@ -2,11 +2,12 @@
 
 use std::time::Duration;
 
-use push_client::{ApnsHttp2Config, Error, Runtime};
+use futures_lite::StreamExt;
+use push_client::{ApnsHttp2Config, Client, Error, Runtime};
 use push_mock::{Certificates, Http2Auth, Http2Options, MockApnsHttp2, ReasonScript};
 use push_proto::Device;
 
-use crate::{builder, by_token, mock_tls, payload, send_all, token, within};
+use crate::{Shifted, builder, by_token, mock_tls, payload, send_all, token, within};
 
 const LIMIT: Duration = Duration::from_secs(300);
 const KEY_ID: &str = "ABC123DEFG";
@@ -172,4 +173,64 @@ pub async fn apns_http2_pool_spreads_over_connections<R: Runtime>() {
             counts
         });
     assert!(per_connection.iter().all(|&n| n > 0), "{per_connection:?}");
+}
+
+/// The provider token expires mid-run: the client's clock and the server's move 21 minutes
+/// ahead, past the server's 20-minute token lifetime (APNs allows an hour; the refresh rules
+/// forbid re-signing within 20 minutes). Requests carrying the old token get `403
+/// ExpiredProviderToken`; the client signs exactly one new token and sends them again:
+/// nothing fails, nothing is delivered twice.
+pub async fn apns_http2_expired_token_is_refreshed_once<R: Runtime>() {
+    const HALF: u32 = 1_000;
+    const AHEAD: Duration = Duration::from_secs(21 * 60);
+    let certs = Certificates::generate().expect("certificates");
+    let key = provider_key();
+    let auth = Http2Auth::token_from_pem(KEY_ID, TEAM_ID, &key).expect("public key");
+    let options = Http2Options::new(auth)
+        .topic(TOPIC)
+        .max_token_age(Duration::from_secs(20 * 60));
+    let server = start(options, &certs);
+    let apns = config(&server, &certs)
+        .provider_key_pem(&key, KEY_ID, TEAM_ID)
+        .expect("provider key");
+    let clock = Shifted::<R>::default();
+    let client = Client::<Shifted<R>>::builder()
+        .runtime(clock.clone())
+        .apns_http2(apns)
+        .build()
+        .expect("client");
+    let mut session = client.send(payload());
+    let reader = session.feedbacks().collect::<Vec<_>>();
+    let writer = async {
+        for n in 0..HALF {
+            session
+                .push(Device::ios(token(n).to_hex()))
+                .await
+                .expect("running");
+        }
+        while server.total_delivered() < HALF as usize {
+            clock
+                .sleep_until(clock.now() + Duration::from_millis(5))
+                .await;
+        }
+        clock.advance(AHEAD);
+        server.advance_clock(AHEAD);
+        for n in HALF..2 * HALF {
+            session
+                .push(Device::ios(token(n).to_hex()))
+                .await
+                .expect("running");
+        }
+        session.finish().await.expect("running")
+    };
+    let (feedback, report) = within::<R, _>(LIMIT, futures_lite::future::zip(reader, writer)).await;
+    assert_eq!(feedback.len(), 2 * HALF as usize);
+    assert_eq!(report.delivered, u64::from(2 * HALF), "{report:?}");
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    for n in 0..2 * HALF {
+        assert_eq!(server.delivered_count(&token(n).to_hex()), 1, "device {n}");
+    }
+    let expired = server.status_counts().get(&403).copied().unwrap_or(0);
+    assert!(expired >= 1, "the old token was refused at least once");
+    assert_eq!(server.provider_tokens_seen(), 2, "exactly one refresh");
 }

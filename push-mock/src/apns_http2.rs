@@ -32,6 +32,7 @@ use crate::certs::{Certificates, server_config_with_alpn};
 use crate::server::{
     IO_TIMEOUT, Records, ServerThread, Shared, accept_loop, handshake, invalid_input, timeout,
 };
+use crate::settings_splice::{SettingsSplice, SpliceState};
 
 const NAME: &str = "mock-apns-http2";
 /// The path prefix of every notification request.
@@ -205,6 +206,12 @@ pub struct Http2Options {
     pub count_only: bool,
     /// Seed of the `apns-id`s generated for requests without one.
     pub apns_id_seed: u64,
+    /// `(answers, limit)` pairs: once this many answers went out on a connection, announce
+    /// `SETTINGS_MAX_CONCURRENT_STREAMS = limit` to the client mid-connection (the HTTP/2
+    /// layer keeps enforcing [`max_concurrent_streams`](Self::max_concurrent_streams); the
+    /// mock counts the client's breaches of the announced limit, see
+    /// [`MockApnsHttp2::stream_limit_breaches`]).
+    pub stream_limit_changes: Vec<(usize, u32)>,
 }
 
 impl Default for Http2Options {
@@ -221,6 +228,7 @@ impl Default for Http2Options {
             latency: None,
             count_only: false,
             apns_id_seed: 0,
+            stream_limit_changes: Vec::new(),
         }
     }
 }
@@ -262,6 +270,15 @@ impl Http2Options {
     /// Sets [`latency`](Self::latency).
     pub fn latency(mut self, latency: Duration) -> Self {
         self.latency = Some(latency);
+        self
+    }
+
+    /// Adds a [`stream_limit_changes`](Self::stream_limit_changes) entry: after `answers`
+    /// answers on a connection, announce a stream limit of `limit`.
+    pub fn change_stream_limit(mut self, answers: usize, limit: u32) -> Self {
+        self.stream_limit_changes.push((answers, limit));
+        self.stream_limit_changes
+            .sort_by_key(|(answers, _)| *answers);
         self
     }
 
@@ -332,6 +349,10 @@ struct Record {
     scripted_seen: HashMap<String, u32>,
     expire_before: Option<u64>,
     expire_next: usize,
+    /// Stream limits announced mid-connection that a client acknowledged, in order.
+    limits_acknowledged: Vec<u32>,
+    /// Streams a client opened while as many as its acknowledged limit were open.
+    limit_breaches: usize,
     /// Seconds the mock's wall clock runs ahead of the system's (see `advance_clock`).
     clock_ahead: u64,
     /// Provider tokens whose signature verified, with their `iat`.
@@ -351,6 +372,7 @@ struct Context {
     latency: Option<Duration>,
     count_only: bool,
     max_concurrent_streams: u32,
+    stream_limit_changes: Vec<(usize, u32)>,
     record: Records<Record>,
 }
 
@@ -450,6 +472,8 @@ impl MockApnsHttp2 {
             expire_before: options.expire_tokens_issued_before,
             expire_next: options.expire_next_tokens,
             clock_ahead: 0,
+            limits_acknowledged: Vec::new(),
+            limit_breaches: 0,
             verified: HashMap::new(),
             provider_tokens: 0,
             ids: ApnsIdGenerator::new(options.apns_id_seed),
@@ -468,6 +492,7 @@ impl MockApnsHttp2 {
             latency: options.latency,
             count_only: options.count_only,
             max_concurrent_streams: options.max_concurrent_streams,
+            stream_limit_changes: options.stream_limit_changes,
             record: record.clone(),
         });
         let thread = ServerThread::spawn(NAME, move |listener, executor| {
@@ -592,6 +617,19 @@ impl MockApnsHttp2 {
         self.record.update(|r| r.expire_before = unix_seconds);
     }
 
+    /// The stream limits announced with [`Http2Options::change_stream_limit`] that clients
+    /// acknowledged, in order.
+    pub fn stream_limits_acknowledged(&self) -> Vec<u32> {
+        self.record.read(|r| r.limits_acknowledged.clone())
+    }
+
+    /// Streams clients opened although as many streams as the limit they had acknowledged
+    /// (announced with [`Http2Options::change_stream_limit`]) were still open: `0` for a
+    /// client that keeps to the limit.
+    pub fn stream_limit_breaches(&self) -> usize {
+        self.record.read(|r| r.limit_breaches)
+    }
+
     /// Moves the mock's wall clock (the one provider tokens are judged by) `by` ahead, for
     /// tests that run the client on a virtual clock.
     pub fn advance_clock(&self, by: Duration) {
@@ -659,6 +697,8 @@ struct Connection {
     /// A GOAWAY was asked for: refuse what is not answered yet.
     closing: Cell<bool>,
     goaway: async_channel::Sender<()>,
+    /// What the client acknowledged of the stream limits announced mid-connection.
+    splice: Rc<SpliceState>,
 }
 
 impl Connection {
@@ -705,20 +745,25 @@ async fn serve(
     }
     let mut builder = h2::server::Builder::new();
     builder.max_concurrent_streams(context.max_concurrent_streams);
-    let mut connection =
-        match timeout(IO_TIMEOUT, builder.handshake::<_, Bytes>(tls.compat())).await {
-            Some(Ok(connection)) => connection,
-            Some(Err(error)) => {
-                log::info!("{NAME}: HTTP/2 handshake with {peer} failed: {error}");
-                record.update(|r| r.handshake_failures += 1);
-                return;
-            }
-            None => {
-                log::info!("{NAME}: HTTP/2 handshake with {peer} timed out");
-                record.update(|r| r.handshake_failures += 1);
-                return;
-            }
-        };
+    let acknowledgements = context.record.clone();
+    let splice = SpliceState::new(move |limit| {
+        acknowledgements.update(|r| r.limits_acknowledged.push(limit));
+    });
+    let io = SettingsSplice::new(tls, context.stream_limit_changes.clone(), splice.clone());
+    let mut connection = match timeout(IO_TIMEOUT, builder.handshake::<_, Bytes>(io.compat())).await
+    {
+        Some(Ok(connection)) => connection,
+        Some(Err(error)) => {
+            log::info!("{NAME}: HTTP/2 handshake with {peer} failed: {error}");
+            record.update(|r| r.handshake_failures += 1);
+            return;
+        }
+        None => {
+            log::info!("{NAME}: HTTP/2 handshake with {peer} timed out");
+            record.update(|r| r.handshake_failures += 1);
+            return;
+        }
+    };
     let index = record.update(|r| {
         r.connections += 1;
         r.connections - 1
@@ -730,6 +775,7 @@ async fn serve(
         answered: Cell::new(0),
         closing: Cell::new(false),
         goaway,
+        splice,
     });
     if context.goaway_after == Some(0) {
         conn.start_closing();
@@ -758,9 +804,15 @@ async fn serve(
             }
             Event::Stream(Some(Ok(incoming))) => {
                 let (request, respond) = *incoming;
+                let stream = u32::from(respond.stream_id());
+                let limit = usize::try_from(conn.splice.limit_for(stream));
+                let breach = limit.is_ok_and(|limit| conn.open.get() >= limit);
                 let open = conn.open.get() + 1;
                 conn.open.set(open);
-                record.update(|r| r.max_open = r.max_open.max(open));
+                record.update(|r| {
+                    r.max_open = r.max_open.max(open);
+                    r.limit_breaches += usize::from(breach);
+                });
                 let guard = OpenStream(conn.clone());
                 let Some(executor) = executor.upgrade() else {
                     // The server is stopping.

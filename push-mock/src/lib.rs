@@ -12,7 +12,8 @@
 //!   HTTPS, with per-token scripted outcomes and seeded `503`s.
 //! - [`MockApnsHttp2`]: Apple's current HTTP/2 provider API (`POST /3/device/<token>`), TLS
 //!   with ALPN `h2`, certificate or ES256 provider-token auth, strict request validation,
-//!   per-token scripted reasons, a configurable stream limit and GOAWAY injection.
+//!   per-token scripted reasons, a configurable stream limit (also changed mid-connection)
+//!   and GOAWAY injection.
 //!
 //! Every server runs in its own background thread with its own smol executor, so tests on any
 //! runtime (smol, async-std, blocking `std::net`) can use them. A handle exposes the address,
@@ -43,6 +44,7 @@ mod apns_http2;
 mod certs;
 mod gcm;
 mod server;
+mod settings_splice;
 
 pub use apns_feedback::MockFeedback;
 pub use apns_gateway::{Accepted, GatewayOptions, MockGateway};

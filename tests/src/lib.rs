@@ -46,7 +46,8 @@ macro_rules! scenarios {
             apns_http2_stream_limit_of_one_is_respected,
             apns_http2_wrong_provider_key_is_a_clear_error,
             apns_http2_pool_spreads_over_connections,
-            apns_http2_expired_token_is_refreshed_once
+            apns_http2_expired_token_is_refreshed_once,
+            apns_http2_stream_limit_dropped_to_one_and_restored
         );
     };
     (@each $runtime:ty, $block_on:path, $($name:ident),* $(,)?) => {

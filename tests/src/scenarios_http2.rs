@@ -120,6 +120,37 @@ pub async fn apns_http2_stream_limit_of_one_is_respected<R: Runtime>() {
     assert_eq!(server.max_concurrent_seen(), 1);
 }
 
+/// The server lowers its stream limit to one mid-connection (after 500 answers) and raises
+/// it to 1000 again (after 800): the client acknowledges both, never opens a stream beyond
+/// the limit it acknowledged, and delivers everything exactly once on the one connection.
+pub async fn apns_http2_stream_limit_dropped_to_one_and_restored<R: Runtime>() {
+    const TOTAL: u32 = 3_000;
+    let certs = Certificates::generate().expect("certificates");
+    let options = Http2Options::new(Http2Auth::Certificate)
+        .latency(Duration::from_millis(1))
+        .change_stream_limit(500, 1)
+        .change_stream_limit(800, 1000);
+    let server = start(options, &certs);
+    let client = builder::<R>()
+        .apns_http2(config(&server, &certs))
+        .build()
+        .expect("client");
+    let devices = (0..TOTAL).map(|n| Device::ios(token(n).to_hex()));
+    let (feedback, report) = within::<R, _>(LIMIT, send_all(client.send(payload()), devices)).await;
+    assert_eq!(feedback.len(), TOTAL as usize);
+    assert_eq!(report.delivered, u64::from(TOTAL), "{report:?}");
+    for n in 0..TOTAL {
+        assert_eq!(server.delivered_count(&token(n).to_hex()), 1, "device {n}");
+    }
+    assert_eq!(server.stream_limits_acknowledged(), [1, 1000]);
+    assert_eq!(server.stream_limit_breaches(), 0);
+    assert_eq!(server.connections(), 1);
+    assert!(
+        server.max_concurrent_seen() > 1,
+        "the limit was above one before and after"
+    );
+}
+
 /// Provider tokens signed with a key the server does not know: a clear client-wide error,
 /// and a feedback for every device.
 pub async fn apns_http2_wrong_provider_key_is_a_clear_error<R: Runtime>() {

@@ -197,7 +197,7 @@ impl<S> SettingsSplice<S> {
     }
 
     /// Buffers bytes the server wrote, splicing SETTINGS frames in where due.
-    fn from_server(&mut self, mut input: &[u8]) {
+    fn server_wrote(&mut self, mut input: &[u8]) {
         while !input.is_empty() {
             match self.outgoing.next(&mut input) {
                 Piece::Payload(bytes) => self.to_client.extend_from_slice(bytes),
@@ -249,7 +249,7 @@ impl<S> SettingsSplice<S> {
     }
 
     /// Filters bytes the client sent into `to_server`.
-    fn from_client(&mut self, mut input: &[u8]) {
+    fn client_sent(&mut self, mut input: &[u8]) {
         let preface = self.preface_left.min(input.len());
         self.to_server.extend_from_slice(&input[..preface]);
         self.preface_left -= preface;
@@ -326,7 +326,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for SettingsSplice<S> {
             if n == 0 {
                 return Poll::Ready(Ok(0));
             }
-            this.from_client(&chunk[..n]);
+            this.client_sent(&chunk[..n]);
         }
         let ready = &this.to_server[this.to_server_pos..];
         let n = ready.len().min(buf.len());
@@ -351,7 +351,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for SettingsSplice<S> {
                 Poll::Pending => {}
             }
         }
-        this.from_server(buf);
+        this.server_wrote(buf);
         Poll::Ready(Ok(buf.len()))
     }
 
@@ -398,13 +398,13 @@ mod tests {
     /// Feeds `bytes` one at a time, the worst split.
     fn server_writes(splice: &mut SettingsSplice<()>, bytes: &[u8]) {
         for byte in bytes {
-            splice.from_server(std::slice::from_ref(byte));
+            splice.server_wrote(std::slice::from_ref(byte));
         }
     }
 
     fn client_sends(splice: &mut SettingsSplice<()>, bytes: &[u8]) {
         for byte in bytes {
-            splice.from_client(std::slice::from_ref(byte));
+            splice.client_sent(std::slice::from_ref(byte));
         }
     }
 

@@ -17,6 +17,7 @@ use crate::driver::{ApnsLink, Command, Driver, Transports};
 use crate::error::Error;
 use crate::exchange::Exchange;
 use crate::feedback_service::{FeedbackService, InactiveDevices};
+use crate::h2route::{H2Route, H2Service};
 use crate::http::HttpClient;
 use crate::report::{ClientStats, Report};
 use crate::runtime::Runtime;
@@ -137,7 +138,7 @@ impl<R: Runtime> ClientBuilder<R> {
             Transports {
                 apns: apns_link,
                 gcm: http,
-                apns_http2: h2,
+                apns_http2: h2.map(|link| H2Route::new(H2Service::Apns, link)),
             },
             receiver,
             self.feedback_capacity,

@@ -18,7 +18,7 @@ use rustls::ClientConfig;
 
 use crate::error::Error;
 use crate::exchange::Exchange;
-use crate::h2link::{self, ConnId, H2Link, H2Result};
+use crate::h2route::{CoreInput, H2Io, H2Request, H2Route, H2Service};
 use crate::net::{Endpoint, Timeouts, dial_tls, timeout};
 use crate::queue::QueueReceiver;
 use crate::report::{ClientStats, Report};
@@ -43,7 +43,7 @@ pub(crate) enum Command {
 }
 
 /// Something that happened on a connection task.
-enum Io<R: Runtime> {
+pub(crate) enum Io<R: Runtime> {
     ApnsConnected {
         connection: u64,
         writer: WriteHalf<TlsStream<R::Tcp>>,
@@ -59,19 +59,8 @@ enum Io<R: Runtime> {
         error: Option<Error>,
     },
     Gcm(RequestId, Result<http::Response<Bytes>, Error>),
-    H2Connected {
-        conn: ConnId,
-        send: h2::client::SendRequest<Bytes>,
-    },
-    H2ConnectFailed {
-        conn: ConnId,
-        error: Error,
-    },
-    H2Closed {
-        conn: ConnId,
-        error: Option<String>,
-    },
-    H2Done(ConnId, http2::RequestId, H2Result),
+    /// An event of an HTTP/2 provider's connections.
+    H2(H2Service, H2Io),
 }
 
 /// The writing half of a gateway connection, and the handle whose drop stops its reader.
@@ -112,7 +101,7 @@ pub(crate) struct Transports<R: Runtime> {
     /// GCM's HTTP exchange.
     pub(crate) gcm: Option<Exchange<R>>,
     /// APNs over HTTP/2.
-    pub(crate) apns_http2: Option<H2Link>,
+    pub(crate) apns_http2: Option<H2Route>,
 }
 
 struct SessionState {
@@ -134,10 +123,7 @@ pub(crate) struct Driver<R: Runtime> {
     push: Push,
     apns: Option<ApnsLink<R>>,
     gcm: Option<Arc<Exchange<R>>>,
-    apns_http2: Option<H2Link>,
-    /// APNs HTTP/2 requests waiting for the connection.
-    h2_waiting: Vec<(http2::RequestId, http::Request<Bytes>)>,
-    h2_in_flight: usize,
+    apns_http2: Option<H2Route>,
     commands: QueueReceiver<Command>,
     /// Commands taken from the queue and not handled yet.
     inbox: VecDeque<Command>,
@@ -171,8 +157,6 @@ impl<R: Runtime> Driver<R> {
             apns: transports.apns,
             gcm: transports.gcm.map(Arc::new),
             apns_http2: transports.apns_http2,
-            h2_waiting: Vec::new(),
-            h2_in_flight: 0,
             commands,
             inbox: VecDeque::new(),
             io_tx,
@@ -223,7 +207,7 @@ impl<R: Runtime> Driver<R> {
             && self.parked.is_none()
             && self.push.is_idle()
             && self.gcm_in_flight == 0
-            && self.h2_in_flight == 0
+            && self.apns_http2.as_ref().is_none_or(|r| r.in_flight() == 0)
     }
 
     /// Waits for the next input: a connection event, a command, the core's deadline, or
@@ -371,7 +355,11 @@ impl<R: Runtime> Driver<R> {
                 }
                 Action::ApnsWrite => self.write_apns().await,
                 Action::GcmRequest(id, request) => self.send_gcm(id, *request),
-                Action::ApnsRequest(id, request) => self.send_apns_http2(id, *request),
+                Action::ApnsRequest(id, request) => {
+                    if let Some(route) = &mut self.apns_http2 {
+                        route.send(&self.runtime, &self.io_tx, H2Request::Apns(id), *request);
+                    }
+                }
             }
         }
     }
@@ -460,140 +448,37 @@ impl<R: Runtime> Driver<R> {
         });
     }
 
-    /// Sends an APNs HTTP/2 request on the least busy open connection of the pool, and dials
-    /// the pool's closed connections.
-    fn send_apns_http2(&mut self, id: http2::RequestId, request: http::Request<Bytes>) {
-        let Some(link) = &mut self.apns_http2 else {
+    /// Hands an HTTP/2 provider's connection event to its route, and what comes of it to
+    /// the core.
+    fn handle_h2_io(&mut self, service: H2Service, event: H2Io, now: Instant) {
+        let route = match service {
+            H2Service::Apns => self.apns_http2.as_mut(),
+        };
+        let Some(route) = route else {
             return;
         };
-        self.h2_in_flight += 1;
-        let picked = link.pick();
-        let dials = link.dial_closed();
-        match picked {
-            Some((conn, send)) => self.spawn_h2_request(conn, id, request, send),
-            None => self.h2_waiting.push((id, request)),
+        for input in route.handle(&self.runtime, &self.io_tx, event) {
+            match input {
+                CoreInput::Response(H2Request::Apns(id), response) => {
+                    self.push.handle_apns_http2_response(id, response, now);
+                }
+                CoreInput::Refused(H2Request::Apns(id)) => self.push.handle_apns_http2_refused(id),
+                CoreInput::Failed(H2Request::Apns(id), reason) => {
+                    self.push.handle_apns_http2_failure(id, &reason, now);
+                }
+                CoreInput::ClientError(error) => self.client_error(error),
+            }
         }
-        for conn in dials {
-            self.connect_apns_http2(conn);
-        }
-    }
-
-    fn connect_apns_http2(&self, conn: ConnId) {
-        let Some(link) = &self.apns_http2 else {
-            return;
-        };
-        let (runtime, io) = (self.runtime.clone(), self.io_tx.clone());
-        let (endpoint, tls, timeouts) = (link.endpoint.clone(), link.tls.clone(), link.timeouts);
-        let ping_interval = link.ping_interval;
-        self.runtime.spawn(async move {
-            match h2link::connect(&runtime, &endpoint, tls, timeouts, ping_interval).await {
-                Ok((send, ended)) => {
-                    log::info!("connected to APNs over HTTP/2 at {endpoint}");
-                    if io.send(Io::H2Connected { conn, send }).await.is_ok() {
-                        let error = ended.await;
-                        log::info!("an APNs HTTP/2 connection to {endpoint} ended");
-                        let _ = io.send(Io::H2Closed { conn, error }).await;
-                    }
-                }
-                Err(error) => {
-                    log::warn!("cannot connect to APNs over HTTP/2: {error}");
-                    let _ = io.send(Io::H2ConnectFailed { conn, error }).await;
-                }
-            }
-        });
-    }
-
-    fn spawn_h2_request(
-        &self,
-        conn: ConnId,
-        id: http2::RequestId,
-        request: http::Request<Bytes>,
-        send: h2::client::SendRequest<Bytes>,
-    ) {
-        let Some(link) = &self.apns_http2 else {
-            return;
-        };
-        let (runtime, io) = (self.runtime.clone(), self.io_tx.clone());
-        let (endpoint, limit) = (link.endpoint.clone(), link.request_timeout);
-        self.runtime.spawn(async move {
-            let result = h2link::exchange(&runtime, send, request, &endpoint, limit).await;
-            let _ = io.send(Io::H2Done(conn, id, result)).await;
-        });
-    }
-
-    fn handle_h2_io(&mut self, io: Io<R>, now: Instant) {
-        let Some(link) = &mut self.apns_http2 else {
-            return;
-        };
-        match io {
-            Io::H2Connected { conn, send } => {
-                let mut picked = Vec::new();
-                let waiting = if link.connected(conn, send) {
-                    std::mem::take(&mut self.h2_waiting)
-                } else {
-                    Vec::new()
-                };
-                for (id, request) in waiting {
-                    match link.pick() {
-                        Some((conn, send)) => picked.push((conn, id, request, send)),
-                        None => self.h2_waiting.push((id, request)),
-                    }
-                }
-                for (conn, id, request, send) in picked {
-                    self.spawn_h2_request(conn, id, request, send);
-                }
-            }
-            Io::H2ConnectFailed { conn, error } => {
-                link.closed(conn);
-                let prospects = link.has_prospects();
-                if error.is_fatal() {
-                    self.client_error(error.clone());
-                }
-                if !prospects {
-                    for (id, _) in std::mem::take(&mut self.h2_waiting) {
-                        self.h2_in_flight -= 1;
-                        self.push
-                            .handle_apns_http2_failure(id, &error.to_string(), now);
-                    }
-                }
-            }
-            Io::H2Closed { conn, error } => {
-                if let Some(error) = error {
-                    log::warn!("APNs HTTP/2 connection error: {error}");
-                }
-                link.closed(conn);
-            }
-            Io::H2Done(conn, id, result) => {
-                self.h2_in_flight -= 1;
-                link.finished(conn);
-                match result {
-                    H2Result::Response(response) => {
-                        self.push.handle_apns_http2_response(id, response, now);
-                    }
-                    H2Result::Refused => {
-                        link.closed(conn);
-                        self.push.handle_apns_http2_refused(id);
-                    }
-                    H2Result::Failed(error) => {
-                        self.push
-                            .handle_apns_http2_failure(id, &error.to_string(), now);
-                    }
-                }
-            }
-            _ => {}
-        }
-        if let Some(link) = &self.apns_http2 {
-            self.push.handle_apns_http2_max_streams(link.stream_limit());
+        if let Some(route) = &self.apns_http2 {
+            self.push
+                .handle_apns_http2_max_streams(route.stream_limit());
         }
     }
 
     fn handle_io(&mut self, io: Io<R>) {
         let now = self.runtime.now();
         match io {
-            io @ (Io::H2Connected { .. }
-            | Io::H2ConnectFailed { .. }
-            | Io::H2Closed { .. }
-            | Io::H2Done(..)) => self.handle_h2_io(io, now),
+            Io::H2(service, event) => self.handle_h2_io(service, event, now),
             Io::ApnsConnected {
                 connection,
                 writer,

@@ -16,6 +16,7 @@ mod error;
 mod exchange;
 mod feedback_service;
 mod h2link;
+mod h2route;
 mod http;
 mod net;
 mod queue;

@@ -23,7 +23,9 @@ use smol::net::TcpStream;
 use smol_hyper::rt::FuturesIo;
 
 use crate::certs::{Certificates, server_config_with_alpn};
-use crate::server::{Records, ServerThread, Shared, SmolTimer, accept_loop, handshake};
+use crate::server::{
+    Records, ServerThread, Shared, SmolTimer, accept_loop, handshake, unit_interval,
+};
 
 const NAME: &str = "mock-gcm";
 /// The paths the mock answers on; anything else is 404.
@@ -472,31 +474,4 @@ fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
         HeaderValue::from_static("text/plain; charset=UTF-8"),
     );
     response
-}
-
-/// The next number in [0, 1) drawn from `rng`.
-fn unit_interval(rng: &mut SplitMix64) -> f64 {
-    (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-}
-
-#[cfg(test)]
-mod tests {
-    use super::unit_interval;
-    use push_proto::SplitMix64;
-
-    #[test]
-    fn the_sequence_is_deterministic_and_uniform_enough() {
-        let draw = |seed: u64| {
-            let mut rng = SplitMix64::new(seed);
-            (0..1000)
-                .map(|_| unit_interval(&mut rng))
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(draw(7), draw(7));
-        assert_ne!(draw(7), draw(8));
-        let values = draw(42);
-        assert!(values.iter().all(|v| (0.0..1.0).contains(v)));
-        let below = values.iter().filter(|v| **v < 0.3).count();
-        assert!((250..350).contains(&below), "{below}");
-    }
 }

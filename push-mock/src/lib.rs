@@ -42,6 +42,7 @@ mod apns_gateway;
 mod apns_http2;
 mod certs;
 mod gcm;
+mod http2;
 mod server;
 
 pub use apns_feedback::MockFeedback;

@@ -313,6 +313,13 @@ impl MockFcm {
             .wait_until(timeout, |r| r.total_answered >= count)
     }
 
+    /// Blocks until at least `count` GOAWAYs were started, or `timeout` passes; returns
+    /// whether they were.
+    pub fn wait_for_goaways(&self, count: usize, timeout: Duration) -> bool {
+        self.record
+            .wait_until(timeout, |r| r.stats.goaways >= count)
+    }
+
     /// Blocks until at least `count` token requests arrived, or `timeout` passes; returns
     /// whether they did.
     pub fn wait_for_token_requests(&self, count: usize, timeout: Duration) -> bool {

@@ -168,6 +168,10 @@ fn failed_token_requests_then_recovery_and_a_configured_lifetime() {
     let (certs, mock) = start(demo().expires_in(120));
     mock.fail_token_requests(2);
     let form = grant(&assertion(&mock));
+    // A request the endpoint refuses anyway does not use up a failure.
+    let mut stream = tls(mock.token_addr(), certs.client_config(false).unwrap());
+    let answer = http(&mut stream, "POST", "/elsewhere", None, form.as_bytes());
+    assert_eq!(answer.status, 404);
     for _ in 0..2 {
         let answer = post_token(&mock, &certs, &form);
         assert_eq!(answer.status, 503);
@@ -176,8 +180,8 @@ fn failed_token_requests_then_recovery_and_a_configured_lifetime() {
     let answer = post_token(&mock, &certs, &form);
     assert_eq!(answer.status, 200);
     assert_eq!(answer.json()["expires_in"], 120);
-    assert_eq!(mock.token_requests(), 3);
-    assert_eq!(mock.token_failures().len(), 2);
+    assert_eq!(mock.token_requests(), 4);
+    assert_eq!(mock.token_failures().len(), 3);
     assert_eq!(mock.access_tokens_issued(), 1);
 }
 

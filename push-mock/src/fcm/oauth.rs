@@ -84,12 +84,7 @@ async fn answer(context: &Context, request: Request<Incoming>) -> Response<Full<
     // Read the whole body first, so that every answer keeps the connection alive.
     let body = Limited::new(body, MAX_BODY).collect().await;
     let record = &context.record;
-    let fail = record.update(|r| {
-        r.tokens.requests += 1;
-        let fail = r.tokens.fail_next > 0;
-        r.tokens.fail_next = r.tokens.fail_next.saturating_sub(1);
-        fail
-    });
+    record.update(|r| r.tokens.requests += 1);
     let (status, failure, response) = if head.uri.path() != TOKEN_PATH {
         let response = text(StatusCode::NOT_FOUND, "Not Found");
         (StatusCode::NOT_FOUND, "Not Found".to_owned(), response)
@@ -100,7 +95,11 @@ async fn answer(context: &Context, request: Request<Incoming>) -> Response<Full<
             .insert(ALLOW, HeaderValue::from_static("POST"));
         let status = StatusCode::METHOD_NOT_ALLOWED;
         (status, "Method Not Allowed".to_owned(), response)
-    } else if fail {
+    } else if record.update(|r| {
+        let fail = r.tokens.fail_next > 0;
+        r.tokens.fail_next = r.tokens.fail_next.saturating_sub(1);
+        fail
+    }) {
         let error = ("internal_failure", "The service is currently unavailable.");
         oauth_error(StatusCode::SERVICE_UNAVAILABLE, error)
     } else {

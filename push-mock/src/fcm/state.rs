@@ -68,8 +68,8 @@ pub struct FcmAnswer {
 /// The token endpoint's records and faults.
 #[derive(Debug, Default)]
 pub(crate) struct TokenRecord {
-    /// Access tokens that work, with when they expire.
-    pub(crate) valid: HashMap<String, Instant>,
+    /// Access tokens that work, with when they expire (`None`: beyond `Instant`'s range).
+    pub(crate) valid: HashMap<String, Option<Instant>>,
     /// Access tokens issued (ever).
     pub(crate) issued: usize,
     /// Requests to the token endpoint, whatever their answer.
@@ -89,7 +89,7 @@ impl TokenRecord {
     pub(crate) fn issue(&mut self) -> (String, u64) {
         self.issued += 1;
         let token = format!("ya29.mock-{}", self.issued);
-        let expires = Instant::now() + Duration::from_secs(self.expires_in);
+        let expires = Instant::now().checked_add(Duration::from_secs(self.expires_in));
         self.valid.insert(token.clone(), expires);
         (token, self.expires_in)
     }
@@ -98,7 +98,7 @@ impl TokenRecord {
     pub(crate) fn accepts(&self, token: &str) -> bool {
         self.valid
             .get(token)
-            .is_some_and(|expires| Instant::now() < *expires)
+            .is_some_and(|expires| expires.is_none_or(|expires| Instant::now() < expires))
     }
 }
 
@@ -162,4 +162,25 @@ pub(crate) struct Context {
     pub(crate) latency: Option<Duration>,
     pub(crate) count_only: bool,
     pub(crate) record: Records<Record>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_work_until_they_expire_even_with_a_huge_lifetime() {
+        let mut record = Record::new(0, u64::MAX);
+        let (forever, expires_in) = record.tokens.issue();
+        assert_eq!((forever.as_str(), expires_in), ("ya29.mock-1", u64::MAX));
+        assert!(record.tokens.accepts(&forever));
+        record.tokens.expires_in = 0;
+        let (expired, _) = record.tokens.issue();
+        assert_eq!(expired, "ya29.mock-2");
+        assert!(!record.tokens.accepts(&expired));
+        assert!(!record.tokens.accepts("ya29.mock-3"));
+        record.tokens.valid.clear();
+        assert!(!record.tokens.accepts(&forever));
+        assert_eq!(record.tokens.issued, 2);
+    }
 }

@@ -5,7 +5,6 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
-use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -26,7 +25,7 @@ use smol::Timer;
 
 use crate::certs::{Certificates, server_config_with_alpn};
 use crate::http2::{self, Body, ConnectionStats, Http2Record, Http2Setup, Stream, read_body};
-use crate::server::{Records, ServerThread, Shared, accept_loop, invalid_input};
+use crate::server::{Records, ServerThread, Shared, invalid_input};
 
 const NAME: &str = "mock-apns-http2";
 /// The path prefix of every notification request.
@@ -453,26 +452,14 @@ impl MockApnsHttp2 {
             max_concurrent_streams: options.max_concurrent_streams,
             goaway_after: options.goaway_after,
         };
-        let thread = ServerThread::spawn(NAME, move |listener, executor| {
-            // Weak: the connection tasks live in the executor, which must not be kept alive
-            // by them once the server stops (dropping it is what closes the connections).
-            let spawner = Rc::downgrade(&executor);
-            accept_loop(NAME, listener, executor, move |tcp, peer| {
-                let context = context.clone();
-                let record = context.record.clone();
-                http2::serve(
-                    setup,
-                    tcp,
-                    peer,
-                    acceptor.clone(),
-                    record,
-                    spawner.clone(),
-                    move |request, respond, stream| {
-                        handle_stream(request, respond, context.clone(), stream)
-                    },
-                )
-            })
-        })?;
+        let thread = http2::spawn(
+            setup,
+            acceptor,
+            record.clone(),
+            move |request, respond, stream| {
+                handle_stream(request, respond, context.clone(), stream)
+            },
+        )?;
         Ok(MockApnsHttp2 { thread, record })
     }
 

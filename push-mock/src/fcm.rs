@@ -15,7 +15,6 @@ mod stream;
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
-use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,7 +30,7 @@ pub use state::{FcmAnswer, FcmDelivery, FcmTarget};
 
 use crate::certs::{Certificates, server_config_with_alpn};
 use crate::http2::{self, Http2Setup};
-use crate::server::{ServerThread, Shared, accept_loop};
+use crate::server::{Records, ServerThread, Shared};
 use state::{Context, Record};
 use stream::{NAME, handle_stream};
 
@@ -109,7 +108,7 @@ pub struct MockFcm {
     api: ServerThread,
     oauth: ServerThread,
     project: String,
-    record: crate::server::Records<Record>,
+    record: Records<Record>,
 }
 
 impl MockFcm {
@@ -135,26 +134,14 @@ impl MockFcm {
             max_concurrent_streams: options.max_concurrent_streams,
             goaway_after: options.goaway_after,
         };
-        let api = ServerThread::spawn(NAME, move |listener, executor| {
-            // Weak: the connection tasks live in the executor, which must not be kept alive
-            // by them once the server stops (dropping it is what closes the connections).
-            let spawner = Rc::downgrade(&executor);
-            accept_loop(NAME, listener, executor, move |tcp, peer| {
-                let context = context.clone();
-                let record = context.record.clone();
-                http2::serve(
-                    setup,
-                    tcp,
-                    peer,
-                    acceptor.clone(),
-                    record,
-                    spawner.clone(),
-                    move |request, respond, stream| {
-                        handle_stream(request, respond, context.clone(), stream)
-                    },
-                )
-            })
-        })?;
+        let api = http2::spawn(
+            setup,
+            acceptor,
+            record.clone(),
+            move |request, respond, stream| {
+                handle_stream(request, respond, context.clone(), stream)
+            },
+        )?;
         Ok(MockFcm {
             api,
             oauth,

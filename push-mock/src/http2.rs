@@ -3,6 +3,7 @@
 
 use std::cell::Cell;
 use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
 use std::rc::{Rc, Weak};
 
@@ -16,7 +17,7 @@ use smol::LocalExecutor;
 use smol::net::TcpStream;
 use tokio_util::compat::FuturesAsyncReadCompatExt;
 
-use crate::server::{IO_TIMEOUT, Records, handshake, timeout};
+use crate::server::{IO_TIMEOUT, Records, ServerThread, accept_loop, handshake, timeout};
 
 /// What the connection layer records, embedded in each HTTP/2 mock's records.
 #[derive(Debug, Default)]
@@ -123,10 +124,41 @@ enum Event {
     GoAway,
 }
 
+/// Starts an HTTP/2-over-TLS server in a background thread: every connection is served by
+/// [`serve`], every request stream by `handle(request, respond, stream)`.
+pub(crate) fn spawn<R, H, F>(
+    setup: Http2Setup,
+    acceptor: TlsAcceptor,
+    record: Records<R>,
+    handle: H,
+) -> io::Result<ServerThread>
+where
+    R: Http2Record,
+    H: Fn(Request<RecvStream>, SendResponse<Bytes>, Stream) -> F + Clone + Send + 'static,
+    F: Future<Output = ()> + 'static,
+{
+    ServerThread::spawn(setup.name, move |listener, executor| {
+        // Weak: the connection tasks live in the executor, which must not be kept alive by
+        // them once the server stops (dropping it is what closes the connections).
+        let spawner = Rc::downgrade(&executor);
+        accept_loop(setup.name, listener, executor, move |tcp, peer| {
+            serve(
+                setup,
+                tcp,
+                peer,
+                acceptor.clone(),
+                record.clone(),
+                spawner.clone(),
+                handle.clone(),
+            )
+        })
+    })
+}
+
 /// Serves one TCP connection: TLS, the HTTP/2 handshake, then every stream as a task on
 /// `executor` running `handle(request, respond, stream)`, until the peer closes or a GOAWAY
 /// completes.
-pub(crate) async fn serve<R, H, F>(
+async fn serve<R, H, F>(
     setup: Http2Setup,
     tcp: TcpStream,
     peer: SocketAddr,

@@ -55,7 +55,8 @@ pub struct FcmAnswer {
     pub rpc_status: Option<String>,
     /// The `FcmError` detail's `errorCode`, when the error has one.
     pub error_code: Option<String>,
-    /// The registration token of the message, when it had a string one.
+    /// The message's registration token, when the request got as far as its body being
+    /// parsed (not for `401`s, say) and it had a string one.
     pub token: Option<String>,
     /// The request asked for `validate_only` (and passed validation).
     pub validate_only: bool,

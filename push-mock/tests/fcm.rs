@@ -387,3 +387,30 @@ fn goaway_after_answers_and_count_only() {
     assert!(mock.delivered().is_empty() && mock.statuses().is_empty());
     assert_eq!(mock.status_counts()[&200], 3);
 }
+
+#[test]
+fn shutdown_closes_both_listeners_and_keeps_the_records() {
+    let (certs, mut mock) = start(demo());
+    let token = access_token(&mock, &certs);
+    let mut oauth = common::tls(mock.token_addr(), certs.client_config(false).unwrap());
+    run(async {
+        let client = connect(&mock, &certs).await;
+        assert_eq!(client.send_json(&token, &message("d")).await.status, 200);
+        mock.shutdown();
+        mock.shutdown();
+        let body = message("d").to_string();
+        assert!(
+            client
+                .try_send(client.post(&token), body.as_bytes())
+                .await
+                .is_err()
+        );
+    });
+    // The kept-alive token connection was closed too.
+    let (bytes, _) = common::read_to_close(&mut oauth);
+    assert!(bytes.is_empty());
+    assert_eq!(
+        (mock.total_delivered(), mock.access_tokens_issued()),
+        (1, 1)
+    );
+}

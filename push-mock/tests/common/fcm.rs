@@ -187,24 +187,32 @@ impl Client {
     }
 
     pub async fn send(&self, request: http::request::Builder, body: &[u8]) -> Answer {
+        self.try_send(request, body).await.unwrap()
+    }
+
+    pub async fn try_send(
+        &self,
+        request: http::request::Builder,
+        body: &[u8],
+    ) -> Result<Answer, h2::Error> {
         let request = request.body(()).unwrap();
-        let mut send = self.send.clone().ready().await.unwrap();
-        let (response, mut stream) = send.send_request(request, body.is_empty()).unwrap();
+        let mut send = self.send.clone().ready().await?;
+        let (response, mut stream) = send.send_request(request, body.is_empty())?;
         if !body.is_empty() {
-            stream.send_data(Bytes::from(body.to_vec()), true).unwrap();
+            stream.send_data(Bytes::from(body.to_vec()), true)?;
         }
-        let (parts, mut body) = response.await.unwrap().into_parts();
+        let (parts, mut body) = response.await?.into_parts();
         let mut bytes = BytesMut::new();
         while let Some(chunk) = body.data().await {
-            let chunk = chunk.unwrap();
-            body.flow_control().release_capacity(chunk.len()).unwrap();
+            let chunk = chunk?;
+            body.flow_control().release_capacity(chunk.len())?;
             bytes.extend_from_slice(&chunk);
         }
-        Answer {
+        Ok(Answer {
             status: parts.status.as_u16(),
             headers: parts.headers,
             body: bytes.freeze(),
-        }
+        })
     }
 
     /// Sends `body` as JSON with the access token.

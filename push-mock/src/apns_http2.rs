@@ -2,17 +2,14 @@
 //! certificate or provider-token (ES256 JWT) authentication, strict request validation,
 //! per-token scripted reasons, a configurable stream limit and GOAWAY injection.
 
-use std::cell::Cell;
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
-use std::rc::{Rc, Weak};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64ct::{Base64UrlUnpadded, Encoding};
-use bytes::{Bytes, BytesMut};
-use futures_lite::future;
+use bytes::Bytes;
 use futures_rustls::TlsAcceptor;
 use h2::RecvStream;
 use h2::server::SendResponse;
@@ -24,15 +21,11 @@ use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
 use p256::pkcs8::{DecodePrivateKey, DecodePublicKey};
 use push_proto::apns::http2::{ApnsId, ApnsIdGenerator, MAX_COLLAPSE_ID, PushType, Reason};
 use serde_json::Value;
-use smol::net::TcpStream;
-use smol::{LocalExecutor, Timer};
-use tokio_util::compat::FuturesAsyncReadCompatExt;
+use smol::Timer;
 
 use crate::certs::{Certificates, server_config_with_alpn};
-use crate::server::{
-    IO_TIMEOUT, Records, ServerThread, Shared, accept_loop, handshake, invalid_input, timeout,
-};
-use crate::settings_splice::{SettingsSplice, SpliceState};
+use crate::http2::{self, Body, ConnectionStats, Http2Record, Http2Setup, Stream, read_body};
+use crate::server::{Records, ServerThread, Shared, invalid_input};
 
 const NAME: &str = "mock-apns-http2";
 /// The path prefix of every notification request.
@@ -333,26 +326,17 @@ pub struct Http2Answer {
 
 #[derive(Debug)]
 struct Record {
-    connections: usize,
-    closed: usize,
-    handshake_failures: usize,
+    stats: ConnectionStats,
     deliveries: Vec<Http2Delivery>,
     per_token: HashMap<String, usize>,
     total_delivered: usize,
     answers: Vec<Http2Answer>,
     status_counts: HashMap<u16, usize>,
     total_answered: usize,
-    refused: usize,
-    goaways: usize,
-    max_open: usize,
     /// Requests that reached the script, per token.
     scripted_seen: HashMap<String, u32>,
     expire_before: Option<u64>,
     expire_next: usize,
-    /// Stream limits announced mid-connection that a client acknowledged, in order.
-    limits_acknowledged: Vec<u32>,
-    /// Streams a client opened while as many as its acknowledged limit were open.
-    limit_breaches: usize,
     /// Seconds the mock's wall clock runs ahead of the system's (see `advance_clock`).
     clock_ahead: u64,
     /// Provider tokens whose signature verified, with their `iat`.
@@ -367,13 +351,16 @@ struct Context {
     auth: Http2Auth,
     topic: Option<String>,
     scripts: HashMap<String, ReasonScript>,
-    goaway_after: Option<usize>,
     max_token_age: u64,
     latency: Option<Duration>,
     count_only: bool,
-    max_concurrent_streams: u32,
-    stream_limit_changes: Vec<(usize, u32)>,
     record: Records<Record>,
+}
+
+impl Http2Record for Record {
+    fn stats(&mut self) -> &mut ConnectionStats {
+        &mut self.stats
+    }
 }
 
 /// A loopback APNs HTTP/2 provider API.
@@ -456,24 +443,17 @@ impl MockApnsHttp2 {
             )));
         }
         let record = Arc::new(Shared::new(Record {
-            connections: 0,
-            closed: 0,
-            handshake_failures: 0,
+            stats: ConnectionStats::default(),
             deliveries: Vec::new(),
             per_token: HashMap::new(),
             total_delivered: 0,
             answers: Vec::new(),
             status_counts: HashMap::new(),
             total_answered: 0,
-            refused: 0,
-            goaways: 0,
-            max_open: 0,
             scripted_seen: HashMap::new(),
             expire_before: options.expire_tokens_issued_before,
             expire_next: options.expire_next_tokens,
             clock_ahead: 0,
-            limits_acknowledged: Vec::new(),
-            limit_breaches: 0,
             verified: HashMap::new(),
             provider_tokens: 0,
             ids: ApnsIdGenerator::new(options.apns_id_seed),
@@ -487,28 +467,25 @@ impl MockApnsHttp2 {
             auth: options.auth,
             topic: options.topic,
             scripts,
-            goaway_after: options.goaway_after,
             max_token_age: options.max_token_age.as_secs(),
             latency: options.latency,
             count_only: options.count_only,
-            max_concurrent_streams: options.max_concurrent_streams,
-            stream_limit_changes: options.stream_limit_changes,
             record: record.clone(),
         });
-        let thread = ServerThread::spawn(NAME, move |listener, executor| {
-            // Weak: the connection tasks live in the executor, which must not be kept alive
-            // by them once the server stops (dropping it is what closes the connections).
-            let spawner = Rc::downgrade(&executor);
-            accept_loop(NAME, listener, executor, move |tcp, peer| {
-                serve(
-                    tcp,
-                    peer,
-                    acceptor.clone(),
-                    context.clone(),
-                    spawner.clone(),
-                )
-            })
-        })?;
+        let setup = Http2Setup {
+            name: NAME,
+            max_concurrent_streams: options.max_concurrent_streams,
+            goaway_after: options.goaway_after,
+            stream_limit_changes: options.stream_limit_changes,
+        };
+        let thread = http2::spawn(
+            setup,
+            acceptor,
+            record.clone(),
+            move |request, respond, stream| {
+                handle_stream(request, respond, context.clone(), stream)
+            },
+        )?;
         Ok(MockApnsHttp2 { thread, record })
     }
 
@@ -575,22 +552,22 @@ impl MockApnsHttp2 {
     /// How many streams were refused (`RST_STREAM(REFUSED_STREAM)`) after a GOAWAY started;
     /// they were neither answered nor recorded.
     pub fn refused_streams(&self) -> usize {
-        self.record.read(|r| r.refused)
+        self.record.read(|r| r.stats.refused)
     }
 
     /// How many HTTP/2 connections were established (TLS and HTTP/2 handshakes done).
     pub fn connections(&self) -> usize {
-        self.record.read(|r| r.connections)
+        self.record.read(|r| r.stats.connections)
     }
 
     /// How many established connections have closed.
     pub fn closed_connections(&self) -> usize {
-        self.record.read(|r| r.closed)
+        self.record.read(|r| r.stats.closed)
     }
 
     /// How many TLS or HTTP/2 handshakes failed (a missing client certificate, say).
     pub fn handshake_failures(&self) -> usize {
-        self.record.read(|r| r.handshake_failures)
+        self.record.read(|r| r.stats.handshake_failures)
     }
 
     /// The most streams ever open at once on one connection, as the mock saw them (from when
@@ -598,12 +575,12 @@ impl MockApnsHttp2 {
     /// `SETTINGS_MAX_CONCURRENT_STREAMS` when requests overlap (see
     /// [`Http2Options::latency`]).
     pub fn max_concurrent_seen(&self) -> usize {
-        self.record.read(|r| r.max_open)
+        self.record.read(|r| r.stats.max_open)
     }
 
     /// How many GOAWAYs the mock started ([`Http2Options::goaway_after`]).
     pub fn goaways_sent(&self) -> usize {
-        self.record.read(|r| r.goaways)
+        self.record.read(|r| r.stats.goaways)
     }
 
     /// How many distinct provider tokens verified (token mode): a refresh adds one.
@@ -620,14 +597,14 @@ impl MockApnsHttp2 {
     /// The stream limits announced with [`Http2Options::change_stream_limit`] that clients
     /// acknowledged, in order.
     pub fn stream_limits_acknowledged(&self) -> Vec<u32> {
-        self.record.read(|r| r.limits_acknowledged.clone())
+        self.record.read(|r| r.stats.limits_acknowledged.clone())
     }
 
     /// Streams clients opened although as many streams as the limit they had acknowledged
     /// (announced with [`Http2Options::change_stream_limit`]) were still open: `0` for a
     /// client that keeps to the limit.
     pub fn stream_limit_breaches(&self) -> usize {
-        self.record.read(|r| r.limit_breaches)
+        self.record.read(|r| r.stats.limit_breaches)
     }
 
     /// Moves the mock's wall clock (the one provider tokens are judged by) `by` ahead, for
@@ -660,26 +637,28 @@ impl MockApnsHttp2 {
     /// Blocks until at least `count` connections were established, or `timeout` passes;
     /// returns whether they were.
     pub fn wait_for_connections(&self, count: usize, timeout: Duration) -> bool {
-        self.record.wait_until(timeout, |r| r.connections >= count)
+        self.record
+            .wait_until(timeout, |r| r.stats.connections >= count)
     }
 
     /// Blocks until at least `count` established connections closed, or `timeout` passes;
     /// returns whether they did.
     pub fn wait_for_closed(&self, count: usize, timeout: Duration) -> bool {
-        self.record.wait_until(timeout, |r| r.closed >= count)
+        self.record.wait_until(timeout, |r| r.stats.closed >= count)
     }
 
     /// Blocks until at least `count` TLS or HTTP/2 handshakes failed, or `timeout` passes;
     /// returns whether they did.
     pub fn wait_for_handshake_failures(&self, count: usize, timeout: Duration) -> bool {
         self.record
-            .wait_until(timeout, |r| r.handshake_failures >= count)
+            .wait_until(timeout, |r| r.stats.handshake_failures >= count)
     }
 
     /// Blocks until at least `count` GOAWAYs were started, or `timeout` passes; returns
     /// whether they were.
     pub fn wait_for_goaways(&self, count: usize, timeout: Duration) -> bool {
-        self.record.wait_until(timeout, |r| r.goaways >= count)
+        self.record
+            .wait_until(timeout, |r| r.stats.goaways >= count)
     }
 
     /// Stops the server and every connection; idempotent. The records stay readable.
@@ -688,184 +667,15 @@ impl MockApnsHttp2 {
     }
 }
 
-/// The state of one connection, shared by its stream handlers (one thread: `Cell`s).
-#[derive(Debug)]
-struct Connection {
-    index: usize,
-    open: Cell<usize>,
-    answered: Cell<usize>,
-    /// A GOAWAY was asked for: refuse what is not answered yet.
-    closing: Cell<bool>,
-    goaway: async_channel::Sender<()>,
-    /// What the client acknowledged of the stream limits announced mid-connection.
-    splice: Rc<SpliceState>,
-}
-
-impl Connection {
-    /// Stops answering and asks the connection task for a GOAWAY.
-    fn start_closing(&self) {
-        if !self.closing.replace(true) {
-            // Capacity 1 and sent once: cannot be full; closed only if the task is gone.
-            let _ = self.goaway.try_send(());
-        }
-    }
-}
-
-/// Counts a stream as open until dropped (also when its task is cancelled).
-struct OpenStream(Rc<Connection>);
-
-impl Drop for OpenStream {
-    fn drop(&mut self) {
-        self.0.open.set(self.0.open.get().saturating_sub(1));
-    }
-}
-
-/// A request stream as `h2` hands it over.
-type Incoming = (Request<RecvStream>, SendResponse<Bytes>);
-
-enum Event {
-    Stream(Option<Result<Box<Incoming>, h2::Error>>),
-    GoAway,
-}
-
-async fn serve(
-    tcp: TcpStream,
-    peer: SocketAddr,
-    acceptor: TlsAcceptor,
-    context: Arc<Context>,
-    executor: Weak<LocalExecutor<'static>>,
-) {
-    let record = &context.record;
-    let Some(tls) = handshake(NAME, &acceptor, tcp, peer).await else {
-        record.update(|r| r.handshake_failures += 1);
-        return;
-    };
-    if tls.get_ref().1.alpn_protocol() != Some(b"h2".as_slice()) {
-        log::info!("{NAME}: {peer} negotiated no ALPN protocol; trying HTTP/2 anyway");
-    }
-    let mut builder = h2::server::Builder::new();
-    builder.max_concurrent_streams(context.max_concurrent_streams);
-    let acknowledgements = context.record.clone();
-    let splice = SpliceState::new(move |limit| {
-        acknowledgements.update(|r| r.limits_acknowledged.push(limit));
-    });
-    let io = SettingsSplice::new(tls, context.stream_limit_changes.clone(), splice.clone());
-    let mut connection = match timeout(IO_TIMEOUT, builder.handshake::<_, Bytes>(io.compat())).await
-    {
-        Some(Ok(connection)) => connection,
-        Some(Err(error)) => {
-            log::info!("{NAME}: HTTP/2 handshake with {peer} failed: {error}");
-            record.update(|r| r.handshake_failures += 1);
-            return;
-        }
-        None => {
-            log::info!("{NAME}: HTTP/2 handshake with {peer} timed out");
-            record.update(|r| r.handshake_failures += 1);
-            return;
-        }
-    };
-    let index = record.update(|r| {
-        r.connections += 1;
-        r.connections - 1
-    });
-    let (goaway, goaway_requested) = async_channel::bounded(1);
-    let conn = Rc::new(Connection {
-        index,
-        open: Cell::new(0),
-        answered: Cell::new(0),
-        closing: Cell::new(false),
-        goaway,
-        splice,
-    });
-    if context.goaway_after == Some(0) {
-        conn.start_closing();
-    }
-    let mut shutting_down = false;
-    loop {
-        let event = if shutting_down {
-            Event::Stream(connection.accept().await.map(|r| r.map(Box::new)))
-        } else {
-            future::or(
-                async { Event::Stream(connection.accept().await.map(|r| r.map(Box::new))) },
-                async {
-                    // The sender lives in `conn`: this only resolves on a request.
-                    let _ = goaway_requested.recv().await;
-                    Event::GoAway
-                },
-            )
-            .await
-        };
-        match event {
-            Event::GoAway => {
-                log::debug!("{NAME}: GOAWAY to {peer}");
-                connection.graceful_shutdown();
-                shutting_down = true;
-                record.update(|r| r.goaways += 1);
-            }
-            Event::Stream(Some(Ok(incoming))) => {
-                let (request, respond) = *incoming;
-                let stream = u32::from(respond.stream_id());
-                let limit = usize::try_from(conn.splice.limit_for(stream));
-                let breach = limit.is_ok_and(|limit| conn.open.get() >= limit);
-                let open = conn.open.get() + 1;
-                conn.open.set(open);
-                record.update(|r| {
-                    r.max_open = r.max_open.max(open);
-                    r.limit_breaches += usize::from(breach);
-                });
-                let guard = OpenStream(conn.clone());
-                let Some(executor) = executor.upgrade() else {
-                    // The server is stopping.
-                    break;
-                };
-                executor
-                    .spawn(handle_stream(request, respond, context.clone(), guard))
-                    .detach();
-            }
-            Event::Stream(Some(Err(error))) => {
-                log::info!("{NAME}: connection with {peer} failed: {error}");
-                break;
-            }
-            Event::Stream(None) => {
-                log::debug!("{NAME}: {peer} closed");
-                break;
-            }
-        }
-    }
-    record.update(|r| r.closed += 1);
-}
-
-/// A request body as far as it was read.
-enum Body {
-    Complete(Bytes),
-    /// Longer than [`MAX_READ`]; the rest was not read.
-    TooLarge,
-}
-
-async fn read_body(mut body: RecvStream) -> Result<Body, h2::Error> {
-    let mut buffer = BytesMut::new();
-    while let Some(chunk) = body.data().await {
-        let chunk = chunk?;
-        // Let the client send more; never fails for a length that was just received.
-        let _ = body.flow_control().release_capacity(chunk.len());
-        if buffer.len() + chunk.len() > MAX_READ {
-            return Ok(Body::TooLarge);
-        }
-        buffer.extend_from_slice(&chunk);
-    }
-    Ok(Body::Complete(buffer.freeze()))
-}
-
 async fn handle_stream(
     request: Request<RecvStream>,
     mut respond: SendResponse<Bytes>,
     context: Arc<Context>,
-    stream: OpenStream,
+    stream: Stream,
 ) {
     let stream_id = u32::from(respond.stream_id());
-    let conn = &stream.0;
     let (head, body) = request.into_parts();
-    let body = match read_body(body).await {
+    let body = match read_body(body, MAX_READ).await {
         Ok(body) => body,
         Err(error) => {
             log::debug!("{NAME}: reading stream {stream_id} failed: {error}");
@@ -875,17 +685,11 @@ async fn handle_stream(
     if let Some(latency) = context.latency {
         Timer::after(latency).await;
     }
-    if conn.closing.get() {
-        respond.send_reset(h2::Reason::REFUSED_STREAM);
-        context.record.update(|r| r.refused += 1);
+    if stream.refuse_if_closing(&mut respond, &context.record) {
         return;
     }
     let outcome = evaluate(&context, &head, &body);
-    let answered = conn.answered.get() + 1;
-    conn.answered.set(answered);
-    if context.goaway_after.is_some_and(|limit| answered >= limit) {
-        conn.start_closing();
-    }
+    stream.count_answer();
     let (status, reason, timestamp, apns_id, token) = context.record.update(|r| {
         let apns_id = outcome
             .apns_id
@@ -905,7 +709,7 @@ async fn handle_stream(
                         expiration: accepted.expiration,
                         collapse_id: accepted.collapse_id,
                         payload: accepted.payload,
-                        connection: conn.index,
+                        connection: stream.connection(),
                         stream_id,
                     });
                 }
@@ -921,7 +725,7 @@ async fn handle_stream(
                 reason: reason.clone(),
                 token: outcome.token.clone(),
                 apns_id: apns_id.clone(),
-                connection: conn.index,
+                connection: stream.connection(),
                 stream_id,
             });
         }

@@ -1,7 +1,6 @@
 //! A loopback legacy GCM HTTP JSON endpoint (`POST /gcm/send`) with scripted outcomes.
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,24 +13,20 @@ use http::header::{ALLOW, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use push_proto::SplitMix64;
 use push_proto::gcm::{MAX_BATCH_SIZE, RequestBody, ResponseBody, TokenResult};
 use smol::Timer;
 use smol::net::TcpStream;
-use smol_hyper::rt::FuturesIo;
 
 use crate::certs::{Certificates, server_config_with_alpn};
-use crate::server::{Records, ServerThread, Shared, SmolTimer, accept_loop, handshake};
+use crate::http1::{self, text};
+use crate::server::{Records, ServerThread, Shared, accept_loop, handshake, unit_interval};
 
 const NAME: &str = "mock-gcm";
 /// The paths the mock answers on; anything else is 404.
 const PATHS: [&str; 2] = ["/gcm/send", "/fcm/send"];
 /// Largest request body read; 1000 tokens of 4096 bytes fit.
 const MAX_BODY: usize = 16 * 1024 * 1024;
-/// hyper closes connections whose request head does not arrive within this time.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The outcome the mock reports for one registration id.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -294,20 +289,11 @@ where
     S: AsyncRead + AsyncWrite + Unpin + 'static,
 {
     context.record.update(|r| r.connections += 1);
-    let service = service_fn(move |request| {
+    http1::serve(NAME, io, peer, move |request| {
         let context = context.clone();
-        async move { Ok::<_, Infallible>(respond(&context, request).await) }
-    });
-    let mut builder = http1::Builder::new();
-    // hyper panics if a timeout is configured without a timer: give it smol's.
-    builder
-        .timer(SmolTimer)
-        .header_read_timeout(HEADER_READ_TIMEOUT)
-        .keep_alive(true);
-    match builder.serve_connection(FuturesIo::new(io), service).await {
-        Ok(()) => log::debug!("{NAME}: {peer} closed"),
-        Err(error) => log::info!("{NAME}: connection with {peer} failed: {error}"),
-    }
+        async move { respond(&context, request).await }
+    })
+    .await;
 }
 
 /// Answers one request and records the answer.
@@ -460,43 +446,5 @@ fn deliver(
         message_id: Some(format!("0:{}%mock", record.message_ids).into()),
         registration_id: canonical,
         error: None,
-    }
-}
-
-/// A plain-text answer.
-fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(body.to_owned())));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=UTF-8"),
-    );
-    response
-}
-
-/// The next number in [0, 1) drawn from `rng`.
-fn unit_interval(rng: &mut SplitMix64) -> f64 {
-    (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-}
-
-#[cfg(test)]
-mod tests {
-    use super::unit_interval;
-    use push_proto::SplitMix64;
-
-    #[test]
-    fn the_sequence_is_deterministic_and_uniform_enough() {
-        let draw = |seed: u64| {
-            let mut rng = SplitMix64::new(seed);
-            (0..1000)
-                .map(|_| unit_interval(&mut rng))
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(draw(7), draw(7));
-        assert_ne!(draw(7), draw(8));
-        let values = draw(42);
-        assert!(values.iter().all(|v| (0.0..1.0).contains(v)));
-        let below = values.iter().filter(|v| **v < 0.3).count();
-        assert!((250..350).contains(&below), "{below}");
     }
 }

@@ -1,6 +1,6 @@
 //! Loopback push servers for tests, demos and benchmarks.
 //!
-//! Four stand-ins for the services `push` talks to, each listening on `127.0.0.1` with an
+//! Five stand-ins for the services `push` talks to, each listening on `127.0.0.1` with an
 //! ephemeral port:
 //!
 //! - [`MockGateway`]: Apple's binary gateway (port 2195 in production), TLS, strict frame
@@ -14,6 +14,13 @@
 //!   with ALPN `h2`, certificate or ES256 provider-token auth, strict request validation,
 //!   per-token scripted reasons, a configurable stream limit (also changed mid-connection)
 //!   and GOAWAY injection.
+//! - [`MockFcm`]: Google's FCM HTTP v1 API (`POST /v1/projects/<project>/messages:send`),
+//!   HTTP/2 over TLS, with Google's OAuth2 token endpoint (`POST /token`, HTTPS/1.1) that
+//!   verifies a service account's RS256 assertion and issues the access tokens the API
+//!   checks; strict message validation with Google RPC error JSON, per-token scripted
+//!   `errorCode`s, seeded `503`/`429` with `Retry-After`, revocable access tokens. The
+//!   [`fcm`] module also holds committed **test-only** service-account keys
+//!   ([`fcm::demo_service_account`]).
 //!
 //! Every server runs in its own background thread with its own smol executor, so tests on any
 //! runtime (smol, async-std, blocking `std::net`) can use them. A handle exposes the address,
@@ -42,7 +49,10 @@ mod apns_feedback;
 mod apns_gateway;
 mod apns_http2;
 mod certs;
+pub mod fcm;
 mod gcm;
+mod http1;
+mod http2;
 mod server;
 mod settings_splice;
 
@@ -52,4 +62,5 @@ pub use apns_http2::{
     Http2Answer, Http2Auth, Http2Delivery, Http2Options, MockApnsHttp2, ReasonScript,
 };
 pub use certs::{CertificatePaths, Certificates};
+pub use fcm::{FcmAnswer, FcmDelivery, FcmOptions, FcmScript, FcmTarget, MockFcm, ServiceAccount};
 pub use gcm::{GcmOptions, MockGcm, TokenScript};

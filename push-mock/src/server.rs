@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use futures_lite::{AsyncReadExt, AsyncWriteExt, future};
 use futures_rustls::TlsAcceptor;
 use futures_rustls::server::TlsStream;
+use push_proto::SplitMix64;
 use smol::net::{TcpListener, TcpStream};
 use smol::{LocalExecutor, Timer};
 
@@ -267,3 +268,30 @@ pub(crate) fn invalid_input(error: impl std::error::Error + Send + Sync + 'stati
 
 /// Records shared between a server thread and its handle.
 pub(crate) type Records<T> = Arc<Shared<T>>;
+
+/// The next number in [0, 1) drawn from `rng`.
+pub(crate) fn unit_interval(rng: &mut SplitMix64) -> f64 {
+    (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unit_interval;
+    use push_proto::SplitMix64;
+
+    #[test]
+    fn the_sequence_is_deterministic_and_uniform_enough() {
+        let draw = |seed: u64| {
+            let mut rng = SplitMix64::new(seed);
+            (0..1000)
+                .map(|_| unit_interval(&mut rng))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(draw(7), draw(7));
+        assert_ne!(draw(7), draw(8));
+        let values = draw(42);
+        assert!(values.iter().all(|v| (0.0..1.0).contains(v)));
+        let below = values.iter().filter(|v| **v < 0.3).count();
+        assert!((250..350).contains(&below), "{below}");
+    }
+}

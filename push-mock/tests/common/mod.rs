@@ -1,6 +1,8 @@
 //! Blocking clients for the mock servers: std::net, rustls, and a tiny HTTP/1.1 client.
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
+pub mod fcm;
+
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::Arc;

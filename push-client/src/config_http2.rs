@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use push_proto::apns::http2::{self, Auth, P8Signer, TokenAuth};
 
 use crate::error::Error;
-use crate::net::{Endpoint, Timeouts};
+use crate::net::{Endpoint, Timeouts, https_endpoint};
 use crate::tls::Tls;
 
 /// A `.p8` key with its ids; `Debug` never shows the key.
@@ -55,22 +55,7 @@ impl ApnsHttp2Config {
     /// Sends to the service at `url` (`https://host[:port]`), authenticating with the TLS
     /// client certificate of [`tls`](Self::tls) unless a provider key is set.
     pub fn new(url: &str) -> Result<Self, Error> {
-        let invalid = |reason: &str| Error::Config {
-            field: "apns url",
-            reason: format!("{reason}, got {url:?}"),
-        };
-        let uri: http::Uri = url.parse().map_err(|_| invalid("must be a URL"))?;
-        if uri.scheme_str() != Some("https") {
-            return Err(invalid("must be https://"));
-        }
-        let host = uri.host().ok_or_else(|| invalid("has no host"))?;
-        let endpoint = Endpoint {
-            host: host
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .to_owned(),
-            port: uri.port_u16().unwrap_or(443),
-        };
+        let endpoint = https_endpoint(url, "apns url")?;
         Ok(ApnsHttp2Config {
             endpoint,
             core: http2::Config::new(url.trim_end_matches('/')),

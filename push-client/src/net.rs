@@ -22,6 +22,27 @@ pub(crate) struct Endpoint {
     pub(crate) port: u16,
 }
 
+/// The endpoint of an `https://host[:port]` URL (port 443 by default); `field` names the
+/// setting in the error.
+pub(crate) fn https_endpoint(url: &str, field: &'static str) -> Result<Endpoint, Error> {
+    let invalid = |reason: &str| Error::Config {
+        field,
+        reason: format!("{reason}, got {url:?}"),
+    };
+    let uri: http::Uri = url.parse().map_err(|_| invalid("must be a URL"))?;
+    if uri.scheme_str() != Some("https") {
+        return Err(invalid("must be https://"));
+    }
+    let host = uri.host().ok_or_else(|| invalid("has no host"))?;
+    Ok(Endpoint {
+        host: host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned(),
+        port: uri.port_u16().unwrap_or(443),
+    })
+}
+
 impl Endpoint {
     /// Parses `host:port`; `field` names the setting in the error.
     pub(crate) fn parse(text: &str, field: &'static str) -> Result<Self, Error> {

@@ -292,4 +292,4 @@ fn cut(text: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -12,7 +12,7 @@ use thiserror::Error;
 pub enum Platform {
     /// Apple devices, reached through APNs.
     Ios,
-    /// Android devices, reached through GCM.
+    /// Android devices, reached through FCM (v1, or legacy GCM).
     Android,
 }
 

@@ -353,3 +353,49 @@ fn a_payload_fcm_cannot_carry_fails_only_android_devices() {
     assert!(push.poll_action(now, &mut out).is_none(), "no token needed");
     assert!(push.is_idle());
 }
+
+/// Refused service-account credentials fail the waiting Android devices with a clear
+/// `rejected` and one client-wide event.
+#[test]
+fn refused_fcm_credentials_fail_the_waiting_devices() {
+    let now = Instant::now();
+    let mut push = with_fcm(Push::new(), now);
+    let session = push.open_session(&Payload::new().body("B"));
+    push.push(session, Device::android("a"), now).unwrap();
+    push.push(session, Device::android("b"), now).unwrap();
+    push.close_session(session);
+    let mut out = Vec::new();
+    let Some(Action::FcmTokenRequest(_)) = push.poll_action(now, &mut out) else {
+        panic!("the token comes first");
+    };
+    assert!(
+        push.poll_action(now, &mut out).is_none(),
+        "sends wait for it"
+    );
+    let refusal = http::Response::builder()
+        .status(400)
+        .body(Bytes::from_static(
+            br#"{"error":"invalid_grant","error_description":"Invalid JWT Signature."}"#,
+        ))
+        .unwrap();
+    push.handle_fcm_token_response(refusal, now);
+    assert_eq!(
+        feedback(&mut push),
+        [
+            ("a".into(), Some("rejected"), None),
+            ("b".into(), Some("rejected"), None)
+        ]
+    );
+    let events: Vec<_> = std::iter::from_fn(|| push.poll_event()).collect();
+    assert!(
+        matches!(
+            &events[..],
+            [
+                Event::SessionFinished(_),
+                Event::Fcm(fcm::Event::TokenRequestFailed { retry_at: None, .. })
+            ]
+        ),
+        "{events:?}"
+    );
+    assert!(push.is_idle());
+}

@@ -55,12 +55,13 @@
 //! - `service_account`: [`ServiceAccount`], the JSON key file (the key never in `Debug`).
 //! - `assertion`: the RS256 JWT assertion, [`RsaSigner`] and [`RingSigner`].
 //! - [`oauth`]: [`OAuth`], the access-token state machine, and [`parse_token_response`].
-//! - `message`: [`Message`], the body encoded once per session, spliced per token.
+//! - [`message`]: [`Message`], the body encoded once per session, spliced per token; the
+//!   field table.
 //! - [`response`]: [`classify`], the response table ([`ErrorCode`] to [`Verdict`]).
 //! - `sender`: [`Sender`], the state machine.
 
 mod assertion;
-mod message;
+pub mod message;
 pub mod oauth;
 pub mod response;
 mod sender;

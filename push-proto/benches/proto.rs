@@ -134,8 +134,9 @@ fn frame_encode(c: &mut Criterion) {
             black_box(out.as_slice());
         });
     });
-    assert_eq!(
-        out, encoded,
+    // Empty when a filter skipped the benchmark (`cargo bench -- fcm`).
+    assert!(
+        out.is_empty() || out == encoded,
         "the benchmark encoded what the baseline copies"
     );
     memcpy_baseline(&mut group, &encoded);
@@ -394,8 +395,8 @@ fn gcm_response(c: &mut Criterion) {
             BatchSize::LargeInput,
         );
     });
-    // Everything but the 1 % `Unavailable`, which waits for a retry.
-    assert_eq!(settled, N - N / 100);
+    // Everything but the 1 % `Unavailable`, which waits for a retry (0: filtered out).
+    assert!(settled == 0 || settled == N - N / 100, "{settled}");
     memcpy_baseline(&mut group, &body);
     group.finish();
 }
@@ -576,8 +577,8 @@ fn fcm_response(c: &mut Criterion) {
             BatchSize::LargeInput,
         );
     });
-    // Everything but the 2 % `UNAVAILABLE`, which wait for a retry.
-    assert_eq!(settled, N - 2 * N / 100);
+    // Everything but the 2 % `UNAVAILABLE`, which wait for a retry (0: filtered out).
+    assert!(settled == 0 || settled == N - 2 * N / 100, "{settled}");
     let all: Vec<u8> = responses.iter().flat_map(|r| r.body().to_vec()).collect();
     memcpy_baseline(&mut group, &all);
     group.finish();

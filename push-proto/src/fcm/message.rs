@@ -238,24 +238,16 @@ impl Message {
                 limit: MAX_MESSAGE_SIZE,
             });
         }
-        // `encoded` is `{}` or `{"field":...}`: keep what follows the opening brace, after a
-        // comma that separates it from the token.
-        let rest = match &encoded[..] {
-            b"{}" => Bytes::from_static(b"}"),
-            [b'{', fields @ ..] => {
-                let mut rest = BytesMut::with_capacity(encoded.len());
-                rest.put_u8(b',');
-                rest.put_slice(fields);
-                rest.freeze()
-            }
-            _ => {
-                return Err(DeviceError::InvalidPayload(
-                    "the message is not an object".into(),
-                ));
-            }
-        };
+        // `encoded` is `{}` or `{"field":...}`: what follows the opening brace is `}` or
+        // `"field":...}`, which a comma separates from the token.
+        let fields = encoded.get(1..).unwrap_or_default();
+        let mut rest = BytesMut::with_capacity(encoded.len());
+        if fields != b"}" {
+            rest.put_u8(b',');
+        }
+        rest.put_slice(fields);
         Ok(Message {
-            rest,
+            rest: rest.freeze(),
             ttl: payload.time_to_live,
         })
     }

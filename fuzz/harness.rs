@@ -16,6 +16,7 @@ use push_proto::apns::{
     ErrorResponse, Event, FeedbackDecoder, FeedbackTuple, Format, Frame, Gateway, GatewayConfig,
     Notification, SilentClose, Status,
 };
+use push_proto::fcm;
 use push_proto::gcm::{self, MessageOptions, RequestBody, Sender, parse_results};
 use push_proto::{ApnsToken, DeviceError, GcmToken, Payload};
 
@@ -841,4 +842,179 @@ pub fn apns_http2_response(data: &[u8]) {
     assert_eq!(reports, 1, "one report per notification");
     // Three counted attempts plus the one retry after ExpiredProviderToken.
     assert!(sends <= 4, "bounded attempts: {sends}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// fcm_response, fcm_token_response
+// ---------------------------------------------------------------------------------------------
+
+/// An RSA signer that needs no key: the harnesses check parsing and bookkeeping, not crypto.
+struct ZeroRsaSigner;
+
+impl fcm::RsaSigner for ZeroRsaSigner {
+    fn key_id(&self) -> &str {
+        "fuzz-key"
+    }
+
+    fn sign(&self, _: &[u8]) -> Result<Vec<u8>, fcm::SignError> {
+        Ok(vec![0; 256])
+    }
+}
+
+/// A sender for project `fuzz` with one notification queued, tagged 0.
+fn fcm_sender(now: Instant) -> fcm::Sender<u32> {
+    let account = fcm::ServiceAccount::new("fuzz", "fuzz@fuzz.iam.gserviceaccount.com", "k", "");
+    let auth = fcm::OAuth::new(&account, ZeroRsaSigner, now, 1_700_000_000).expect("valid uri");
+    let mut config = fcm::Config::for_account(&account);
+    config.max_attempts = 3;
+    let mut sender = fcm::Sender::new(config, auth).expect("valid config");
+    let message =
+        fcm::Message::new(&Payload::new().body("hi"), &fcm::Options::new()).expect("small message");
+    let token = GcmToken::parse("fuzz-token").expect("valid token");
+    assert!(sender.queue(token, message, 0, now).is_ok());
+    sender
+}
+
+fn grant() -> http::Response<bytes::Bytes> {
+    http::Response::new(bytes::Bytes::from_static(
+        br#"{"access_token":"ya29.fuzz","expires_in":3600,"token_type":"Bearer"}"#,
+    ))
+}
+
+/// Drives `sender` until it is idle: token requests are answered by `token_answer(round)`
+/// (`None` = transport failure), FCM requests by `fcm_answer(round)` (`None` = transport
+/// failure), time jumps to each deadline. Returns (reports, token requests, FCM requests).
+fn drive_fcm(
+    sender: &mut fcm::Sender<u32>,
+    mut now: Instant,
+    token_answer: impl Fn(u32) -> Option<http::Response<bytes::Bytes>>,
+    fcm_answer: impl Fn(u32) -> Option<http::Response<bytes::Bytes>>,
+) -> (u32, u32, u32) {
+    let (mut reports, mut token_requests, mut sends) = (0, 0, 0);
+    for round in 0..200u32 {
+        while let Some(report) = sender.poll_outcome() {
+            assert_eq!(report.outcome.tag, 0);
+            reports += 1;
+        }
+        while sender.poll_event().is_some() {}
+        if sender.is_idle() {
+            break;
+        }
+        if let Some(request) = sender.poll_token_request(now) {
+            token_requests += 1;
+            assert_eq!(request.uri(), "https://oauth2.googleapis.com/token");
+            match token_answer(round) {
+                Some(response) => sender.handle_token_response(response, now),
+                None => sender.handle_token_failure("connection reset", now),
+            }
+            continue;
+        }
+        if let Some((id, request)) = sender.poll_request(now) {
+            sends += 1;
+            let body: fcm::SendRequest = serde_json::from_slice(request.body()).expect("our JSON");
+            assert_eq!(body.message.token, "fuzz-token");
+            match fcm_answer(round) {
+                Some(response) => sender.handle_response(id, response, now),
+                None => sender.handle_failure(id, "connection reset", now),
+            }
+            continue;
+        }
+        now = sender
+            .poll_timeout()
+            .expect("waiting for something")
+            .max(now);
+        sender.handle_timeout(now);
+    }
+    assert!(sender.is_idle(), "the sender finishes");
+    (reports, token_requests, sends)
+}
+
+/// An FCM response made of the fuzzer's bytes — status and `Retry-After` picked by the first
+/// bytes, the rest the body — classified directly, then handed to a `Sender` with one
+/// notification in flight; later requests get the same response or a transport failure, in
+/// turn, until the sender gives up. Classification never panics, the notification gets
+/// exactly one report, and it is sent a bounded number of times.
+pub fn fcm_response(data: &[u8]) {
+    let [status_pick, extras, body @ ..] = data else {
+        return;
+    };
+    let statuses = [200, 400, 401, 403, 404, 429, 500, 503];
+    let status = match statuses.get(usize::from(*status_pick)) {
+        Some(status) => *status,
+        None => 100 + u16::from(*status_pick) * 3,
+    };
+    let mut response = http::Response::builder().status(status);
+    response = match extras % 3 {
+        0 => response,
+        1 => response.header("retry-after", (extras / 3).to_string()),
+        _ => match http::HeaderValue::from_bytes(body) {
+            Ok(value) => response.header("retry-after", value),
+            Err(_) => response,
+        },
+    };
+    let Ok(response) = response.body(bytes::Bytes::copy_from_slice(body)) else {
+        return;
+    };
+    let classified = fcm::classify(response.status(), response.headers(), response.body());
+    assert_eq!(classified.status.as_u16(), status);
+    assert!(!classified.describe().is_empty());
+
+    let now = Instant::now();
+    let mut sender = fcm_sender(now);
+    let (reports, _, sends) = drive_fcm(
+        &mut sender,
+        now,
+        |_| Some(grant()),
+        |round| (round % 2 == 1).then(|| response.clone()),
+    );
+    assert_eq!(reports, 1, "one report per notification");
+    // Three counted attempts plus the one resend after a refused access token.
+    assert!(sends <= 4, "bounded attempts: {sends}");
+}
+
+/// A token endpoint answer made of the fuzzer's bytes — status picked by the first byte, the
+/// rest the body — parsed directly, then given to a `Sender` waiting for its first token;
+/// later token requests get the same answer or a transport failure, in turn. Parsing never
+/// panics, a grant is usable, and the waiting notification ends in exactly one report after a
+/// bounded number of token requests.
+pub fn fcm_token_response(data: &[u8]) {
+    let [status_pick, body @ ..] = data else {
+        return;
+    };
+    let statuses = [200, 200, 400, 401, 403, 429, 500, 503];
+    let status = match statuses.get(usize::from(*status_pick)) {
+        Some(status) => *status,
+        None => 100 + u16::from(*status_pick) * 3,
+    };
+    let Ok(response) = http::Response::builder()
+        .status(status)
+        .body(bytes::Bytes::copy_from_slice(body))
+    else {
+        return;
+    };
+    match fcm::parse_token_response(response.status(), body) {
+        Ok(grant) => {
+            assert_eq!(status, 200);
+            assert!(!grant.access_token.is_empty() && grant.expires_in.as_secs() > 0);
+        }
+        Err(error) => assert!(error.status == Some(status) && !error.to_string().is_empty()),
+    }
+
+    let now = Instant::now();
+    let mut sender = fcm_sender(now);
+    let ok = http::Response::new(bytes::Bytes::from_static(
+        br#"{"name":"projects/fuzz/messages/1"}"#,
+    ));
+    let (reports, token_requests, sends) = drive_fcm(
+        &mut sender,
+        now,
+        |round| (round % 2 == 0).then(|| response.clone()),
+        |_| Some(ok.clone()),
+    );
+    assert_eq!(reports, 1, "one report per notification");
+    assert!(
+        token_requests <= 3,
+        "bounded token requests: {token_requests}"
+    );
+    assert!(sends <= 1, "one send at most: {sends}");
 }

@@ -12,7 +12,7 @@ use thiserror::Error;
 pub enum Platform {
     /// Apple devices, reached through APNs.
     Ios,
-    /// Android devices, reached through GCM.
+    /// Android devices, reached through FCM (v1, or legacy GCM).
     Android,
 }
 
@@ -109,6 +109,10 @@ pub enum TokenError {
     /// A GCM registration id was longer than [`GcmToken::MAX_LEN`].
     #[error("a GCM registration id must be at most {max} bytes, got {0}", max = GcmToken::MAX_LEN)]
     GcmTooLong(usize),
+    /// The service itself called the token malformed (FCM v1 `INVALID_ARGUMENT` on
+    /// `message.token`); its words follow.
+    #[error("the service says the token is malformed: {0}")]
+    RejectedByService(String),
 }
 
 /// A validated APNs device token: 32 bytes, written as 64 hex characters (any case).

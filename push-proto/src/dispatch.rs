@@ -8,6 +8,7 @@ use bytes::Bytes;
 
 use crate::apns::{self, Gateway, GatewayConfig, http2};
 use crate::device::{ApnsToken, Device, GcmToken, Platform, TokenError};
+use crate::fcm;
 use crate::feedback::{DeviceError, Feedback};
 use crate::gcm::{self, Message, MessageId, MessageOptions, RequestId, Sender};
 use crate::outcome::{Full, Outcome};
@@ -37,6 +38,14 @@ pub enum Action {
     /// [`Push::handle_apns_http2_response`], [`Push::handle_apns_http2_failure`] or
     /// [`Push::handle_apns_http2_refused`] with its id.
     ApnsRequest(http2::RequestId, Box<http::Request<Bytes>>),
+    /// Send this request to FCM (its URI says where) over HTTP/2, then call
+    /// [`Push::handle_fcm_response`], [`Push::handle_fcm_failure`] or
+    /// [`Push::handle_fcm_refused`] with its id.
+    FcmRequest(fcm::RequestId, Box<http::Request<Bytes>>),
+    /// Send this access-token request to the service account's `token_uri` (its URI; not the
+    /// FCM host), then call [`Push::handle_fcm_token_response`] or
+    /// [`Push::handle_fcm_token_failure`].
+    FcmTokenRequest(Box<http::Request<Bytes>>),
 }
 
 /// Something worth knowing that concerns more than one device.
@@ -51,6 +60,8 @@ pub enum Event {
     Gcm(gcm::Event),
     /// A notable APNs HTTP/2 event (refused credentials, a new provider token, ...).
     ApnsHttp2(http2::Event),
+    /// A notable FCM event (access tokens, refused credentials, ...).
+    Fcm(fcm::Event),
 }
 
 #[derive(Debug)]
@@ -63,6 +74,8 @@ struct Session {
     apns_http2: Option<Result<http2::Message, DeviceError>>,
     /// The GCM message, or why this payload cannot go to GCM.
     gcm: Result<MessageId, DeviceError>,
+    /// The FCM message, when that provider is configured.
+    fcm: Option<Result<fcm::Message, DeviceError>>,
     outstanding: u64,
     closed: bool,
 }
@@ -84,6 +97,7 @@ pub struct Push {
     apns: Option<Gateway<Tag>>,
     apns_http2: Option<http2::Sender<Tag>>,
     gcm: Option<(Sender<Tag>, MessageOptions)>,
+    fcm: Option<(fcm::Sender<Tag>, fcm::Options)>,
     sessions: HashMap<SessionId, Session>,
     next_session: u64,
     feedback: VecDeque<(SessionId, Feedback)>,
@@ -97,13 +111,15 @@ impl Default for Push {
 }
 
 impl Push {
-    /// A dispatcher with no providers: add them with [`with_apns`](Push::with_apns) and
-    /// [`with_gcm`](Push::with_gcm).
+    /// A dispatcher with no providers: add them with [`with_apns`](Push::with_apns),
+    /// [`with_apns_http2`](Push::with_apns_http2), [`with_gcm`](Push::with_gcm) and
+    /// [`with_fcm`](Push::with_fcm).
     pub fn new() -> Self {
         Push {
             apns: None,
             apns_http2: None,
             gcm: None,
+            fcm: None,
             sessions: HashMap::new(),
             next_session: 0,
             feedback: VecDeque::new(),
@@ -138,6 +154,18 @@ impl Push {
         Ok(self)
     }
 
+    /// Sends Android devices through FCM HTTP v1 (it takes precedence over legacy GCM when
+    /// both are configured), with `options` for every session's message.
+    pub fn with_fcm(
+        mut self,
+        config: fcm::Config,
+        auth: fcm::OAuth,
+        options: fcm::Options,
+    ) -> Result<Self, fcm::ConfigError> {
+        self.fcm = Some((fcm::Sender::new(config, auth)?, options));
+        Ok(self)
+    }
+
     /// The APNs gateway state machine, when configured (for stats and configuration).
     pub fn apns(&self) -> Option<&Gateway<Tag>> {
         self.apns.as_ref()
@@ -151,6 +179,11 @@ impl Push {
     /// The GCM sender, when configured (for stats and configuration).
     pub fn gcm(&self) -> Option<&Sender<Tag>> {
         self.gcm.as_ref().map(|(sender, _)| sender)
+    }
+
+    /// The FCM sender, when configured (for stats and configuration).
+    pub fn fcm(&self) -> Option<&fcm::Sender<Tag>> {
+        self.fcm.as_ref().map(|(sender, _)| sender)
     }
 
     /// Starts a session: `payload` is encoded once per provider here, and every device pushed
@@ -173,6 +206,10 @@ impl Push {
                 http2::Message::new(&notification, &http2::Options::from_payload(payload))
             }),
             gcm,
+            fcm: self
+                .fcm
+                .as_ref()
+                .map(|(_, options)| fcm::Message::new(payload, options)),
             outstanding: 0,
             closed: false,
         };
@@ -203,6 +240,9 @@ impl Push {
                 route_apns_http2(&mut self.apns_http2, session, session_id, device)
             }
             Platform::Ios => route_apns(&mut self.apns, session, session_id, device),
+            Platform::Android if self.fcm.is_some() => {
+                route_fcm(&mut self.fcm, session, session_id, device, now)
+            }
             Platform::Android => route_gcm(&mut self.gcm, session, session_id, device, now),
         };
         match routed {
@@ -242,6 +282,7 @@ impl Push {
         self.apns.as_ref().is_none_or(Gateway::is_idle)
             && self.apns_http2.as_ref().is_none_or(http2::Sender::is_idle)
             && self.gcm.as_ref().is_none_or(|(sender, _)| sender.is_idle())
+            && self.fcm.as_ref().is_none_or(|(sender, _)| sender.is_idle())
     }
 
     /// The APNs gateway connection is open.
@@ -333,6 +374,54 @@ impl Push {
         }
     }
 
+    /// The response to an FCM request.
+    pub fn handle_fcm_response(
+        &mut self,
+        id: fcm::RequestId,
+        response: http::Response<Bytes>,
+        now: Instant,
+    ) {
+        if let Some((sender, _)) = &mut self.fcm {
+            sender.handle_response(id, response, now);
+        }
+    }
+
+    /// An FCM request failed before a response (connection lost, timed out).
+    pub fn handle_fcm_failure(&mut self, id: fcm::RequestId, reason: &str, now: Instant) {
+        if let Some((sender, _)) = &mut self.fcm {
+            sender.handle_failure(id, reason, now);
+        }
+    }
+
+    /// FCM did not process a request (refused stream, beyond a GOAWAY's last stream id): it
+    /// is sent again, not counted as an attempt.
+    pub fn handle_fcm_refused(&mut self, id: fcm::RequestId) {
+        if let Some((sender, _)) = &mut self.fcm {
+            sender.handle_refused(id);
+        }
+    }
+
+    /// The FCM server's current `SETTINGS_MAX_CONCURRENT_STREAMS`.
+    pub fn handle_fcm_max_streams(&mut self, streams: u32) {
+        if let Some((sender, _)) = &mut self.fcm {
+            sender.handle_max_concurrent_streams(streams);
+        }
+    }
+
+    /// The token endpoint's answer to [`Action::FcmTokenRequest`].
+    pub fn handle_fcm_token_response(&mut self, response: http::Response<Bytes>, now: Instant) {
+        if let Some((sender, _)) = &mut self.fcm {
+            sender.handle_token_response(response, now);
+        }
+    }
+
+    /// [`Action::FcmTokenRequest`] failed in transport.
+    pub fn handle_fcm_token_failure(&mut self, reason: &str, now: Instant) {
+        if let Some((sender, _)) = &mut self.fcm {
+            sender.handle_token_failure(reason, now);
+        }
+    }
+
     /// The deadline from [`poll_timeout`](Push::poll_timeout) passed.
     pub fn handle_timeout(&mut self, now: Instant) {
         if let Some(gateway) = &mut self.apns {
@@ -342,6 +431,9 @@ impl Push {
             sender.handle_timeout(now);
         }
         if let Some((sender, _)) = &mut self.gcm {
+            sender.handle_timeout(now);
+        }
+        if let Some((sender, _)) = &mut self.fcm {
             sender.handle_timeout(now);
         }
     }
@@ -365,6 +457,14 @@ impl Push {
             && let Some((id, request)) = sender.poll_request(now)
         {
             return Some(Action::ApnsRequest(id, Box::new(request)));
+        }
+        if let Some((sender, _)) = &mut self.fcm {
+            if let Some(request) = sender.poll_token_request(now) {
+                return Some(Action::FcmTokenRequest(Box::new(request)));
+            }
+            if let Some((id, request)) = sender.poll_request(now) {
+                return Some(Action::FcmRequest(id, Box::new(request)));
+            }
         }
         let (sender, _) = self.gcm.as_mut()?;
         sender
@@ -391,6 +491,11 @@ impl Push {
                 self.events.push_back(Event::ApnsHttp2(event));
             }
         }
+        if let Some((sender, _)) = &mut self.fcm {
+            while let Some(event) = sender.poll_event() {
+                self.events.push_back(Event::Fcm(event));
+            }
+        }
         self.events.pop_front()
     }
 
@@ -405,7 +510,11 @@ impl Push {
             .gcm
             .as_ref()
             .and_then(|(sender, _)| sender.poll_timeout());
-        [apns, apns_http2, gcm].into_iter().flatten().min()
+        let fcm = self
+            .fcm
+            .as_ref()
+            .and_then(|(sender, _)| sender.poll_timeout());
+        [apns, apns_http2, gcm, fcm].into_iter().flatten().min()
     }
 
     fn collect_outcomes(&mut self) {
@@ -425,6 +534,13 @@ impl Push {
             .and_then(|(sender, _)| sender.poll_outcome())
         {
             self.finish_device(outcome);
+        }
+        while let Some(report) = self
+            .fcm
+            .as_mut()
+            .and_then(|(sender, _)| sender.poll_outcome())
+        {
+            self.finish_device(report.outcome);
         }
     }
 
@@ -538,6 +654,22 @@ fn route_gcm(
     sender
         .queue(message, token, (session_id, device), now)
         .map_err(|Full((_, (_, device)))| Routed::Full(device))
+}
+
+fn route_fcm(
+    fcm: &mut Option<(fcm::Sender<Tag>, fcm::Options)>,
+    session: &Session,
+    session_id: SessionId,
+    device: Device,
+    now: Instant,
+) -> Result<(), Routed> {
+    let (Some((sender, _)), Some(message)) = (fcm, &session.fcm) else {
+        return Err(no_provider(device));
+    };
+    let (token, message, device) = prepare(device, GcmToken::parse, message.as_ref())?;
+    sender
+        .queue(token, message, (session_id, device), now)
+        .map_err(|Full((_, _, (_, device)))| Routed::Full(device))
 }
 
 #[cfg(test)]

@@ -66,7 +66,8 @@ impl Feedback {
 #[non_exhaustive]
 pub enum DeviceError {
     /// The service says the token is no longer valid (APNs status 8, the feedback service,
-    /// GCM `NotRegistered` / `InvalidRegistration` / `MismatchSenderId`). Delete the token.
+    /// GCM `NotRegistered` / `InvalidRegistration` / `MismatchSenderId`, FCM `UNREGISTERED` /
+    /// `SENDER_ID_MISMATCH`). Delete the token.
     #[error("invalid_device: the service marked this device invalid; remove it")]
     InvalidDevice,
     /// The token is not well-formed for its platform; it was never sent.
@@ -100,7 +101,7 @@ pub enum DeviceError {
     /// The service refused this notification permanently, with its own code.
     #[error("rejected: {provider} said {code}")]
     Rejected {
-        /// `apns` or `gcm`.
+        /// `apns`, `gcm`, `fcm` (or `push` for the dispatcher's own refusals).
         provider: &'static str,
         /// The provider's code, e.g. `7 (invalid payload size)` or `MessageTooBig`.
         code: String,

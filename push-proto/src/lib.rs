@@ -10,12 +10,17 @@
 //!   ([`ApnsToken`], [`GcmToken`]), the [`Payload`] written once per broadcast, and the
 //!   [`Feedback`] every device ends in, with a [`DeviceError`] carrying a stable snake_case code.
 //! - [`apns`]: binary frames (commands 0, 1, 2) and error responses in both directions, the
-//!   [`apns::Gateway`] connection state machine with its resend window, and the
-//!   feedback-service codec.
+//!   [`apns::Gateway`] connection state machine with its resend window, the
+//!   feedback-service codec, and the HTTP/2 provider API ([`apns::http2`]).
 //! - [`gcm`]: request bodies, the [`gcm::Sender`] batching / retry state machine and the
 //!   response classification.
-//! - [`Push`]: the dispatcher that routes devices to the provider of their platform and gives a
-//!   driver one loop to run.
+//! - [`fcm`]: Google's live protocol, FCM HTTP v1: the service account and its RS256
+//!   assertion, the [`fcm::OAuth`] access-token state machine, the message encoded once and
+//!   spliced per token, the response table, and the [`fcm::Sender`] (one request per device,
+//!   in-flight limit, retries, token refresh).
+//! - [`Push`]: the dispatcher that routes devices to the provider of their platform (APNs
+//!   HTTP/2 before the binary gateway, FCM v1 before legacy GCM) and gives a driver one loop to
+//!   run.
 //!
 //! ## The contract every state machine follows
 //! `handle_*` methods feed inputs (bytes read, HTTP responses, connection events, the passing
@@ -57,8 +62,10 @@ pub mod apns;
 mod backoff;
 mod device;
 mod dispatch;
+pub mod fcm;
 mod feedback;
 pub mod gcm;
+mod jose;
 mod outcome;
 mod payload;
 mod rng;

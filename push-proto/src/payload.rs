@@ -16,6 +16,8 @@
 //! | `collapse_key`      | —                                      | `collapse_key`                      |
 //! | `apns_push_type`    | HTTP/2 `apns-push-type` (default: `alert`, or `background` when only `content_available`) | — |
 //!
+//! FCM HTTP v1 has its own table, in [`fcm::message`](crate::fcm::message).
+//!
 //! Unlike the Go library this project grew from, the body is never dropped for iOS, badge and
 //! sound are typed (no panics on odd `data` values) and are not copied into the custom keys,
 //! and data keys are sent as given (no `Title`/`Content` renaming).
@@ -69,9 +71,10 @@ pub struct Payload {
     /// APNs expiry as UNIX seconds: the service stores and retries until then. `None` sends 0:
     /// deliver once, now, or never.
     pub expiry: Option<u32>,
-    /// GCM time to live in seconds (0..=2,419,200).
+    /// GCM / FCM time to live in seconds (0..=2,419,200); FCM does not retry a message
+    /// past it.
     pub time_to_live: Option<u32>,
-    /// GCM collapse key: queued messages with the same key replace each other.
+    /// GCM / FCM collapse key: queued messages with the same key replace each other.
     pub collapse_key: Option<String>,
     /// The APNs HTTP/2 push type (`voip`, `liveactivity`, ...), when not the default.
     pub apns_push_type: Option<crate::apns::http2::PushType>,

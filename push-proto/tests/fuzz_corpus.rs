@@ -69,3 +69,13 @@ fn gcm_response_corpus() {
 fn apns_http2_response_corpus() {
     replay("apns_http2_response", harness::apns_http2_response);
 }
+
+#[test]
+fn fcm_response_corpus() {
+    replay("fcm_response", harness::fcm_response);
+}
+
+#[test]
+fn fcm_token_response_corpus() {
+    replay("fcm_token_response", harness::fcm_token_response);
+}

@@ -133,7 +133,9 @@ fn one_loop_drives_both_providers_to_one_feedback_per_device() {
                     }
                     apns_out.clear();
                 }
-                Action::ApnsRequest(..) => panic!("no HTTP/2 provider configured"),
+                Action::ApnsRequest(..) | Action::FcmRequest(..) | Action::FcmTokenRequest(_) => {
+                    panic!("no HTTP/2 provider configured")
+                }
                 Action::GcmRequest(id, request) => {
                     assert_eq!(request.headers()["authorization"], "key=test-key");
                     let body: RequestBody = serde_json::from_slice(request.body()).unwrap();
@@ -223,5 +225,177 @@ fn ios_devices_go_through_the_http2_provider_when_configured() {
         ]
     );
     assert_eq!(push.poll_event(), Some(Event::SessionFinished(session)));
+    assert!(push.is_idle());
+}
+
+fn with_fcm(push: Push, now: Instant) -> Push {
+    let account = crate::fcm::ServiceAccount::new(
+        "demo-project",
+        "push@demo-project.iam.gserviceaccount.com",
+        "kid",
+        include_str!("../fcm/testdata/test-only-rsa2048-a.pem"),
+    );
+    let auth = fcm::OAuth::from_service_account(&account, now, 1_700_000_000).unwrap();
+    let options = fcm::Options::new().analytics_label("campaign");
+    push.with_fcm(fcm::Config::for_account(&account), auth, options)
+        .unwrap()
+}
+
+/// With FCM configured next to GCM, Android devices go through FCM: first the access token
+/// from the token endpoint, then one request per device; answers become feedback.
+#[test]
+fn android_devices_go_through_fcm_when_configured() {
+    let mut now = Instant::now();
+    let mut push = with_fcm(both(), now);
+    push.handle_fcm_max_streams(10);
+    let session = push.open_session(&Payload::new().title("T").data("n", 1));
+    for token in ["a", "b", "c"] {
+        push.push(session, Device::android(token), now).unwrap();
+    }
+    push.push(session, Device::android("bad token"), now)
+        .unwrap();
+    push.close_session(session);
+    assert_eq!(
+        feedback(&mut push),
+        [("bad token".into(), Some("invalid_token_format"), None)]
+    );
+
+    let mut apns_out = Vec::new();
+    let mut token_requests = 0;
+    let mut fcm_requests = Vec::new();
+    let mut events = Vec::new();
+    for _ in 0..20 {
+        while let Some(action) = push.poll_action(now, &mut apns_out) {
+            match action {
+                Action::FcmTokenRequest(request) => {
+                    token_requests += 1;
+                    assert_eq!(request.uri(), "https://oauth2.googleapis.com/token");
+                    if token_requests == 1 {
+                        push.handle_fcm_token_failure("connection reset", now);
+                    } else {
+                        let grant = r#"{"access_token":"ya29.t","expires_in":3600}"#;
+                        push.handle_fcm_token_response(http::Response::new(grant.into()), now);
+                    }
+                }
+                Action::FcmRequest(id, request) => fcm_requests.push((id, request)),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        for (id, request) in fcm_requests.drain(..) {
+            assert_eq!(
+                request.uri(),
+                "https://fcm.googleapis.com/v1/projects/demo-project/messages:send"
+            );
+            assert_eq!(request.headers()["authorization"], "Bearer ya29.t");
+            let body: fcm::SendRequest = serde_json::from_slice(request.body()).unwrap();
+            assert_eq!(body.message.content.data["n"], "1");
+            let answer = match body.message.token.as_str() {
+                "a" => (200, r#"{"name":"projects/demo-project/messages/1"}"#),
+                "b" => (503, ""),
+                _ => (
+                    404,
+                    r#"{"error":{"code":404,"status":"NOT_FOUND","details":[{"@type":"type.googleapis.com/google.firebase.fcm.v1.FcmError","errorCode":"UNREGISTERED"}]}}"#,
+                ),
+            };
+            let seen = push.fcm().unwrap().stats().responses;
+            let (status, body) = if seen >= 3 { (200, answer.1) } else { answer };
+            let response = http::Response::builder()
+                .status(status)
+                .body(Bytes::from(body))
+                .unwrap();
+            push.handle_fcm_response(id, response, now);
+        }
+        events.extend(std::iter::from_fn(|| push.poll_event()));
+        if events.contains(&Event::SessionFinished(session)) {
+            break;
+        }
+        now = push.poll_timeout().expect("something to wait for").max(now);
+        push.handle_timeout(now);
+    }
+    assert!(apns_out.is_empty());
+    assert_eq!(token_requests, 2, "one failure, one grant");
+    assert!(events.iter().any(|e| matches!(
+        e,
+        Event::Fcm(fcm::Event::TokenRefreshed { generation: 1, .. })
+    )));
+    let mut results = feedback(&mut push);
+    results.sort();
+    assert_eq!(
+        results,
+        [
+            ("a".into(), None, None),
+            ("b".into(), None, None),
+            ("c".into(), Some("invalid_device"), None),
+        ]
+    );
+    assert_eq!(push.fcm().unwrap().stats().requests, 4, "b was retried");
+    assert!(push.is_idle());
+    assert!(push.gcm().unwrap().stats().requests == 0, "GCM is not used");
+}
+
+#[test]
+fn a_payload_fcm_cannot_carry_fails_only_android_devices() {
+    let now = Instant::now();
+    let mut push = with_fcm(Push::new(), now);
+    let session = push.open_session(&Payload::new().data("n", serde_json::Value::Null));
+    push.push(session, Device::android("a"), now).unwrap();
+    push.push(session, Device::ios(apns_token(1)), now).unwrap();
+    assert_eq!(
+        feedback(&mut push),
+        [
+            ("a".into(), Some("invalid_payload"), None),
+            (apns_token(1), Some("no_provider"), None)
+        ]
+    );
+    push.close_session(session);
+    assert_eq!(push.poll_event(), Some(Event::SessionFinished(session)));
+    let mut out = Vec::new();
+    assert!(push.poll_action(now, &mut out).is_none(), "no token needed");
+    assert!(push.is_idle());
+}
+
+/// Refused service-account credentials fail the waiting Android devices with a clear
+/// `rejected` and one client-wide event.
+#[test]
+fn refused_fcm_credentials_fail_the_waiting_devices() {
+    let now = Instant::now();
+    let mut push = with_fcm(Push::new(), now);
+    let session = push.open_session(&Payload::new().body("B"));
+    push.push(session, Device::android("a"), now).unwrap();
+    push.push(session, Device::android("b"), now).unwrap();
+    push.close_session(session);
+    let mut out = Vec::new();
+    let Some(Action::FcmTokenRequest(_)) = push.poll_action(now, &mut out) else {
+        panic!("the token comes first");
+    };
+    assert!(
+        push.poll_action(now, &mut out).is_none(),
+        "sends wait for it"
+    );
+    let refusal = http::Response::builder()
+        .status(400)
+        .body(Bytes::from_static(
+            br#"{"error":"invalid_grant","error_description":"Invalid JWT Signature."}"#,
+        ))
+        .unwrap();
+    push.handle_fcm_token_response(refusal, now);
+    assert_eq!(
+        feedback(&mut push),
+        [
+            ("a".into(), Some("rejected"), None),
+            ("b".into(), Some("rejected"), None)
+        ]
+    );
+    let events: Vec<_> = std::iter::from_fn(|| push.poll_event()).collect();
+    assert!(
+        matches!(
+            &events[..],
+            [
+                Event::SessionFinished(_),
+                Event::Fcm(fcm::Event::TokenRequestFailed { retry_at: None, .. })
+            ]
+        ),
+        "{events:?}"
+    );
     assert!(push.is_idle());
 }

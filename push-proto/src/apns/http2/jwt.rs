@@ -26,12 +26,13 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use base64ct::{Base64UrlUnpadded, Encoding};
 use http::HeaderValue;
 use p256::ecdsa::signature::Signer as _;
 use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
 use p256::pkcs8::DecodePrivateKey;
 use thiserror::Error;
+
+pub use crate::jose::{SignError, base64url};
 
 /// A token is never replaced before it is this old (APNs answers
 /// `TooManyProviderTokenUpdates` to faster refreshes).
@@ -42,11 +43,6 @@ pub const MAX_TOKEN_AGE: Duration = Duration::from_secs(60 * 60);
 pub const DEFAULT_REFRESH_AFTER: Duration = Duration::from_secs(50 * 60);
 /// Latest allowed proactive refresh age: five minutes of margin before [`MAX_TOKEN_AGE`].
 const LATEST_REFRESH_AFTER: Duration = Duration::from_secs(55 * 60);
-
-/// A signer failed (an external key store was unreachable, say).
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[error("signing failed: {0}")]
-pub struct SignError(pub String);
 
 /// Why a key or token setting is unusable.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -143,11 +139,6 @@ impl Signer for P8Signer {
             .map_err(|e| SignError(e.to_string()))?;
         Ok(signature.to_bytes().into())
     }
-}
-
-/// base64url without padding (RFC 4648 §5), as JWTs use it.
-pub fn base64url(bytes: &[u8]) -> String {
-    Base64UrlUnpadded::encode_string(bytes)
 }
 
 /// A signed provider token.
@@ -257,10 +248,7 @@ impl TokenAuth {
 
     /// The wall-clock time at `now`, in UNIX seconds.
     pub fn unix_time(&self, now: Instant) -> u64 {
-        let (at, unix) = self.wall;
-        let elapsed = now.saturating_duration_since(at).as_secs();
-        let before = at.saturating_duration_since(now).as_secs();
-        unix.saturating_add(elapsed).saturating_sub(before)
+        crate::jose::unix_time(self.wall, now)
     }
 
     /// The current token, if one was signed.
@@ -344,6 +332,7 @@ impl TokenAuth {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use base64ct::{Base64UrlUnpadded, Encoding};
     use p256::ecdsa::signature::Verifier;
     use p256::pkcs8::{EncodePrivateKey, LineEnding};
     use serde_json::{Value, json};
@@ -371,23 +360,6 @@ pub(crate) mod tests {
         let header = serde_json::from_slice(&decode(parts[0])).unwrap();
         let claims = serde_json::from_slice(&decode(parts[1])).unwrap();
         (header, claims)
-    }
-
-    #[test]
-    fn base64url_vectors() {
-        // RFC 4648 §10, url alphabet, no padding.
-        for (input, output) in [
-            ("", ""),
-            ("f", "Zg"),
-            ("fo", "Zm8"),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg"),
-            ("fooba", "Zm9vYmE"),
-            ("foobar", "Zm9vYmFy"),
-        ] {
-            assert_eq!(base64url(input.as_bytes()), output);
-        }
-        assert_eq!(base64url(&[0xfb, 0xff]), "-_8");
     }
 
     #[test]

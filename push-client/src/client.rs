@@ -12,11 +12,13 @@ use futures_lite::Stream;
 use push_proto::{Device, Feedback, Payload, Push};
 
 use crate::config::{ApnsConfig, GcmConfig};
+use crate::config_fcm::FcmConfig;
 use crate::config_http2::ApnsHttp2Config;
-use crate::driver::{ApnsLink, Command, Driver, Transports};
+use crate::driver::{ApnsLink, Command, Driver, FcmLink, Transports};
 use crate::error::Error;
 use crate::exchange::Exchange;
 use crate::feedback_service::{FeedbackService, InactiveDevices};
+use crate::h2link::H2Link;
 use crate::h2route::{H2Route, H2Service};
 use crate::http::HttpClient;
 use crate::report::{ClientStats, Report};
@@ -32,6 +34,7 @@ pub struct ClientBuilder<R: Runtime> {
     apns: Option<ApnsConfig>,
     apns_http2: Option<ApnsHttp2Config>,
     gcm: Option<GcmConfig>,
+    fcm: Option<FcmConfig>,
     queue_capacity: usize,
     feedback_capacity: usize,
     runtime: Option<R>,
@@ -61,6 +64,12 @@ impl<R: Runtime> ClientBuilder<R> {
     /// Sends Android devices through GCM.
     pub fn gcm(mut self, config: GcmConfig) -> Self {
         self.gcm = Some(config);
+        self
+    }
+
+    /// Sends Android devices through FCM HTTP v1 (preferred over GCM when both are set).
+    pub fn fcm(mut self, config: FcmConfig) -> Self {
+        self.fcm = Some(config);
         self
     }
 
@@ -108,7 +117,7 @@ impl<R: Runtime> ClientBuilder<R> {
                     field: "apns url",
                     reason: error.to_string(),
                 })?;
-            h2 = Some(crate::h2link::H2Link::new(
+            h2 = Some(H2Link::new(
                 apns.endpoint.clone(),
                 apns.tls.client_config(&[b"h2"])?,
                 apns.timeouts,
@@ -127,6 +136,20 @@ impl<R: Runtime> ClientBuilder<R> {
                 })?;
             http = Some(exchange(&runtime, gcm)?);
         }
+        let mut fcm = None;
+        if let Some(config) = &self.fcm {
+            push = push
+                .with_fcm(
+                    config.core.clone(),
+                    config.auth(runtime.now())?,
+                    config.options.clone(),
+                )
+                .map_err(|error| Error::Config {
+                    field: "fcm",
+                    reason: error.to_string(),
+                })?;
+            fcm = Some(fcm_transport(&runtime, config)?);
+        }
         let (commands, receiver) = queue(self.queue_capacity);
         let stats = Arc::new(Mutex::new(ClientStats {
             feedback_capacity: self.feedback_capacity as u64,
@@ -139,6 +162,7 @@ impl<R: Runtime> ClientBuilder<R> {
                 apns: apns_link,
                 gcm: http,
                 apns_http2: h2.map(|link| H2Route::new(H2Service::Apns, link)),
+                fcm,
             },
             receiver,
             self.feedback_capacity,
@@ -156,6 +180,31 @@ impl<R: Runtime> ClientBuilder<R> {
             }),
         })
     }
+}
+
+/// FCM's HTTP/2 route and the HTTP/1.1 client of its token endpoint.
+fn fcm_transport<R: Runtime>(runtime: &R, config: &FcmConfig) -> Result<FcmLink<R>, Error> {
+    let link = H2Link::new(
+        config.endpoint.clone(),
+        config.tls.client_config(&[b"h2"])?,
+        config.timeouts,
+        config.request_timeout,
+        config.ping_interval,
+        config.connections,
+    );
+    let token = HttpClient::new(
+        runtime.clone(),
+        &config.token_uri()?,
+        "fcm token url",
+        &config.tls,
+        config.timeouts,
+        config.request_timeout,
+    )?;
+    Ok(FcmLink {
+        route: H2Route::new(H2Service::Fcm, link),
+        token: Arc::new(token),
+        token_in_flight: false,
+    })
 }
 
 /// The GCM exchange the configuration asks for.
@@ -224,6 +273,7 @@ impl<R: Runtime> Client<R> {
             apns: None,
             apns_http2: None,
             gcm: None,
+            fcm: None,
             queue_capacity: 1024,
             feedback_capacity: 4096,
             runtime: None,

@@ -13,12 +13,13 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use futures_rustls::client::TlsStream;
 use push_proto::apns::http2;
 use push_proto::gcm::RequestId;
-use push_proto::{Action, Device, Event, Feedback, Full, Payload, Push, SessionId, apns, gcm};
+use push_proto::{Action, Device, Event, Feedback, Full, Payload, Push, SessionId, apns, fcm, gcm};
 use rustls::ClientConfig;
 
 use crate::error::Error;
 use crate::exchange::Exchange;
 use crate::h2route::{CoreInput, H2Io, H2Request, H2Route, H2Service};
+use crate::http::HttpClient;
 use crate::net::{Endpoint, Timeouts, dial_tls, timeout};
 use crate::queue::QueueReceiver;
 use crate::report::{ClientStats, Report};
@@ -59,6 +60,8 @@ pub(crate) enum Io<R: Runtime> {
         error: Option<Error>,
     },
     Gcm(RequestId, Result<http::Response<Bytes>, Error>),
+    /// The answer of FCM's token endpoint.
+    FcmToken(Result<http::Response<Bytes>, Error>),
     /// An event of an HTTP/2 provider's connections.
     H2(H2Service, H2Io),
 }
@@ -102,6 +105,16 @@ pub(crate) struct Transports<R: Runtime> {
     pub(crate) gcm: Option<Exchange<R>>,
     /// APNs over HTTP/2.
     pub(crate) apns_http2: Option<H2Route>,
+    /// FCM HTTP v1 and its token endpoint.
+    pub(crate) fcm: Option<FcmLink<R>>,
+}
+
+/// How the driver reaches FCM: HTTP/2 to the API, HTTP/1.1 to the OAuth2 token endpoint.
+pub(crate) struct FcmLink<R: Runtime> {
+    pub(crate) route: H2Route,
+    pub(crate) token: Arc<HttpClient<R>>,
+    /// A token request is out (the core asks for one at a time).
+    pub(crate) token_in_flight: bool,
 }
 
 struct SessionState {
@@ -124,6 +137,7 @@ pub(crate) struct Driver<R: Runtime> {
     apns: Option<ApnsLink<R>>,
     gcm: Option<Arc<Exchange<R>>>,
     apns_http2: Option<H2Route>,
+    fcm: Option<FcmLink<R>>,
     commands: QueueReceiver<Command>,
     /// Commands taken from the queue and not handled yet.
     inbox: VecDeque<Command>,
@@ -157,6 +171,7 @@ impl<R: Runtime> Driver<R> {
             apns: transports.apns,
             gcm: transports.gcm.map(Arc::new),
             apns_http2: transports.apns_http2,
+            fcm: transports.fcm,
             commands,
             inbox: VecDeque::new(),
             io_tx,
@@ -208,6 +223,10 @@ impl<R: Runtime> Driver<R> {
             && self.push.is_idle()
             && self.gcm_in_flight == 0
             && self.apns_http2.as_ref().is_none_or(|r| r.in_flight() == 0)
+            && self
+                .fcm
+                .as_ref()
+                .is_none_or(|f| f.route.in_flight() == 0 && !f.token_in_flight)
     }
 
     /// Waits for the next input: a connection event, a command, the core's deadline, or
@@ -360,6 +379,13 @@ impl<R: Runtime> Driver<R> {
                         route.send(&self.runtime, &self.io_tx, H2Request::Apns(id), *request);
                     }
                 }
+                Action::FcmRequest(id, request) => {
+                    if let Some(fcm) = &mut self.fcm {
+                        let id = H2Request::Fcm(id);
+                        fcm.route.send(&self.runtime, &self.io_tx, id, *request);
+                    }
+                }
+                Action::FcmTokenRequest(request) => self.request_fcm_token(*request),
             }
         }
     }
@@ -448,30 +474,63 @@ impl<R: Runtime> Driver<R> {
         });
     }
 
-    /// Hands an HTTP/2 provider's connection event to its route, and what comes of it to
-    /// the core.
-    fn handle_h2_io(&mut self, service: H2Service, event: H2Io, now: Instant) {
-        let route = match service {
-            H2Service::Apns => self.apns_http2.as_mut(),
-        };
-        let Some(route) = route else {
+    /// Sends the OAuth2 token request to FCM's token endpoint.
+    fn request_fcm_token(&mut self, request: http::Request<Bytes>) {
+        let Some(fcm) = &mut self.fcm else {
             return;
         };
-        for input in route.handle(&self.runtime, &self.io_tx, event) {
-            match input {
-                CoreInput::Response(H2Request::Apns(id), response) => {
-                    self.push.handle_apns_http2_response(id, response, now);
-                }
-                CoreInput::Refused(H2Request::Apns(id)) => self.push.handle_apns_http2_refused(id),
-                CoreInput::Failed(H2Request::Apns(id), reason) => {
-                    self.push.handle_apns_http2_failure(id, &reason, now);
-                }
-                CoreInput::ClientError(error) => self.client_error(error),
-            }
+        fcm.token_in_flight = true;
+        let (client, io) = (fcm.token.clone(), self.io_tx.clone());
+        self.runtime.spawn(async move {
+            let result = client.exchange(request).await;
+            let _ = io.send(Io::FcmToken(result)).await;
+        });
+    }
+
+    fn h2_route(&mut self, service: H2Service) -> Option<&mut H2Route> {
+        match service {
+            H2Service::Apns => self.apns_http2.as_mut(),
+            H2Service::Fcm => self.fcm.as_mut().map(|fcm| &mut fcm.route),
         }
-        if let Some(route) = &self.apns_http2 {
-            self.push
-                .handle_apns_http2_max_streams(route.stream_limit());
+    }
+
+    /// Hands an HTTP/2 provider's connection event to its route, and what comes of it to
+    /// the core, with the route's stream limit.
+    fn handle_h2_io(&mut self, service: H2Service, event: H2Io, now: Instant) {
+        let (runtime, io) = (self.runtime.clone(), self.io_tx.clone());
+        let Some(route) = self.h2_route(service) else {
+            return;
+        };
+        let inputs = route.handle(&runtime, &io, event);
+        let limit = route.stream_limit();
+        for input in inputs {
+            self.h2_input(input, now);
+        }
+        match service {
+            H2Service::Apns => self.push.handle_apns_http2_max_streams(limit),
+            H2Service::Fcm => self.push.handle_fcm_max_streams(limit),
+        }
+    }
+
+    /// Tells the core what became of an HTTP/2 request (or of a connection).
+    fn h2_input(&mut self, input: CoreInput, now: Instant) {
+        let push = &mut self.push;
+        match input {
+            CoreInput::Response(H2Request::Apns(id), response) => {
+                push.handle_apns_http2_response(id, response, now);
+            }
+            CoreInput::Response(H2Request::Fcm(id), response) => {
+                push.handle_fcm_response(id, response, now);
+            }
+            CoreInput::Refused(H2Request::Apns(id)) => push.handle_apns_http2_refused(id),
+            CoreInput::Refused(H2Request::Fcm(id)) => push.handle_fcm_refused(id),
+            CoreInput::Failed(H2Request::Apns(id), reason) => {
+                push.handle_apns_http2_failure(id, &reason, now);
+            }
+            CoreInput::Failed(H2Request::Fcm(id), reason) => {
+                push.handle_fcm_failure(id, &reason, now);
+            }
+            CoreInput::ClientError(error) => self.client_error(error),
         }
     }
 
@@ -522,6 +581,21 @@ impl<R: Runtime> Driver<R> {
                         self.push.handle_apns_fatal_error(now, &error.to_string());
                     }
                     _ => self.push.handle_apns_closed(now),
+                }
+            }
+            Io::FcmToken(result) => {
+                if let Some(fcm) = &mut self.fcm {
+                    fcm.token_in_flight = false;
+                }
+                match result {
+                    Ok(response) => self.push.handle_fcm_token_response(response, now),
+                    Err(error) => {
+                        log::warn!("FCM token request failed: {error}");
+                        if error.is_fatal() {
+                            self.client_error(error.clone());
+                        }
+                        self.push.handle_fcm_token_failure(&error.to_string(), now);
+                    }
                 }
             }
             Io::Gcm(id, result) => {
@@ -593,6 +667,17 @@ impl<R: Runtime> Driver<R> {
                         reason: reason.to_string(),
                     });
                 }
+                Event::Fcm(fcm::Event::ClientError { status, code }) => {
+                    self.client_error(Error::FcmRefused { status, code });
+                }
+                Event::Fcm(fcm::Event::TokenRequestFailed {
+                    error,
+                    retry_at: None,
+                }) => {
+                    self.client_error(Error::FcmToken {
+                        reason: error.to_string(),
+                    });
+                }
                 Event::Apns(apns::Event::WindowOverflow { status, identifier }) => {
                     log::warn!(
                         "APNs answered {status} for notification {identifier} after its grace \
@@ -630,6 +715,9 @@ impl<R: Runtime> Driver<R> {
         stats.feedback_waiting_peak = stats.feedback_waiting_peak.max(stats.feedback_waiting);
         stats.apns_connections = self.push.apns().map_or(0, |g| g.stats().connections);
         stats.gcm_requests = self.push.gcm().map_or(0, |s| s.stats().requests);
+        let fcm = self.push.fcm().map(|s| s.stats()).unwrap_or_default();
+        stats.fcm_requests = fcm.requests;
+        stats.fcm_token_refreshes = fcm.token_refreshes;
         stats.late_verdicts = self.late_verdicts;
     }
 }

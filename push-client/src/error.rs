@@ -75,6 +75,22 @@ pub enum Error {
         /// APNs' reason.
         reason: String,
     },
+    /// FCM refused the client's credentials or configuration (`THIRD_PARTY_AUTH_ERROR`,
+    /// `PERMISSION_DENIED`, a wrong project, an access token refused right after a refresh).
+    #[error("FCM refused the request (HTTP {status}): {code}")]
+    FcmRefused {
+        /// The HTTP status.
+        status: u16,
+        /// FCM's error code, else the RPC status.
+        code: String,
+    },
+    /// No OAuth2 access token could be obtained for the service account (the token endpoint
+    /// refused the assertion, or stayed unreachable); the waiting notifications failed.
+    #[error("no FCM access token: {reason}")]
+    FcmToken {
+        /// What the token endpoint (or the transport) said.
+        reason: String,
+    },
     /// The APNs gateway could not be reached after every allowed attempt.
     #[error("the APNs gateway is unreachable: {reason}")]
     GatewayUnreachable {

@@ -7,6 +7,7 @@ use async_channel::Sender;
 use bytes::Bytes;
 use h2::client::SendRequest;
 use push_proto::apns::http2;
+use push_proto::fcm;
 
 use crate::driver::Io;
 use crate::error::Error;
@@ -18,6 +19,8 @@ use crate::runtime::Runtime;
 pub(crate) enum H2Service {
     /// APNs' provider API.
     Apns,
+    /// FCM HTTP v1.
+    Fcm,
 }
 
 impl H2Service {
@@ -25,6 +28,7 @@ impl H2Service {
     fn name(self) -> &'static str {
         match self {
             H2Service::Apns => "APNs",
+            H2Service::Fcm => "FCM",
         }
     }
 }
@@ -34,6 +38,8 @@ impl H2Service {
 pub(crate) enum H2Request {
     /// APNs over HTTP/2.
     Apns(http2::RequestId),
+    /// FCM HTTP v1.
+    Fcm(fcm::RequestId),
 }
 
 /// Something that happened on one of a route's connections.

@@ -10,6 +10,7 @@
 
 mod client;
 mod config;
+mod config_fcm;
 mod config_http2;
 mod driver;
 mod error;
@@ -26,6 +27,7 @@ mod tls;
 
 pub use client::{Client, ClientBuilder, Feedbacks, Session};
 pub use config::{ApnsConfig, GcmConfig};
+pub use config_fcm::FcmConfig;
 pub use config_http2::ApnsHttp2Config;
 pub use error::Error;
 pub use feedback_service::{InactiveDevice, InactiveDevices};

@@ -63,6 +63,10 @@ pub struct ClientStats {
     pub apns_connections: u64,
     /// GCM requests sent.
     pub gcm_requests: u64,
+    /// FCM HTTP v1 requests sent (one per notification attempt).
+    pub fcm_requests: u64,
+    /// OAuth2 access tokens obtained for FCM.
+    pub fcm_token_refreshes: u64,
     /// APNs binary error responses that arrived after the grace period, naming a
     /// notification already reported delivered (its device could not be told). Non-zero
     /// means the grace period is too short for this gateway's latency.

@@ -287,6 +287,12 @@ impl MockFcm {
         self.record.update(|r| r.tokens.valid.clear());
     }
 
+    /// Moves the mock's clocks `by` ahead (the one assertions are judged by and the one
+    /// access tokens expire on), for tests that run the client on a virtual clock.
+    pub fn advance_clock(&self, by: Duration) {
+        self.record.update(|r| r.tokens.ahead += by);
+    }
+
     /// Blocks until at least `count` messages were delivered, or `timeout` passes; returns
     /// whether they were.
     pub fn wait_for_delivered(&self, count: usize, timeout: Duration) -> bool {

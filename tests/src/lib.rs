@@ -14,9 +14,11 @@ use push_proto::{ApnsToken, Device, Payload};
 
 mod clock;
 mod scenarios;
+mod scenarios_fcm;
 mod scenarios_http2;
 pub use clock::Shifted;
 pub use scenarios::*;
+pub use scenarios_fcm::*;
 pub use scenarios_http2::*;
 
 /// Instantiates every scenario as a `#[test]` for one runtime:
@@ -47,7 +49,12 @@ macro_rules! scenarios {
             apns_http2_wrong_provider_key_is_a_clear_error,
             apns_http2_pool_spreads_over_connections,
             apns_http2_expired_token_is_refreshed_once,
-            apns_http2_stream_limit_dropped_to_one_and_restored
+            apns_http2_stream_limit_dropped_to_one_and_restored,
+            fcm_mixed_outcomes_with_503s,
+            fcm_access_token_expiry_mid_run_fetches_one_new_token,
+            fcm_revoked_access_token_is_replaced_once,
+            fcm_bad_service_account_names_the_missing_field,
+            fcm_wrong_service_account_key_is_a_clear_error
         );
     };
     (@each $runtime:ty, $block_on:path, $($name:ident),* $(,)?) => {

@@ -148,9 +148,11 @@ fn grant(context: &Context, body: &[u8]) -> (StatusCode, String, Response<Full<B
             ("invalid_request", "Missing required parameter: assertion"),
         );
     };
+    let ahead = context.record.read(|r| r.tokens.ahead.as_secs());
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs());
+        .map_or(0, |elapsed| elapsed.as_secs())
+        .saturating_add(ahead);
     if let Err(rejection) = jwt::verify(&assertion, &context.account, &context.token_url, now) {
         return oauth_error(bad, (rejection.error(), rejection.description()));
     }

@@ -83,6 +83,8 @@ pub(crate) struct TokenRecord {
     pub(crate) fail_next: usize,
     /// The `expires_in` of new access tokens, seconds.
     pub(crate) expires_in: u64,
+    /// How far the mock's clock runs ahead of the system's (see `MockFcm::advance_clock`).
+    pub(crate) ahead: Duration,
 }
 
 impl TokenRecord {
@@ -90,16 +92,23 @@ impl TokenRecord {
     pub(crate) fn issue(&mut self) -> (String, u64) {
         self.issued += 1;
         let token = format!("ya29.mock-{}", self.issued);
-        let expires = Instant::now().checked_add(Duration::from_secs(self.expires_in));
+        let expires = self
+            .now()
+            .and_then(|now| now.checked_add(Duration::from_secs(self.expires_in)));
         self.valid.insert(token.clone(), expires);
         (token, self.expires_in)
     }
 
     /// Whether `token` was issued and neither expired nor revoked.
     pub(crate) fn accepts(&self, token: &str) -> bool {
-        self.valid
-            .get(token)
-            .is_some_and(|expires| expires.is_none_or(|expires| Instant::now() < expires))
+        self.valid.get(token).is_some_and(|expires| {
+            expires.is_none_or(|expires| self.now().is_some_and(|now| now < expires))
+        })
+    }
+
+    /// The mock's monotonic clock: the system's plus [`ahead`](Self::ahead).
+    fn now(&self) -> Option<Instant> {
+        Instant::now().checked_add(self.ahead)
     }
 }
 

@@ -69,6 +69,7 @@ mod jose;
 mod outcome;
 mod payload;
 mod rng;
+mod sending;
 
 pub use backoff::Backoff;
 pub use device::{ApnsToken, Device, GcmToken, Platform, TokenError, UnknownPlatform};

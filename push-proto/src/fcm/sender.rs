@@ -1,7 +1,7 @@
 //! [`Sender`]: the FCM HTTP v1 state machine (requests, in-flight limit, retries, access
 //! tokens).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::fmt;
 use std::time::{Duration, Instant};
 
@@ -15,6 +15,7 @@ use super::oauth::{OAuth, TokenError, TokenUpdate};
 use super::response::{ErrorCode, Verdict, classify};
 use super::service_account::ServiceAccount;
 use crate::jose::SignError;
+use crate::sending::{Outbox, RetryQueue};
 use crate::{Backoff, DeviceError, Full, GcmToken, Outcome, TokenError as BadToken};
 
 #[cfg(test)]
@@ -234,14 +235,10 @@ pub struct Sender<T> {
     uri: Uri,
     auth: OAuth,
     backoff: Backoff,
-    ready: VecDeque<Entry<T>>,
-    waiting: Vec<(Instant, Entry<T>)>,
+    queue: RetryQueue<Entry<T>>,
     in_flight: HashMap<RequestId, InFlight<T>>,
     server_streams: u32,
-    outcomes: VecDeque<Report<T>>,
-    events: VecDeque<Event>,
-    last_client_error: Option<(u16, String)>,
-    pending: usize,
+    outbox: Outbox<Report<T>, Event, (u16, String)>,
     next_request: u64,
     stats: Stats,
 }
@@ -251,11 +248,11 @@ impl<T> fmt::Debug for Sender<T> {
         f.debug_struct("Sender")
             .field("config", &self.config)
             .field("auth", &self.auth)
-            .field("ready", &self.ready.len())
-            .field("waiting", &self.waiting.len())
+            .field("ready", &self.queue.ready_len())
+            .field("waiting", &self.queue.waiting_len())
             .field("in_flight", &self.in_flight.len())
             .field("server_streams", &self.server_streams)
-            .field("pending", &self.pending)
+            .field("pending", &self.outbox.pending())
             .field("stats", &self.stats)
             .finish_non_exhaustive()
     }
@@ -307,14 +304,10 @@ impl<T> Sender<T> {
             config,
             uri,
             auth,
-            ready: VecDeque::new(),
-            waiting: Vec::new(),
+            queue: RetryQueue::new(),
             in_flight: HashMap::new(),
             server_streams: u32::MAX,
-            outcomes: VecDeque::new(),
-            events: VecDeque::new(),
-            last_client_error: None,
-            pending: 0,
+            outbox: Outbox::new(),
             next_request: 0,
             stats: Stats::default(),
         })
@@ -330,15 +323,14 @@ impl<T> Sender<T> {
         tag: T,
         now: Instant,
     ) -> Result<(), Full<(GcmToken, Message, T)>> {
-        if self.pending >= self.config.max_pending {
+        if !self.outbox.admit(self.config.max_pending) {
             return Err(Full((token, message, tag)));
         }
-        self.pending += 1;
         self.stats.queued += 1;
         let expires = message
             .ttl()
             .and_then(|ttl| now.checked_add(Duration::from_secs(u64::from(ttl))));
-        self.ready.push_back(Entry {
+        self.queue.push_back(Entry {
             token,
             message,
             tag,
@@ -355,8 +347,8 @@ impl<T> Sender<T> {
     /// The access-token request to send to the service account's `token_uri` (not to FCM),
     /// when notifications wait for a token and none is usable, in flight or delayed.
     pub fn poll_token_request(&mut self, now: Instant) -> Option<http::Request<Bytes>> {
-        self.promote(now);
-        if self.ready.is_empty() {
+        self.queue.promote(now);
+        if !self.queue.has_ready() {
             return None;
         }
         match self.auth.poll_request(now)? {
@@ -366,7 +358,7 @@ impl<T> Sender<T> {
             }
             Err(error) => {
                 let code = format!("no access token: {error}");
-                self.events.push_back(Event::SignerFailed(error));
+                self.outbox.event(Event::SignerFailed(error));
                 self.fail_ready(|_| rejected(code.clone()));
                 None
             }
@@ -391,15 +383,17 @@ impl<T> Sender<T> {
     /// The next request to send to FCM, if one is ready, a slot is free and an access token is
     /// usable.
     pub fn poll_request(&mut self, now: Instant) -> Option<(RequestId, http::Request<Bytes>)> {
-        self.promote(now);
+        self.queue.promote(now);
         let limit = self.config.max_in_flight.min(self.server_streams);
         if self.in_flight.len() >= usize::try_from(limit).unwrap_or(usize::MAX) {
             return None;
         }
-        self.ready.front()?;
+        if !self.queue.has_ready() {
+            return None;
+        }
         let token = self.auth.token(now)?;
         let (authorization, generation) = (token.authorization().clone(), token.generation());
-        let mut entry = self.ready.pop_front()?;
+        let mut entry = self.queue.pop_front()?;
         let request = self.build_request(&entry, authorization);
         entry.attempts += 1;
         let id = RequestId(self.next_request);
@@ -432,7 +426,7 @@ impl<T> Sender<T> {
         entry.last_code = classified.error_code.clone();
         match classified.verdict {
             Verdict::Delivered => {
-                self.last_client_error = None;
+                self.outbox.clear_client_error();
                 self.emit(entry, None, classified.message_id);
             }
             Verdict::InvalidDevice => self.emit(entry, Some(DeviceError::InvalidDevice), None),
@@ -453,7 +447,7 @@ impl<T> Sender<T> {
                 entry.reauthenticated = true;
                 entry.attempts = entry.attempts.saturating_sub(1);
                 entry.last_error = described;
-                self.ready.push_front(entry);
+                self.queue.push_front(entry);
             }
             Verdict::Unauthenticated | Verdict::ClientError => {
                 let code = classified
@@ -486,7 +480,7 @@ impl<T> Sender<T> {
         if let Some(InFlight { mut entry, .. }) = self.in_flight.remove(&id) {
             self.stats.refused += 1;
             entry.attempts = entry.attempts.saturating_sub(1);
-            self.ready.push_front(entry);
+            self.queue.push_front(entry);
         }
     }
 
@@ -504,37 +498,34 @@ impl<T> Sender<T> {
 
     /// Time has passed: retries that are due become ready.
     pub fn handle_timeout(&mut self, now: Instant) {
-        self.promote(now);
+        self.queue.promote(now);
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) should next be called: the earliest due
     /// retry, or, while notifications wait, the moment the token state changes by itself (a
     /// token request's retry delay ends, the token is due for a refresh).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let retries = self.waiting.iter().map(|(due, _)| *due);
-        let token = if self.ready.is_empty() {
-            None
-        } else {
+        let token = if self.queue.has_ready() {
             self.auth.poll_timeout()
+        } else {
+            None
         };
-        retries.chain(token).min()
+        self.queue.next_due().into_iter().chain(token).min()
     }
 
     /// The next final result of a queued notification.
     pub fn poll_outcome(&mut self) -> Option<Report<T>> {
-        let report = self.outcomes.pop_front()?;
-        self.pending = self.pending.saturating_sub(1);
-        Some(report)
+        self.outbox.poll_outcome()
     }
 
     /// The next client-wide event.
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        self.outbox.poll_event()
     }
 
     /// True when every queued notification's report has been polled and no event waits.
     pub fn is_idle(&self) -> bool {
-        self.pending == 0 && self.events.is_empty()
+        self.outbox.is_idle()
     }
 
     /// Requests handed out and not yet answered.
@@ -583,14 +574,14 @@ impl<T> Sender<T> {
                 expires_in,
             } => {
                 self.stats.token_refreshes += 1;
-                self.events.push_back(Event::TokenRefreshed {
+                self.outbox.event(Event::TokenRefreshed {
                     generation,
                     expires_in,
                 });
             }
             TokenUpdate::Retrying { error, at } => {
                 self.stats.token_failures += 1;
-                self.events.push_back(Event::TokenRequestFailed {
+                self.outbox.event(Event::TokenRequestFailed {
                     error,
                     retry_at: Some(at),
                 });
@@ -599,7 +590,7 @@ impl<T> Sender<T> {
                 self.stats.token_failures += 1;
                 let last_error =
                     format!("no access token after {attempts} token requests: {error}");
-                self.events.push_back(Event::TokenRequestFailed {
+                self.outbox.event(Event::TokenRequestFailed {
                     error,
                     retry_at: None,
                 });
@@ -611,7 +602,7 @@ impl<T> Sender<T> {
             TokenUpdate::Refused(error) => {
                 self.stats.token_failures += 1;
                 let code = format!("access token refused: {error}");
-                self.events.push_back(Event::TokenRequestFailed {
+                self.outbox.event(Event::TokenRequestFailed {
                     error,
                     retry_at: None,
                 });
@@ -622,7 +613,7 @@ impl<T> Sender<T> {
 
     /// Fails every notification waiting to be sent (they wait for a token that will not come).
     fn fail_ready(&mut self, error: impl Fn(&Entry<T>) -> DeviceError) {
-        for entry in std::mem::take(&mut self.ready) {
+        for entry in self.queue.take_ready() {
             let error = error(&entry);
             self.emit(entry, Some(error), None);
         }
@@ -630,14 +621,11 @@ impl<T> Sender<T> {
 
     /// Reports a client-wide error, once per distinct status and code in a row.
     fn client_error(&mut self, status: u16, code: String) {
-        let key = (status, code);
-        if self.last_client_error.as_ref() != Some(&key) {
-            self.events.push_back(Event::ClientError {
-                status,
-                code: key.1.clone(),
+        self.outbox
+            .client_error((status, code), |(status, code)| Event::ClientError {
+                status: *status,
+                code: code.clone(),
             });
-            self.last_client_error = Some(key);
-        }
     }
 
     /// Schedules `entry` again after `retry_after` or the backoff, unless it is out of
@@ -669,7 +657,7 @@ impl<T> Sender<T> {
             return self.emit(entry, Some(error), None);
         }
         self.stats.retries += 1;
-        self.waiting.push((due, entry));
+        self.queue.schedule(due, entry);
     }
 
     /// Records the final report of `entry`.
@@ -684,22 +672,12 @@ impl<T> Sender<T> {
                 Outcome::delivered(entry.tag)
             }
         };
-        self.outcomes.push_back(Report {
+        self.outbox.report(Report {
             outcome,
             token: entry.token,
             message_id,
             status: entry.last_status,
             error_code: entry.last_code,
         });
-    }
-
-    /// Moves due retries to the ready queue, earliest first.
-    fn promote(&mut self, now: Instant) {
-        if self.waiting.iter().any(|(due, _)| *due <= now) {
-            self.waiting.sort_by_key(|(due, _)| *due);
-            let split = self.waiting.partition_point(|(due, _)| *due <= now);
-            let due: Vec<_> = self.waiting.drain(..split).collect();
-            self.ready.extend(due.into_iter().map(|(_, entry)| entry));
-        }
     }
 }

@@ -1,6 +1,8 @@
 //! [`Sender`]: the GCM state machine (batching, in-flight requests, retries).
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
+
+use crate::sending::{Outbox, RetryQueue};
 use std::fmt;
 use std::time::{Duration, Instant};
 
@@ -136,13 +138,10 @@ pub struct Sender<T> {
     authorization: HeaderValue,
     backoff: Backoff,
     messages: BTreeMap<MessageId, MessageState<T>>,
-    ready: VecDeque<Batch<T>>,
-    waiting: Vec<(Instant, Batch<T>)>,
+    queue: RetryQueue<Batch<T>>,
     in_flight: HashMap<RequestId, Batch<T>>,
-    outcomes: VecDeque<Outcome<T>>,
-    events: VecDeque<Event>,
-    /// Tokens accepted whose outcome has not been polled.
-    pending: usize,
+    /// Outcomes and events; counts the tokens accepted whose outcome has not been polled.
+    outbox: Outbox<Outcome<T>, Event, ()>,
     next_message: u64,
     next_request: u64,
     stats: Stats,
@@ -154,7 +153,7 @@ impl<T> fmt::Debug for Sender<T> {
             .field("config", &self.config)
             .field("messages", &self.messages.len())
             .field("in_flight", &self.in_flight.len())
-            .field("pending", &self.pending)
+            .field("pending", &self.outbox.pending())
             .field("stats", &self.stats)
             .finish_non_exhaustive()
     }
@@ -181,12 +180,9 @@ impl<T> Sender<T> {
             config,
             authorization,
             messages: BTreeMap::new(),
-            ready: VecDeque::new(),
-            waiting: Vec::new(),
+            queue: RetryQueue::new(),
             in_flight: HashMap::new(),
-            outcomes: VecDeque::new(),
-            events: VecDeque::new(),
-            pending: 0,
+            outbox: Outbox::new(),
             next_message: 0,
             next_request: 0,
             stats: Stats::default(),
@@ -218,10 +214,9 @@ impl<T> Sender<T> {
         tag: T,
         now: Instant,
     ) -> Result<(), Full<(GcmToken, T)>> {
-        if self.pending >= self.config.max_pending {
+        if !self.outbox.admit(self.config.max_pending) {
             return Err(Full((token, tag)));
         }
-        self.pending += 1;
         self.stats.queued += 1;
         let Some(state) = self.messages.get_mut(&message).filter(|state| state.open) else {
             let error = rejected(format!("{message} is closed or unknown"));
@@ -253,7 +248,7 @@ impl<T> Sender<T> {
     pub fn poll_request(&mut self, now: Instant) -> Option<(RequestId, http::Request<Bytes>)> {
         self.promote(now);
         while self.in_flight.len() < self.config.max_in_flight {
-            let mut batch = self.ready.pop_front()?;
+            let mut batch = self.queue.pop_front()?;
             let ids: Vec<&str> = batch.entries.iter().map(|e| e.token.as_str()).collect();
             let body = match self.messages.get(&batch.message) {
                 Some(state) => state.message.request_body(&ids),
@@ -298,7 +293,7 @@ impl<T> Sender<T> {
             }
             StatusCode::UNAUTHORIZED => {
                 let detail = excerpt(body, 200);
-                self.events.push_back(Event::Unauthorized { detail });
+                self.outbox.event(Event::Unauthorized { detail });
                 let code = "401 Unauthorized: the API key was refused".to_owned();
                 self.fail_batch(batch, rejected(code));
             }
@@ -340,25 +335,22 @@ impl<T> Sender<T> {
             let since = state.partial_since.filter(|_| !state.partial.is_empty())?;
             since.checked_add(self.config.linger)
         });
-        let retries = self.waiting.iter().map(|(due, _)| *due);
-        lingers.chain(retries).min()
+        lingers.chain(self.queue.next_due()).min()
     }
 
     /// The next final result of a queued token.
     pub fn poll_outcome(&mut self) -> Option<Outcome<T>> {
-        let outcome = self.outcomes.pop_front()?;
-        self.pending = self.pending.saturating_sub(1);
-        Some(outcome)
+        self.outbox.poll_outcome()
     }
 
     /// The next client-wide event.
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        self.outbox.poll_event()
     }
 
     /// True when every queued token's outcome has been polled and no event is waiting.
     pub fn is_idle(&self) -> bool {
-        self.pending == 0 && self.events.is_empty()
+        self.outbox.is_idle()
     }
 
     /// Requests handed out and not yet answered.
@@ -463,7 +455,7 @@ impl<T> Sender<T> {
         match now.checked_add(delay) {
             Some(due) if deadline.is_none_or(|deadline| due <= deadline) => {
                 self.stats.retries += 1;
-                self.waiting.push((due, batch));
+                self.queue.schedule(due, batch);
             }
             Some(_) => self.give_up(
                 batch,
@@ -500,7 +492,7 @@ impl<T> Sender<T> {
                 self.stats.new_tokens += u64::from(new_token.is_some());
             }
         }
-        self.outcomes.push_back(outcome);
+        self.outbox.report(outcome);
         if let Some(state) = self.messages.get_mut(&message) {
             state.live = state.live.saturating_sub(1);
             self.forget_if_done(message);
@@ -526,7 +518,7 @@ impl<T> Sender<T> {
             return;
         }
         state.partial_since = None;
-        self.ready.push_back(Batch {
+        self.queue.push_back(Batch {
             message,
             entries: std::mem::take(&mut state.partial),
             attempts: 0,
@@ -553,11 +545,6 @@ impl<T> Sender<T> {
         for id in expired {
             self.flush(id);
         }
-        if self.waiting.iter().any(|(due, _)| *due <= now) {
-            self.waiting.sort_by_key(|(due, _)| *due);
-            let split = self.waiting.partition_point(|(due, _)| *due <= now);
-            let due: Vec<_> = self.waiting.drain(..split).collect();
-            self.ready.extend(due.into_iter().map(|(_, batch)| batch));
-        }
+        self.queue.promote(now);
     }
 }

@@ -1,6 +1,6 @@
 //! [`Sender`]: the APNs HTTP/2 state machine (requests, stream limit, retries, tokens).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::fmt;
 use std::time::{Duration, Instant};
 
@@ -14,6 +14,7 @@ use super::headers::{ApnsId, ApnsIdGenerator};
 use super::jwt::{SignError, TokenAuth};
 use super::message::Message;
 use super::response::{Reason, Verdict, classify};
+use crate::sending::{Outbox, RetryQueue};
 use crate::{ApnsToken, Backoff, DeviceError, Full, Outcome};
 
 #[cfg(test)]
@@ -230,14 +231,10 @@ pub struct Sender<T> {
     auth: Auth,
     backoff: Backoff,
     ids: ApnsIdGenerator,
-    ready: VecDeque<Entry<T>>,
-    waiting: Vec<(Instant, Entry<T>)>,
+    queue: RetryQueue<Entry<T>>,
     in_flight: HashMap<RequestId, InFlight<T>>,
     max_streams: u32,
-    outcomes: VecDeque<Report<T>>,
-    events: VecDeque<Event>,
-    last_client_error: Option<(u16, Reason)>,
-    pending: usize,
+    outbox: Outbox<Report<T>, Event, (u16, Reason)>,
     next_request: u64,
     stats: Stats,
 }
@@ -247,11 +244,11 @@ impl<T> fmt::Debug for Sender<T> {
         f.debug_struct("Sender")
             .field("config", &self.config)
             .field("auth", &self.auth)
-            .field("ready", &self.ready.len())
-            .field("waiting", &self.waiting.len())
+            .field("ready", &self.queue.ready_len())
+            .field("waiting", &self.queue.waiting_len())
             .field("in_flight", &self.in_flight.len())
             .field("max_streams", &self.max_streams)
-            .field("pending", &self.pending)
+            .field("pending", &self.outbox.pending())
             .field("stats", &self.stats)
             .finish_non_exhaustive()
     }
@@ -294,13 +291,9 @@ impl<T> Sender<T> {
             authority,
             topic,
             auth,
-            ready: VecDeque::new(),
-            waiting: Vec::new(),
+            queue: RetryQueue::new(),
             in_flight: HashMap::new(),
-            outcomes: VecDeque::new(),
-            events: VecDeque::new(),
-            last_client_error: None,
-            pending: 0,
+            outbox: Outbox::new(),
             next_request: 0,
             stats: Stats::default(),
         })
@@ -315,16 +308,15 @@ impl<T> Sender<T> {
         message: Message,
         tag: T,
     ) -> Result<(), Full<(ApnsToken, Message, T)>> {
-        if self.pending >= self.config.max_pending {
+        if !self.outbox.admit(self.config.max_pending) {
             return Err(Full((token, message, tag)));
         }
-        self.pending += 1;
         self.stats.queued += 1;
         let apns_id = match message.apns_id() {
             Some(id) => id,
             None => self.ids.next_id(),
         };
-        self.ready.push_back(Entry {
+        self.queue.push_back(Entry {
             token,
             message,
             tag,
@@ -340,9 +332,11 @@ impl<T> Sender<T> {
     /// token exists or may be signed now. Signs a new provider token when the refresh rules
     /// call for it.
     pub fn poll_request(&mut self, now: Instant) -> Option<(RequestId, http::Request<Bytes>)> {
-        self.promote(now);
+        self.queue.promote(now);
         while self.in_flight.len() < usize::try_from(self.max_streams).unwrap_or(usize::MAX) {
-            self.ready.front()?;
+            if !self.queue.has_ready() {
+                return None;
+            }
             let (authorization, generation) = match &mut self.auth {
                 Auth::Certificate => (None, None),
                 Auth::Token(auth) => match auth.token(now) {
@@ -350,7 +344,7 @@ impl<T> Sender<T> {
                     Ok(Some((token, fresh))) => {
                         if fresh {
                             self.stats.token_refreshes += 1;
-                            self.events.push_back(Event::TokenRefreshed {
+                            self.outbox.event(Event::TokenRefreshed {
                                 generation: token.generation(),
                                 iat: token.iat(),
                             });
@@ -361,14 +355,14 @@ impl<T> Sender<T> {
                         )
                     }
                     Err(error) => {
-                        let entry = self.ready.pop_front()?;
-                        self.events.push_back(Event::SignerFailed(error.clone()));
+                        let entry = self.queue.pop_front()?;
+                        self.outbox.event(Event::SignerFailed(error.clone()));
                         self.fail(entry, rejected(format!("provider token: {error}")), None);
                         continue;
                     }
                 },
             };
-            let mut entry = self.ready.pop_front()?;
+            let mut entry = self.queue.pop_front()?;
             let request = match self.build_request(&entry, authorization) {
                 Ok(request) => request,
                 Err(error) => {
@@ -416,7 +410,7 @@ impl<T> Sender<T> {
         };
         match classified.verdict {
             Verdict::Delivered => {
-                self.last_client_error = None;
+                self.outbox.clear_client_error();
                 self.emit(report, entry.tag, None);
             }
             Verdict::InvalidDevice { timestamp } => {
@@ -446,7 +440,7 @@ impl<T> Sender<T> {
                     entry.expired_retried = true;
                     entry.attempts = entry.attempts.saturating_sub(1);
                     entry.last_error = described;
-                    self.ready.push_front(entry);
+                    self.queue.push_front(entry);
                 }
                 _ => {
                     self.client_error(status, reason);
@@ -480,7 +474,7 @@ impl<T> Sender<T> {
         if let Some(InFlight { mut entry, .. }) = self.in_flight.remove(&id) {
             self.stats.refused += 1;
             entry.attempts = entry.attempts.saturating_sub(1);
-            self.ready.push_front(entry);
+            self.queue.push_front(entry);
         }
     }
 
@@ -502,35 +496,32 @@ impl<T> Sender<T> {
     /// Time has passed: retries that are due become ready for
     /// [`poll_request`](Self::poll_request).
     pub fn handle_timeout(&mut self, now: Instant) {
-        self.promote(now);
+        self.queue.promote(now);
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) should next be called: the earliest due
     /// retry, or the moment a stale provider token may be replaced while requests wait for it.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let retries = self.waiting.iter().map(|(due, _)| *due);
         let token = match &self.auth {
-            Auth::Token(auth) if !self.ready.is_empty() => auth.refresh_allowed_at(),
+            Auth::Token(auth) if self.queue.has_ready() => auth.refresh_allowed_at(),
             _ => None,
         };
-        retries.chain(token).min()
+        self.queue.next_due().into_iter().chain(token).min()
     }
 
     /// The next final result of a queued notification.
     pub fn poll_outcome(&mut self) -> Option<Report<T>> {
-        let report = self.outcomes.pop_front()?;
-        self.pending = self.pending.saturating_sub(1);
-        Some(report)
+        self.outbox.poll_outcome()
     }
 
     /// The next client-wide event.
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        self.outbox.poll_event()
     }
 
     /// True when every queued notification's report has been polled and no event waits.
     pub fn is_idle(&self) -> bool {
-        self.pending == 0 && self.events.is_empty()
+        self.outbox.is_idle()
     }
 
     /// Requests handed out and not yet answered.
@@ -584,14 +575,11 @@ impl<T> Sender<T> {
 
     /// Reports a client-wide error, once per distinct status and reason in a row.
     fn client_error(&mut self, status: u16, reason: Reason) {
-        let key = (status, reason);
-        if self.last_client_error.as_ref() != Some(&key) {
-            self.events.push_back(Event::ClientError {
-                status,
-                reason: key.1.clone(),
+        self.outbox
+            .client_error((status, reason), |(status, reason)| Event::ClientError {
+                status: *status,
+                reason: reason.clone(),
             });
-            self.last_client_error = Some(key);
-        }
     }
 
     /// Schedules `entry` again after `retry_after` or the backoff, unless it is out of
@@ -616,7 +604,7 @@ impl<T> Sender<T> {
         match now.checked_add(delay) {
             Some(due) => {
                 self.stats.retries += 1;
-                self.waiting.push((due, entry));
+                self.queue.schedule(due, entry);
             }
             None => {
                 let error = DeviceError::Unavailable {
@@ -659,7 +647,7 @@ impl<T> Sender<T> {
             Some(error) => Outcome::failed(tag, error),
             None => Outcome::delivered(tag),
         };
-        self.outcomes.push_back(Report {
+        self.outbox.report(Report {
             outcome,
             token,
             apns_id,
@@ -667,15 +655,5 @@ impl<T> Sender<T> {
             reason,
             unregistered_at,
         });
-    }
-
-    /// Moves due retries to the ready queue, earliest first.
-    fn promote(&mut self, now: Instant) {
-        if self.waiting.iter().any(|(due, _)| *due <= now) {
-            self.waiting.sort_by_key(|(due, _)| *due);
-            let split = self.waiting.partition_point(|(due, _)| *due <= now);
-            let due: Vec<_> = self.waiting.drain(..split).collect();
-            self.ready.extend(due.into_iter().map(|(_, entry)| entry));
-        }
     }
 }

@@ -754,6 +754,38 @@ fn a_wrong_service_account_key_fails_the_run() {
 }
 
 #[test]
+fn fcm_project_and_token_url_override_the_service_account() {
+    let fcm = Fcm::start(&[]);
+    // The file points at a dead token endpoint and another project: the flags win.
+    let mut account: Value = serde_json::from_str(&demo_service_account(
+        FCM_PROJECT,
+        "https://localhost:1/token",
+    ))
+    .unwrap();
+    account["project_id"] = "elsewhere".into();
+    std::fs::write(fcm.path("account.json"), account.to_string()).unwrap();
+    let devices = fcm.path("devices.txt");
+    std::fs::write(&devices, "android fcm-1\n").unwrap();
+    let mut args = fcm.send_args(&["--devices", &devices]);
+    let token_url = fcm.server.token_url();
+    args.extend(["--fcm-token-url", &token_url, "--fcm-project"].map(String::from));
+    let mut right = args.clone();
+    right.push(FCM_PROJECT.into());
+    let output = run(&right, &[]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_eq!(fcm.server.delivered_count("fcm-1"), 1);
+    args.push("another-project".into());
+    let output = run(&args, &[]);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.lines().last().unwrap().contains("FCM refused"),
+        "{stderr}"
+    );
+    assert_eq!(fcm.server.delivered_count("fcm-1"), 1);
+}
+
+#[test]
 fn fcm_flags_need_a_service_account() {
     for flag in [
         &["--dry-run"][..],

@@ -8,7 +8,7 @@ use push_mock::{Certificates, GcmOptions, MockFcm, MockGcm};
 use push_smol::{ClientBuilder, GcmConfig};
 
 use super::fleet::{Expected, Protocol, Script};
-use crate::loopback::{fcm_config, fcm_options, mock_tls, start_fcm};
+use crate::loopback::{FCM_PROJECT, fcm_config, fcm_options, mock_tls, start_fcm};
 
 /// The API key of the demo's GCM mock.
 const GCM_KEY: &str = "demo-key";
@@ -102,7 +102,7 @@ impl AndroidMock {
             AndroidMock::Fcm(fcm) => format!(
                 "mock FCM {} (project {}; UNREGISTERED, SENDER_ID_MISMATCH, one 429 QUOTA_EXCEEDED or 503 UNAVAILABLE before delivery)",
                 fcm.url(),
-                crate::loopback::FCM_PROJECT
+                FCM_PROJECT
             ),
             AndroidMock::Gcm(gcm) => format!(
                 "mock GCM {} (NotRegistered, InvalidRegistration, canonical ids, 2 % of requests answered 503)",

@@ -14,13 +14,16 @@ use push_mock::{
 };
 use push_proto::ApnsToken;
 use push_proto::apns::{Format, Frame};
-use push_smol::{ApnsConfig, ApnsHttp2Config, Client, Device, GcmConfig, Payload, Tls};
+use push_smol::{ApnsConfig, ApnsHttp2Config, Client, Device, GcmConfig, Payload};
 use rustls::pki_types::ServerName;
 
 use crate::cli::BenchArgs;
+use crate::loopback::{fcm_config, fcm_options, mock_tls, start_fcm};
 use crate::main_error::Failure;
 use crate::mock::{KEY_ID, TEAM_ID, generate_p8};
 
+/// Concurrent streams the FCM mock allows, and requests the client keeps in flight.
+const FCM_STREAMS: u32 = 1000;
 /// Frames encoded once for the raw baseline and written over and over.
 const RAW_FRAMES: u64 = 10_000;
 /// The longest any part may take before the bench gives up.
@@ -155,21 +158,6 @@ fn push_all(
     Ok((reached - start, finished, delivered))
 }
 
-fn mock_tls(certs: &Certificates, identity: bool) -> Result<Tls, String> {
-    let tls = Tls::default()
-        .only_custom_roots()
-        .add_ca_pem(certs.ca_pem.as_bytes())
-        .map_err(|e| e.to_string())?;
-    if !identity {
-        return Ok(tls);
-    }
-    tls.client_identity_pem(
-        certs.client_cert_pem.as_bytes(),
-        certs.client_key_pem.as_bytes(),
-    )
-    .map_err(|e| e.to_string())
-}
-
 /// `push bench` with its arguments.
 pub fn command(args: BenchArgs) -> Result<(), Failure> {
     let n = args.devices;
@@ -301,6 +289,37 @@ pub fn command(args: BenchArgs) -> Result<(), Failure> {
         .map_err(run)?;
         report(
             &format!("push GCM (batch {}, HTTPS)", args.gcm_batch),
+            delivered,
+            finished,
+        );
+    }
+    if part("fcm") {
+        let options = fcm_options()
+            .map_err(run)?
+            .count_only(true)
+            .max_concurrent_streams(FCM_STREAMS);
+        let fcm = Arc::new(start_fcm(options, &certs).map_err(run)?);
+        let client = Client::builder()
+            .fcm(
+                fcm_config(&fcm, &certs)
+                    .map_err(run)?
+                    .max_in_flight(FCM_STREAMS),
+            )
+            .build()
+            .map_err(|e| run(e.to_string()))?;
+        let watched = fcm.clone();
+        let (_, finished, delivered) = push_all(
+            &client,
+            n,
+            |i| Device::android(gcm_token(i)),
+            move || watched.wait_for_delivered(n as usize, LIMIT),
+        )
+        .map_err(run)?;
+        report(
+            &format!(
+                "push FCM v1 ({} conn, {FCM_STREAMS} streams)",
+                fcm.connections()
+            ),
             delivered,
             finished,
         );

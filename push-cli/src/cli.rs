@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use clap::{ArgGroup, Args, Parser, Subcommand};
 
-/// Send push notifications to Apple (APNs) and Google (GCM) devices, read the APNs feedback
-/// service, or try everything against loopback mock servers.
+/// Send push notifications to Apple (APNs) and Google (FCM HTTP v1, legacy GCM) devices, read
+/// the APNs feedback service, or try everything against loopback mock servers.
 #[derive(Debug, Parser)]
 #[command(name = "push", version, propagate_version = true)]
 pub struct Cli {
@@ -21,11 +21,12 @@ pub enum Command {
     Send(Box<SendArgs>),
     /// Read the APNs feedback service and optionally delete the tokens it names.
     Feedback(FeedbackArgs),
-    /// Run the mock APNs gateway, feedback service, APNs HTTP/2 server and GCM endpoint until
-    /// Ctrl-C.
+    /// Run the mock APNs gateway, feedback service, APNs HTTP/2 server, GCM endpoint and FCM
+    /// HTTP v1 server (with its OAuth2 token endpoint) until Ctrl-C.
     Mock(MockArgs),
-    /// Show everything end to end: mock servers (APNs HTTP/2 with a provider token, GCM), a
-    /// token store, one broadcast, the feedback applied to the store.
+    /// Show everything end to end: mock servers (APNs HTTP/2 with a provider token, FCM HTTP
+    /// v1 with a service account), a token store, one broadcast, the feedback applied to the
+    /// store.
     Demo(DemoArgs),
     /// Measure end-to-end throughput and peak memory against in-process mock servers.
     Bench(BenchArgs),
@@ -52,13 +53,16 @@ pub struct SendArgs {
     /// GCM settings.
     #[command(flatten)]
     pub gcm: GcmArgs,
+    /// FCM HTTP v1 settings.
+    #[command(flatten)]
+    pub fcm: FcmArgs,
     /// Write one JSON object per line: {"platform","token","error","new_token"} plus details
-    /// (APNs reports only failures; GCM reports every token; malformed input lines carry
-    /// their line number).
+    /// (APNs reports only failures; FCM and GCM report every token; malformed input lines
+    /// carry their line number).
     #[arg(long, value_name = "FILE.jsonl")]
     pub feedback: Option<PathBuf>,
     /// With --db: delete tokens reported invalid_device, replace tokens that have a new
-    /// canonical id.
+    /// canonical id (GCM only: FCM HTTP v1 has none).
     #[arg(long, requires = "db")]
     pub apply_feedback: bool,
     /// No progress bar and no summary.
@@ -136,7 +140,8 @@ pub struct ApnsArgs {
 /// GCM settings.
 #[derive(Debug, Clone, Args)]
 pub struct GcmArgs {
-    /// The GCM endpoint, e.g. https://gcm-http.googleapis.com/gcm/send.
+    /// The legacy GCM endpoint, e.g. https://gcm-http.googleapis.com/gcm/send (unused for
+    /// Android devices when --fcm-service-account is given: FCM wins).
     #[arg(long, value_name = "URL", requires = "gcm_key")]
     pub gcm_url: Option<String>,
     /// The server API key; prefer the environment variable, which stays out of shell history.
@@ -149,6 +154,33 @@ pub struct GcmArgs {
     /// Registration ids per GCM request, 1 to 1000.
     #[arg(long, value_name = "N", requires = "gcm_url")]
     pub gcm_batch: Option<usize>,
+}
+
+/// FCM HTTP v1 settings: the live Android protocol, authenticated as a service account.
+#[derive(Debug, Clone, Args)]
+pub struct FcmArgs {
+    /// The service-account JSON key file from the Firebase console: Android devices go
+    /// through FCM HTTP v1. With --gcm-url (legacy GCM) also given, FCM wins: every Android
+    /// device goes through FCM. The private key is never printed.
+    #[arg(long, value_name = "FILE.json")]
+    pub fcm_service_account: Option<PathBuf>,
+    /// The Firebase project to send for (default: the service account's project_id).
+    #[arg(long, value_name = "ID", requires = "fcm_service_account")]
+    pub fcm_project: Option<String>,
+    /// The FCM API (default https://fcm.googleapis.com).
+    #[arg(long, value_name = "URL", requires = "fcm_service_account")]
+    pub fcm_url: Option<String>,
+    /// The OAuth2 token endpoint (default: the service account's token_uri).
+    #[arg(long, value_name = "URL", requires = "fcm_service_account")]
+    pub fcm_token_url: Option<String>,
+    /// Trust only this CA (PEM) for FCM and its token endpoint instead of the public roots.
+    #[arg(long, value_name = "PEM", requires = "fcm_service_account")]
+    pub fcm_ca: Option<PathBuf>,
+    /// Ask FCM to validate every message without delivering it (validate_only): bad tokens
+    /// and invalid messages are still reported. Only FCM has it: iOS devices, and Android
+    /// devices sent through legacy GCM, are still delivered.
+    #[arg(long, requires = "fcm_service_account")]
+    pub dry_run: bool,
 }
 
 /// `push feedback`.
@@ -205,6 +237,9 @@ pub struct MockArgs {
     /// The apns-topic (bundle id) the mock APNs HTTP/2 server expects.
     #[arg(long, value_name = "BUNDLE_ID", default_value = "com.example.app")]
     pub apns_topic: String,
+    /// An FCM registration token the mock FCM server answers UNREGISTERED; repeatable.
+    #[arg(long, value_name = "TOKEN")]
+    pub fcm_unregistered: Vec<String>,
     /// The API key the mock GCM endpoint expects.
     #[arg(
         long,
@@ -228,6 +263,10 @@ pub struct DemoArgs {
     /// Send iOS devices through the legacy binary gateway instead of the HTTP/2 provider API.
     #[arg(long)]
     pub apns_binary: bool,
+    /// Send Android devices through the legacy GCM HTTP API (API key, canonical ids) instead
+    /// of FCM HTTP v1 (service account).
+    #[arg(long)]
+    pub gcm_legacy: bool,
 }
 
 /// `push bench`.
@@ -247,7 +286,7 @@ pub struct BenchArgs {
     /// count as delivered.
     #[arg(long, value_name = "MS", default_value_t = 1000)]
     pub apns_grace_ms: u64,
-    /// Only run these parts (raw, apns, apns-http2, gcm); repeatable; default all.
+    /// Only run these parts (raw, apns, apns-http2, gcm, fcm); repeatable; default all.
     #[arg(long, value_name = "PART")]
     pub only: Vec<String>,
 }

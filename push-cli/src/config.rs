@@ -2,9 +2,9 @@
 
 use std::path::Path;
 
-use push_smol::{ApnsConfig, ApnsHttp2Config, Client, GcmConfig, Payload, Tls};
+use push_smol::{ApnsConfig, ApnsHttp2Config, Client, FcmConfig, GcmConfig, Payload, Tls};
 
-use crate::cli::{ApnsArgs, GcmArgs, MessageArgs};
+use crate::cli::{ApnsArgs, FcmArgs, GcmArgs, MessageArgs};
 
 /// The notification described by the arguments; `--data` must be a JSON object.
 pub fn payload(message: &MessageArgs) -> Result<Payload, String> {
@@ -106,13 +106,43 @@ pub fn apns_http2(args: &ApnsArgs) -> Result<Option<ApnsHttp2Config>, String> {
     Ok(Some(config.tls(tls)))
 }
 
-/// A client with the providers the arguments configure; at least one is required.
-pub fn client(apns_args: &ApnsArgs, gcm_args: &GcmArgs) -> Result<Client, String> {
+/// FCM HTTP v1 settings from the arguments, if `--fcm-service-account` was given. The
+/// private key is never shown; a missing or malformed field of the file is named.
+pub fn fcm(args: &FcmArgs) -> Result<Option<FcmConfig>, String> {
+    let Some(path) = &args.fcm_service_account else {
+        return Ok(None);
+    };
+    let mut config = FcmConfig::from_service_account_file(path)
+        .map_err(|e| format!("--fcm-service-account: {e}"))?;
+    if let Some(project) = &args.fcm_project {
+        config = config.project(project);
+    }
+    if let Some(url) = &args.fcm_url {
+        config = config.url(url).map_err(|e| e.to_string())?;
+    }
+    if let Some(url) = &args.fcm_token_url {
+        config = config.token_url(url).map_err(|e| e.to_string())?;
+    }
+    Ok(Some(
+        config
+            .tls(tls(args.fcm_ca.as_deref(), None)?)
+            .validate_only(args.dry_run),
+    ))
+}
+
+/// A client with the providers the arguments configure; at least one is required. FCM is
+/// preferred over GCM for Android devices when both are given.
+pub fn client(
+    apns_args: &ApnsArgs,
+    gcm_args: &GcmArgs,
+    fcm_args: &FcmArgs,
+) -> Result<Client, String> {
     let apns = apns(apns_args)?;
     let apns_http2 = apns_http2(apns_args)?;
     let gcm = gcm(gcm_args)?;
-    if apns.is_none() && apns_http2.is_none() && gcm.is_none() {
-        return Err("no provider configured: give --apns-url (HTTP/2, with --apns-key-p8 or --apns-cert), --apns (binary gateway, with --apns-cert, --apns-key) and/or --gcm-url (with --gcm-key)".into());
+    let fcm = fcm(fcm_args)?;
+    if apns.is_none() && apns_http2.is_none() && gcm.is_none() && fcm.is_none() {
+        return Err("no provider configured: give --apns-url (HTTP/2, with --apns-key-p8 or --apns-cert), --apns (binary gateway, with --apns-cert, --apns-key), --fcm-service-account (FCM HTTP v1) and/or --gcm-url (legacy GCM, with --gcm-key)".into());
     }
     let mut builder = Client::builder();
     if let Some(apns) = apns {
@@ -123,6 +153,9 @@ pub fn client(apns_args: &ApnsArgs, gcm_args: &GcmArgs) -> Result<Client, String
     }
     if let Some(gcm) = gcm {
         builder = builder.gcm(gcm);
+    }
+    if let Some(fcm) = fcm {
+        builder = builder.fcm(fcm);
     }
     builder.build().map_err(|e| e.to_string())
 }

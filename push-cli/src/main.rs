@@ -11,6 +11,7 @@ mod demo;
 mod devices;
 mod feedback;
 mod jsonl;
+mod loopback;
 mod main_error;
 mod mock;
 mod send;

@@ -5,13 +5,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use push_mock::{
-    Certificates, GatewayOptions, GcmOptions, Http2Auth, Http2Options, MockApnsHttp2, MockFeedback,
-    MockGateway, MockGcm, ReasonScript, TokenScript,
+    Certificates, FcmScript, GatewayOptions, GcmOptions, Http2Auth, Http2Options, MockApnsHttp2,
+    MockFeedback, MockGateway, MockGcm, ReasonScript, TokenScript,
 };
 use push_proto::ApnsToken;
 use push_proto::apns::FeedbackTuple;
 
 use crate::cli::MockArgs;
+use crate::loopback::{FCM_PROJECT, fcm_options, fcm_service_account, start_fcm};
 use crate::main_error::Failure;
 use crate::workdir::work_dir;
 
@@ -99,6 +100,14 @@ pub fn command(args: MockArgs) -> Result<(), Failure> {
     }
     let http2 =
         MockApnsHttp2::start(http2_options, &certs).map_err(|e| io("mock APNs HTTP/2", e))?;
+    let mut fcm_options = fcm_options().map_err(Failure::Run)?;
+    for token in &args.fcm_unregistered {
+        fcm_options = fcm_options.script(token, FcmScript::Unregistered);
+    }
+    let fcm = start_fcm(fcm_options, &certs).map_err(Failure::Run)?;
+    let account = dir.join("fcm-service-account.json");
+    std::fs::write(&account, fcm_service_account(&fcm))
+        .map_err(|e| Failure::Run(format!("cannot write {}: {e}", account.display())))?;
     let host = Certificates::SERVER_NAME;
     println!("APNs gateway   {host}:{}", gateway.addr().port());
     println!("APNs feedback  {host}:{}", feedback.addr().port());
@@ -150,6 +159,18 @@ pub fn command(args: MockArgs) -> Result<(), Failure> {
             );
         }
     }
+    println!(
+        "FCM HTTP v1    {} (project {FCM_PROJECT}, OAuth2 token endpoint {})",
+        fcm.url(),
+        fcm.token_url()
+    );
+    println!("service account {} (test-only key)", account.display());
+    println!(
+        "try FCM: push send --devices FILE --title Hi --body Hello --fcm-service-account {} --fcm-url {} --fcm-ca {}",
+        account.display(),
+        fcm.url(),
+        paths.ca.display(),
+    );
     match args.for_secs {
         Some(seconds) => std::thread::sleep(Duration::from_secs(seconds)),
         None => {
@@ -162,6 +183,6 @@ pub fn command(args: MockArgs) -> Result<(), Failure> {
             let _ = stopped.recv();
         }
     }
-    drop((gateway, feedback, gcm, http2));
+    drop((gateway, feedback, gcm, http2, fcm));
     Ok(())
 }

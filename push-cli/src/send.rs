@@ -191,7 +191,7 @@ pub fn command(args: SendArgs) -> Result<(), Failure> {
         (None, Some(path)) => Source::Db(path),
         (None, None) => return Err(Failure::Usage("give --devices or --db".into())),
     };
-    let client = config::client(&args.apns, &args.gcm).map_err(Failure::Usage)?;
+    let client = config::client(&args.apns, &args.gcm, &args.fcm).map_err(Failure::Usage)?;
     let outcome = run(Plan {
         client,
         payload,

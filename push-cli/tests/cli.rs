@@ -1,13 +1,16 @@
 //! The real `push` binary against push-mock's servers over loopback TLS and HTTP.
 
 use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 use bytes::Bytes;
+use push_mock::fcm::{demo_service_account, wrong_key_service_account};
 use push_mock::{
-    CertificatePaths, Certificates, GatewayOptions, GcmOptions, Http2Auth, Http2Options,
-    MockApnsHttp2, MockFeedback, MockGateway, MockGcm, ReasonScript, TokenScript,
+    CertificatePaths, Certificates, FcmOptions, FcmScript, GatewayOptions, GcmOptions, Http2Auth,
+    Http2Options, MockApnsHttp2, MockFcm, MockFeedback, MockGateway, MockGcm, ReasonScript,
+    TokenScript,
 };
 use push_proto::ApnsToken;
 use push_proto::apns::FeedbackTuple;
@@ -138,11 +141,13 @@ fn every_subcommand_has_help() {
     }
 }
 
-#[test]
-fn demo_finishes_and_the_store_ends_as_expected() {
-    let dir = tempfile::tempdir().unwrap();
-    let keep = dir.path().display().to_string();
-    let output = push(&["demo", "--devices", "3000", "--keep", &keep], &[]);
+/// Runs `push demo` with `extra` arguments on 2000 devices, kept in `dir`; returns stdout and
+/// the feedback lines after checking the run verified the store.
+fn demo(dir: &Path, extra: &[&str]) -> (String, Vec<Value>) {
+    let keep = dir.display().to_string();
+    let mut args = vec!["demo", "--devices", "2000", "--keep", &keep];
+    args.extend(extra);
+    let output = push(&args, &[]);
     let stdout = text(&output.stdout);
     assert!(
         output.status.success(),
@@ -153,15 +158,49 @@ fn demo_finishes_and_the_store_ends_as_expected() {
         stdout.contains("verified: the store holds exactly the expected"),
         "{stdout}"
     );
-    let rows = tokens(&dir.path().join("devices.sqlite")).len();
+    let rows = tokens(&dir.join("devices.sqlite")).len();
     assert!(
         stdout.contains(&format!("expected {rows} devices")),
         "{stdout}"
     );
-    assert!(rows < 3000 && rows > 2900, "{rows}");
+    assert!(rows < 2000 && rows > 1900, "{rows}");
     assert!(stdout.contains("mock APNs HTTP/2"), "{stdout}");
-    let lines = jsonl(&dir.path().join("feedback.jsonl").display().to_string());
+    let lines = jsonl(&dir.join("feedback.jsonl").display().to_string());
     assert!(lines.iter().any(|l| l["error"] == "invalid_device"));
+    (stdout, lines)
+}
+
+#[test]
+fn demo_sends_android_through_fcm_by_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let (stdout, lines) = demo(dir.path(), &[]);
+    assert!(
+        stdout.contains("iOS: APNs HTTP/2 (token auth) · Android: FCM HTTP v1 (service account)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("mock FCM https://localhost:"), "{stdout}");
+    assert!(!stdout.contains("mock GCM"), "{stdout}");
+    // Scripted 429s and 503s were retried (the demo checks their exact counts).
+    assert!(stdout.contains("answered 429 and"), "{stdout}");
+    let android: Vec<_> = lines
+        .iter()
+        .filter(|l| l["platform"] == "android")
+        .collect();
+    assert!(android.len() > 700, "{}", android.len());
+    assert!(android.iter().all(|l| l["new_token"].is_null()));
+    assert!(android.iter().any(|l| l["error"] == "invalid_device"));
+}
+
+#[test]
+fn demo_with_gcm_legacy_uses_canonical_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let (stdout, lines) = demo(dir.path(), &["--gcm-legacy"]);
+    assert!(
+        stdout.contains("Android: legacy GCM HTTP (API key)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("mock GCM https://localhost:"), "{stdout}");
+    assert!(!stdout.contains("mock FCM"), "{stdout}");
     assert!(lines.iter().any(|l| l["new_token"].is_string()));
 }
 
@@ -565,4 +604,264 @@ fn http2_flags_are_checked() {
     );
     assert_eq!(output.status.code(), Some(2));
     assert!(text(&output.stderr).contains("--apns-key-p8"));
+}
+
+const FCM_PROJECT: &str = "cli-test";
+
+/// A mock FCM server and a work directory holding its CA and the demo service account.
+struct Fcm {
+    dir: tempfile::TempDir,
+    paths: CertificatePaths,
+    server: MockFcm,
+}
+
+impl Fcm {
+    fn start(scripts: &[(&str, FcmScript)]) -> Fcm {
+        let certs = Certificates::generate().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let paths = certs.write_to(dir.path()).unwrap();
+        let mut options = FcmOptions::demo(FCM_PROJECT).unwrap();
+        for (token, script) in scripts {
+            options = options.script(*token, script.clone());
+        }
+        let server = MockFcm::start(options, &certs).unwrap();
+        let fcm = Fcm { dir, paths, server };
+        let account = demo_service_account(FCM_PROJECT, &fcm.server.token_url());
+        std::fs::write(fcm.path("account.json"), account).unwrap();
+        fcm
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
+
+    /// `send` arguments for the mock, after the source arguments.
+    fn send_args(&self, source: &[&str]) -> Vec<String> {
+        let mut args: Vec<String> = ["send", "--title", "Hello", "--body", "World"]
+            .iter()
+            .chain(source)
+            .map(|s| s.to_string())
+            .collect();
+        args.extend([
+            "--fcm-service-account".into(),
+            self.path("account.json"),
+            "--fcm-url".into(),
+            self.server.url(),
+            "--fcm-ca".into(),
+            self.paths.ca.display().to_string(),
+            "--feedback".into(),
+            self.path("feedback.jsonl"),
+        ]);
+        args
+    }
+}
+
+#[test]
+fn send_through_fcm_applies_the_feedback_and_wins_over_gcm() {
+    let fcm = Fcm::start(&[
+        ("fcm-gone", FcmScript::Unregistered),
+        ("fcm-other", FcmScript::SenderIdMismatch),
+    ]);
+    let gcm = MockGcm::start(GcmOptions::new(KEY)).unwrap();
+    let db = fcm.dir.path().join("devices.sqlite");
+    {
+        let conn = Connection::open(&db).unwrap();
+        conn.execute_batch("CREATE TABLE devices(platform TEXT, token TEXT PRIMARY KEY)")
+            .unwrap();
+        for token in ["fcm-ok-1", "fcm-ok-2", "fcm-gone", "fcm-other"] {
+            conn.execute("INSERT INTO devices VALUES ('android', ?1)", [token])
+                .unwrap();
+        }
+    }
+    let db_arg = db.display().to_string();
+    let mut args = fcm.send_args(&["--db", &db_arg, "--apply-feedback"]);
+    args.extend(["--gcm-url".into(), gcm.endpoint()]);
+    let output = run(&args, &[("PUSH_GCM_KEY", KEY)]);
+    let stderr = text(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("delivered        2"), "{stderr}");
+    assert!(stderr.contains("invalid_device   2"), "{stderr}");
+    assert!(stderr.contains("2 invalid tokens deleted"), "{stderr}");
+    let expected: HashSet<String> = ["fcm-ok-1", "fcm-ok-2"].map(String::from).into();
+    assert_eq!(tokens(&db), expected);
+    let got = by_token(&jsonl(&fcm.path("feedback.jsonl")));
+    assert_eq!(got.len(), 4, "{got:?}");
+    for token in ["fcm-ok-1", "fcm-ok-2"] {
+        assert_eq!(got[token]["error"], Value::Null, "{token}");
+        assert_eq!(got[token]["platform"], "android", "{token}");
+        assert_eq!(fcm.server.delivered_count(token), 1, "{token}");
+    }
+    for token in ["fcm-gone", "fcm-other"] {
+        assert_eq!(got[token]["error"], "invalid_device", "{token}");
+        assert_eq!(got[token]["new_token"], Value::Null, "{token}");
+    }
+    assert_eq!(gcm.requests(), 0, "FCM wins over GCM for Android devices");
+}
+
+#[test]
+fn fcm_dry_run_validates_and_delivers_nothing() {
+    let fcm = Fcm::start(&[("fcm-gone", FcmScript::Unregistered)]);
+    let devices = fcm.path("devices.txt");
+    std::fs::write(&devices, "android fcm-1\nandroid fcm-2\nandroid fcm-gone\n").unwrap();
+    let mut args = fcm.send_args(&["--devices", &devices]);
+    args.push("--dry-run".into());
+    let output = run(&args, &[]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_eq!(fcm.server.total_delivered(), 0);
+    assert_eq!(fcm.server.validated(), 2);
+    let got = by_token(&jsonl(&fcm.path("feedback.jsonl")));
+    assert_eq!(got["fcm-1"]["error"], Value::Null);
+    assert_eq!(got["fcm-2"]["error"], Value::Null);
+    assert_eq!(got["fcm-gone"]["error"], "invalid_device");
+}
+
+#[test]
+fn a_service_account_without_client_email_is_a_usage_error_naming_it() {
+    let fcm = Fcm::start(&[]);
+    let mut account: Value =
+        serde_json::from_str(&std::fs::read_to_string(fcm.path("account.json")).unwrap()).unwrap();
+    account.as_object_mut().unwrap().remove("client_email");
+    std::fs::write(fcm.path("account.json"), account.to_string()).unwrap();
+    let devices = fcm.path("devices.txt");
+    std::fs::write(&devices, "android fcm-1\n").unwrap();
+    let output = run(&fcm.send_args(&["--devices", &devices]), &[]);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    let error = stderr.lines().last().unwrap();
+    assert!(
+        error.starts_with("push: error: --fcm-service-account"),
+        "{stderr}"
+    );
+    assert!(error.contains("client_email"), "{stderr}");
+    assert!(!stderr.contains("PRIVATE KEY"), "{stderr}");
+    assert_eq!(fcm.server.token_requests(), 0);
+}
+
+#[test]
+fn a_wrong_service_account_key_fails_the_run() {
+    let fcm = Fcm::start(&[]);
+    let account = wrong_key_service_account(FCM_PROJECT, &fcm.server.token_url());
+    std::fs::write(fcm.path("account.json"), account).unwrap();
+    let devices = fcm.path("devices.txt");
+    std::fs::write(&devices, "android fcm-1\n").unwrap();
+    let output = run(&fcm.send_args(&["--devices", &devices]), &[]);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let error = stderr.lines().last().unwrap();
+    assert!(error.contains("no FCM access token"), "{stderr}");
+    assert!(!stderr.contains("PRIVATE KEY"), "{stderr}");
+    assert_eq!(fcm.server.total_delivered(), 0);
+}
+
+#[test]
+fn fcm_project_and_token_url_override_the_service_account() {
+    let fcm = Fcm::start(&[]);
+    // The file points at a dead token endpoint and another project: the flags win.
+    let mut account: Value = serde_json::from_str(&demo_service_account(
+        FCM_PROJECT,
+        "https://localhost:1/token",
+    ))
+    .unwrap();
+    account["project_id"] = "elsewhere".into();
+    std::fs::write(fcm.path("account.json"), account.to_string()).unwrap();
+    let devices = fcm.path("devices.txt");
+    std::fs::write(&devices, "android fcm-1\n").unwrap();
+    let mut args = fcm.send_args(&["--devices", &devices]);
+    let token_url = fcm.server.token_url();
+    args.extend(["--fcm-token-url", &token_url, "--fcm-project"].map(String::from));
+    let mut right = args.clone();
+    right.push(FCM_PROJECT.into());
+    let output = run(&right, &[]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_eq!(fcm.server.delivered_count("fcm-1"), 1);
+    args.push("another-project".into());
+    let output = run(&args, &[]);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.lines().last().unwrap().contains("FCM refused"),
+        "{stderr}"
+    );
+    assert_eq!(fcm.server.delivered_count("fcm-1"), 1);
+}
+
+#[test]
+fn fcm_flags_need_a_service_account() {
+    for flag in [
+        &["--dry-run"][..],
+        &["--fcm-url", "https://localhost:1"],
+        &["--fcm-project", "p"],
+    ] {
+        let mut args = vec!["send", "--title", "t", "--body", "b", "--devices", "-"];
+        args.extend(flag);
+        let output = push(&args, &[]);
+        assert_eq!(output.status.code(), Some(2), "{flag:?}");
+        assert!(
+            text(&output.stderr).contains("--fcm-service-account"),
+            "{flag:?}"
+        );
+    }
+}
+
+#[test]
+fn the_fcm_line_printed_by_push_mock_sends() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut mock = Command::new(env!("CARGO_BIN_EXE_push"))
+        .args([
+            "mock",
+            "--for",
+            "60",
+            "--fcm-unregistered",
+            "fcm-gone",
+            "--dir",
+        ])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(mock.stdout.take().unwrap());
+    let line = stdout
+        .lines()
+        .map(Result::unwrap)
+        .find(|line| line.starts_with("try FCM: push send"))
+        .expect("push mock prints how to send through FCM");
+    let devices = dir.path().join("devices.txt");
+    std::fs::write(&devices, "android fcm-1\nandroid fcm-gone\n").unwrap();
+    let devices = devices.display().to_string();
+    let feedback = dir.path().join("feedback.jsonl").display().to_string();
+    let mut args: Vec<&str> = line
+        .trim_start_matches("try FCM: push ")
+        .split_whitespace()
+        .map(|arg| if arg == "FILE" { &devices } else { arg })
+        .collect();
+    args.extend(["--feedback", &feedback]);
+    let output = push(&args, &[]);
+    mock.kill().unwrap();
+    mock.wait().unwrap();
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(
+        dir.path().join("fcm-service-account.json").exists(),
+        "written beside the certificates"
+    );
+    let got = by_token(&jsonl(&feedback));
+    assert_eq!(got["fcm-1"]["error"], Value::Null);
+    assert_eq!(got["fcm-gone"]["error"], "invalid_device");
+}
+
+#[test]
+fn bench_measures_fcm() {
+    let output = push(&["bench", "--only", "fcm", "--devices", "2000"], &[]);
+    let stdout = text(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        text(&output.stderr)
+    );
+    let line = stdout
+        .lines()
+        .find(|line| line.starts_with("push FCM v1 (1 conn, 1000 streams)"))
+        .unwrap_or_else(|| panic!("no FCM line in {stdout}"));
+    assert!(line.contains(" 2000 in "), "{line}");
+    assert!(line.contains("notifications/s"), "{line}");
+    assert!(!stdout.contains("push APNs"), "only the FCM part: {stdout}");
 }

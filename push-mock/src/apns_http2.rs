@@ -21,10 +21,9 @@ use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
 use p256::pkcs8::{DecodePrivateKey, DecodePublicKey};
 use push_proto::apns::http2::{ApnsId, ApnsIdGenerator, MAX_COLLAPSE_ID, PushType, Reason};
 use serde_json::Value;
-use smol::Timer;
 
 use crate::certs::{Certificates, server_config_with_alpn};
-use crate::http2::{self, Body, ConnectionStats, Http2Record, Http2Setup, Stream, read_body};
+use crate::http2::{self, Body, ConnectionStats, Http2Record, Http2Setup, Stream};
 use crate::server::{Records, ServerThread, Shared, invalid_input};
 
 const NAME: &str = "mock-apns-http2";
@@ -674,20 +673,13 @@ async fn handle_stream(
     stream: Stream,
 ) {
     let stream_id = u32::from(respond.stream_id());
-    let (head, body) = request.into_parts();
-    let body = match read_body(body, MAX_READ).await {
-        Ok(body) => body,
-        Err(error) => {
-            log::debug!("{NAME}: reading stream {stream_id} failed: {error}");
-            return;
-        }
-    };
-    if let Some(latency) = context.latency {
-        Timer::after(latency).await;
-    }
-    if stream.refuse_if_closing(&mut respond, &context.record) {
+    let receiving = (MAX_READ, context.latency);
+    let Some((head, body)) = stream
+        .receive(NAME, request, &mut respond, receiving, &context.record)
+        .await
+    else {
         return;
-    }
+    };
     let outcome = evaluate(&context, &head, &body);
     stream.count_answer();
     let (status, reason, timestamp, apns_id, token) = context.record.update(|r| {

@@ -6,6 +6,7 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::rc::{Rc, Weak};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures_lite::future;
@@ -13,8 +14,9 @@ use futures_rustls::TlsAcceptor;
 use h2::RecvStream;
 use h2::server::SendResponse;
 use http::Request;
-use smol::LocalExecutor;
+use http::request::Parts;
 use smol::net::TcpStream;
+use smol::{LocalExecutor, Timer};
 use tokio_util::compat::FuturesAsyncReadCompatExt;
 
 use crate::server::{IO_TIMEOUT, Records, ServerThread, accept_loop, handshake, timeout};
@@ -99,7 +101,7 @@ impl Stream {
 
     /// When a GOAWAY started, refuses the stream with `RST_STREAM(REFUSED_STREAM)`, records
     /// it and returns `true`; otherwise returns `false` and the stream must be answered.
-    pub(crate) fn refuse_if_closing<R: Http2Record>(
+    fn refuse_if_closing<R: Http2Record>(
         &self,
         respond: &mut SendResponse<Bytes>,
         record: &Records<R>,
@@ -109,6 +111,35 @@ impl Stream {
             record.update(|r| r.stats().refused += 1);
         }
         self.0.closing.get()
+    }
+
+    /// Reads the request's body (at most `limit` bytes), waits `latency`, then refuses the
+    /// stream if a GOAWAY started meanwhile. Returns the request to answer, or `None` when
+    /// there is nothing to answer (the body could not be read, or the stream was refused).
+    pub(crate) async fn receive<R: Http2Record>(
+        &self,
+        name: &str,
+        request: Request<RecvStream>,
+        respond: &mut SendResponse<Bytes>,
+        (limit, latency): (usize, Option<Duration>),
+        record: &Records<R>,
+    ) -> Option<(Parts, Body)> {
+        let (head, body) = request.into_parts();
+        let body = match read_body(body, limit).await {
+            Ok(body) => body,
+            Err(error) => {
+                let stream_id = u32::from(respond.stream_id());
+                log::debug!("{name}: reading stream {stream_id} failed: {error}");
+                return None;
+            }
+        };
+        if let Some(latency) = latency {
+            Timer::after(latency).await;
+        }
+        if self.refuse_if_closing(respond, record) {
+            return None;
+        }
+        Some((head, body))
     }
 
     /// Counts an answer on the connection, starting the GOAWAY when the limit is reached.
@@ -292,7 +323,7 @@ pub(crate) enum Body {
 }
 
 /// Reads a request body, up to `limit` bytes.
-pub(crate) async fn read_body(mut body: RecvStream, limit: usize) -> Result<Body, h2::Error> {
+async fn read_body(mut body: RecvStream, limit: usize) -> Result<Body, h2::Error> {
     let mut buffer = BytesMut::new();
     while let Some(chunk) = body.data().await {
         let chunk = chunk?;

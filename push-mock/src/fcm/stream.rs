@@ -8,11 +8,10 @@ use h2::server::SendResponse;
 use http::header::{ALLOW, CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderValue, Request, Response, StatusCode};
 use serde_json::{Value, json};
-use smol::Timer;
 
 use super::request::{Outcome, evaluate};
 use super::state::{Context, FcmAnswer, FcmDelivery, Record};
-use crate::http2::{Stream, read_body};
+use crate::http2::Stream;
 
 pub(crate) const NAME: &str = "mock-fcm";
 /// Request bodies longer than this are not read further (`Message is too big`).
@@ -26,20 +25,13 @@ pub(crate) async fn handle_stream(
     stream: Stream,
 ) {
     let stream_id = u32::from(respond.stream_id());
-    let (head, body) = request.into_parts();
-    let body = match read_body(body, MAX_READ).await {
-        Ok(body) => body,
-        Err(error) => {
-            log::debug!("{NAME}: reading stream {stream_id} failed: {error}");
-            return;
-        }
-    };
-    if let Some(latency) = context.latency {
-        Timer::after(latency).await;
-    }
-    if stream.refuse_if_closing(&mut respond, &context.record) {
+    let receiving = (MAX_READ, context.latency);
+    let Some((head, body)) = stream
+        .receive(NAME, request, &mut respond, receiving, &context.record)
+        .await
+    else {
         return;
-    }
+    };
     let outcome = evaluate(&context, &head, &body);
     stream.count_answer();
     let connection = stream.connection();

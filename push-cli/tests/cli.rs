@@ -28,6 +28,13 @@ fn push(args: &[&str], envs: &[(&str, &str)]) -> Output {
     command.output().expect("the push binary runs")
 }
 
+/// `push send` of a short notification to the devices on standard input, with `extra`.
+fn send_stdin(extra: &[&str]) -> Output {
+    let mut args = vec!["send", "--title", "t", "--body", "b", "--devices", "-"];
+    args.extend(extra);
+    push(&args, &[])
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -550,58 +557,20 @@ fn a_wrong_provider_key_fails_with_a_clear_message() {
 #[test]
 fn http2_flags_are_checked() {
     // Token auth without its ids, and both APNs services at once, are usage errors.
-    let output = push(
-        &[
-            "send",
-            "--title",
-            "t",
-            "--body",
-            "b",
-            "--devices",
-            "-",
-            "--apns-url",
-            "https://localhost:1",
-            "--apns-key-p8",
-            "k.p8",
-        ],
-        &[],
-    );
+    let url = ["--apns-url", "https://localhost:1"];
+    let output = send_stdin(&[&url[..], &["--apns-key-p8", "k.p8"]].concat());
     assert_eq!(output.status.code(), Some(2));
-    let output = push(
-        &[
-            "send",
-            "--title",
-            "t",
-            "--body",
-            "b",
-            "--devices",
-            "-",
-            "--apns-url",
-            "https://localhost:1",
-            "--apns",
-            "localhost:2",
-            "--apns-cert",
-            "c",
-            "--apns-key",
-            "k",
-        ],
-        &[],
-    );
+    let binary = [
+        "--apns",
+        "localhost:2",
+        "--apns-cert",
+        "c",
+        "--apns-key",
+        "k",
+    ];
+    let output = send_stdin(&[&url[..], &binary].concat());
     assert_eq!(output.status.code(), Some(2));
-    let output = push(
-        &[
-            "send",
-            "--title",
-            "t",
-            "--body",
-            "b",
-            "--devices",
-            "-",
-            "--apns-url",
-            "https://localhost:1",
-        ],
-        &[],
-    );
+    let output = send_stdin(&url);
     assert_eq!(output.status.code(), Some(2));
     assert!(text(&output.stderr).contains("--apns-key-p8"));
 }
@@ -792,9 +761,7 @@ fn fcm_flags_need_a_service_account() {
         &["--fcm-url", "https://localhost:1"],
         &["--fcm-project", "p"],
     ] {
-        let mut args = vec!["send", "--title", "t", "--body", "b", "--devices", "-"];
-        args.extend(flag);
-        let output = push(&args, &[]);
+        let output = send_stdin(flag);
         assert_eq!(output.status.code(), Some(2), "{flag:?}");
         assert!(
             text(&output.stderr).contains("--fcm-service-account"),

@@ -8,8 +8,9 @@ use bytes::Bytes;
 
 use crate::apns::{self, Gateway, GatewayConfig, http2};
 use crate::device::{ApnsToken, Device, GcmToken, Platform, TokenError};
+use crate::engine;
 use crate::fcm;
-use crate::feedback::{DeviceError, Feedback};
+use crate::feedback::{DeviceError, Feedback, Receipt};
 use crate::gcm::{self, Message, MessageId, MessageOptions, RequestId, Sender};
 use crate::outcome::{Full, Outcome};
 use crate::payload::Payload;
@@ -21,7 +22,29 @@ pub struct SessionId(u64);
 /// What the providers carry to identify a notification: its session and device.
 type Tag = (SessionId, Device);
 
+/// An HTTP provider driven by the [`engine`]: where [`Action::Http`] goes and whose
+/// [`engine::Input`]s [`Push::handle_http`] takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Route {
+    /// The APNs HTTP/2 provider API.
+    ApnsHttp2,
+    /// FCM HTTP v1 (its credential requests go to the service account's token endpoint).
+    Fcm,
+}
+
+impl Route {
+    /// The provider's name in logs and errors.
+    pub fn name(self) -> &'static str {
+        match self {
+            Route::ApnsHttp2 => "APNs",
+            Route::Fcm => "FCM",
+        }
+    }
+}
+
 /// Something the driver must do.
+// Boxing the HTTP variant would cost an allocation per request; actions are moved, not stored.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Action {
     /// Open the APNs gateway connection, then call [`Push::handle_apns_connected`] or
@@ -34,18 +57,9 @@ pub enum Action {
     /// Send this request to the GCM endpoint, then call [`Push::handle_gcm_response`] or
     /// [`Push::handle_gcm_failure`] with its id.
     GcmRequest(RequestId, Box<http::Request<Bytes>>),
-    /// Send this request to APNs over HTTP/2, then call
-    /// [`Push::handle_apns_http2_response`], [`Push::handle_apns_http2_failure`] or
-    /// [`Push::handle_apns_http2_refused`] with its id.
-    ApnsRequest(http2::RequestId, Box<http::Request<Bytes>>),
-    /// Send this request to FCM (its URI says where) over HTTP/2, then call
-    /// [`Push::handle_fcm_response`], [`Push::handle_fcm_failure`] or
-    /// [`Push::handle_fcm_refused`] with its id.
-    FcmRequest(fcm::RequestId, Box<http::Request<Bytes>>),
-    /// Send this access-token request to the service account's `token_uri` (its URI; not the
-    /// FCM host), then call [`Push::handle_fcm_token_response`] or
-    /// [`Push::handle_fcm_token_failure`].
-    FcmTokenRequest(Box<http::Request<Bytes>>),
+    /// Something for an HTTP provider's connections: perform the [`engine::Action`], then
+    /// report what happens with [`Push::handle_http`] and the same route.
+    Http(Route, engine::Action),
 }
 
 /// Something worth knowing that concerns more than one device.
@@ -140,7 +154,7 @@ impl Push {
         config: http2::Config,
         auth: http2::Auth,
     ) -> Result<Self, http2::ConfigError> {
-        self.apns_http2 = Some(http2::Sender::new(config, auth)?);
+        self.apns_http2 = Some(http2::sender(config, auth)?);
         Ok(self)
     }
 
@@ -162,7 +176,7 @@ impl Push {
         auth: fcm::OAuth,
         options: fcm::Options,
     ) -> Result<Self, fcm::ConfigError> {
-        self.fcm = Some((fcm::Sender::new(config, auth)?, options));
+        self.fcm = Some((fcm::sender(config, auth)?, options));
         Ok(self)
     }
 
@@ -237,7 +251,7 @@ impl Push {
         };
         let routed = match device.platform {
             Platform::Ios if self.apns_http2.is_some() => {
-                route_apns_http2(&mut self.apns_http2, session, session_id, device)
+                route_apns_http2(&mut self.apns_http2, session, session_id, device, now)
             }
             Platform::Ios => route_apns(&mut self.apns, session, session_id, device),
             Platform::Android if self.fcm.is_some() => {
@@ -280,7 +294,7 @@ impl Push {
     /// True when no provider has work left.
     pub fn is_idle(&self) -> bool {
         self.apns.as_ref().is_none_or(Gateway::is_idle)
-            && self.apns_http2.as_ref().is_none_or(http2::Sender::is_idle)
+            && self.apns_http2.as_ref().is_none_or(|s| s.is_idle())
             && self.gcm.as_ref().is_none_or(|(sender, _)| sender.is_idle())
             && self.fcm.as_ref().is_none_or(|(sender, _)| sender.is_idle())
     }
@@ -321,37 +335,19 @@ impl Push {
         }
     }
 
-    /// The response to an APNs HTTP/2 request.
-    pub fn handle_apns_http2_response(
-        &mut self,
-        id: http2::RequestId,
-        response: http::Response<Bytes>,
-        now: Instant,
-    ) {
-        if let Some(sender) = &mut self.apns_http2 {
-            sender.handle_response(id, response, now);
-        }
-    }
-
-    /// An APNs HTTP/2 request failed before a response (connection lost, timed out).
-    pub fn handle_apns_http2_failure(&mut self, id: http2::RequestId, reason: &str, now: Instant) {
-        if let Some(sender) = &mut self.apns_http2 {
-            sender.handle_failure(id, reason, now);
-        }
-    }
-
-    /// The server did not process an APNs HTTP/2 request (refused stream, or beyond a
-    /// GOAWAY's last stream id): it is sent again, not counted as an attempt.
-    pub fn handle_apns_http2_refused(&mut self, id: http2::RequestId) {
-        if let Some(sender) = &mut self.apns_http2 {
-            sender.handle_refused(id);
-        }
-    }
-
-    /// The APNs server's current `SETTINGS_MAX_CONCURRENT_STREAMS`.
-    pub fn handle_apns_http2_max_streams(&mut self, streams: u32) {
-        if let Some(sender) = &mut self.apns_http2 {
-            sender.handle_max_concurrent_streams(streams);
+    /// What happened to an HTTP provider's connection, stream or credential request.
+    pub fn handle_http(&mut self, route: Route, input: engine::Input, now: Instant) {
+        match route {
+            Route::ApnsHttp2 => {
+                if let Some(sender) = &mut self.apns_http2 {
+                    sender.handle(input, now);
+                }
+            }
+            Route::Fcm => {
+                if let Some((sender, _)) = &mut self.fcm {
+                    sender.handle(input, now);
+                }
+            }
         }
     }
 
@@ -371,54 +367,6 @@ impl Push {
     pub fn handle_gcm_failure(&mut self, id: RequestId, reason: &str, now: Instant) {
         if let Some((sender, _)) = &mut self.gcm {
             sender.handle_failure(id, reason, now);
-        }
-    }
-
-    /// The response to an FCM request.
-    pub fn handle_fcm_response(
-        &mut self,
-        id: fcm::RequestId,
-        response: http::Response<Bytes>,
-        now: Instant,
-    ) {
-        if let Some((sender, _)) = &mut self.fcm {
-            sender.handle_response(id, response, now);
-        }
-    }
-
-    /// An FCM request failed before a response (connection lost, timed out).
-    pub fn handle_fcm_failure(&mut self, id: fcm::RequestId, reason: &str, now: Instant) {
-        if let Some((sender, _)) = &mut self.fcm {
-            sender.handle_failure(id, reason, now);
-        }
-    }
-
-    /// FCM did not process a request (refused stream, beyond a GOAWAY's last stream id): it
-    /// is sent again, not counted as an attempt.
-    pub fn handle_fcm_refused(&mut self, id: fcm::RequestId) {
-        if let Some((sender, _)) = &mut self.fcm {
-            sender.handle_refused(id);
-        }
-    }
-
-    /// The FCM server's current `SETTINGS_MAX_CONCURRENT_STREAMS`.
-    pub fn handle_fcm_max_streams(&mut self, streams: u32) {
-        if let Some((sender, _)) = &mut self.fcm {
-            sender.handle_max_concurrent_streams(streams);
-        }
-    }
-
-    /// The token endpoint's answer to [`Action::FcmTokenRequest`].
-    pub fn handle_fcm_token_response(&mut self, response: http::Response<Bytes>, now: Instant) {
-        if let Some((sender, _)) = &mut self.fcm {
-            sender.handle_token_response(response, now);
-        }
-    }
-
-    /// [`Action::FcmTokenRequest`] failed in transport.
-    pub fn handle_fcm_token_failure(&mut self, reason: &str, now: Instant) {
-        if let Some((sender, _)) = &mut self.fcm {
-            sender.handle_token_failure(reason, now);
         }
     }
 
@@ -453,18 +401,13 @@ impl Push {
                 return Some(Action::ApnsWrite);
             }
         }
-        if let Some(sender) = &mut self.apns_http2
-            && let Some((id, request)) = sender.poll_request(now)
-        {
-            return Some(Action::ApnsRequest(id, Box::new(request)));
+        if let Some(action) = self.apns_http2.as_mut().and_then(|s| s.poll_action(now)) {
+            return Some(Action::Http(Route::ApnsHttp2, action));
         }
-        if let Some((sender, _)) = &mut self.fcm {
-            if let Some(request) = sender.poll_token_request(now) {
-                return Some(Action::FcmTokenRequest(Box::new(request)));
-            }
-            if let Some((id, request)) = sender.poll_request(now) {
-                return Some(Action::FcmRequest(id, Box::new(request)));
-            }
+        if let Some((sender, _)) = &mut self.fcm
+            && let Some(action) = sender.poll_action(now)
+        {
+            return Some(Action::Http(Route::Fcm, action));
         }
         let (sender, _) = self.gcm.as_mut()?;
         sender
@@ -505,7 +448,7 @@ impl Push {
         let apns_http2 = self
             .apns_http2
             .as_ref()
-            .and_then(http2::Sender::poll_timeout);
+            .and_then(|sender| sender.poll_timeout());
         let gcm = self
             .gcm
             .as_ref()
@@ -524,9 +467,9 @@ impl Push {
         while let Some(report) = self
             .apns_http2
             .as_mut()
-            .and_then(http2::Sender::poll_outcome)
+            .and_then(|sender| sender.poll_outcome())
         {
-            self.finish_device(report.outcome);
+            self.finish_http_device(report);
         }
         while let Some(outcome) = self
             .gcm
@@ -540,11 +483,24 @@ impl Push {
             .as_mut()
             .and_then(|(sender, _)| sender.poll_outcome())
         {
-            self.finish_device(report.outcome);
+            self.finish_http_device(report);
         }
     }
 
+    fn finish_http_device<K>(&mut self, report: engine::Report<K, Tag>) {
+        let receipt = Receipt {
+            id: report.id,
+            reason: report.reason,
+            unregistered_at: report.unregistered_at,
+        };
+        self.finish_device_with(report.outcome, receipt);
+    }
+
     fn finish_device(&mut self, outcome: Outcome<Tag>) {
+        self.finish_device_with(outcome, Receipt::default());
+    }
+
+    fn finish_device_with(&mut self, outcome: Outcome<Tag>, receipt: Receipt) {
         let Outcome {
             tag: (session_id, device),
             new_token,
@@ -556,6 +512,7 @@ impl Push {
                 device,
                 new_token,
                 error,
+                receipt,
             },
         ));
         if let Some(session) = self.sessions.get_mut(&session_id) {
@@ -630,13 +587,14 @@ fn route_apns_http2(
     session: &Session,
     session_id: SessionId,
     device: Device,
+    now: Instant,
 ) -> Result<(), Routed> {
     let (Some(sender), Some(message)) = (sender, &session.apns_http2) else {
         return Err(no_provider(device));
     };
     let (token, message, device) = prepare(device, ApnsToken::parse, message.as_ref())?;
     sender
-        .queue(token, message, (session_id, device))
+        .queue(token, message, (session_id, device), now)
         .map_err(|Full((_, _, (_, device)))| Routed::Full(device))
 }
 

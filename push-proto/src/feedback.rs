@@ -22,6 +22,27 @@ pub struct Feedback {
     pub new_token: Option<String>,
     /// Why the notification failed, or `None` when it was delivered.
     pub error: Option<DeviceError>,
+    /// What the provider answered about it (HTTP providers only).
+    #[serde(flatten)]
+    pub receipt: Receipt,
+}
+
+/// What a provider answered about one notification, beyond its fate: kept so that an
+/// application can log the provider's id, act on the reason, or respect the time a device
+/// was last confirmed invalid.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Receipt {
+    /// The provider's id of the notification (APNs' `apns-id`, FCM's message id).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The provider's reason or error code of a failure (`BadDeviceToken`, `UNREGISTERED`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// For an invalid device: when the provider last confirmed the token invalid
+    /// (milliseconds since the epoch; APNs' 410 `timestamp`). A device that registered again
+    /// after it must be kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unregistered_at: Option<u64>,
 }
 
 impl Feedback {
@@ -31,6 +52,7 @@ impl Feedback {
             device,
             new_token: None,
             error: None,
+            receipt: Receipt::default(),
         }
     }
 
@@ -40,6 +62,7 @@ impl Feedback {
             device,
             new_token: Some(new_token),
             error: None,
+            receipt: Receipt::default(),
         }
     }
 
@@ -49,6 +72,7 @@ impl Feedback {
             device,
             new_token: None,
             error: Some(error),
+            receipt: Receipt::default(),
         }
     }
 

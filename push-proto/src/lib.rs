@@ -62,6 +62,7 @@ pub mod apns;
 mod backoff;
 mod device;
 mod dispatch;
+pub mod engine;
 pub mod fcm;
 mod feedback;
 pub mod gcm;
@@ -73,8 +74,8 @@ mod sending;
 
 pub use backoff::Backoff;
 pub use device::{ApnsToken, Device, GcmToken, Platform, TokenError, UnknownPlatform};
-pub use dispatch::{Action, Event, Push, SessionId};
-pub use feedback::{DeviceError, Feedback};
+pub use dispatch::{Action, Event, Push, Route, SessionId};
+pub use feedback::{DeviceError, Feedback, Receipt};
 pub use outcome::{Full, Outcome};
 pub use payload::{Payload, Priority};
 pub use rng::SplitMix64;

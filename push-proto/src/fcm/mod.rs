@@ -6,15 +6,16 @@
 //! out concurrently over HTTP/2) and responses into one [`Report`] per notification. It also
 //! yields the access-token request, which the driver sends to the service account's
 //! `token_uri` (a different host) and answers with
-//! [`Sender::handle_token_response`]. It never does IO and never reads a clock: time is
+//! [`Input::CredentialResponse`](crate::engine::Input::CredentialResponse). It never does IO and never reads a clock: time is
 //! `now: Instant`, and the assertion's wall-clock `iat` comes from one `(Instant, UNIX
 //! seconds)` reading handed to [`OAuth::new`] (re-anchored with
-//! [`Sender::handle_wall_clock`]).
+//! [`engine::Sender::handle_wall_clock`](crate::engine::Sender::handle_wall_clock)).
 //!
 //! ```
 //! use std::time::{Duration, Instant};
 //! use bytes::Bytes;
-//! use push_proto::fcm::{Config, Message, OAuth, Options, RsaSigner, Sender, ServiceAccount};
+//! use push_proto::fcm::{self, Config, Message, OAuth, Options, RsaSigner, Sender, ServiceAccount};
+//! use push_proto::engine::{Action, Input};
 //! use push_proto::{GcmToken, Payload};
 //!
 //! # struct KmsSigner;
@@ -28,26 +29,29 @@
 //!                                   "key-1", "");
 //! let now = Instant::now();
 //! let auth = OAuth::new(&account, KmsSigner, now, 1_700_000_000)?;
-//! let mut sender: Sender<&str> = Sender::new(Config::for_account(&account), auth)?;
+//! let mut sender: Sender<&str> = fcm::sender(Config::for_account(&account), auth)?;
 //! let message = Message::new(&Payload::new().title("Hello").data("ref", 7), &Options::new())?;
 //! sender.queue(GcmToken::parse("token-1")?, message, "device-1", now).ok();
 //!
 //! // First the access token, from the account's token_uri.
-//! let token_request = sender.poll_token_request(now).unwrap();
+//! let Some(Action::CredentialRequest(token_request)) = sender.poll_action(now) else { panic!() };
 //! assert_eq!(token_request.uri(), "https://oauth2.googleapis.com/token");
 //! let grant = r#"{"access_token":"ya29.x","expires_in":3599,"token_type":"Bearer"}"#;
-//! sender.handle_token_response(http::Response::new(Bytes::from(grant)), now);
+//! sender.handle(Input::CredentialResponse(http::Response::new(Bytes::from(grant))), now);
 //!
-//! // Then the message, to FCM.
-//! let (id, request) = sender.poll_request(now).unwrap();
+//! // Then a connection to FCM, and the message on it.
+//! let Some(Action::Dial(conn)) = sender.poll_action(now) else { panic!() };
+//! sender.handle(Input::Connected { conn, max_streams: 100 }, now);
+//! let Some(Action::Send { id, request, .. }) = sender.poll_action(now) else { panic!() };
 //! assert_eq!(request.uri(), "https://fcm.googleapis.com/v1/projects/my-project/messages:send");
 //! assert_eq!(request.headers()["authorization"], "Bearer ya29.x");
 //! let answer = r#"{"name":"projects/my-project/messages/0:1500415314455276%31bd1c9631bd1c96"}"#;
-//! sender.handle_response(id, http::Response::new(Bytes::from(answer)), now);
+//! let response = http::Response::new(Bytes::from(answer));
+//! sender.handle(Input::Response { id, response }, now);
 //!
 //! let report = sender.poll_outcome().unwrap();
 //! assert_eq!((report.outcome.tag, report.outcome.error), ("device-1", None));
-//! assert_eq!(report.message_id.as_deref(), Some("0:1500415314455276%31bd1c9631bd1c96"));
+//! assert_eq!(report.id.as_deref(), Some("0:1500415314455276%31bd1c9631bd1c96"));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
@@ -58,7 +62,8 @@
 //! - [`message`]: [`Message`], the body encoded once per session, spliced per token; the
 //!   field table.
 //! - [`response`]: [`classify`], the response table ([`ErrorCode`] to [`Verdict`]).
-//! - `sender`: [`Sender`], the state machine.
+//! - `sender`: [`FcmProtocol`] and [`FcmCredential`], the two pieces the engine's [`Sender`]
+//!   runs FCM with.
 
 mod assertion;
 pub mod message;
@@ -80,5 +85,8 @@ pub use oauth::{
     parse_token_response,
 };
 pub use response::{Classified, ErrorCode, Verdict, classify};
-pub use sender::{Config, ConfigError, DEFAULT_BASE_URL, Event, Report, RequestId, Sender, Stats};
+pub use sender::{
+    Config, ConfigError, DEFAULT_BASE_URL, Event, FcmCredential, FcmProtocol, Report, Sender,
+    TokenEvent, sender,
+};
 pub use service_account::{DEFAULT_TOKEN_URI, ServiceAccount, ServiceAccountError};

@@ -7,27 +7,36 @@
 //! server's `SETTINGS_MAX_CONCURRENT_STREAMS`. It never does IO and never reads a clock: time
 //! is `now: Instant`, and the JWT's wall-clock `iat` comes from one `(Instant, UNIX seconds)`
 //! reading the caller hands to [`TokenAuth::new`] (re-anchored with
-//! [`Sender::handle_wall_clock`]).
+//! [`engine::Sender::handle_wall_clock`](crate::engine::Sender::handle_wall_clock)).
 //!
 //! ```
 //! use std::time::Instant;
 //! use bytes::Bytes;
 //! use push_proto::{ApnsToken, Payload};
-//! use push_proto::apns::http2::{Auth, Config, Message, Notification, Options, Sender};
+//! use push_proto::apns::http2::{self, Auth, Config, Message, Notification, Options, Sender};
+//! use push_proto::engine::{Action, Input};
 //!
 //! let config = Config::new("https://api.push.apple.com").topic("com.example.app");
-//! let mut sender: Sender<&str> = Sender::new(config, Auth::Certificate)?;
+//! let mut sender: Sender<&str> = http2::sender(config, Auth::Certificate)?;
 //! let payload = Payload::new().title("Hello").badge(1);
 //! let message = Message::new(&Notification::from_payload(&payload), &Options::from_payload(&payload))?;
 //! let token = ApnsToken::parse(&"ab".repeat(32))?;
-//! sender.queue(token, message, "device-1").ok();
-//!
 //! let now = Instant::now();
-//! while let Some((id, request)) = sender.poll_request(now) {
-//!     assert_eq!(request.uri().path(), format!("/3/device/{}", "ab".repeat(32)));
-//!     assert_eq!(request.headers()["apns-topic"], "com.example.app");
-//!     // ... send it on an HTTP/2 stream; here the answer is made up:
-//!     sender.handle_response(id, http::Response::new(Bytes::new()), now);
+//! sender.queue(token, message, "device-1", now).ok();
+//!
+//! while let Some(action) = sender.poll_action(now) {
+//!     match action {
+//!         // Open an HTTP/2 connection; here it opens at once with 100 streams.
+//!         Action::Dial(conn) => sender.handle(Input::Connected { conn, max_streams: 100 }, now),
+//!         Action::Send { id, request, .. } => {
+//!             assert_eq!(request.uri().path(), format!("/3/device/{}", "ab".repeat(32)));
+//!             assert_eq!(request.headers()["apns-topic"], "com.example.app");
+//!             // ... send it on a stream of that connection; here the answer is made up:
+//!             let response = http::Response::new(Bytes::new());
+//!             sender.handle(Input::Response { id, response }, now);
+//!         }
+//!         other => unreachable!("{other:?}"),
+//!     }
 //! }
 //! let report = sender.poll_outcome().unwrap();
 //! assert_eq!((report.outcome.tag, report.outcome.error), ("device-1", None));
@@ -43,7 +52,8 @@
 //! - `message`: [`Message`], a notification encoded once with its validated headers.
 //! - `jwt`: provider tokens: [`Signer`], [`P8Signer`], [`TokenAuth`] and its refresh rules.
 //! - `response`: [`classify`], the response table ([`Reason`] to [`Verdict`]).
-//! - `sender`: [`Sender`], the state machine.
+//! - `sender`: [`ApnsProtocol`] and [`ApnsCredential`], the two pieces the engine's
+//!   [`Sender`] runs APNs with.
 
 mod headers;
 mod jwt;
@@ -66,5 +76,6 @@ pub use notification::{
 };
 pub use response::{Classified, Reason, Verdict, classify};
 pub use sender::{
-    Auth, Config, ConfigError, Event, PRODUCTION_URL, Report, RequestId, SANDBOX_URL, Sender, Stats,
+    ApnsCredential, ApnsProtocol, Auth, Config, ConfigError, Event, PRODUCTION_URL, Report,
+    SANDBOX_URL, Sender, TokenEvent, sender,
 };

@@ -1,0 +1,120 @@
+//! [`Credential`]: what goes into a request's `authorization` header, behind one seam.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::HeaderValue;
+
+/// What a credential allows at a given moment.
+#[derive(Debug, Clone)]
+pub enum Grant {
+    /// Send now with this header (none for client certificates); `generation` names the
+    /// credential, so that a refusal renews only the one that was refused.
+    Ready {
+        /// The `authorization` header value.
+        authorization: Option<HeaderValue>,
+        /// Which credential it is.
+        generation: u64,
+    },
+    /// Not yet: requests wait (a token request is in flight, or a refresh is not allowed yet).
+    Wait,
+    /// The credential cannot be made: the notification asking fails with this description.
+    Fail(String),
+}
+
+/// The credential cannot be had: the notifications waiting for it fail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CredentialFailure {
+    /// Refused for good (wrong key, revoked account): they fail as `rejected`.
+    Refused(String),
+    /// Repeated transient failures: they fail as `unavailable`.
+    Unavailable(String),
+}
+
+/// Counters a credential keeps.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CredentialStats {
+    /// Requests to the credential's endpoint handed out.
+    pub requests: u64,
+    /// New credentials in use (tokens signed or obtained).
+    pub refreshes: u64,
+    /// Credential requests that failed.
+    pub failures: u64,
+}
+
+/// A source of `authorization` headers with the engine's handle/poll shape: an APNs provider
+/// token signed locally, an OAuth2 access token obtained from an endpoint, a fixed key, or
+/// nothing (client certificates).
+pub trait Credential {
+    /// Events worth reporting (a new token, a failed token request, ...).
+    type Event;
+
+    /// What a request sent at `now` carries.
+    fn grant(&mut self, now: Instant) -> Grant;
+
+    /// The provider refused credential `generation` (expired, revoked): renew it.
+    fn handle_rejected(&mut self, generation: u64);
+
+    /// While requests wait: when the credential's state changes by itself (a refresh becomes
+    /// allowed, a token request's retry delay ends).
+    fn poll_timeout(&self) -> Option<Instant>;
+
+    /// A request to the credential's own endpoint, when one is needed now; `Err` when it
+    /// cannot even be made (the waiting notifications fail).
+    fn poll_request(&mut self, _now: Instant) -> Option<Result<http::Request<Bytes>, String>> {
+        None
+    }
+
+    /// The endpoint answered; `Some` when the waiting notifications must fail.
+    fn handle_response(
+        &mut self,
+        _response: &http::Response<Bytes>,
+        _now: Instant,
+    ) -> Option<CredentialFailure> {
+        None
+    }
+
+    /// The endpoint request failed in transport; `Some` when the waiting notifications must
+    /// fail.
+    fn handle_failure(&mut self, _reason: &str, _now: Instant) -> Option<CredentialFailure> {
+        None
+    }
+
+    /// Re-anchors the wall clock (`unix_now` UNIX seconds at `now`) for claims like `iat`.
+    fn handle_wall_clock(&mut self, _now: Instant, _unix_now: u64) {}
+
+    /// The next event.
+    fn poll_event(&mut self) -> Option<Self::Event>;
+
+    /// Counters since creation.
+    fn stats(&self) -> CredentialStats;
+}
+
+/// No `authorization` header: the transport authenticates (a TLS client certificate).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NoCredential;
+
+impl Credential for NoCredential {
+    type Event = std::convert::Infallible;
+
+    fn grant(&mut self, _now: Instant) -> Grant {
+        Grant::Ready {
+            authorization: None,
+            generation: 0,
+        }
+    }
+
+    fn handle_rejected(&mut self, _generation: u64) {}
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        None
+    }
+
+    fn poll_event(&mut self) -> Option<Self::Event> {
+        None
+    }
+
+    fn stats(&self) -> CredentialStats {
+        CredentialStats::default()
+    }
+}

@@ -9,17 +9,17 @@ use async_channel::{Receiver, Sender};
 
 use crate::queue::{QueueSender, queue};
 use futures_lite::Stream;
-use push_proto::{Device, Feedback, Payload, Push};
+use push_proto::{Device, Feedback, Payload, Push, Route};
 
 use crate::config::{ApnsConfig, GcmConfig};
 use crate::config_fcm::FcmConfig;
 use crate::config_http2::ApnsHttp2Config;
-use crate::driver::{ApnsLink, Command, Driver, FcmLink, Transports};
+use crate::driver::{ApnsLink, Command, Driver, Transports};
 use crate::error::Error;
 use crate::exchange::Exchange;
 use crate::feedback_service::{FeedbackService, InactiveDevices};
-use crate::h2link::H2Link;
-use crate::h2route::{H2Route, H2Service};
+use crate::h2conn::ConnSetup;
+use crate::h2route::HttpRoute;
 use crate::http::HttpClient;
 use crate::report::{ClientStats, Report};
 use crate::runtime::Runtime;
@@ -117,14 +117,16 @@ impl<R: Runtime> ClientBuilder<R> {
                     field: "apns url",
                     reason: error.to_string(),
                 })?;
-            h2 = Some(H2Link::new(
-                apns.endpoint.clone(),
-                apns.tls.client_config(&[b"h2"])?,
-                apns.timeouts,
-                apns.request_timeout,
-                apns.ping_interval,
-                apns.connections,
-            ));
+            let setup = ConnSetup {
+                endpoint: apns.endpoint.clone(),
+                tls: apns.tls.client_config(&[b"h2"])?,
+                timeouts: apns.timeouts,
+                request_timeout: apns.request_timeout,
+                ping_interval: apns.ping_interval,
+                max_body: MAX_APNS_BODY,
+            };
+            let streams = apns.core.pool.max_streams_per_connection;
+            h2 = Some(HttpRoute::new(Route::ApnsHttp2, setup, streams, None));
         }
         let mut http = None;
         if let Some(gcm) = &self.gcm {
@@ -161,7 +163,7 @@ impl<R: Runtime> ClientBuilder<R> {
             Transports {
                 apns: apns_link,
                 gcm: http,
-                apns_http2: h2.map(|link| H2Route::new(H2Service::Apns, link)),
+                apns_http2: h2,
                 fcm,
             },
             receiver,
@@ -182,16 +184,21 @@ impl<R: Runtime> ClientBuilder<R> {
     }
 }
 
-/// FCM's HTTP/2 route and the HTTP/1.1 client of its token endpoint.
-fn fcm_transport<R: Runtime>(runtime: &R, config: &FcmConfig) -> Result<FcmLink<R>, Error> {
-    let link = H2Link::new(
-        config.endpoint.clone(),
-        config.tls.client_config(&[b"h2"])?,
-        config.timeouts,
-        config.request_timeout,
-        config.ping_interval,
-        config.connections,
-    );
+/// Largest APNs response body read: APNs answers with an empty body or a small JSON object.
+const MAX_APNS_BODY: usize = 16 * 1024;
+/// Largest FCM response body read: Google's error bodies are a few KiB.
+const MAX_FCM_BODY: usize = 256 * 1024;
+
+/// FCM's HTTP/2 route with the HTTP/1.1 client of its token endpoint.
+fn fcm_transport<R: Runtime>(runtime: &R, config: &FcmConfig) -> Result<HttpRoute<R>, Error> {
+    let setup = ConnSetup {
+        endpoint: config.endpoint.clone(),
+        tls: config.tls.client_config(&[b"h2"])?,
+        timeouts: config.timeouts,
+        request_timeout: config.request_timeout,
+        ping_interval: config.ping_interval,
+        max_body: MAX_FCM_BODY,
+    };
     let token = HttpClient::new(
         runtime.clone(),
         &config.token_uri()?,
@@ -200,11 +207,8 @@ fn fcm_transport<R: Runtime>(runtime: &R, config: &FcmConfig) -> Result<FcmLink<
         config.timeouts,
         config.request_timeout,
     )?;
-    Ok(FcmLink {
-        route: H2Route::new(H2Service::Fcm, link),
-        token: Arc::new(token),
-        token_in_flight: false,
-    })
+    let streams = config.core.pool.max_streams_per_connection;
+    Ok(HttpRoute::new(Route::Fcm, setup, streams, Some(token)))
 }
 
 /// The GCM exchange the configuration asks for.

@@ -33,7 +33,6 @@ pub struct FcmConfig {
     pub(crate) timeouts: Timeouts,
     pub(crate) request_timeout: Duration,
     pub(crate) ping_interval: Duration,
-    pub(crate) connections: usize,
 }
 
 impl FcmConfig {
@@ -56,7 +55,6 @@ impl FcmConfig {
             timeouts: Timeouts::default(),
             request_timeout: Duration::from_secs(30),
             ping_interval: Duration::from_secs(60),
-            connections: 1,
         };
         config.auth(Instant::now())?;
         Ok(config)
@@ -134,7 +132,8 @@ impl FcmConfig {
         self
     }
 
-    /// Most requests in flight at once (default 100); the server's stream limit may lower it.
+    /// Most requests in flight at once over all connections (default: no cap beyond the
+    /// connections' stream limits).
     pub fn max_in_flight(mut self, requests: u32) -> Self {
         self.core.max_in_flight = requests.max(1);
         self
@@ -152,9 +151,21 @@ impl FcmConfig {
         self
     }
 
-    /// How many HTTP/2 connections to FCM to keep (default 1); requests go to the least busy.
+    /// Keeps exactly `connections` HTTP/2 connections to FCM (at least 1) while there is
+    /// work; requests go to the least busy one. Without this, the client opens connections as
+    /// the load asks (see [`max_connections`](Self::max_connections)).
     pub fn connections(mut self, connections: usize) -> Self {
-        self.connections = connections.max(1);
+        let n = u32::try_from(connections).unwrap_or(u32::MAX);
+        self.core.pool = self.core.pool.fixed(n);
+        self
+    }
+
+    /// Opens connections as the load asks, at most `connections` (at least 1; default 8): a
+    /// new one when every stream of the open ones is busy and requests wait; extra ones that
+    /// stay idle for a minute are closed.
+    pub fn max_connections(mut self, connections: usize) -> Self {
+        let n = u32::try_from(connections).unwrap_or(u32::MAX);
+        self.core.pool = self.core.pool.automatic(n);
         self
     }
 

@@ -48,7 +48,6 @@ pub struct ApnsHttp2Config {
     pub(crate) timeouts: Timeouts,
     pub(crate) request_timeout: Duration,
     pub(crate) ping_interval: Duration,
-    pub(crate) connections: usize,
 }
 
 impl ApnsHttp2Config {
@@ -64,7 +63,6 @@ impl ApnsHttp2Config {
             timeouts: Timeouts::default(),
             request_timeout: Duration::from_secs(30),
             ping_interval: Duration::from_secs(60),
-            connections: 1,
         })
     }
 
@@ -147,11 +145,21 @@ impl ApnsHttp2Config {
         self
     }
 
-    /// How many HTTP/2 connections to keep (default 1): requests go to the least busy one,
-    /// and the core may use the sum of their stream limits. Apple allows several
-    /// connections; one is usually enough for tens of thousands of notifications per second.
+    /// Keeps exactly `connections` HTTP/2 connections to APNs (at least 1) while there is
+    /// work; requests go to the least busy one. Without this, the client opens connections as
+    /// the load asks (see [`max_connections`](Self::max_connections)).
     pub fn connections(mut self, connections: usize) -> Self {
-        self.connections = connections.max(1);
+        let n = u32::try_from(connections).unwrap_or(u32::MAX);
+        self.core.pool = self.core.pool.fixed(n);
+        self
+    }
+
+    /// Opens connections as the load asks, at most `connections` (at least 1; default 8): a
+    /// new one when every stream of the open ones is busy and requests wait; extra ones that
+    /// stay idle for a minute are closed.
+    pub fn max_connections(mut self, connections: usize) -> Self {
+        let n = u32::try_from(connections).unwrap_or(u32::MAX);
+        self.core.pool = self.core.pool.automatic(n);
         self
     }
 

@@ -11,15 +11,16 @@ use bytes::Bytes;
 use futures_lite::io::{ReadHalf, WriteHalf};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use futures_rustls::client::TlsStream;
-use push_proto::apns::http2;
+use push_proto::engine::{self, Input};
 use push_proto::gcm::RequestId;
-use push_proto::{Action, Device, Event, Feedback, Full, Payload, Push, SessionId, apns, fcm, gcm};
+use push_proto::{
+    Action, Device, Event, Feedback, Full, Payload, Push, Route, SessionId, apns, fcm, gcm,
+};
 use rustls::ClientConfig;
 
 use crate::error::Error;
 use crate::exchange::Exchange;
-use crate::h2route::{CoreInput, H2Io, H2Request, H2Route, H2Service};
-use crate::http::HttpClient;
+use crate::h2route::{HttpEvent, HttpRoute};
 use crate::net::{Endpoint, Timeouts, dial_tls, timeout};
 use crate::queue::QueueReceiver;
 use crate::report::{ClientStats, Report};
@@ -60,10 +61,8 @@ pub(crate) enum Io<R: Runtime> {
         error: Option<Error>,
     },
     Gcm(RequestId, Result<http::Response<Bytes>, Error>),
-    /// The answer of FCM's token endpoint.
-    FcmToken(Result<http::Response<Bytes>, Error>),
-    /// An event of an HTTP/2 provider's connections.
-    H2(H2Service, H2Io),
+    /// What an HTTP provider's connection tasks or credential exchange report.
+    Http(Route, HttpEvent),
 }
 
 /// The writing half of a gateway connection, and the handle whose drop stops its reader.
@@ -104,17 +103,9 @@ pub(crate) struct Transports<R: Runtime> {
     /// GCM's HTTP exchange.
     pub(crate) gcm: Option<Exchange<R>>,
     /// APNs over HTTP/2.
-    pub(crate) apns_http2: Option<H2Route>,
+    pub(crate) apns_http2: Option<HttpRoute<R>>,
     /// FCM HTTP v1 and its token endpoint.
-    pub(crate) fcm: Option<FcmLink<R>>,
-}
-
-/// How the driver reaches FCM: HTTP/2 to the API, HTTP/1.1 to the OAuth2 token endpoint.
-pub(crate) struct FcmLink<R: Runtime> {
-    pub(crate) route: H2Route,
-    pub(crate) token: Arc<HttpClient<R>>,
-    /// A token request is out (the core asks for one at a time).
-    pub(crate) token_in_flight: bool,
+    pub(crate) fcm: Option<HttpRoute<R>>,
 }
 
 struct SessionState {
@@ -136,8 +127,8 @@ pub(crate) struct Driver<R: Runtime> {
     push: Push,
     apns: Option<ApnsLink<R>>,
     gcm: Option<Arc<Exchange<R>>>,
-    apns_http2: Option<H2Route>,
-    fcm: Option<FcmLink<R>>,
+    apns_http2: Option<HttpRoute<R>>,
+    fcm: Option<HttpRoute<R>>,
     commands: QueueReceiver<Command>,
     /// Commands taken from the queue and not handled yet.
     inbox: VecDeque<Command>,
@@ -222,11 +213,6 @@ impl<R: Runtime> Driver<R> {
             && self.parked.is_none()
             && self.push.is_idle()
             && self.gcm_in_flight == 0
-            && self.apns_http2.as_ref().is_none_or(|r| r.in_flight() == 0)
-            && self
-                .fcm
-                .as_ref()
-                .is_none_or(|f| f.route.in_flight() == 0 && !f.token_in_flight)
     }
 
     /// Waits for the next input: a connection event, a command, the core's deadline, or
@@ -374,18 +360,17 @@ impl<R: Runtime> Driver<R> {
                 }
                 Action::ApnsWrite => self.write_apns().await,
                 Action::GcmRequest(id, request) => self.send_gcm(id, *request),
-                Action::ApnsRequest(id, request) => {
-                    if let Some(route) = &mut self.apns_http2 {
-                        route.send(&self.runtime, &self.io_tx, H2Request::Apns(id), *request);
+                Action::Http(route, action) => {
+                    let transport = match route {
+                        Route::ApnsHttp2 => self.apns_http2.as_mut(),
+                        Route::Fcm => self.fcm.as_mut(),
+                    };
+                    let input = transport
+                        .and_then(|transport| transport.perform(&self.runtime, &self.io_tx, action));
+                    if let Some(input) = input {
+                        self.push.handle_http(route, input, now);
                     }
                 }
-                Action::FcmRequest(id, request) => {
-                    if let Some(fcm) = &mut self.fcm {
-                        let id = H2Request::Fcm(id);
-                        fcm.route.send(&self.runtime, &self.io_tx, id, *request);
-                    }
-                }
-                Action::FcmTokenRequest(request) => self.request_fcm_token(*request),
             }
         }
     }
@@ -474,70 +459,61 @@ impl<R: Runtime> Driver<R> {
         });
     }
 
-    /// Sends the OAuth2 token request to FCM's token endpoint.
-    fn request_fcm_token(&mut self, request: http::Request<Bytes>) {
-        let Some(fcm) = &mut self.fcm else {
-            return;
-        };
-        fcm.token_in_flight = true;
-        let (client, io) = (fcm.token.clone(), self.io_tx.clone());
-        self.runtime.spawn(async move {
-            let result = client.exchange(request).await;
-            let _ = io.send(Io::FcmToken(result)).await;
-        });
-    }
-
-    fn h2_route(&mut self, service: H2Service) -> Option<&mut H2Route> {
-        match service {
-            H2Service::Apns => self.apns_http2.as_mut(),
-            H2Service::Fcm => self.fcm.as_mut().map(|fcm| &mut fcm.route),
+    fn http_route(&mut self, route: Route) -> Option<&mut HttpRoute<R>> {
+        match route {
+            Route::ApnsHttp2 => self.apns_http2.as_mut(),
+            Route::Fcm => self.fcm.as_mut(),
         }
     }
 
-    /// Hands an HTTP/2 provider's connection event to its route, and what comes of it to
-    /// the core, with the route's stream limit.
-    fn handle_h2_io(&mut self, service: H2Service, event: H2Io, now: Instant) {
-        let (runtime, io) = (self.runtime.clone(), self.io_tx.clone());
-        let Some(route) = self.h2_route(service) else {
-            return;
-        };
-        let inputs = route.handle(&runtime, &io, event);
-        let limit = route.stream_limit();
-        for input in inputs {
-            self.h2_input(input, now);
-        }
-        match service {
-            H2Service::Apns => self.push.handle_apns_http2_max_streams(limit),
-            H2Service::Fcm => self.push.handle_fcm_max_streams(limit),
-        }
-    }
-
-    /// Tells the core what became of an HTTP/2 request (or of a connection).
-    fn h2_input(&mut self, input: CoreInput, now: Instant) {
-        let push = &mut self.push;
-        match input {
-            CoreInput::Response(H2Request::Apns(id), response) => {
-                push.handle_apns_http2_response(id, response, now);
+    /// Hands what an HTTP provider's tasks observed to the core.
+    fn handle_http(&mut self, route: Route, event: HttpEvent, now: Instant) {
+        match event {
+            HttpEvent::Inputs(inputs) => {
+                for input in inputs {
+                    if let Input::Closed { conn } = input
+                        && let Some(transport) = self.http_route(route)
+                    {
+                        transport.closed(conn);
+                    }
+                    self.push.handle_http(route, input, now);
+                }
             }
-            CoreInput::Response(H2Request::Fcm(id), response) => {
-                push.handle_fcm_response(id, response, now);
+            HttpEvent::DialFailed(conn, error) => {
+                if let Some(transport) = self.http_route(route) {
+                    transport.closed(conn);
+                }
+                let fatal = error.is_fatal();
+                if fatal {
+                    self.client_error(error.clone());
+                }
+                let reason = error.to_string();
+                let input = Input::DialFailed {
+                    conn,
+                    reason,
+                    fatal,
+                };
+                self.push.handle_http(route, input, now);
             }
-            CoreInput::Refused(H2Request::Apns(id)) => push.handle_apns_http2_refused(id),
-            CoreInput::Refused(H2Request::Fcm(id)) => push.handle_fcm_refused(id),
-            CoreInput::Failed(H2Request::Apns(id), reason) => {
-                push.handle_apns_http2_failure(id, &reason, now);
+            HttpEvent::Credential(Ok(response)) => {
+                self.push
+                    .handle_http(route, Input::CredentialResponse(response), now);
             }
-            CoreInput::Failed(H2Request::Fcm(id), reason) => {
-                push.handle_fcm_failure(id, &reason, now);
+            HttpEvent::Credential(Err(error)) => {
+                log::warn!("{} credential request failed: {error}", route.name());
+                if error.is_fatal() {
+                    self.client_error(error.clone());
+                }
+                let input = Input::CredentialFailure(error.to_string());
+                self.push.handle_http(route, input, now);
             }
-            CoreInput::ClientError(error) => self.client_error(error),
         }
     }
 
     fn handle_io(&mut self, io: Io<R>) {
         let now = self.runtime.now();
         match io {
-            Io::H2(service, event) => self.handle_h2_io(service, event, now),
+            Io::Http(route, event) => self.handle_http(route, event, now),
             Io::ApnsConnected {
                 connection,
                 writer,
@@ -581,21 +557,6 @@ impl<R: Runtime> Driver<R> {
                         self.push.handle_apns_fatal_error(now, &error.to_string());
                     }
                     _ => self.push.handle_apns_closed(now),
-                }
-            }
-            Io::FcmToken(result) => {
-                if let Some(fcm) = &mut self.fcm {
-                    fcm.token_in_flight = false;
-                }
-                match result {
-                    Ok(response) => self.push.handle_fcm_token_response(response, now),
-                    Err(error) => {
-                        log::warn!("FCM token request failed: {error}");
-                        if error.is_fatal() {
-                            self.client_error(error.clone());
-                        }
-                        self.push.handle_fcm_token_failure(&error.to_string(), now);
-                    }
                 }
             }
             Io::Gcm(id, result) => {
@@ -661,19 +622,31 @@ impl<R: Runtime> Driver<R> {
                 Event::Gcm(gcm::Event::Unauthorized { detail }) => {
                     self.client_error(Error::Unauthorized { detail });
                 }
-                Event::ApnsHttp2(http2::Event::ClientError { status, reason }) => {
-                    self.client_error(Error::ApnsRefused {
+                Event::ApnsHttp2(engine::Event::ClientError { status, reason }) => {
+                    self.client_error(Error::ApnsRefused { status, reason });
+                }
+                Event::Fcm(engine::Event::ClientError { status, reason }) => {
+                    self.client_error(Error::FcmRefused {
                         status,
-                        reason: reason.to_string(),
+                        code: reason,
                     });
                 }
-                Event::Fcm(fcm::Event::ClientError { status, code }) => {
-                    self.client_error(Error::FcmRefused { status, code });
+                Event::ApnsHttp2(engine::Event::Unreachable { reason }) => {
+                    self.client_error(Error::Unreachable {
+                        provider: Route::ApnsHttp2.name(),
+                        reason,
+                    });
                 }
-                Event::Fcm(fcm::Event::TokenRequestFailed {
+                Event::Fcm(engine::Event::Unreachable { reason }) => {
+                    self.client_error(Error::Unreachable {
+                        provider: Route::Fcm.name(),
+                        reason,
+                    });
+                }
+                Event::Fcm(engine::Event::Credential(fcm::TokenEvent::RequestFailed {
                     error,
                     retry_at: None,
-                }) => {
+                })) => {
                     self.client_error(Error::FcmToken {
                         reason: error.to_string(),
                     });

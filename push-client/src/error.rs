@@ -97,6 +97,15 @@ pub enum Error {
         /// The last connection error.
         reason: String,
     },
+    /// An HTTP provider could not be reached (every dial failed, or its server allowed no
+    /// streams for too long): the notifications waiting for it ended `unavailable`.
+    #[error("{provider} is unreachable: {reason}")]
+    Unreachable {
+        /// The provider (`APNs`, `FCM`).
+        provider: &'static str,
+        /// Why.
+        reason: String,
+    },
     /// The client's background task has stopped.
     #[error("the client has shut down")]
     Closed,

@@ -16,7 +16,7 @@ mod driver;
 mod error;
 mod exchange;
 mod feedback_service;
-mod h2link;
+mod h2conn;
 mod h2route;
 mod http;
 mod net;

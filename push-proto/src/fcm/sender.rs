@@ -60,14 +60,15 @@ pub struct Config {
 
 impl Config {
     /// Defaults for `project_id`: [`DEFAULT_BASE_URL`], no validate-only, 100,000 pending,
-    /// 100 in flight, 3 attempts, backoff from 1 s to 60 s, seed 0, the default pool.
+    /// no in-flight cap beyond the connections' stream limits, 3 attempts, backoff from 1 s to
+    /// 60 s, seed 0, the default pool.
     pub fn new(project_id: impl Into<String>) -> Self {
         Config {
             base_url: DEFAULT_BASE_URL.into(),
             project_id: project_id.into(),
             validate_only: false,
             max_pending: 100_000,
-            max_in_flight: 100,
+            max_in_flight: u32::MAX,
             max_attempts: 3,
             initial_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(60),

@@ -53,6 +53,7 @@ pub mod fcm;
 mod gcm;
 mod http1;
 mod http2;
+mod http2_faults;
 mod server;
 mod settings_splice;
 
@@ -64,3 +65,4 @@ pub use apns_http2::{
 pub use certs::{CertificatePaths, Certificates};
 pub use fcm::{FcmAnswer, FcmDelivery, FcmOptions, FcmScript, FcmTarget, MockFcm, ServiceAccount};
 pub use gcm::{GcmOptions, MockGcm, TokenScript};
+pub use http2_faults::Http2Faults;

@@ -1,6 +1,7 @@
 //! A loopback APNs HTTP/2 provider API (`POST /3/device/<token>`): TLS with ALPN `h2`,
 //! certificate or provider-token (ES256 JWT) authentication, strict request validation,
-//! per-token scripted reasons, a configurable stream limit and GOAWAY injection.
+//! per-token scripted reasons, a configurable stream limit, GOAWAY injection and the
+//! connection faults of [`Http2Faults`].
 
 use std::collections::HashMap;
 use std::io;

@@ -554,6 +554,32 @@ mod tests {
     }
 
     #[test]
+    fn a_broken_connection_gets_the_malformed_frame_instead_of_the_next_answer() {
+        let (splice, _) = splice(vec![(1, 1)]);
+        let mut splice = splice.break_after(Some(1));
+        let first = frame(TYPE_HEADERS, FLAG_END_HEADERS | FLAG_END_STREAM, 1, b"h");
+        let window_update = frame(0x8, 0, 0, &[0, 0, 1, 0]);
+        let mut written = first.clone();
+        written.extend(&window_update);
+        written.extend(frame(TYPE_HEADERS, FLAG_END_HEADERS, 3, b"h"));
+        written.extend(frame(TYPE_DATA, FLAG_END_STREAM, 3, b"{}"));
+        written.extend(frame(
+            TYPE_HEADERS,
+            FLAG_END_HEADERS | FLAG_END_STREAM,
+            5,
+            b"h",
+        ));
+        server_writes(&mut splice, &written);
+        // The scheduled SETTINGS went in after the first answer; nothing after the break.
+        let mut expected = first;
+        expected.extend(frame(TYPE_SETTINGS, 0, 0, &[0, 3, 0, 0, 0, 1]));
+        expected.extend(&window_update);
+        expected.extend(frame(TYPE_DATA, 0, 0, b"push-mock!"));
+        assert_eq!(splice.to_client, expected);
+        assert!(splice.broken);
+    }
+
+    #[test]
     fn nothing_is_spliced_into_a_header_block() {
         let (mut splice, _) = splice(vec![(1, 1)]);
         let mut written = frame(TYPE_HEADERS, FLAG_END_STREAM, 1, b"part");

@@ -1,6 +1,7 @@
 //! A loopback APNs HTTP/2 provider API (`POST /3/device/<token>`): TLS with ALPN `h2`,
 //! certificate or provider-token (ES256 JWT) authentication, strict request validation,
-//! per-token scripted reasons, a configurable stream limit and GOAWAY injection.
+//! per-token scripted reasons, a configurable stream limit, GOAWAY injection and the
+//! connection faults of [`Http2Faults`].
 
 use std::collections::HashMap;
 use std::io;
@@ -24,6 +25,7 @@ use serde_json::Value;
 
 use crate::certs::{Certificates, server_config_with_alpn};
 use crate::http2::{self, Body, ConnectionStats, Http2Record, Http2Setup, Stream};
+use crate::http2_faults::Http2Faults;
 use crate::server::{Records, ServerThread, Shared, invalid_input};
 
 const NAME: &str = "mock-apns-http2";
@@ -161,11 +163,17 @@ impl ReasonScript {
 }
 
 /// How a [`MockApnsHttp2`] behaves. The default: certificate auth, 1000 concurrent streams,
-/// any topic, every valid request delivered, no GOAWAY, everything recorded.
+/// any topic, every valid request delivered, no GOAWAY, no [`Http2Faults`], everything
+/// recorded.
 #[derive(Debug, Clone)]
 pub struct Http2Options {
     /// `SETTINGS_MAX_CONCURRENT_STREAMS` advertised (and enforced: streams beyond it are
     /// refused with `REFUSED_STREAM` by the HTTP/2 layer, before the mock sees them).
+    ///
+    /// `0` is kept as is, for the whole connection: the server advertises that it accepts no
+    /// stream at all (RFC 9113 §6.5.2 allows it, "a temporary state"), as a server shedding
+    /// load might, and refuses any stream a client opens anyway (one sent before the
+    /// client read the SETTINGS, say). A client must neither spin nor send.
     pub max_concurrent_streams: u32,
     /// Certificate or token authentication.
     pub auth: Http2Auth,
@@ -204,6 +212,11 @@ pub struct Http2Options {
     /// mock counts the client's breaches of the announced limit, see
     /// [`MockApnsHttp2::stream_limit_breaches`]).
     pub stream_limit_changes: Vec<(usize, u32)>,
+    /// Hostile connection behaviours (see [`Http2Faults`] and the builders
+    /// [`refuse_all_streams`](Self::refuse_all_streams),
+    /// [`goaway_on_connect`](Self::goaway_on_connect) and
+    /// [`break_connection_after`](Self::break_connection_after)).
+    pub faults: Http2Faults,
 }
 
 impl Default for Http2Options {
@@ -221,6 +234,7 @@ impl Default for Http2Options {
             count_only: false,
             apns_id_seed: 0,
             stream_limit_changes: Vec::new(),
+            faults: Http2Faults::default(),
         }
     }
 }
@@ -262,6 +276,32 @@ impl Http2Options {
     /// Sets [`latency`](Self::latency).
     pub fn latency(mut self, latency: Duration) -> Self {
         self.latency = Some(latency);
+        self
+    }
+
+    /// Refuses every request stream with `RST_STREAM(REFUSED_STREAM)` before processing it,
+    /// keeping the connection open: an overloaded server (see
+    /// [`Http2Faults::refuse_all_streams`]). Counted in `refused_streams()`.
+    pub fn refuse_all_streams(mut self) -> Self {
+        self.faults.refuse_all_streams = true;
+        self
+    }
+
+    /// Sends every connection `GOAWAY(last_stream_id = 0, NO_ERROR)` right after the HTTP/2
+    /// handshake and closes it, processing no stream: a server out of rotation (see
+    /// [`Http2Faults::goaway_on_connect`]). Counted in `goaways_sent()`.
+    pub fn goaway_on_connect(mut self) -> Self {
+        self.faults.goaway_on_connect = true;
+        self
+    }
+
+    /// After `answers` answers on a connection, replaces the next response frame by a
+    /// malformed one (`DATA` on stream 0), so the client's HTTP/2 library fails the
+    /// connection and every open stream, including requests already processed: a corrupting
+    /// server (see [`Http2Faults::break_connection_after`]). Counted in
+    /// `broken_connections()`.
+    pub fn break_connection_after(mut self, answers: usize) -> Self {
+        self.faults.break_connection_after = Some(answers);
         self
     }
 
@@ -476,6 +516,7 @@ impl MockApnsHttp2 {
             max_concurrent_streams: options.max_concurrent_streams,
             goaway_after: options.goaway_after,
             stream_limit_changes: options.stream_limit_changes,
+            faults: options.faults,
         };
         let thread = http2::spawn(
             setup,
@@ -548,8 +589,10 @@ impl MockApnsHttp2 {
         self.record.read(|r| r.total_answered)
     }
 
-    /// How many streams were refused (`RST_STREAM(REFUSED_STREAM)`) after a GOAWAY started;
-    /// they were neither answered nor recorded.
+    /// How many streams the mock refused (`RST_STREAM(REFUSED_STREAM)`): after a GOAWAY
+    /// started, or all of them with [`Http2Options::refuse_all_streams`]. They were neither
+    /// answered nor recorded. (Streams beyond the stream limit, refused by the HTTP/2 layer
+    /// itself, are not counted.)
     pub fn refused_streams(&self) -> usize {
         self.record.read(|r| r.stats.refused)
     }
@@ -577,9 +620,16 @@ impl MockApnsHttp2 {
         self.record.read(|r| r.stats.max_open)
     }
 
-    /// How many GOAWAYs the mock started ([`Http2Options::goaway_after`]).
+    /// How many GOAWAYs the mock started ([`Http2Options::goaway_after`],
+    /// [`Http2Options::goaway_on_connect`]).
     pub fn goaways_sent(&self) -> usize {
         self.record.read(|r| r.stats.goaways)
+    }
+
+    /// How many connections the mock broke with a malformed frame
+    /// ([`Http2Options::break_connection_after`]).
+    pub fn broken_connections(&self) -> usize {
+        self.record.read(|r| r.stats.broken)
     }
 
     /// How many distinct provider tokens verified (token mode): a refresh adds one.

@@ -134,6 +134,7 @@ impl MockFcm {
             max_concurrent_streams: options.max_concurrent_streams,
             goaway_after: options.goaway_after,
             stream_limit_changes: Vec::new(),
+            faults: options.faults,
         };
         let api = http2::spawn(
             setup,
@@ -241,14 +242,24 @@ impl MockFcm {
         self.record.read(|r| r.stats.closed)
     }
 
-    /// How many streams were refused (`RST_STREAM(REFUSED_STREAM)`) after a GOAWAY started.
+    /// How many streams the FCM API refused (`RST_STREAM(REFUSED_STREAM)`): after a GOAWAY
+    /// started, or all of them with [`FcmOptions::refuse_all_streams`]. They were neither
+    /// answered nor recorded. (Streams beyond the stream limit, refused by the HTTP/2 layer
+    /// itself, are not counted.)
     pub fn refused_streams(&self) -> usize {
         self.record.read(|r| r.stats.refused)
     }
 
-    /// How many GOAWAYs the mock started ([`FcmOptions::goaway_after`]).
+    /// How many GOAWAYs the mock started ([`FcmOptions::goaway_after`],
+    /// [`FcmOptions::goaway_on_connect`]).
     pub fn goaways_sent(&self) -> usize {
         self.record.read(|r| r.stats.goaways)
+    }
+
+    /// How many FCM API connections the mock broke with a malformed frame
+    /// ([`FcmOptions::break_connection_after`]).
+    pub fn broken_connections(&self) -> usize {
+        self.record.read(|r| r.stats.broken)
     }
 
     /// The most streams ever open at once on one connection, as the mock saw them.
@@ -312,6 +323,12 @@ impl MockFcm {
     pub fn wait_for_goaways(&self, count: usize, timeout: Duration) -> bool {
         self.record
             .wait_until(timeout, |r| r.stats.goaways >= count)
+    }
+
+    /// Blocks until at least `count` established FCM API connections closed, or `timeout`
+    /// passes; returns whether they did.
+    pub fn wait_for_closed(&self, count: usize, timeout: Duration) -> bool {
+        self.record.wait_until(timeout, |r| r.stats.closed >= count)
     }
 
     /// Blocks until at least `count` token requests arrived, or `timeout` passes; returns

@@ -1,5 +1,6 @@
 //! The HTTP/2-over-TLS scaffolding the HTTP/2 mocks share: the TLS and HTTP/2 handshakes, one
-//! task per stream, connection statistics, the stream limit, and GOAWAY injection.
+//! task per stream, connection statistics, the stream limit, GOAWAY injection, and the
+//! connection faults of [`Http2Faults`].
 
 use std::cell::Cell;
 use std::future::Future;
@@ -19,7 +20,10 @@ use smol::net::TcpStream;
 use smol::{LocalExecutor, Timer};
 use tokio_util::compat::FuturesAsyncReadCompatExt;
 
-use crate::server::{IO_TIMEOUT, Records, ServerThread, accept_loop, handshake, timeout};
+use crate::http2_faults::Http2Faults;
+use crate::server::{
+    DRAIN_TIMEOUT, IO_TIMEOUT, Records, ServerThread, accept_loop, handshake, timeout,
+};
 use crate::settings_splice::{SettingsSplice, SpliceState};
 
 /// What the connection layer records, embedded in each HTTP/2 mock's records.
@@ -31,10 +35,13 @@ pub(crate) struct ConnectionStats {
     pub(crate) closed: usize,
     /// TLS or HTTP/2 handshakes that failed.
     pub(crate) handshake_failures: usize,
-    /// Streams refused with `REFUSED_STREAM` after a GOAWAY started.
+    /// Streams refused with `REFUSED_STREAM` by the mock: after a GOAWAY started, or all of
+    /// them ([`Http2Faults::refuse_all_streams`]).
     pub(crate) refused: usize,
-    /// GOAWAYs started.
+    /// GOAWAYs started (also those of [`Http2Faults::goaway_on_connect`]).
     pub(crate) goaways: usize,
+    /// Connections broken by a malformed frame ([`Http2Faults::break_connection_after`]).
+    pub(crate) broken: usize,
     /// The most streams open at once on one connection.
     pub(crate) max_open: usize,
     /// Stream limits announced mid-connection ([`Http2Setup::stream_limit_changes`]) that
@@ -63,6 +70,8 @@ pub(crate) struct Http2Setup {
     /// `(answers, limit)`: after this many answers on a connection, announce
     /// `SETTINGS_MAX_CONCURRENT_STREAMS = limit` mid-connection (see `settings_splice`).
     pub(crate) stream_limit_changes: Vec<(usize, u32)>,
+    /// Hostile behaviours.
+    pub(crate) faults: Http2Faults,
 }
 
 /// The state of one connection, shared by its stream handlers (one thread: `Cell`s).
@@ -224,10 +233,20 @@ async fn serve<R, H, F>(
     let mut builder = h2::server::Builder::new();
     builder.max_concurrent_streams(setup.max_concurrent_streams);
     let acknowledgements = record.clone();
-    let splice = SpliceState::new(move |limit| {
-        acknowledgements.update(|r| r.stats().limits_acknowledged.push(limit));
-    });
-    let io = SettingsSplice::new(tls, setup.stream_limit_changes.clone(), splice.clone());
+    let breaks = record.clone();
+    let splice = SpliceState::new(
+        move |limit| {
+            acknowledgements.update(|r| r.stats().limits_acknowledged.push(limit));
+        },
+        move || {
+            log::debug!("{name}: breaking the connection with {peer}");
+            breaks.update(|r| r.stats().broken += 1);
+        },
+    );
+    let faults = &setup.faults;
+    let io = SettingsSplice::new(tls, setup.stream_limit_changes.clone(), splice.clone())
+        .break_after(faults.break_connection_after)
+        .linger_on_close(faults.goaway_on_connect.then_some(DRAIN_TIMEOUT));
     let mut connection = match timeout(IO_TIMEOUT, builder.handshake::<_, Bytes>(io.compat())).await
     {
         Some(Ok(connection)) => connection,
@@ -260,6 +279,13 @@ async fn serve<R, H, F>(
         conn.start_closing();
     }
     let mut shutting_down = false;
+    if faults.goaway_on_connect {
+        // Nothing past the preface was read: the GOAWAY names stream 0, then `h2` closes.
+        log::debug!("{name}: GOAWAY(0) to {peer}");
+        connection.abrupt_shutdown(h2::Reason::NO_ERROR);
+        shutting_down = true;
+        record.update(|r| r.stats().goaways += 1);
+    }
     loop {
         let event = if shutting_down {
             Event::Stream(connection.accept().await.map(|r| r.map(Box::new)))
@@ -282,7 +308,12 @@ async fn serve<R, H, F>(
                 record.update(|r| r.stats().goaways += 1);
             }
             Event::Stream(Some(Ok(incoming))) => {
-                let (request, respond) = *incoming;
+                let (request, mut respond) = *incoming;
+                if faults.refuse_all_streams || faults.goaway_on_connect {
+                    respond.send_reset(h2::Reason::REFUSED_STREAM);
+                    record.update(|r| r.stats().refused += 1);
+                    continue;
+                }
                 let stream = u32::from(respond.stream_id());
                 let limit = usize::try_from(conn.splice.limit_for(stream));
                 let breach = limit.is_ok_and(|limit| conn.open.get() >= limit);

@@ -12,8 +12,8 @@
 //!   HTTPS, with per-token scripted outcomes and seeded `503`s.
 //! - [`MockApnsHttp2`]: Apple's current HTTP/2 provider API (`POST /3/device/<token>`), TLS
 //!   with ALPN `h2`, certificate or ES256 provider-token auth, strict request validation,
-//!   per-token scripted reasons, a configurable stream limit (also changed mid-connection)
-//!   and GOAWAY injection.
+//!   per-token scripted reasons, a configurable stream limit (also changed mid-connection,
+//!   or zero) and GOAWAY injection.
 //! - [`MockFcm`]: Google's FCM HTTP v1 API (`POST /v1/projects/<project>/messages:send`),
 //!   HTTP/2 over TLS, with Google's OAuth2 token endpoint (`POST /token`, HTTPS/1.1) that
 //!   verifies a service account's RS256 assertion and issues the access tokens the API
@@ -21,6 +21,11 @@
 //!   `errorCode`s, seeded `503`/`429` with `Retry-After`, revocable access tokens. The
 //!   [`fcm`] module also holds committed **test-only** service-account keys
 //!   ([`fcm::demo_service_account`]).
+//!
+//! Both HTTP/2 mocks also reproduce hostile servers ([`Http2Faults`]): every stream refused
+//! with `REFUSED_STREAM`, a GOAWAY naming stream 0 on every connection, and a connection
+//! broken by a malformed frame after some answers (so the client's HTTP/2 library fails
+//! requests the server already processed).
 //!
 //! Every server runs in its own background thread with its own smol executor, so tests on any
 //! runtime (smol, async-std, blocking `std::net`) can use them. A handle exposes the address,
@@ -53,6 +58,7 @@ pub mod fcm;
 mod gcm;
 mod http1;
 mod http2;
+mod http2_faults;
 mod server;
 mod settings_splice;
 
@@ -64,3 +70,4 @@ pub use apns_http2::{
 pub use certs::{CertificatePaths, Certificates};
 pub use fcm::{FcmAnswer, FcmDelivery, FcmOptions, FcmScript, FcmTarget, MockFcm, ServiceAccount};
 pub use gcm::{GcmOptions, MockGcm, TokenScript};
+pub use http2_faults::Http2Faults;

@@ -11,15 +11,27 @@
 //!   server never sent them and would treat an extra ACK as a protocol error), and publishes
 //!   the limit the client has acknowledged, from which the mock judges whether the client
 //!   kept to it.
+//!
+//! Two faults live here too, as they need the frame level:
+//! - breaking the connection ([`SettingsSplice::break_after`]): once a number of answers went
+//!   out, the next response frame is replaced by a malformed frame (`DATA` on stream 0, a
+//!   connection error for the client) and nothing after it reaches the client;
+//! - lingering on close ([`SettingsSplice::linger_on_close`]): after closing its side, keep
+//!   reading (and discarding) until the client closes, so that the kernel does not answer
+//!   unread client bytes with a TCP reset that could destroy the server's last frames (a
+//!   GOAWAY) before the client read them.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
 
 use futures_lite::{AsyncRead, AsyncWrite};
+use smol::Timer;
 
 /// The client connection preface (RFC 9113 §3.4) precedes the client's first frame.
 const PREFACE_LEN: usize = 24;
@@ -35,6 +47,11 @@ const FLAG_END_HEADERS: u8 = 0x4;
 const SETTINGS_MAX_CONCURRENT_STREAMS: u16 = 0x3;
 /// Bytes buffered towards the client before writes wait for the socket.
 const MAX_BUFFERED: usize = 64 * 1024;
+/// The malformed frame that breaks a connection: `DATA` on stream 0, which RFC 9113 §6.1
+/// makes a connection error of type `PROTOCOL_ERROR`.
+const BREAKING_FRAME: &[u8] = &[
+    0, 0, 10, TYPE_DATA, 0, 0, 0, 0, 0, b'p', b'u', b's', b'h', b'-', b'm', b'o', b'c', b'k', b'!',
+];
 
 /// A frame header as read off the wire.
 #[derive(Debug, Clone, Copy)]
@@ -121,6 +138,8 @@ pub(crate) struct SpliceState {
     acknowledged: RefCell<Vec<(u32, u32)>>,
     /// Called with each limit the client acknowledges.
     on_acknowledged: Box<dyn Fn(u32)>,
+    /// Called once when the connection is broken ([`SettingsSplice::break_after`]).
+    on_broken: Box<dyn Fn()>,
 }
 
 impl std::fmt::Debug for SpliceState {
@@ -132,11 +151,16 @@ impl std::fmt::Debug for SpliceState {
 }
 
 impl SpliceState {
-    /// No limit acknowledged yet; `on_acknowledged` hears of each one.
-    pub(crate) fn new(on_acknowledged: impl Fn(u32) + 'static) -> Rc<Self> {
+    /// No limit acknowledged yet; `on_acknowledged` hears of each one, `on_broken` of the
+    /// connection being broken.
+    pub(crate) fn new(
+        on_acknowledged: impl Fn(u32) + 'static,
+        on_broken: impl Fn() + 'static,
+    ) -> Rc<Self> {
         Rc::new(SpliceState {
             acknowledged: RefCell::new(Vec::new()),
             on_acknowledged: Box::new(on_acknowledged),
+            on_broken: Box::new(on_broken),
         })
     }
 
@@ -158,6 +182,16 @@ pub(crate) struct SettingsSplice<S> {
     /// `(answers, limit)`: once this many answers were written, announce `limit`.
     schedule: VecDeque<(usize, u32)>,
     answers: usize,
+    /// Once this many answers were written, break the connection at the next response frame.
+    break_after: Option<usize>,
+    /// The connection was broken: nothing more goes to the client.
+    broken: bool,
+    /// How long to keep reading after closing (`None`: do not).
+    linger: Option<Duration>,
+    /// The end of the lingering, once closed.
+    linger_until: Option<Timer>,
+    /// Our side is closed.
+    closed: bool,
     /// Towards the client: frames seen, header block open, bytes not yet written.
     outgoing: Framer,
     in_header_block: bool,
@@ -183,6 +217,11 @@ impl<S> SettingsSplice<S> {
             state,
             schedule: schedule.into(),
             answers: 0,
+            break_after: None,
+            broken: false,
+            linger: None,
+            linger_until: None,
+            closed: false,
             outgoing: Framer::default(),
             in_header_block: false,
             to_client: Vec::new(),
@@ -196,21 +235,52 @@ impl<S> SettingsSplice<S> {
         }
     }
 
+    /// Once `answers` answers were written, replaces the next response frame (`HEADERS` or
+    /// `DATA` on a stream) by a malformed frame and drops everything the server writes after
+    /// it: the client sees a connection error while the server believes it answered.
+    pub(crate) fn break_after(mut self, answers: Option<usize>) -> Self {
+        self.break_after = answers;
+        self
+    }
+
+    /// After closing, keeps reading and discarding what the client sends until it closes too,
+    /// or `timeout` passes (`None`: close at once).
+    pub(crate) fn linger_on_close(mut self, timeout: Option<Duration>) -> Self {
+        self.linger = timeout;
+        self
+    }
+
     /// Buffers bytes the server wrote, splicing SETTINGS frames in where due.
     fn server_wrote(&mut self, mut input: &[u8]) {
         while !input.is_empty() {
             match self.outgoing.next(&mut input) {
-                Piece::Payload(bytes) => self.to_client.extend_from_slice(bytes),
-                Piece::Partial => {}
+                Piece::Payload(bytes) if !self.broken => self.to_client.extend_from_slice(bytes),
+                Piece::Payload(_) | Piece::Partial => {}
                 Piece::Header(header) => {
-                    self.to_client.extend_from_slice(&self.outgoing.header);
-                    self.observe_outgoing(header);
+                    if self.breaks_at(header) {
+                        self.broken = true;
+                        self.to_client.extend_from_slice(BREAKING_FRAME);
+                        (self.state.on_broken)();
+                    }
+                    if !self.broken {
+                        self.to_client.extend_from_slice(&self.outgoing.header);
+                        self.observe_outgoing(header);
+                    }
                 }
             }
-            if self.outgoing.at_boundary() && !self.in_header_block {
+            if self.outgoing.at_boundary() && !self.in_header_block && !self.broken {
                 self.splice_due();
             }
         }
+    }
+
+    /// True when `header` starts the response frame that breaks the connection.
+    fn breaks_at(&self, header: FrameHeader) -> bool {
+        !self.broken
+            && !self.in_header_block
+            && header.stream != 0
+            && matches!(header.kind, TYPE_DATA | TYPE_HEADERS)
+            && self.break_after.is_some_and(|after| self.answers >= after)
     }
 
     fn observe_outgoing(&mut self, header: FrameHeader) {
@@ -336,7 +406,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for SettingsSplice<S> {
     }
 }
 
-impl<S: AsyncWrite + Unpin> AsyncWrite for SettingsSplice<S> {
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for SettingsSplice<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -365,9 +435,33 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for SettingsSplice<S> {
 
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        match this.poll_drain(cx) {
-            Poll::Ready(Ok(())) => Pin::new(&mut this.inner).poll_close(cx),
-            other => other,
+        if !this.closed {
+            ready!(this.poll_drain(cx))?;
+            ready!(Pin::new(&mut this.inner).poll_close(cx))?;
+            this.closed = true;
+        }
+        match this.linger {
+            Some(timeout) => this.poll_linger(cx, timeout),
+            None => Poll::Ready(Ok(())),
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> SettingsSplice<S> {
+    /// Reads and discards until the client closes, fails, or `timeout` passes.
+    fn poll_linger(&mut self, cx: &mut Context<'_>, timeout: Duration) -> Poll<io::Result<()>> {
+        let until = self
+            .linger_until
+            .get_or_insert_with(|| Timer::after(timeout));
+        if Pin::new(until).poll(cx).is_ready() {
+            return Poll::Ready(Ok(()));
+        }
+        let mut scratch = [0u8; 4096];
+        loop {
+            match ready!(Pin::new(&mut self.inner).poll_read(cx, &mut scratch)) {
+                Ok(0) | Err(_) => return Poll::Ready(Ok(())),
+                Ok(_) => {}
+            }
         }
     }
 }
@@ -387,11 +481,14 @@ mod tests {
     fn splice(schedule: Vec<(usize, u32)>) -> (SettingsSplice<()>, Rc<std::cell::Cell<Vec<u32>>>) {
         let acknowledged = Rc::new(std::cell::Cell::new(Vec::new()));
         let seen = acknowledged.clone();
-        let state = SpliceState::new(move |limit| {
-            let mut all = seen.take();
-            all.push(limit);
-            seen.set(all);
-        });
+        let state = SpliceState::new(
+            move |limit| {
+                let mut all = seen.take();
+                all.push(limit);
+                seen.set(all);
+            },
+            || {},
+        );
         (SettingsSplice::new((), schedule, state), acknowledged)
     }
 
@@ -454,6 +551,32 @@ mod tests {
         assert_eq!(splice.state.limit_for(9), 1);
         assert_eq!(splice.state.limit_for(11), 100);
         assert_eq!(acknowledged.take(), [1, 100]);
+    }
+
+    #[test]
+    fn a_broken_connection_gets_the_malformed_frame_instead_of_the_next_answer() {
+        let (splice, _) = splice(vec![(1, 1)]);
+        let mut splice = splice.break_after(Some(1));
+        let first = frame(TYPE_HEADERS, FLAG_END_HEADERS | FLAG_END_STREAM, 1, b"h");
+        let window_update = frame(0x8, 0, 0, &[0, 0, 1, 0]);
+        let mut written = first.clone();
+        written.extend(&window_update);
+        written.extend(frame(TYPE_HEADERS, FLAG_END_HEADERS, 3, b"h"));
+        written.extend(frame(TYPE_DATA, FLAG_END_STREAM, 3, b"{}"));
+        written.extend(frame(
+            TYPE_HEADERS,
+            FLAG_END_HEADERS | FLAG_END_STREAM,
+            5,
+            b"h",
+        ));
+        server_writes(&mut splice, &written);
+        // The scheduled SETTINGS went in after the first answer; nothing after the break.
+        let mut expected = first;
+        expected.extend(frame(TYPE_SETTINGS, 0, 0, &[0, 3, 0, 0, 0, 1]));
+        expected.extend(&window_update);
+        expected.extend(frame(TYPE_DATA, 0, 0, b"push-mock!"));
+        assert_eq!(splice.to_client, expected);
+        assert!(splice.broken);
     }
 
     #[test]

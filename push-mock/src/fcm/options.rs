@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::account::ServiceAccount;
 use super::rpc::RpcError;
+use crate::http2_faults::Http2Faults;
 
 /// The scripted answer of a [`MockFcm`](crate::MockFcm) for one registration token, applied
 /// to requests that pass every validation (also `validate_only` ones).
@@ -90,7 +91,7 @@ impl FcmScript {
 /// How a [`MockFcm`](crate::MockFcm) behaves. Build it with [`FcmOptions::new`] or
 /// [`FcmOptions::demo`], then the builder methods. The defaults: 100 concurrent streams, every
 /// valid request delivered, no seeded faults (`Retry-After: 30` should they be enabled),
-/// access tokens valid 3599 s, no GOAWAY, everything recorded.
+/// access tokens valid 3599 s, no GOAWAY, no [`Http2Faults`], everything recorded.
 #[derive(Debug, Clone)]
 pub struct FcmOptions {
     /// The Firebase project id of the path `/v1/projects/<project>/messages:send`.
@@ -98,6 +99,11 @@ pub struct FcmOptions {
     /// The service account whose signed assertions the token endpoint accepts.
     pub account: ServiceAccount,
     /// `SETTINGS_MAX_CONCURRENT_STREAMS` advertised (and enforced by the HTTP/2 layer).
+    ///
+    /// `0` is kept as is, for the whole connection: the server advertises that it accepts no
+    /// stream at all (RFC 9113 §6.5.2 allows it, "a temporary state"), as a server shedding
+    /// load might, and refuses any stream a client opens anyway (one sent before the
+    /// client read the SETTINGS, say). A client must neither spin nor send.
     pub max_concurrent_streams: u32,
     /// Scripted answers per registration token (exact, case-sensitive).
     pub scripts: HashMap<String, FcmScript>,
@@ -124,6 +130,11 @@ pub struct FcmOptions {
     /// [`responses`](crate::MockFcm::responses) and [`statuses`](crate::MockFcm::statuses)
     /// stay empty while the totals and status counts count. For benchmarks.
     pub count_only: bool,
+    /// Hostile connection behaviours of the FCM API (see [`Http2Faults`] and the builders
+    /// [`refuse_all_streams`](Self::refuse_all_streams),
+    /// [`goaway_on_connect`](Self::goaway_on_connect) and
+    /// [`break_connection_after`](Self::break_connection_after)).
+    pub faults: Http2Faults,
 }
 
 impl FcmOptions {
@@ -142,6 +153,7 @@ impl FcmOptions {
             goaway_after: None,
             latency: None,
             count_only: false,
+            faults: Http2Faults::default(),
         }
     }
 
@@ -213,6 +225,32 @@ impl FcmOptions {
     /// Sets [`count_only`](Self::count_only).
     pub fn count_only(mut self, count_only: bool) -> Self {
         self.count_only = count_only;
+        self
+    }
+
+    /// Refuses every request stream with `RST_STREAM(REFUSED_STREAM)` before processing it,
+    /// keeping the connection open: an overloaded server (see
+    /// [`Http2Faults::refuse_all_streams`]). Counted in `refused_streams()`.
+    pub fn refuse_all_streams(mut self) -> Self {
+        self.faults.refuse_all_streams = true;
+        self
+    }
+
+    /// Sends every connection `GOAWAY(last_stream_id = 0, NO_ERROR)` right after the HTTP/2
+    /// handshake and closes it, processing no stream: a server out of rotation (see
+    /// [`Http2Faults::goaway_on_connect`]). Counted in `goaways_sent()`.
+    pub fn goaway_on_connect(mut self) -> Self {
+        self.faults.goaway_on_connect = true;
+        self
+    }
+
+    /// After `answers` answers on a connection, replaces the next response frame by a
+    /// malformed one (`DATA` on stream 0), so the client's HTTP/2 library fails the
+    /// connection and every open stream, including requests already processed: a corrupting
+    /// server (see [`Http2Faults::break_connection_after`]). Counted in
+    /// `broken_connections()`.
+    pub fn break_connection_after(mut self, answers: usize) -> Self {
+        self.faults.break_connection_after = Some(answers);
         self
     }
 }

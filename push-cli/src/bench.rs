@@ -25,7 +25,15 @@ const RAW_FRAMES: u64 = 10_000;
 /// The longest any part may take before the bench gives up.
 pub const LIMIT: Duration = Duration::from_secs(600);
 
-/// Peak resident set size of this process so far (VmHWM), in KiB.
+/// Resets the peak resident set size (VmHWM) to the current one (Linux 4.0 and later: `5`
+/// written to `/proc/self/clear_refs`), so that the next reading is the peak of what runs in
+/// between; false when that is not possible (the figures are then peaks so far).
+pub fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+/// Peak resident set size of this process (VmHWM) since the start or the last
+/// [`reset_peak_rss`], in KiB.
 pub fn peak_rss_kib() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
@@ -88,10 +96,11 @@ impl Row {
     }
 
     /// Prints the row: throughput, the client's CPU per notification (and the whole
-    /// process's, mocks included), peak RSS so far.
+    /// process's, mocks included), and the peak RSS since the part started (the mocks'
+    /// memory included).
     pub fn print(&self) {
         println!(
-            "{:<48} {:>9} in {:>7.3} s {:>9.0} notifications/s  client CPU {:>6.2} us/notification (process {:>6.2})  peak RSS so far {} KiB",
+            "{:<48} {:>9} in {:>7.3} s {:>9.0} notifications/s  client CPU {:>6.2} us/notification (process {:>6.2})  peak RSS {} KiB",
             self.label,
             self.n,
             self.elapsed.as_secs_f64(),
@@ -270,21 +279,28 @@ pub fn command(args: BenchArgs) -> Result<(), Failure> {
         latency: (args.latency_ms > 0).then(|| Duration::from_millis(args.latency_ms)),
     };
     println!(
-        "push bench: {n} notifications per part, payload {} bytes, APNs window {} grace {} ms, HTTP/2 {} conn latency {} ms, peak RSS at start {} KiB",
+        "push bench: {n} notifications per part, payload {} bytes, APNs window {} grace {} ms, HTTP/2 {} conn latency {} ms, peak RSS at start {} KiB{}",
         payload().to_apns_json().map(|j| j.len()).unwrap_or(0),
         args.apns_window,
         args.apns_grace_ms,
         args.connections,
         args.latency_ms,
-        peak_rss_kib().unwrap_or(0)
+        peak_rss_kib().unwrap_or(0),
+        if reset_peak_rss() {
+            ""
+        } else {
+            " (peak RSS cannot be reset: figures are peaks so far)"
+        }
     );
     let mut raw_row = None;
     if part("raw") {
+        reset_peak_rss();
         let row = raw(&gateway, &certs, n).map_err(run)?;
         row.print();
         raw_row = Some(row);
     }
     if part("apns") {
+        reset_peak_rss();
         let address = format!("{}:{}", Certificates::SERVER_NAME, gateway.addr().port());
         let client = Client::builder()
             .apns(
@@ -322,11 +338,13 @@ pub fn command(args: BenchArgs) -> Result<(), Failure> {
     }
     let mut raw_row = None;
     if part("raw-apns-http2") {
+        reset_peak_rss();
         let row = bench_h2::raw_apns(&certs, h2).map_err(run)?;
         row.print();
         raw_row = Some(row);
     }
     if part("apns-http2") {
+        reset_peak_rss();
         let row = bench_h2::push_apns(&certs, h2).map_err(run)?;
         row.print();
         if let Some(raw_row) = &raw_row {
@@ -334,22 +352,24 @@ pub fn command(args: BenchArgs) -> Result<(), Failure> {
         }
     }
     if part("gcm") {
+        reset_peak_rss();
         gcm(&certs, n, args.gcm_batch)?.print();
     }
     let mut raw_row = None;
     if part("raw-fcm") {
+        reset_peak_rss();
         let row = bench_h2::raw_fcm(&certs, h2).map_err(run)?;
         row.print();
         raw_row = Some(row);
     }
     if part("fcm") {
+        reset_peak_rss();
         let row = bench_h2::push_fcm(&certs, h2).map_err(run)?;
         row.print();
         if let Some(raw_row) = &raw_row {
             print_ratio("FCM v1", &row, raw_row);
         }
     }
-    println!("peak RSS (VmHWM) {} KiB", peak_rss_kib().unwrap_or(0));
     Ok(())
 }
 

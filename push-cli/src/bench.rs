@@ -8,47 +8,54 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_lite::StreamExt;
-use push_mock::{
-    Certificates, GatewayOptions, GcmOptions, Http2Auth, Http2Options, MockApnsHttp2, MockGateway,
-    MockGcm,
-};
+use push_mock::{Certificates, GatewayOptions, GcmOptions, MockGateway, MockGcm};
 use push_proto::ApnsToken;
 use push_proto::apns::{Format, Frame};
-use push_smol::{ApnsConfig, ApnsHttp2Config, Client, Device, GcmConfig, Payload};
+use push_smol::{ApnsConfig, Client, Device, GcmConfig, Payload};
 use rustls::pki_types::ServerName;
 
+use crate::bench_h2::{self, H2Settings};
 use crate::cli::BenchArgs;
-use crate::loopback::{fcm_config, fcm_options, mock_tls, start_fcm};
+use crate::cpu::{CpuSnapshot, CpuUse};
+use crate::loopback::mock_tls;
 use crate::main_error::Failure;
-use crate::mock::{KEY_ID, TEAM_ID, generate_p8};
 
-/// Concurrent streams the FCM mock allows, and requests the client keeps in flight.
-const FCM_STREAMS: u32 = 1000;
 /// Frames encoded once for the raw baseline and written over and over.
 const RAW_FRAMES: u64 = 10_000;
 /// The longest any part may take before the bench gives up.
-const LIMIT: Duration = Duration::from_secs(600);
+pub const LIMIT: Duration = Duration::from_secs(600);
 
-/// Peak resident set size of this process so far (VmHWM), in KiB.
+/// Resets the peak resident set size (VmHWM) to the current one (Linux 4.0 and later: `5`
+/// written to `/proc/self/clear_refs`), so that the next reading is the peak of what runs in
+/// between; false when that is not possible (the figures are then peaks so far).
+pub fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+/// Peak resident set size of this process (VmHWM) since the start or the last
+/// [`reset_peak_rss`], in KiB.
 pub fn peak_rss_kib() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-fn token(i: u64) -> ApnsToken {
+/// The APNs device token of the `i`-th notification.
+pub fn token(i: u64) -> ApnsToken {
     let mut bytes = [0u8; 32];
     bytes[..8].copy_from_slice(&i.to_be_bytes());
     bytes[31] = 0xbe;
     ApnsToken::from_bytes(bytes)
 }
 
-fn gcm_token(i: u64) -> String {
+/// The FCM (and GCM) registration token of the `i`-th notification.
+pub fn gcm_token(i: u64) -> String {
     // The FCM shape: 11 characters, ':APA91b', then 142 more.
     format!("bench{i:06}:APA91b{i:0142}")
 }
 
-fn payload() -> Payload {
+/// The notification every part sends.
+pub fn payload() -> Payload {
     Payload::new()
         .title("Bench")
         .body("A notification of ordinary size, sent to every device of the run")
@@ -59,19 +66,65 @@ fn rate(n: u64, elapsed: Duration) -> f64 {
     n as f64 / elapsed.as_secs_f64().max(1e-9)
 }
 
-fn report(part: &str, n: u64, elapsed: Duration) -> f64 {
-    let per_second = rate(n, elapsed);
+/// One measured part.
+#[derive(Debug, Clone)]
+pub struct Row {
+    /// What was measured.
+    pub label: String,
+    /// Notifications.
+    pub n: u64,
+    /// How long they took.
+    pub elapsed: Duration,
+    /// The CPU they took.
+    pub cpu: CpuUse,
+}
+
+impl Row {
+    /// A row.
+    pub fn new(label: String, n: u64, elapsed: Duration, cpu: CpuUse) -> Row {
+        Row {
+            label,
+            n,
+            elapsed,
+            cpu,
+        }
+    }
+
+    /// Notifications per second.
+    pub fn rate(&self) -> f64 {
+        rate(self.n, self.elapsed)
+    }
+
+    /// Prints the row: throughput, the client's CPU per notification (and the whole
+    /// process's, mocks included), and the peak RSS since the part started (the mocks'
+    /// memory included).
+    pub fn print(&self) {
+        println!(
+            "{:<48} {:>9} in {:>7.3} s {:>9.0} notifications/s  client CPU {:>6.2} us/notification (process {:>6.2})  peak RSS {} KiB",
+            self.label,
+            self.n,
+            self.elapsed.as_secs_f64(),
+            self.rate(),
+            self.cpu.client_us_per(self.n),
+            self.cpu.process_us_per(self.n),
+            peak_rss_kib().unwrap_or(0)
+        );
+    }
+}
+
+/// Prints how the push client compares with the raw baseline of the same run.
+fn print_ratio(what: &str, push: &Row, raw: &Row) {
+    let cpu = push.cpu.client_us_per(push.n) / raw.cpu.client_us_per(raw.n).max(1e-9);
     println!(
-        "{part:<34} {n:>9} in {:>7.3} s  {per_second:>10.0} notifications/s   peak RSS so far {} KiB",
-        elapsed.as_secs_f64(),
-        peak_rss_kib().unwrap_or(0)
+        "{:<48} throughput {:.2}, client CPU per notification {cpu:.2}",
+        format!("ratio push/raw ({what})"),
+        push.rate() / raw.rate().max(1e-9)
     );
-    per_second
 }
 
 /// The raw baseline: one blocking rustls connection writing pre-encoded command-2 frames;
 /// timed until the gateway has decoded them all.
-fn raw(gateway: &MockGateway, certs: &Certificates, n: u64) -> Result<Duration, String> {
+fn raw(gateway: &MockGateway, certs: &Certificates, n: u64) -> Result<Row, String> {
     let json = payload().to_apns_json().map_err(|e| e.to_string())?;
     let json = Bytes::from(json);
     let mut frames = Vec::new();
@@ -90,6 +143,7 @@ fn raw(gateway: &MockGateway, certs: &Certificates, n: u64) -> Result<Duration, 
     let frame_len = frames.len() / chunk.max(1) as usize;
     let config = certs.client_config(true).map_err(|e| e.to_string())?;
     let before = gateway.total_accepted();
+    let cpu_before = CpuSnapshot::take();
     let start = Instant::now();
     let tcp = TcpStream::connect(gateway.addr()).map_err(|e| e.to_string())?;
     tcp.set_nodelay(true).map_err(|e| e.to_string())?;
@@ -112,21 +166,41 @@ fn raw(gateway: &MockGateway, certs: &Certificates, n: u64) -> Result<Duration, 
         ));
     }
     let elapsed = start.elapsed();
+    let cpu = cpu_before.until(&CpuSnapshot::take());
     stream.conn.send_close_notify();
     let _ = stream.flush();
-    Ok(elapsed)
+    let label = "raw rustls writer (APNs frames)".to_owned();
+    Ok(Row::new(label, n, elapsed, cpu))
 }
 
-/// Pushes `n` devices through one session, counting the feedback; returns the time until
-/// the gateway or server had them all (measured by `reached`) and until the session finished.
-fn push_all(
+/// What [`push_all`] measured.
+#[derive(Debug, Clone, Copy)]
+pub struct PushRun {
+    /// From the start until the server had every notification.
+    pub reached: Duration,
+    /// CPU until then.
+    pub reached_cpu: CpuUse,
+    /// From the start until the session finished.
+    pub finished: Duration,
+    /// CPU until then.
+    pub finished_cpu: CpuUse,
+    /// Feedback without an error.
+    pub delivered: u64,
+}
+
+/// Pushes `n` devices through one session, counting the feedback; measures the time and CPU
+/// until the gateway or server had them all (`reached` returns) and until the session
+/// finished. The mocks must outlive the call (their threads' CPU is told apart by name).
+pub fn push_all(
     client: &Client,
     n: u64,
     device: impl Fn(u64) -> Device,
     reached: impl FnOnce() -> bool + Send + 'static,
-) -> Result<(Duration, Duration, u64), String> {
+) -> Result<PushRun, String> {
+    let cpu_before = CpuSnapshot::take();
     let start = Instant::now();
-    let watcher = std::thread::spawn(move || reached().then(Instant::now));
+    let watcher =
+        std::thread::spawn(move || reached().then(|| (Instant::now(), CpuSnapshot::take())));
     let (delivered, report) = smol::block_on(async {
         let mut session = client.send(payload());
         let mut feedbacks = session.feedbacks();
@@ -146,20 +220,44 @@ fn push_all(
         futures_lite::future::zip(read, push).await
     });
     let finished = start.elapsed();
+    let finished_cpu = cpu_before.until(&CpuSnapshot::take());
     let report = report.map_err(|e| e.to_string())?;
     if let Some(error) = report.errors.first() {
         return Err(error.to_string());
     }
-    let reached = watcher
+    let (reached_at, reached_cpu) = watcher
         .join()
         .ok()
         .flatten()
         .ok_or("the server did not receive every notification")?;
-    Ok((reached - start, finished, delivered))
+    Ok(PushRun {
+        reached: reached_at - start,
+        reached_cpu: cpu_before.until(&reached_cpu),
+        finished,
+        finished_cpu,
+        delivered,
+    })
 }
+
+/// The parts `--only` accepts, in the order they run.
+pub const PARTS: [&str; 7] = [
+    "raw",
+    "apns",
+    "raw-apns-http2",
+    "apns-http2",
+    "gcm",
+    "raw-fcm",
+    "fcm",
+];
 
 /// `push bench` with its arguments.
 pub fn command(args: BenchArgs) -> Result<(), Failure> {
+    if let Some(unknown) = args.only.iter().find(|p| !PARTS.contains(&p.as_str())) {
+        return Err(Failure::Usage(format!(
+            "--only {unknown}: not a part (one of {})",
+            PARTS.join(", ")
+        )));
+    }
     let n = args.devices;
     let part = |name: &str| args.only.is_empty() || args.only.iter().any(|p| p == name);
     let run = Failure::Run;
@@ -175,19 +273,34 @@ pub fn command(args: BenchArgs) -> Result<(), Failure> {
         )
         .map_err(|e| run(e.to_string()))?,
     );
+    let h2 = H2Settings {
+        n,
+        connections: usize::from(args.connections),
+        latency: (args.latency_ms > 0).then(|| Duration::from_millis(args.latency_ms)),
+    };
     println!(
-        "push bench: {n} notifications per part, payload {} bytes, APNs window {} grace {} ms, peak RSS at start {} KiB",
+        "push bench: {n} notifications per part, payload {} bytes, APNs window {} grace {} ms, HTTP/2 {} conn latency {} ms, peak RSS at start {} KiB{}",
         payload().to_apns_json().map(|j| j.len()).unwrap_or(0),
         args.apns_window,
         args.apns_grace_ms,
-        peak_rss_kib().unwrap_or(0)
+        args.connections,
+        args.latency_ms,
+        peak_rss_kib().unwrap_or(0),
+        if reset_peak_rss() {
+            ""
+        } else {
+            " (peak RSS cannot be reset: figures are peaks so far)"
+        }
     );
-    let mut raw_rate = None;
+    let mut raw_row = None;
     if part("raw") {
-        let elapsed = raw(&gateway, &certs, n).map_err(run)?;
-        raw_rate = Some(report("raw rustls writer (APNs frames)", n, elapsed));
+        reset_peak_rss();
+        let row = raw(&gateway, &certs, n).map_err(run)?;
+        row.print();
+        raw_row = Some(row);
     }
     if part("apns") {
+        reset_peak_rss();
         let address = format!("{}:{}", Certificates::SERVER_NAME, gateway.addr().port());
         let client = Client::builder()
             .apns(
@@ -201,129 +314,108 @@ pub fn command(args: BenchArgs) -> Result<(), Failure> {
             .map_err(|e| run(e.to_string()))?;
         let target = gateway.total_accepted() + n as usize;
         let watched = gateway.clone();
-        let (reached, finished, delivered) = push_all(
+        let measured = push_all(
             &client,
             n,
             |i| Device::ios(token(i).to_hex()),
             move || watched.wait_for_accepted(target, LIMIT),
         )
         .map_err(run)?;
-        let push_rate = report("push APNs (accepted by gateway)", n, reached);
-        report("push APNs (all confirmed, +grace)", delivered, finished);
-        if let Some(raw_rate) = raw_rate {
-            println!(
-                "ratio push/raw (APNs)              {:.2}",
-                push_rate / raw_rate
-            );
+        let label = "push APNs (accepted by gateway)".to_owned();
+        let accepted = Row::new(label, n, measured.reached, measured.reached_cpu);
+        accepted.print();
+        let label = "push APNs (all confirmed, +grace)".to_owned();
+        Row::new(
+            label,
+            measured.delivered,
+            measured.finished,
+            measured.finished_cpu,
+        )
+        .print();
+        if let Some(raw_row) = &raw_row {
+            print_ratio("APNs", &accepted, raw_row);
         }
     }
+    let mut raw_row = None;
+    if part("raw-apns-http2") {
+        reset_peak_rss();
+        let row = bench_h2::raw_apns(&certs, h2).map_err(run)?;
+        row.print();
+        raw_row = Some(row);
+    }
     if part("apns-http2") {
-        const TOPIC: &str = "com.example.bench";
-        let pem = generate_p8().map_err(run)?;
-        let auth = Http2Auth::token_from_pem(KEY_ID, TEAM_ID, &pem)
-            .map_err(|e| run(format!("cannot read the generated provider key: {e}")))?;
-        let mut options = Http2Options::new(auth).topic(TOPIC);
-        options.count_only = true;
-        let server =
-            Arc::new(MockApnsHttp2::start(options, &certs).map_err(|e| run(e.to_string()))?);
-        let client = Client::builder()
-            .apns_http2(
-                ApnsHttp2Config::new(&server.url())
-                    .map_err(|e| run(e.to_string()))?
-                    .topic(TOPIC)
-                    .provider_key_pem(&pem, KEY_ID, TEAM_ID)
-                    .map_err(|e| run(e.to_string()))?
-                    .tls(mock_tls(&certs, false).map_err(run)?),
-            )
-            .build()
-            .map_err(|e| run(e.to_string()))?;
-        let watched = server.clone();
-        let (_, finished, delivered) = push_all(
-            &client,
-            n,
-            |i| Device::ios(token(i).to_hex()),
-            move || watched.wait_for_delivered(n as usize, LIMIT),
-        )
-        .map_err(run)?;
-        report(
-            &format!("push APNs HTTP/2 (token, {} conn)", server.connections()),
-            delivered,
-            finished,
-        );
+        reset_peak_rss();
+        let row = bench_h2::push_apns(&certs, h2).map_err(run)?;
+        row.print();
+        if let Some(raw_row) = &raw_row {
+            print_ratio("APNs HTTP/2", &row, raw_row);
+        }
     }
     if part("gcm") {
-        let gcm = Arc::new(
-            MockGcm::start(GcmOptions {
-                api_key: "bench-key".into(),
-                tls: Some(certs.clone()),
-                count_only: true,
-                ..GcmOptions::default()
-            })
-            .map_err(|e| run(e.to_string()))?,
-        );
-        let client = Client::builder()
-            .gcm(
-                GcmConfig::new("bench-key")
-                    .endpoint(&gcm.endpoint())
-                    .map_err(|e| run(e.to_string()))?
-                    .tls(mock_tls(&certs, false).map_err(run)?)
-                    .batch_size(args.gcm_batch)
-                    .map_err(|e| Failure::Usage(e.to_string()))?,
-            )
-            .build()
-            .map_err(|e| run(e.to_string()))?;
-        let watched = gcm.clone();
-        let target = n as usize;
-        let (_, finished, delivered) = push_all(
-            &client,
-            n,
-            |i| Device::android(gcm_token(i)),
-            move || {
-                let deadline = Instant::now() + LIMIT;
-                while watched.delivered_total() < target && Instant::now() < deadline {
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-                watched.delivered_total() >= target
-            },
-        )
-        .map_err(run)?;
-        report(
-            &format!("push GCM (batch {}, HTTPS)", args.gcm_batch),
-            delivered,
-            finished,
-        );
+        reset_peak_rss();
+        gcm(&certs, n, args.gcm_batch)?.print();
+    }
+    let mut raw_row = None;
+    if part("raw-fcm") {
+        reset_peak_rss();
+        let row = bench_h2::raw_fcm(&certs, h2).map_err(run)?;
+        row.print();
+        raw_row = Some(row);
     }
     if part("fcm") {
-        let options = fcm_options()
-            .map_err(run)?
-            .count_only(true)
-            .max_concurrent_streams(FCM_STREAMS);
-        let fcm = Arc::new(start_fcm(options, &certs).map_err(run)?);
-        let client = Client::builder()
-            .fcm(
-                fcm_config(&fcm, &certs)
-                    .map_err(run)?
-                    .max_in_flight(FCM_STREAMS),
-            )
-            .build()
-            .map_err(|e| run(e.to_string()))?;
-        let watched = fcm.clone();
-        let (_, finished, delivered) = push_all(
-            &client,
-            n,
-            |i| Device::android(gcm_token(i)),
-            move || watched.wait_for_delivered(n as usize, LIMIT),
-        )
-        .map_err(run)?;
-        report(
-            &format!(
-                "push FCM v1 ({} conn, {FCM_STREAMS} streams)",
-                fcm.connections()
-            ),
-            delivered,
-            finished,
-        );
+        reset_peak_rss();
+        let row = bench_h2::push_fcm(&certs, h2).map_err(run)?;
+        row.print();
+        if let Some(raw_row) = &raw_row {
+            print_ratio("FCM v1", &row, raw_row);
+        }
     }
-    println!("peak RSS (VmHWM) {} KiB", peak_rss_kib().unwrap_or(0));
     Ok(())
+}
+
+/// `gcm`: the legacy GCM endpoint over HTTPS, `batch` tokens per request.
+fn gcm(certs: &Certificates, n: u64, batch: usize) -> Result<Row, Failure> {
+    let run = Failure::Run;
+    let gcm = Arc::new(
+        MockGcm::start(GcmOptions {
+            api_key: "bench-key".into(),
+            tls: Some(certs.clone()),
+            count_only: true,
+            ..GcmOptions::default()
+        })
+        .map_err(|e| run(e.to_string()))?,
+    );
+    let client = Client::builder()
+        .gcm(
+            GcmConfig::new("bench-key")
+                .endpoint(&gcm.endpoint())
+                .map_err(|e| run(e.to_string()))?
+                .tls(mock_tls(certs, false).map_err(run)?)
+                .batch_size(batch)
+                .map_err(|e| Failure::Usage(e.to_string()))?,
+        )
+        .build()
+        .map_err(|e| run(e.to_string()))?;
+    let watched = gcm.clone();
+    let target = n as usize;
+    let measured = push_all(
+        &client,
+        n,
+        |i| Device::android(gcm_token(i)),
+        move || {
+            let deadline = Instant::now() + LIMIT;
+            while watched.delivered_total() < target && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            watched.delivered_total() >= target
+        },
+    )
+    .map_err(run)?;
+    let label = format!("push GCM (batch {batch}, HTTPS)");
+    Ok(Row::new(
+        label,
+        measured.delivered,
+        measured.finished,
+        measured.finished_cpu,
+    ))
 }

@@ -65,6 +65,10 @@ pub struct SendArgs {
     /// canonical id (GCM only: FCM HTTP v1 has none).
     #[arg(long, requires = "db")]
     pub apply_feedback: bool,
+    /// HTTP/2 connections to keep to APNs (--apns-url) and to FCM (--fcm-service-account),
+    /// each (default 1); requests go to the least busy one.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub connections: Option<u16>,
     /// No progress bar and no summary.
     #[arg(long)]
     pub quiet: bool,
@@ -286,7 +290,18 @@ pub struct BenchArgs {
     /// count as delivered.
     #[arg(long, value_name = "MS", default_value_t = 1000)]
     pub apns_grace_ms: u64,
-    /// Only run these parts (raw, apns, apns-http2, gcm, fcm); repeatable; default all.
+    /// HTTP/2 connections per provider for apns-http2 and fcm (the push client's
+    /// `connections(n)`, FCM also `max_in_flight` 1000 per connection) and for their raw
+    /// baselines (the notifications split evenly between the connections).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    pub connections: u16,
+    /// Milliseconds the mock APNs HTTP/2 and FCM servers wait before each answer (a stand-in
+    /// for the network round trip), for the push and the raw parts alike; 0 for none.
+    #[arg(long = "latency", value_name = "MS", default_value_t = 0)]
+    pub latency_ms: u64,
+    /// Only run these parts (raw, apns, raw-apns-http2, apns-http2, gcm, raw-fcm, fcm);
+    /// repeatable; default all. raw-apns-http2 and raw-fcm are raw h2 clients sending one
+    /// pre-built request over and over, the baselines of apns-http2 and fcm.
     #[arg(long, value_name = "PART")]
     pub only: Vec<String>,
 }

@@ -5,8 +5,10 @@
 #![allow(unreachable_pub)]
 
 mod bench;
+mod bench_h2;
 mod cli;
 mod config;
+mod cpu;
 mod demo;
 mod devices;
 mod feedback;
@@ -14,6 +16,8 @@ mod jsonl;
 mod loopback;
 mod main_error;
 mod mock;
+mod oauth_once;
+mod raw_h2;
 mod send;
 mod store;
 mod summary;

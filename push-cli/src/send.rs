@@ -191,7 +191,9 @@ pub fn command(args: SendArgs) -> Result<(), Failure> {
         (None, Some(path)) => Source::Db(path),
         (None, None) => return Err(Failure::Usage("give --devices or --db".into())),
     };
-    let client = config::client(&args.apns, &args.gcm, &args.fcm).map_err(Failure::Usage)?;
+    let connections = args.connections.map(usize::from);
+    let client =
+        config::client(&args.apns, &args.gcm, &args.fcm, connections).map_err(Failure::Usage)?;
     let outcome = run(Plan {
         client,
         payload,

@@ -4,6 +4,7 @@ use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 use bytes::Bytes;
 use push_mock::fcm::{demo_service_account, wrong_key_service_account};
@@ -442,16 +443,27 @@ struct Http2 {
 
 impl Http2 {
     fn start(server_key: &str, client_key: &str, scripts: &[(&str, ReasonScript)]) -> Http2 {
+        Http2::start_with(server_key, client_key, |mut options| {
+            for (token, script) in scripts {
+                options = options.script(*token, script.clone());
+            }
+            options
+        })
+    }
+
+    /// Like [`Http2::start`], the server's options changed by `configure`.
+    fn start_with(
+        server_key: &str,
+        client_key: &str,
+        configure: impl FnOnce(Http2Options) -> Http2Options,
+    ) -> Http2 {
         let certs = Certificates::generate().unwrap();
         let dir = tempfile::tempdir().unwrap();
         let paths = certs.write_to(dir.path()).unwrap();
         let p8 = dir.path().join("AuthKey.p8");
         std::fs::write(&p8, client_key).unwrap();
         let auth = Http2Auth::token_from_pem(KEY_ID, TEAM_ID, server_key).unwrap();
-        let mut options = Http2Options::new(auth).topic(TOPIC);
-        for (token, script) in scripts {
-            options = options.script(*token, script.clone());
-        }
+        let options = configure(Http2Options::new(auth).topic(TOPIC));
         let server = MockApnsHttp2::start(options, &certs).unwrap();
         let devices = dir.path().join("devices.txt");
         let feedback = dir.path().join("feedback.jsonl");
@@ -532,6 +544,30 @@ fn send_over_http2_with_a_provider_token_writes_the_expected_jsonl() {
     assert_eq!(h2.server.delivered_count(&good), 1);
     assert_eq!(h2.server.total_delivered(), 1);
     assert!(h2.server.provider_tokens_seen() >= 1);
+}
+
+#[test]
+fn send_with_connections_opens_that_many_http2_connections() {
+    let key = provider_key();
+    // Answers wait, so the session lasts long enough for every connection of the pool to be
+    // dialed (the pool dials them all at the first request).
+    let h2 = Http2::start_with(&key, &key, |options| {
+        options.latency(Duration::from_millis(300))
+    });
+    let devices: String = (0..20u8)
+        .map(|i| format!("ios {}\n", ios_token(i)))
+        .collect();
+    std::fs::write(h2.path("devices.txt"), devices).unwrap();
+    let mut args = h2.args.clone();
+    args.extend(["--connections".to_string(), "3".to_string()]);
+    let output = run(&args, &[]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_eq!(h2.server.total_delivered(), 20);
+    assert_eq!(h2.server.connections(), 3);
+    // At least one connection is a usage error.
+    let mut args = h2.args.clone();
+    args.extend(["--connections".to_string(), "0".to_string()]);
+    assert_eq!(run(&args, &[]).status.code(), Some(2));
 }
 
 #[test]
@@ -831,4 +867,49 @@ fn bench_measures_fcm() {
     assert!(line.contains(" 2000 in "), "{line}");
     assert!(line.contains("notifications/s"), "{line}");
     assert!(!stdout.contains("push APNs"), "only the FCM part: {stdout}");
+}
+
+#[test]
+fn bench_measures_the_raw_http2_baselines_with_client_cpu() {
+    let output = push(
+        &[
+            "bench",
+            "--devices",
+            "200",
+            "--only",
+            "raw-apns-http2",
+            "--only",
+            "raw-fcm",
+        ],
+        &[],
+    );
+    let stdout = text(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        text(&output.stderr)
+    );
+    for label in [
+        "raw h2 APNs HTTP/2 (token, 1 conn, 1000 streams)",
+        "raw h2 FCM v1 (1 conn, 1000 streams)",
+    ] {
+        let line = stdout
+            .lines()
+            .find(|line| line.starts_with(label))
+            .unwrap_or_else(|| panic!("no {label:?} line in {stdout}"));
+        assert!(line.contains(" 200 in "), "{line}");
+        assert!(line.contains("notifications/s"), "{line}");
+        assert!(line.contains("client CPU "), "{line}");
+        assert!(line.contains(" us/notification (process "), "{line}");
+    }
+    for push_part in ["push APNs", "push FCM", "ratio"] {
+        assert!(!stdout.contains(push_part), "only the raw parts: {stdout}");
+    }
+}
+
+#[test]
+fn bench_rejects_an_unknown_part() {
+    let output = push(&["bench", "--devices", "10", "--only", "apns-h2"], &[]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(text(&output.stderr).contains("--only apns-h2"));
 }

@@ -1,0 +1,231 @@
+//! The HTTP/2 parts of `push bench`: APNs HTTP/2 and FCM v1, each through the push client and
+//! through the raw h2 baseline ([`crate::raw_h2`]), against the same in-process mock with
+//! the same stream limit, connections and latency.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use http::header::{AUTHORIZATION, CONTENT_TYPE};
+use http::{HeaderValue, Method};
+use push_mock::{Certificates, Http2Auth, Http2Options, MockApnsHttp2, MockFcm};
+use push_proto::apns::http2 as apns2;
+use push_proto::fcm;
+use push_smol::{ApnsHttp2Config, Client, Device};
+
+use crate::bench::{LIMIT, Row, gcm_token, payload, push_all, token};
+use crate::cpu::CpuSnapshot;
+use crate::loopback::{fcm_config, fcm_options, mock_tls, start_fcm};
+use crate::mock::{KEY_ID, TEAM_ID, generate_p8};
+use crate::oauth_once;
+use crate::raw_h2::{self, MAX_STREAMS, Prebuilt, Target};
+
+/// The apns-topic of the APNs parts.
+const TOPIC: &str = "com.example.bench";
+/// Concurrent streams the mock FCM allows per connection; the client keeps this many in
+/// flight per connection.
+pub const FCM_STREAMS: u32 = 1000;
+
+/// What the HTTP/2 parts share.
+#[derive(Debug, Clone, Copy)]
+pub struct H2Settings {
+    /// Notifications per part.
+    pub n: u64,
+    /// Connections per provider.
+    pub connections: usize,
+    /// Delay the mocks add before each answer.
+    pub latency: Option<Duration>,
+}
+
+/// A mock APNs HTTP/2 server checking provider tokens from a fresh key; returns it with the
+/// key's PEM.
+fn apns_mock(
+    certs: &Certificates,
+    settings: H2Settings,
+) -> Result<(Arc<MockApnsHttp2>, String), String> {
+    let pem = generate_p8()?;
+    let auth = Http2Auth::token_from_pem(KEY_ID, TEAM_ID, &pem)
+        .map_err(|e| format!("cannot read the generated provider key: {e}"))?;
+    let mut options = Http2Options::new(auth).topic(TOPIC);
+    options.count_only = true;
+    if let Some(latency) = settings.latency {
+        options = options.latency(latency);
+    }
+    let server = MockApnsHttp2::start(options, certs).map_err(|e| e.to_string())?;
+    Ok((Arc::new(server), pem))
+}
+
+/// A mock FCM server (with its token endpoint) for the demo service account.
+fn fcm_mock(certs: &Certificates, settings: H2Settings) -> Result<Arc<MockFcm>, String> {
+    let mut options = fcm_options()?
+        .count_only(true)
+        .max_concurrent_streams(FCM_STREAMS);
+    if let Some(latency) = settings.latency {
+        options = options.latency(latency);
+    }
+    Ok(Arc::new(start_fcm(options, certs)?))
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
+}
+
+/// Runs the raw baseline against a mock that counts deliveries: times [`raw_h2::send_all`]
+/// and checks that every request was answered `200` and counted by the mock.
+fn raw_run(
+    label: String,
+    target: &Target,
+    request: &Prebuilt,
+    settings: H2Settings,
+    delivered: impl Fn() -> usize,
+) -> Result<Row, String> {
+    let n = settings.n;
+    let before = CpuSnapshot::take();
+    let start = Instant::now();
+    let ok = raw_h2::send_all(target, request, n, settings.connections)?;
+    let elapsed = start.elapsed();
+    let cpu = before.until(&CpuSnapshot::take());
+    if ok != n || delivered() != n as usize {
+        return Err(format!(
+            "{label}: {ok} of {n} answered 200, the mock counted {} delivered",
+            delivered()
+        ));
+    }
+    Ok(Row::new(label, n, elapsed, cpu))
+}
+
+/// `raw-apns-http2`: the pre-built APNs request (one device token, the provider token signed
+/// once) sent N times.
+pub fn raw_apns(certs: &Certificates, settings: H2Settings) -> Result<Row, String> {
+    let (server, pem) = apns_mock(certs, settings)?;
+    let signer = apns2::P8Signer::from_pem(&pem, KEY_ID).map_err(|e| e.to_string())?;
+    let mut auth = apns2::TokenAuth::new(signer, TEAM_ID, Instant::now(), unix_now())
+        .map_err(|e| e.to_string())?;
+    let jwt = match auth.token(Instant::now()).map_err(|e| e.to_string())? {
+        Some((token, _)) => token.jwt().to_owned(),
+        None => return Err("no provider token".into()),
+    };
+    let payload = payload();
+    let message = apns2::Message::new(
+        &apns2::Notification::from_payload(&payload),
+        &apns2::Options::from_payload(&payload),
+    )
+    .map_err(|e| e.to_string())?;
+    let head = http::Request::builder()
+        .method(Method::POST)
+        .uri(format!("{}/3/device/{}", server.url(), token(0).to_hex()))
+        .header(AUTHORIZATION, format!("bearer {jwt}"))
+        .header("apns-topic", TOPIC)
+        .header("apns-push-type", message.push_type().as_str())
+        .body(())
+        .map_err(|e| e.to_string())?;
+    let request = Prebuilt {
+        head,
+        body: message.body().clone(),
+    };
+    let label = format!(
+        "raw h2 APNs HTTP/2 (token, {} conn, {MAX_STREAMS} streams)",
+        settings.connections
+    );
+    let target = Target::new(server.addr(), certs)?;
+    raw_run(label, &target, &request, settings, || {
+        server.total_delivered()
+    })
+}
+
+/// `apns-http2`: the push client with a provider token.
+pub fn push_apns(certs: &Certificates, settings: H2Settings) -> Result<Row, String> {
+    let (server, pem) = apns_mock(certs, settings)?;
+    let client = Client::builder()
+        .apns_http2(
+            ApnsHttp2Config::new(&server.url())
+                .map_err(|e| e.to_string())?
+                .topic(TOPIC)
+                .provider_key_pem(&pem, KEY_ID, TEAM_ID)
+                .map_err(|e| e.to_string())?
+                .tls(mock_tls(certs, false)?)
+                .connections(settings.connections),
+        )
+        .build()
+        .map_err(|e| e.to_string())?;
+    let (n, watched) = (settings.n, server.clone());
+    let run = push_all(
+        &client,
+        n,
+        |i| Device::ios(token(i).to_hex()),
+        move || watched.wait_for_delivered(n as usize, LIMIT),
+    )?;
+    let label = format!(
+        "push APNs HTTP/2 (token, {} conn, {MAX_STREAMS} streams)",
+        server.connections()
+    );
+    Ok(Row::new(
+        label,
+        run.delivered,
+        run.finished,
+        run.finished_cpu,
+    ))
+}
+
+/// `raw-fcm`: the pre-built FCM request (one registration token, one access token obtained
+/// before the clock starts) sent N times.
+pub fn raw_fcm(certs: &Certificates, settings: H2Settings) -> Result<Row, String> {
+    let mock = fcm_mock(certs, settings)?;
+    let access_token = oauth_once::access_token(&mock, certs)?;
+    let message = fcm::Message::new(&payload(), &fcm::Options::new()).map_err(|e| e.to_string())?;
+    let authorization = HeaderValue::from_str(&format!("Bearer {access_token}"))
+        .map_err(|_| "the access token is not a header value")?;
+    let head = http::Request::builder()
+        .method(Method::POST)
+        .uri(mock.send_url())
+        .header(AUTHORIZATION, authorization)
+        .header(CONTENT_TYPE, "application/json")
+        .body(())
+        .map_err(|e| e.to_string())?;
+    let request = Prebuilt {
+        head,
+        body: message.body_for(&gcm_token(0), false),
+    };
+    let label = format!(
+        "raw h2 FCM v1 ({} conn, {FCM_STREAMS} streams)",
+        settings.connections
+    );
+    let target = Target::new(mock.addr(), certs)?;
+    raw_run(label, &target, &request, settings, || {
+        mock.total_delivered()
+    })
+}
+
+/// `fcm`: the push client with the demo service account.
+pub fn push_fcm(certs: &Certificates, settings: H2Settings) -> Result<Row, String> {
+    let mock = fcm_mock(certs, settings)?;
+    let in_flight = u32::try_from(settings.connections)
+        .unwrap_or(u32::MAX)
+        .saturating_mul(FCM_STREAMS);
+    let client = Client::builder()
+        .fcm(
+            fcm_config(&mock, certs)?
+                .max_in_flight(in_flight)
+                .connections(settings.connections),
+        )
+        .build()
+        .map_err(|e| e.to_string())?;
+    let (n, watched) = (settings.n, mock.clone());
+    let run = push_all(
+        &client,
+        n,
+        |i| Device::android(gcm_token(i)),
+        move || watched.wait_for_delivered(n as usize, LIMIT),
+    )?;
+    let label = format!(
+        "push FCM v1 ({} conn, {FCM_STREAMS} streams)",
+        mock.connections()
+    );
+    Ok(Row::new(
+        label,
+        run.delivered,
+        run.finished,
+        run.finished_cpu,
+    ))
+}

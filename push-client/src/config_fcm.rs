@@ -160,6 +160,22 @@ impl FcmConfig {
         self
     }
 
+    /// How long requests may wait while every connection to FCM allows 0 streams before
+    /// they end `unavailable` (default 10 s).
+    pub fn stall_timeout(mut self, timeout: Duration) -> Self {
+        self.core.pool.stall_timeout = timeout;
+        self
+    }
+
+    /// The delay after a failed dial (or a connection closed before answering anything),
+    /// doubling per failure in a row up to `max` (default 250 ms to 30 s); after 5 in a row
+    /// the requests waiting for a connection end `unavailable`.
+    pub fn dial_backoff(mut self, initial: Duration, max: Duration) -> Self {
+        self.core.pool.initial_dial_backoff = initial;
+        self.core.pool.max_dial_backoff = max;
+        self
+    }
+
     /// Opens connections as the load asks, at most `connections` (at least 1; default 8): a
     /// new one when every stream of the open ones is busy and requests wait; extra ones that
     /// stay idle for a minute are closed.

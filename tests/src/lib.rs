@@ -15,10 +15,12 @@ use push_proto::{ApnsToken, Device, Payload};
 mod clock;
 mod scenarios;
 mod scenarios_fcm;
+mod scenarios_hostile;
 mod scenarios_http2;
 pub use clock::Shifted;
 pub use scenarios::*;
 pub use scenarios_fcm::*;
+pub use scenarios_hostile::*;
 pub use scenarios_http2::*;
 
 /// Instantiates every scenario as a `#[test]` for one runtime:
@@ -54,7 +56,11 @@ macro_rules! scenarios {
             fcm_access_token_expiry_mid_run_fetches_one_new_token,
             fcm_revoked_access_token_is_replaced_once,
             fcm_bad_service_account_names_the_missing_field,
-            fcm_wrong_service_account_key_is_a_clear_error
+            fcm_wrong_service_account_key_is_a_clear_error,
+            apns_http2_stream_limit_zero_ends_unavailable,
+            apns_http2_every_stream_refused_ends_unavailable,
+            apns_http2_goaway_zero_on_every_connection_ends_unavailable,
+            apns_http2_library_error_mid_flight_resends_nothing_uncounted
         );
     };
     (@each $runtime:ty, $block_on:path, $($name:ident),* $(,)?) => {

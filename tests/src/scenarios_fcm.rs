@@ -94,7 +94,11 @@ pub async fn fcm_mixed_outcomes_with_503s<R: Runtime>() {
         server.status_counts()[&503] > 2_000,
         "the seeded 503s were answered"
     );
-    assert_eq!(server.connections(), 1, "one connection carried everything");
+    // The pool opens more connections while every stream is busy (at most 8 by default);
+    // no connection was lost and redialed.
+    let connections = server.connections();
+    assert!((1..=8).contains(&connections), "{connections} connections");
+    assert_eq!(server.closed_connections(), 0, "no connection was lost");
     assert_eq!(server.access_tokens_issued(), 1);
     assert_eq!(
         report.errors,

@@ -78,7 +78,11 @@ pub async fn apns_http2_reasons_give_one_outcome_per_device<R: Runtime>() {
     }
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     assert!(server.provider_tokens_seen() >= 1);
-    assert_eq!(server.connections(), 1, "one connection carried everything");
+    // The pool opens more connections while every stream is busy (at most 8 by default);
+    // no connection was lost and redialed.
+    let connections = server.connections();
+    assert!((1..=8).contains(&connections), "{connections} connections");
+    assert_eq!(server.closed_connections(), 0, "no connection was lost");
 }
 
 /// The server sends GOAWAY after every 500 answers: the streams it did not process are sent
@@ -131,8 +135,9 @@ pub async fn apns_http2_stream_limit_dropped_to_one_and_restored<R: Runtime>() {
         .change_stream_limit(500, 1)
         .change_stream_limit(800, 1000);
     let server = start(options, &certs);
+    // One connection, so that the limits announced on it are the only ones in force.
     let client = builder::<R>()
-        .apns_http2(config(&server, &certs))
+        .apns_http2(config(&server, &certs).connections(1))
         .build()
         .expect("client");
     let devices = (0..TOTAL).map(|n| Device::ios(token(n).to_hex()));

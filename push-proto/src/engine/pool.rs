@@ -122,10 +122,7 @@ impl Pool {
             return None;
         }
         let live = self.live();
-        let dialing = self
-            .conns
-            .iter()
-            .any(|conn| conn.state == State::Dialing);
+        let dialing = self.conns.iter().any(|conn| conn.state == State::Dialing);
         let paused = self
             .conns
             .iter()
@@ -191,7 +188,11 @@ impl Pool {
     /// Connection `id` ended; one that never answered a stream counts as a failed dial.
     pub fn handle_closed(&mut self, id: ConnId, now: Instant) {
         if self.remove(id).is_some_and(|conn| conn.answered == 0) {
-            self.failure("the connection closed before answering any request", false, now);
+            self.failure(
+                "the connection closed before answering any request",
+                false,
+                now,
+            );
         }
     }
 

@@ -42,15 +42,26 @@ pub(crate) fn sends<P: Protocol, C: Credential, T>(
     std::iter::from_fn(|| poll_send(sender, now)).collect()
 }
 
-/// The credential request `sender` hands out now, if any (a dial before it is not expected:
-/// the credential request comes first).
+/// The credential request `sender` hands out now, if any: dials before it succeed at once
+/// with [`STREAMS`] streams (the engine dials while the credential is fetched). Panics on a
+/// request sent without it.
 pub(crate) fn poll_credential<P: Protocol, C: Credential, T>(
     sender: &mut Sender<P, C, T>,
     now: Instant,
 ) -> Option<http::Request<Bytes>> {
-    match sender.poll_action(now)? {
-        Action::CredentialRequest(request) => Some(request),
-        other => panic!("expected a credential request, got {other:?}"),
+    loop {
+        match sender.poll_action(now)? {
+            Action::CredentialRequest(request) => return Some(request),
+            Action::Dial(conn) => sender.handle(
+                Input::Connected {
+                    conn,
+                    max_streams: STREAMS,
+                },
+                now,
+            ),
+            Action::Close(_) => {}
+            Action::Send { request, .. } => panic!("expected a credential request: {request:?}"),
+        }
     }
 }
 

@@ -589,4 +589,6 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
 }
 
 #[cfg(test)]
+mod model_tests;
+#[cfg(test)]
 mod tests;

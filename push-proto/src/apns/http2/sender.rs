@@ -363,4 +363,6 @@ impl Credential for ApnsCredential {
 }
 
 #[cfg(test)]
+mod model_tests;
+#[cfg(test)]
 mod tests;

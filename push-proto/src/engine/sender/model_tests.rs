@@ -177,16 +177,21 @@ impl Model {
         }
     }
 
-    /// Records the fate of request `id`: `Ok(status)` answered, `Err(end)` ended.
-    fn fate(&mut self, id: RequestId, fate: Result<u16, StreamEnd>) -> Result<(), TestCaseError> {
+    /// Records the fate of request `id`: `Ok((status, retry_after))` answered, `Err(end)`
+    /// ended.
+    fn fate(
+        &mut self,
+        id: RequestId,
+        fate: Result<(u16, Option<u8>), StreamEnd>,
+    ) -> Result<(), TestCaseError> {
         let (conn, n) = self.flights.remove(&id).expect("a request in flight");
         if let Some(conn) = self.conns.get_mut(&conn) {
             conn.streams.retain(|s| *s != id);
         }
         let note = &mut self.notes[n];
         match &fate {
-            Ok(401) if note.reauth == 0 => note.reauth += 1,
-            Ok(status) => {
+            Ok((401, _)) if note.reauth == 0 => note.reauth += 1,
+            Ok((status, _)) => {
                 note.counted += 1;
                 note.delivered += u32::from(*status == 200);
                 note.last_status = Some(*status);
@@ -200,10 +205,10 @@ impl Model {
         );
         prop_assert!(note.delivered <= 1, "{n}: delivered twice");
         let input = match fate {
-            Ok(status) => {
+            Ok((status, retry_after)) => {
                 let mut response = http::Response::builder().status(status);
-                if status == 429 || status == 503 {
-                    response = response.header("retry-after", "1");
+                if let Some(seconds) = retry_after {
+                    response = response.header("retry-after", seconds.to_string());
                 }
                 Input::Response {
                     id,
@@ -372,8 +377,7 @@ impl Model {
         match step {
             Step::Answer(i, status, retry_after) => {
                 if let Some(id) = self.pick_stream(i) {
-                    let _ = retry_after;
-                    self.fate(id, Ok(status))?;
+                    self.fate(id, Ok((status, retry_after)))?;
                 }
             }
             Step::End(i, kind) => {
@@ -457,7 +461,7 @@ impl Model {
                     return Ok(());
                 }
                 if let Some(id) = first_stream {
-                    return self.fate(id, Ok(200));
+                    return self.fate(id, Ok((200, None)));
                 }
             }
             _ => {}

@@ -16,6 +16,7 @@ use push_proto::apns::{
     ErrorResponse, Event, FeedbackDecoder, FeedbackTuple, Format, Frame, Gateway, GatewayConfig,
     Notification, SilentClose, Status,
 };
+use push_proto::engine;
 use push_proto::fcm;
 use push_proto::gcm::{self, MessageOptions, RequestBody, Sender, parse_results};
 use push_proto::{ApnsToken, DeviceError, GcmToken, Payload};
@@ -797,48 +798,28 @@ pub fn apns_http2_response(data: &[u8]) {
     let mut config = http2::Config::new(http2::PRODUCTION_URL).topic("com.example.fuzz");
     config.max_attempts = 3;
     let mut sender: http2::Sender<u32> =
-        http2::Sender::new(config, http2::Auth::Token(auth)).expect("valid config");
+        http2::sender(config, http2::Auth::Token(auth)).expect("valid config");
     let notification = http2::Notification::new().custom("fuzz", 1);
     let message = http2::Message::new(&notification, &http2::Options::new(http2::PushType::Alert))
         .expect("small message");
     let token = ApnsToken::from_bytes([7; 32]);
-    assert!(sender.queue(token, message, 0).is_ok());
+    assert!(sender.queue(token, message, 0, now).is_ok());
 
-    let mut now = now;
     let mut sends = 0u32;
-    let mut reports = 0u32;
-    for round in 0..100u32 {
-        while sender.poll_outcome().is_some() {
-            reports += 1;
-        }
-        while sender.poll_event().is_some() {}
-        if sender.is_idle() {
-            break;
-        }
-        match sender.poll_request(now) {
-            Some((id, request)) => {
-                sends += 1;
-                assert_eq!(
-                    request.uri().path(),
-                    format!("/3/device/{}", "07".repeat(32))
-                );
-                assert!(request.headers().contains_key("authorization"));
-                if round % 2 == 0 {
-                    sender.handle_response(id, response.clone(), now);
-                } else {
-                    sender.handle_failure(id, "connection reset", now);
-                }
-            }
-            None => {
-                now = sender
-                    .poll_timeout()
-                    .expect("waiting for something")
-                    .max(now);
-                sender.handle_timeout(now);
-            }
-        }
-    }
-    assert!(sender.is_idle(), "the sender finishes");
+    let (reports, _) = drive_engine(
+        &mut sender,
+        now,
+        |_| None,
+        |request, round| {
+            sends += 1;
+            assert_eq!(
+                request.uri().path(),
+                format!("/3/device/{}", "07".repeat(32))
+            );
+            assert!(request.headers().contains_key("authorization"));
+            (round % 2 == 0).then(|| response.clone())
+        },
+    );
     assert_eq!(reports, 1, "one report per notification");
     // Three counted attempts plus the one retry after ExpiredProviderToken.
     assert!(sends <= 4, "bounded attempts: {sends}");
@@ -867,7 +848,7 @@ fn fcm_sender(now: Instant) -> fcm::Sender<u32> {
     let auth = fcm::OAuth::new(&account, ZeroRsaSigner, now, 1_700_000_000).expect("valid uri");
     let mut config = fcm::Config::for_account(&account);
     config.max_attempts = 3;
-    let mut sender = fcm::Sender::new(config, auth).expect("valid config");
+    let mut sender = fcm::sender(config, auth).expect("valid config");
     let message =
         fcm::Message::new(&Payload::new().body("hi"), &fcm::Options::new()).expect("small message");
     let token = GcmToken::parse("fuzz-token").expect("valid token");
@@ -881,16 +862,37 @@ fn grant() -> http::Response<bytes::Bytes> {
     ))
 }
 
-/// Drives `sender` until it is idle: token requests are answered by `token_answer(round)`
-/// (`None` = transport failure), FCM requests by `fcm_answer(round)` (`None` = transport
-/// failure), time jumps to each deadline. Returns (reports, token requests, FCM requests).
+/// Drives the FCM `sender` until it is idle: token requests are answered by
+/// `token_answer(round)` (`None` = transport failure), FCM requests by `fcm_answer(round)`
+/// (`None` = the connection failed under the stream). Returns (reports, token requests, FCM
+/// requests).
 fn drive_fcm(
     sender: &mut fcm::Sender<u32>,
-    mut now: Instant,
+    now: Instant,
     token_answer: impl Fn(u32) -> Option<http::Response<bytes::Bytes>>,
     fcm_answer: impl Fn(u32) -> Option<http::Response<bytes::Bytes>>,
 ) -> (u32, u32, u32) {
-    let (mut reports, mut token_requests, mut sends) = (0, 0, 0);
+    let mut sends = 0;
+    let (reports, token_requests) = drive_engine(sender, now, token_answer, |request, round| {
+        sends += 1;
+        let body: fcm::SendRequest = serde_json::from_slice(request.body()).expect("our JSON");
+        assert_eq!(body.message.token, "fuzz-token");
+        fcm_answer(round)
+    });
+    (reports, token_requests, sends)
+}
+
+/// Drives an engine `sender` until it is idle, as a transport would: every dial succeeds with
+/// 100 streams, credential requests are answered by `token_answer(round)` (`None` = transport
+/// failure), requests by `answer(request, round)` (`None` = the connection failed under the
+/// stream), and time jumps to each deadline. Returns (reports, credential requests).
+fn drive_engine<P: engine::Protocol, C: engine::Credential>(
+    sender: &mut engine::Sender<P, C, u32>,
+    mut now: Instant,
+    token_answer: impl Fn(u32) -> Option<http::Response<bytes::Bytes>>,
+    mut answer: impl FnMut(&http::Request<bytes::Bytes>, u32) -> Option<http::Response<bytes::Bytes>>,
+) -> (u32, u32) {
+    let (mut reports, mut token_requests) = (0, 0);
     for round in 0..200u32 {
         while let Some(report) = sender.poll_outcome() {
             assert_eq!(report.outcome.tag, 0);
@@ -900,33 +902,40 @@ fn drive_fcm(
         if sender.is_idle() {
             break;
         }
-        if let Some(request) = sender.poll_token_request(now) {
-            token_requests += 1;
-            assert_eq!(request.uri(), "https://oauth2.googleapis.com/token");
-            match token_answer(round) {
-                Some(response) => sender.handle_token_response(response, now),
-                None => sender.handle_token_failure("connection reset", now),
+        let input = match sender.poll_action(now) {
+            Some(engine::Action::Dial(conn)) => engine::Input::Connected {
+                conn,
+                max_streams: 100,
+            },
+            Some(engine::Action::Close(_)) => continue,
+            Some(engine::Action::CredentialRequest(request)) => {
+                token_requests += 1;
+                assert_eq!(request.uri(), "https://oauth2.googleapis.com/token");
+                match token_answer(round) {
+                    Some(response) => engine::Input::CredentialResponse(response),
+                    None => engine::Input::CredentialFailure("connection reset".into()),
+                }
             }
-            continue;
-        }
-        if let Some((id, request)) = sender.poll_request(now) {
-            sends += 1;
-            let body: fcm::SendRequest = serde_json::from_slice(request.body()).expect("our JSON");
-            assert_eq!(body.message.token, "fuzz-token");
-            match fcm_answer(round) {
-                Some(response) => sender.handle_response(id, response, now),
-                None => sender.handle_failure(id, "connection reset", now),
+            Some(engine::Action::Send { id, request, .. }) => match answer(&request, round) {
+                Some(response) => engine::Input::Response { id, response },
+                None => engine::Input::StreamEnd {
+                    id,
+                    end: engine::StreamEnd::ConnectionError("connection reset".into()),
+                },
+            },
+            None => {
+                now = sender
+                    .poll_timeout()
+                    .expect("waiting for something")
+                    .max(now);
+                sender.handle_timeout(now);
+                continue;
             }
-            continue;
-        }
-        now = sender
-            .poll_timeout()
-            .expect("waiting for something")
-            .max(now);
-        sender.handle_timeout(now);
+        };
+        sender.handle(input, now);
     }
     assert!(sender.is_idle(), "the sender finishes");
-    (reports, token_requests, sends)
+    (reports, token_requests)
 }
 
 /// An FCM response made of the fuzzer's bytes — status and `Retry-After` picked by the first

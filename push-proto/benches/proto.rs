@@ -23,6 +23,7 @@ use criterion::{
 use push_proto::apns::{
     Event, FeedbackDecoder, FeedbackTuple, Format, Frame, Gateway, GatewayConfig, Notification,
 };
+use push_proto::engine::{Action, Input, RequestId};
 use push_proto::fcm;
 use push_proto::gcm::{Config, Message, MessageOptions, ResponseBody, Sender, TokenResult};
 use push_proto::{ApnsToken, GcmToken, Payload, SplitMix64};
@@ -427,26 +428,49 @@ impl fcm::RsaSigner for ZeroSigner {
     }
 }
 
-/// A sender holding an access token, with the 1,000 notifications queued.
+/// A sender holding an access token and one open connection allowing 1,000 streams, with the
+/// 1,000 notifications queued.
 fn fcm_sender_with(message: &fcm::Message, tokens: &[GcmToken], now: Instant) -> fcm::Sender<u32> {
     let account = fcm::ServiceAccount::new("bench", "bench@bench.iam.gserviceaccount.com", "k", "");
     let auth = fcm::OAuth::new(&account, ZeroSigner, now, 1_700_000_000).expect("a valid uri");
     let mut config = fcm::Config::for_account(&account);
     config.max_in_flight = N as u32;
-    let mut sender = fcm::Sender::new(config, auth).expect("a valid config");
+    let mut sender = fcm::sender(config, auth).expect("a valid config");
     for (tag, token) in (0u32..).zip(tokens) {
         sender
             .queue(token.clone(), message.clone(), tag, now)
             .expect("max_pending is above N");
     }
-    sender.poll_token_request(now).expect("a token request");
+    let Some(Action::CredentialRequest(_)) = sender.poll_action(now) else {
+        panic!("a token request first");
+    };
     let grant = r#"{"access_token":"ya29.bench","expires_in":3600,"token_type":"Bearer"}"#;
-    sender.handle_token_response(http::Response::new(Bytes::from(grant)), now);
+    let grant = http::Response::new(Bytes::from(grant));
+    sender.handle(Input::CredentialResponse(grant), now);
+    let Some(Action::Dial(conn)) = sender.poll_action(now) else {
+        panic!("then a connection");
+    };
+    let max_streams = N as u32;
+    sender.handle(Input::Connected { conn, max_streams }, now);
     sender
 }
 
+/// The ids of the requests `sender` hands out now.
+fn fcm_sends(sender: &mut fcm::Sender<u32>, now: Instant) -> Vec<RequestId> {
+    std::iter::from_fn(|| sender.poll_action(now))
+        .map(|action| match action {
+            Action::Send { id, request, .. } => {
+                black_box(&request);
+                id
+            }
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect()
+}
+
 /// 6. One request body per token (FCM v1 has no multicast): the splice alone, and
-///    the sender's poll_request for 1,000 queued notifications (URI, headers, body).
+///    the sender's `poll_action` for 1,000 queued notifications (URI, headers, body) on an
+///    open connection.
 fn fcm_request(c: &mut Criterion) {
     let mut rng = Rng(SplitMix64::new(6));
     let tokens = gcm_tokens(&mut rng);
@@ -470,12 +494,7 @@ fn fcm_request(c: &mut Criterion) {
         b.iter_batched(
             || fcm_sender_with(&message, &tokens, now),
             |mut sender| {
-                let mut sent = 0;
-                while let Some(request) = sender.poll_request(now) {
-                    black_box(&request);
-                    sent += 1;
-                }
-                assert_eq!(sent, N);
+                assert_eq!(fcm_sends(&mut sender, now).len(), N);
                 sender
             },
             BatchSize::LargeInput,
@@ -530,8 +549,8 @@ fn fcm_responses() -> Vec<http::Response<Bytes>> {
         .collect()
 }
 
-/// 7. Classifying 1,000 responses, alone and through the sender (handle_response
-///    and draining the reports).
+/// 7. Classifying 1,000 responses, alone and through the sender (`handle` of each
+///    response and draining the reports).
 fn fcm_response(c: &mut Criterion) {
     let mut rng = Rng(SplitMix64::new(7));
     let tokens = gcm_tokens(&mut rng);
@@ -558,14 +577,12 @@ fn fcm_response(c: &mut Criterion) {
         b.iter_batched(
             || {
                 let mut sender = fcm_sender_with(&message, &tokens, now);
-                let ids: Vec<_> = std::iter::from_fn(|| sender.poll_request(now))
-                    .map(|(id, _)| id)
-                    .collect();
+                let ids = fcm_sends(&mut sender, now);
                 (sender, ids, responses.clone())
             },
             |(mut sender, ids, responses)| {
                 for (id, response) in ids.into_iter().zip(responses) {
-                    sender.handle_response(id, response, now);
+                    sender.handle(Input::Response { id, response }, now);
                 }
                 settled = 0;
                 while let Some(report) = sender.poll_outcome() {

@@ -133,9 +133,7 @@ fn one_loop_drives_both_providers_to_one_feedback_per_device() {
                     }
                     apns_out.clear();
                 }
-                Action::ApnsRequest(..) | Action::FcmRequest(..) | Action::FcmTokenRequest(_) => {
-                    panic!("no HTTP/2 provider configured")
-                }
+                Action::Http(..) => panic!("no HTTP/2 provider configured"),
                 Action::GcmRequest(id, request) => {
                     assert_eq!(request.headers()["authorization"], "key=test-key");
                     let body: RequestBody = serde_json::from_slice(request.body()).unwrap();
@@ -184,7 +182,6 @@ fn ios_devices_go_through_the_http2_provider_when_configured() {
         .with_apns(GatewayConfig::default())
         .with_apns_http2(config, http2::Auth::Certificate)
         .unwrap();
-    push.handle_apns_http2_max_streams(10);
     let session = push.open_session(&Payload::new().title("T").body("B"));
     let now = Instant::now();
     push.push(session, Device::ios(apns_token(1)), now).unwrap();
@@ -194,7 +191,16 @@ fn ios_devices_go_through_the_http2_provider_when_configured() {
     let mut requests = Vec::new();
     while let Some(action) = push.poll_action(now, &mut apns_out) {
         match action {
-            Action::ApnsRequest(id, request) => requests.push((id, request)),
+            Action::Http(Route::ApnsHttp2, engine::Action::Dial(conn)) => {
+                let connected = engine::Input::Connected {
+                    conn,
+                    max_streams: 10,
+                };
+                push.handle_http(Route::ApnsHttp2, connected, now);
+            }
+            Action::Http(Route::ApnsHttp2, engine::Action::Send { id, request, .. }) => {
+                requests.push((id, request));
+            }
             other => panic!("unexpected {other:?}"),
         }
     }
@@ -211,19 +217,38 @@ fn ios_devices_go_through_the_http2_provider_when_configured() {
                     br#"{"reason":"Unregistered","timestamp":1700000000000}"#,
                 ))
         } else {
-            http::Response::builder().status(200).body(Bytes::new())
+            http::Response::builder()
+                .status(200)
+                .header("apns-id", "EC1BF194-B3B2-424A-89A9-5A918A6E6B5D")
+                .body(Bytes::new())
         };
-        push.handle_apns_http2_response(id, response.unwrap(), now);
+        let response = engine::Input::Response {
+            id,
+            response: response.unwrap(),
+        };
+        push.handle_http(Route::ApnsHttp2, response, now);
     }
-    let mut results = feedback(&mut push);
-    results.sort();
-    assert_eq!(
-        results,
-        [
-            (apns_token(1), None, None),
-            (apns_token(2), Some("invalid_device"), None)
-        ]
-    );
+    let mut results: Vec<_> = std::iter::from_fn(|| push.poll_feedback())
+        .map(|(_, f)| {
+            (
+                f.device.token,
+                f.error.as_ref().map(DeviceError::code),
+                f.receipt,
+            )
+        })
+        .collect();
+    results.sort_by(|a, b| a.0.cmp(&b.0));
+    let delivered = Receipt {
+        id: Some("ec1bf194-b3b2-424a-89a9-5a918a6e6b5d".into()),
+        reason: None,
+        unregistered_at: None,
+    };
+    assert_eq!(results[0], (apns_token(1), None, delivered));
+    let (token, code, receipt) = &results[1];
+    assert_eq!((token, *code), (&apns_token(2), Some("invalid_device")));
+    assert_eq!(receipt.reason.as_deref(), Some("Unregistered"));
+    assert_eq!(receipt.unregistered_at, Some(1_700_000_000_000));
+    assert!(receipt.id.is_some(), "the apns-id sent");
     assert_eq!(push.poll_event(), Some(Event::SessionFinished(session)));
     assert!(push.is_idle());
 }
@@ -247,7 +272,6 @@ fn with_fcm(push: Push, now: Instant) -> Push {
 fn android_devices_go_through_fcm_when_configured() {
     let mut now = Instant::now();
     let mut push = with_fcm(both(), now);
-    push.handle_fcm_max_streams(10);
     let session = push.open_session(&Payload::new().title("T").data("n", 1));
     for token in ["a", "b", "c"] {
         push.push(session, Device::android(token), now).unwrap();
@@ -267,17 +291,27 @@ fn android_devices_go_through_fcm_when_configured() {
     for _ in 0..20 {
         while let Some(action) = push.poll_action(now, &mut apns_out) {
             match action {
-                Action::FcmTokenRequest(request) => {
+                Action::Http(Route::Fcm, engine::Action::CredentialRequest(request)) => {
                     token_requests += 1;
                     assert_eq!(request.uri(), "https://oauth2.googleapis.com/token");
-                    if token_requests == 1 {
-                        push.handle_fcm_token_failure("connection reset", now);
+                    let input = if token_requests == 1 {
+                        engine::Input::CredentialFailure("connection reset".into())
                     } else {
                         let grant = r#"{"access_token":"ya29.t","expires_in":3600}"#;
-                        push.handle_fcm_token_response(http::Response::new(grant.into()), now);
-                    }
+                        engine::Input::CredentialResponse(http::Response::new(grant.into()))
+                    };
+                    push.handle_http(Route::Fcm, input, now);
                 }
-                Action::FcmRequest(id, request) => fcm_requests.push((id, request)),
+                Action::Http(Route::Fcm, engine::Action::Dial(conn)) => {
+                    let connected = engine::Input::Connected {
+                        conn,
+                        max_streams: 10,
+                    };
+                    push.handle_http(Route::Fcm, connected, now);
+                }
+                Action::Http(Route::Fcm, engine::Action::Send { id, request, .. }) => {
+                    fcm_requests.push((id, request));
+                }
                 other => panic!("unexpected {other:?}"),
             }
         }
@@ -303,7 +337,7 @@ fn android_devices_go_through_fcm_when_configured() {
                 .status(status)
                 .body(Bytes::from(body))
                 .unwrap();
-            push.handle_fcm_response(id, response, now);
+            push.handle_http(Route::Fcm, engine::Input::Response { id, response }, now);
         }
         events.extend(std::iter::from_fn(|| push.poll_event()));
         if events.contains(&Event::SessionFinished(session)) {
@@ -316,7 +350,10 @@ fn android_devices_go_through_fcm_when_configured() {
     assert_eq!(token_requests, 2, "one failure, one grant");
     assert!(events.iter().any(|e| matches!(
         e,
-        Event::Fcm(fcm::Event::TokenRefreshed { generation: 1, .. })
+        Event::Fcm(fcm::Event::Credential(fcm::TokenEvent::Refreshed {
+            generation: 1,
+            ..
+        }))
     )));
     let mut results = feedback(&mut push);
     results.sort();
@@ -365,9 +402,17 @@ fn refused_fcm_credentials_fail_the_waiting_devices() {
     push.push(session, Device::android("b"), now).unwrap();
     push.close_session(session);
     let mut out = Vec::new();
-    let Some(Action::FcmTokenRequest(_)) = push.poll_action(now, &mut out) else {
+    let Some(Action::Http(Route::Fcm, engine::Action::CredentialRequest(_))) =
+        push.poll_action(now, &mut out)
+    else {
         panic!("the token comes first");
     };
+    // The engine dials the FCM connection while the token is fetched (the old sender only
+    // waited); no request goes out before the token.
+    assert!(matches!(
+        push.poll_action(now, &mut out),
+        Some(Action::Http(Route::Fcm, engine::Action::Dial(_)))
+    ));
     assert!(
         push.poll_action(now, &mut out).is_none(),
         "sends wait for it"
@@ -378,7 +423,7 @@ fn refused_fcm_credentials_fail_the_waiting_devices() {
             br#"{"error":"invalid_grant","error_description":"Invalid JWT Signature."}"#,
         ))
         .unwrap();
-    push.handle_fcm_token_response(refusal, now);
+    push.handle_http(Route::Fcm, engine::Input::CredentialResponse(refusal), now);
     assert_eq!(
         feedback(&mut push),
         [
@@ -392,7 +437,10 @@ fn refused_fcm_credentials_fail_the_waiting_devices() {
             &events[..],
             [
                 Event::SessionFinished(_),
-                Event::Fcm(fcm::Event::TokenRequestFailed { retry_at: None, .. })
+                Event::Fcm(fcm::Event::Credential(fcm::TokenEvent::RequestFailed {
+                    retry_at: None,
+                    ..
+                }))
             ]
         ),
         "{events:?}"

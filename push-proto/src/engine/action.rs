@@ -77,7 +77,10 @@ impl StreamEnd {
     /// True when the server certainly did not process the stream, so sending it again cannot
     /// deliver it twice.
     pub fn unprocessed(&self) -> bool {
-        matches!(self, StreamEnd::Refused | StreamEnd::GoAway | StreamEnd::NotSent)
+        matches!(
+            self,
+            StreamEnd::Refused | StreamEnd::GoAway | StreamEnd::NotSent
+        )
     }
 }
 

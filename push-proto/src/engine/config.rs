@@ -125,7 +125,10 @@ impl Config {
             ("max_in_flight", self.max_in_flight as usize),
             ("max_attempts", self.max_attempts as usize),
             ("max_connections", self.pool.max_connections as usize),
-            ("max_streams_per_connection", self.pool.max_streams_per_connection as usize),
+            (
+                "max_streams_per_connection",
+                self.pool.max_streams_per_connection as usize,
+            ),
             ("max_failed_dials", self.pool.max_failed_dials as usize),
         ];
         match counts.into_iter().find(|(_, value)| *value == 0) {

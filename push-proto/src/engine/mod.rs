@@ -32,6 +32,8 @@ mod pool;
 mod protocol;
 mod report;
 mod sender;
+#[cfg(test)]
+pub(crate) mod test_support;
 mod verdict;
 
 pub use action::{Action, ConnId, Input, RequestId, StreamEnd};

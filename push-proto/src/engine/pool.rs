@@ -122,10 +122,7 @@ impl Pool {
             return None;
         }
         let live = self.live();
-        let dialing = self
-            .conns
-            .iter()
-            .any(|conn| conn.state == State::Dialing);
+        let dialing = self.conns.iter().any(|conn| conn.state == State::Dialing);
         let paused = self
             .conns
             .iter()
@@ -191,7 +188,11 @@ impl Pool {
     /// Connection `id` ended; one that never answered a stream counts as a failed dial.
     pub fn handle_closed(&mut self, id: ConnId, now: Instant) {
         if self.remove(id).is_some_and(|conn| conn.answered == 0) {
-            self.failure("the connection closed before answering any request", false, now);
+            self.failure(
+                "the connection closed before answering any request",
+                false,
+                now,
+            );
         }
     }
 
@@ -236,8 +237,13 @@ impl Pool {
         self.conns.iter().any(|conn| conn.id == id)
     }
 
-    /// Updates the stall timer: `waiting` requests wait for a stream.
+    /// Updates the timers: a dial backoff that has passed is forgotten (it must not stay a
+    /// deadline in the past), the stall timer runs while `waiting` requests wait for a stream
+    /// and every open connection allows 0.
     pub fn update(&mut self, now: Instant, waiting: usize) {
+        if self.dial_at.is_some_and(|at| at <= now) {
+            self.dial_at = None;
+        }
         let open: Vec<_> = self
             .conns
             .iter()
@@ -268,7 +274,8 @@ impl Pool {
     }
 
     /// The next connection to close: an extra one idle for `idle_timeout`, or a draining one
-    /// with nothing in flight.
+    /// with nothing in flight (one that never answered a stream counts as a failed dial, as
+    /// it would had the transport reported it closed first).
     pub fn poll_close(&mut self, now: Instant) -> Option<ConnId> {
         let min = self.config.min_connections as usize;
         let idle = self.config.idle_timeout;
@@ -282,7 +289,15 @@ impl Pool {
             }
             State::Dialing => false,
         })?;
-        Some(self.conns.swap_remove(index).id)
+        let conn = self.conns.swap_remove(index);
+        if conn.state == State::Draining && conn.answered == 0 {
+            self.failure(
+                "the server sent GOAWAY before answering any request",
+                false,
+                now,
+            );
+        }
+        Some(conn.id)
     }
 
     /// When the pool's state changes by itself: the end of the dial backoff (while requests

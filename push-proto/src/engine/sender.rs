@@ -383,6 +383,7 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
             GiveUp::Stalled => "the server allows no concurrent streams".to_owned(),
         };
         if self.queue.has_ready() {
+            self.collect_credential_events();
             self.outbox.event(Event::Unreachable {
                 reason: reason.clone(),
             });
@@ -431,10 +432,16 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
 
     /// The next client-wide event.
     pub fn poll_event(&mut self) -> Option<Event<C::Event>> {
+        self.collect_credential_events();
+        self.outbox.poll_event()
+    }
+
+    /// Moves the credential's events into the outbox, so that they keep their place before
+    /// the engine's own later events (a new token before the refusal of that token).
+    fn collect_credential_events(&mut self) {
         while let Some(event) = self.credential.poll_event() {
             self.outbox.event(Event::Credential(event));
         }
-        self.outbox.poll_event()
     }
 
     /// True when every queued notification's report has been polled, no event waits and no
@@ -503,6 +510,7 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
 
     /// Reports a client-wide error, once per distinct status and reason in a row.
     fn client_error(&mut self, answer: &Answer) {
+        self.collect_credential_events();
         let reason = answer.reason.clone().unwrap_or_default();
         self.outbox
             .client_error((answer.status, reason), |(status, reason)| {
@@ -580,5 +588,7 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
     }
 }
 
+#[cfg(test)]
+mod model_tests;
 #[cfg(test)]
 mod tests;

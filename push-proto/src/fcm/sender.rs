@@ -385,4 +385,6 @@ impl Credential for FcmCredential {
 }
 
 #[cfg(test)]
+mod model_tests;
+#[cfg(test)]
 mod tests;

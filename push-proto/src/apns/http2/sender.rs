@@ -207,7 +207,9 @@ impl Protocol for ApnsProtocol {
         if let Some(authorization) = authorization {
             headers.insert(AUTHORIZATION, authorization.clone());
         }
-        message.headers.write(headers, self.topic.as_ref(), *apns_id);
+        message
+            .headers
+            .write(headers, self.topic.as_ref(), *apns_id);
         Ok(request)
     }
 
@@ -360,5 +362,7 @@ impl Credential for ApnsCredential {
     }
 }
 
+#[cfg(test)]
+mod model_tests;
 #[cfg(test)]
 mod tests;

@@ -365,8 +365,9 @@ impl<R: Runtime> Driver<R> {
                         Route::ApnsHttp2 => self.apns_http2.as_mut(),
                         Route::Fcm => self.fcm.as_mut(),
                     };
-                    let input = transport
-                        .and_then(|transport| transport.perform(&self.runtime, &self.io_tx, action));
+                    let input = transport.and_then(|transport| {
+                        transport.perform(&self.runtime, &self.io_tx, action)
+                    });
                     if let Some(input) = input {
                         self.push.handle_http(route, input, now);
                     }

@@ -22,8 +22,8 @@ use push_proto::engine::{ConnId, Input, RequestId, StreamEnd};
 use rustls::ClientConfig;
 use tokio_util::compat::{Compat, FuturesAsyncReadCompatExt};
 
-use crate::error::Error;
 use crate::driver::Io;
+use crate::error::Error;
 use crate::h2route::HttpEvent;
 use crate::net::{Endpoint, Timeouts, dial_tls, timeout};
 use crate::runtime::Runtime;
@@ -49,7 +49,8 @@ pub(crate) struct ConnSetup {
 }
 
 type Stream<R> = Compat<TlsStream<<R as Runtime>::Tcp>>;
-type Exchange = Pin<Box<dyn Future<Output = (RequestId, Result<http::Response<Bytes>, StreamEnd>)> + Send>>;
+type Exchange =
+    Pin<Box<dyn Future<Output = (RequestId, Result<http::Response<Bytes>, StreamEnd>)> + Send>>;
 type Sleep = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// Dials, checks that the server speaks HTTP/2, and shakes hands.
@@ -77,7 +78,14 @@ async fn connect<R: Runtime>(
             })
     };
     let handshake_timeout = setup.timeouts.handshake;
-    timeout(runtime, handshake_timeout, "HTTP/2 handshake", endpoint, handshake).await
+    timeout(
+        runtime,
+        handshake_timeout,
+        "HTTP/2 handshake",
+        endpoint,
+        handshake,
+    )
+    .await
 }
 
 /// The connection task: dials, then drives the connection until it ends or the driver lets
@@ -94,11 +102,17 @@ pub(crate) async fn run<R: Runtime>(
         Ok(parts) => parts,
         Err(error) => {
             log::warn!("cannot connect to {} over HTTP/2: {error}", route.name());
-            let _ = io.send(Io::Http(route, HttpEvent::DialFailed(conn, error))).await;
+            let _ = io
+                .send(Io::Http(route, HttpEvent::DialFailed(conn, error)))
+                .await;
             return;
         }
     };
-    log::info!("connected to {} over HTTP/2 at {}", route.name(), setup.endpoint);
+    log::info!(
+        "connected to {} over HTTP/2 at {}",
+        route.name(),
+        setup.endpoint
+    );
     let mut driver = ConnDriver::new(runtime, setup, conn, send, connection, requests);
     let max_streams = driver.max_streams();
     driver.events.push(Input::Connected { conn, max_streams });
@@ -106,7 +120,12 @@ pub(crate) async fn run<R: Runtime>(
         std::future::poll_fn(|cx| driver.poll_round(cx)).await;
         let events = std::mem::take(&mut driver.events);
         let done = driver.done;
-        if !events.is_empty() && io.send(Io::Http(route, HttpEvent::Inputs(events))).await.is_err() {
+        if !events.is_empty()
+            && io
+                .send(Io::Http(route, HttpEvent::Inputs(events)))
+                .await
+                .is_err()
+        {
             return;
         }
         if done {

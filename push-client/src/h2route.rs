@@ -106,7 +106,9 @@ impl<R: Runtime> HttpRoute<R> {
                 let (route, io) = (self.route, io.clone());
                 runtime.spawn(async move {
                     let result = client.exchange(request).await;
-                    let _ = io.send(Io::Http(route, HttpEvent::Credential(result))).await;
+                    let _ = io
+                        .send(Io::Http(route, HttpEvent::Credential(result)))
+                        .await;
                 });
                 None
             }

@@ -78,7 +78,11 @@ pub async fn apns_http2_every_stream_refused_ends_unavailable<R: Runtime>() {
     let (feedback, _) = within::<R, _>(LIMIT, send_all(client.send(payload()), devices)).await;
     all_unavailable(&feedback, TOTAL);
     assert_eq!(server.total_delivered(), 0);
-    assert_eq!(server.connections(), 1, "a refused stream keeps the connection");
+    assert_eq!(
+        server.connections(),
+        1,
+        "a refused stream keeps the connection"
+    );
     // Each device: 5 free resends, then 3 counted attempts.
     assert!(server.refused_streams() <= (TOTAL * 9) as usize);
 }
@@ -134,7 +138,10 @@ pub async fn apns_http2_library_error_mid_flight_resends_nothing_uncounted<R: Ru
         let outcome = &outcomes[&hex];
         assert_eq!(outcome.len(), 1, "device {n}: {outcome:?}");
         let delivered_at_server = server.delivered_count(&hex);
-        assert!(delivered_at_server <= 1, "device {n} reached the server twice");
+        assert!(
+            delivered_at_server <= 1,
+            "device {n} reached the server twice"
+        );
         match outcome[0] {
             None => assert_eq!(delivered_at_server, 1, "device {n}"),
             Some(code) => {

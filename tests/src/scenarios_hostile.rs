@@ -40,6 +40,15 @@ fn all_unavailable(feedback: &[push_client::Feedback], total: u32) {
     }
 }
 
+/// The report names the provider as unreachable, a client-wide error.
+fn assert_unreachable(report: &push_client::Report) {
+    let unreachable = report
+        .errors
+        .iter()
+        .any(|e| matches!(e, Error::Unreachable { .. }));
+    assert!(unreachable, "{:?}", report.errors);
+}
+
 /// The server advertises `SETTINGS_MAX_CONCURRENT_STREAMS = 0` for good: the client sends
 /// nothing it is not allowed to, and after the stall timeout every device ends
 /// `unavailable` with a client-wide error naming the cause.
@@ -54,14 +63,7 @@ pub async fn apns_http2_stream_limit_zero_ends_unavailable<R: Runtime>() {
     let (feedback, report) = within::<R, _>(LIMIT, send_all(client.send(payload()), devices)).await;
     all_unavailable(&feedback, TOTAL);
     assert_eq!(server.total_delivered(), 0);
-    assert!(
-        report
-            .errors
-            .iter()
-            .any(|e| matches!(e, Error::Unreachable { .. })),
-        "{:?}",
-        report.errors
-    );
+    assert_unreachable(&report);
 }
 
 /// The server resets every stream with `REFUSED_STREAM`: refusals are free resends only up
@@ -104,14 +106,7 @@ pub async fn apns_http2_goaway_zero_on_every_connection_ends_unavailable<R: Runt
     all_unavailable(&feedback, TOTAL);
     assert_eq!(server.total_delivered(), 0);
     assert!(server.goaways_sent() >= 5);
-    assert!(
-        report
-            .errors
-            .iter()
-            .any(|e| matches!(e, Error::Unreachable { .. })),
-        "{:?}",
-        report.errors
-    );
+    assert_unreachable(&report);
 }
 
 /// After 100 answers on each connection the server sends a malformed frame: the client's

@@ -136,8 +136,12 @@ pub fn run(plan: Plan) -> Result<Outcome, String> {
                 {
                     let mut state = state.borrow_mut();
                     state.tally.feedback(&feedback);
-                    // APNs acknowledges nothing: only its failures are worth a line.
-                    if feedback.device.platform == Platform::Android || feedback.error.is_some() {
+                    // The binary gateway acknowledges nothing (no receipt id): only its
+                    // failures are worth a line. HTTP providers answer every notification.
+                    if feedback.device.platform == Platform::Android
+                        || feedback.error.is_some()
+                        || feedback.receipt.id.is_some()
+                    {
                         state.jsonl.write(&Line::from_feedback(&feedback))?;
                     }
                 }

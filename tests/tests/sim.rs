@@ -149,7 +149,7 @@ fn goaway_zero_on_every_connection_ends_after_five_dials() {
 /// none of them may be sent again: no notification reaches the model twice.
 #[test]
 fn a_library_detected_connection_error_counts_an_attempt() {
-    const TOTAL: u32 = 2_000;
+    const TOTAL: u32 = 1_000;
     let behaviour = ApnsBehaviour::default()
         .latency(Duration::from_millis(1))
         .break_after(100);
@@ -212,12 +212,12 @@ fn answers_slower_than_the_request_timeout_count_attempts() {
 }
 
 /// Simulated time to deliver `TOTAL` notifications over a 40 ms round trip with a stream
-/// limit of 100 per connection.
+/// limit of 50 per connection.
 fn time_to_deliver(apns: impl FnOnce(ApnsHttp2Config) -> ApnsHttp2Config) -> Duration {
-    const TOTAL: u32 = 2_000;
+    const TOTAL: u32 = 1_000;
     let behaviour = ApnsBehaviour::default()
         .latency(Duration::from_millis(40))
-        .max_concurrent_streams(100);
+        .max_concurrent_streams(50);
     let w = world(behaviour);
     let (_, report) = run(&w.sim, apns(config(&w.certs)), TOTAL);
     assert_eq!(report.delivered, u64::from(TOTAL));
@@ -231,7 +231,7 @@ fn four_connections_deliver_four_times_as_fast_over_a_40ms_round_trip() {
     let one = time_to_deliver(|apns| apns.connections(1));
     let four = time_to_deliver(|apns| apns.connections(4));
     let automatic = time_to_deliver(|apns| apns.max_connections(4));
-    // 2,000 / 100 streams = 20 round trips of 40 ms on one connection, 5 on four.
+    // 1,000 / 50 streams = 20 round trips of 40 ms on one connection, 5 on four.
     assert_eq!(one, Duration::from_millis(800), "one connection");
     let speedup = one.as_secs_f64() / four.as_secs_f64();
     assert!((3.5..=4.5).contains(&speedup), "{one:?} / {four:?}");

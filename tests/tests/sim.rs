@@ -103,7 +103,11 @@ fn stream_limit_zero_ends_unavailable_after_the_stall_timeout() {
     assert_eq!(w.server.total_requests(), 0);
     let stall = Duration::from_secs(10);
     assert!(report.elapsed >= stall, "{:?}", report.elapsed);
-    assert!(report.elapsed < stall + Duration::from_secs(1), "{:?}", report.elapsed);
+    assert!(
+        report.elapsed < stall + Duration::from_secs(1),
+        "{:?}",
+        report.elapsed
+    );
     assert_eq!(w.sim.dials().len(), 1, "a paused connection is not load");
 }
 
@@ -116,15 +120,31 @@ fn every_stream_refused_ends_after_bounded_resends() {
     let (feedback, report) = run(&w.sim, config(&w.certs).connections(1), TOTAL);
     all_unavailable(&feedback, TOTAL);
     assert_eq!(w.server.total_requests(), 0);
-    assert_eq!(w.server.connections(), 1, "a refused stream keeps the connection");
+    assert_eq!(
+        w.server.connections(),
+        1,
+        "a refused stream keeps the connection"
+    );
     let refused = w.server.refused_by_id();
     for n in 0..TOTAL {
         let id = apns_id_of(&feedback, n);
-        assert_eq!(refused.get(&id), Some(&8), "device {n}: 5 free resends + 3 attempts");
+        assert_eq!(
+            refused.get(&id),
+            Some(&8),
+            "device {n}: 5 free resends + 3 attempts"
+        );
     }
     // Retry backoff 1 s then 2 s at most (jittered down to half).
-    assert!(report.elapsed >= Duration::from_millis(1_500), "{:?}", report.elapsed);
-    assert!(report.elapsed <= Duration::from_secs(4), "{:?}", report.elapsed);
+    assert!(
+        report.elapsed >= Duration::from_millis(1_500),
+        "{:?}",
+        report.elapsed
+    );
+    assert!(
+        report.elapsed <= Duration::from_secs(4),
+        "{:?}",
+        report.elapsed
+    );
 }
 
 /// GOAWAY(last_stream_id = 0) on every connection: each connection is a failed dial, the
@@ -140,8 +160,16 @@ fn goaway_zero_on_every_connection_ends_after_five_dials() {
     assert_eq!(w.sim.dials().len(), 5);
     assert_eq!(w.server.goaways(), 5);
     // Backoffs of at most 250 + 500 + 1000 + 2000 ms, at least half of that.
-    assert!(report.elapsed >= Duration::from_millis(1_875), "{:?}", report.elapsed);
-    assert!(report.elapsed <= Duration::from_millis(3_750), "{:?}", report.elapsed);
+    assert!(
+        report.elapsed >= Duration::from_millis(1_875),
+        "{:?}",
+        report.elapsed
+    );
+    assert!(
+        report.elapsed <= Duration::from_millis(3_750),
+        "{:?}",
+        report.elapsed
+    );
 }
 
 /// After 100 answers per connection the model sends a malformed frame: the client's HTTP/2
@@ -162,7 +190,10 @@ fn a_library_detected_connection_error_counts_an_attempt() {
         let outcome = &outcomes[&token(n).to_hex()];
         assert_eq!(outcome.len(), 1, "device {n}: {outcome:?}");
         let requests = w.server.requests(&apns_id_of(&feedback, n));
-        assert!(requests <= 1, "device {n} reached the model {requests} times");
+        assert!(
+            requests <= 1,
+            "device {n} reached the model {requests} times"
+        );
         match outcome[0] {
             None => assert_eq!(requests, 1, "device {n}"),
             Some(code) => {
@@ -189,7 +220,11 @@ fn streams_reset_after_processing_are_sent_max_attempts_times() {
         let id = apns_id_of(&feedback, n);
         assert_eq!(w.server.requests(&id), 3, "device {n}");
     }
-    assert!(report.elapsed <= Duration::from_secs(4), "{:?}", report.elapsed);
+    assert!(
+        report.elapsed <= Duration::from_secs(4),
+        "{:?}",
+        report.elapsed
+    );
 }
 
 /// A model that answers after 40 s: each request times out after the 30 s request timeout
@@ -207,8 +242,16 @@ fn answers_slower_than_the_request_timeout_count_attempts() {
         assert_eq!(w.server.requests(&id), 2, "device {n}");
     }
     // Two request timeouts and one retry backoff (at most 1 s).
-    assert!(report.elapsed >= Duration::from_secs(60), "{:?}", report.elapsed);
-    assert!(report.elapsed <= Duration::from_secs(62), "{:?}", report.elapsed);
+    assert!(
+        report.elapsed >= Duration::from_secs(60),
+        "{:?}",
+        report.elapsed
+    );
+    assert!(
+        report.elapsed <= Duration::from_secs(62),
+        "{:?}",
+        report.elapsed
+    );
 }
 
 /// Simulated time to deliver `TOTAL` notifications over a 40 ms round trip with a stream

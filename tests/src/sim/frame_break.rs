@@ -55,10 +55,12 @@ impl<S> FrameBreak<S> {
     /// A complete frame header arrived: pass it on, or break the connection in its place.
     fn header_complete(&mut self) {
         let header = std::mem::take(&mut self.header);
-        let length = usize::from(header[0]) << 16 | usize::from(header[1]) << 8 | usize::from(header[2]);
+        let length =
+            usize::from(header[0]) << 16 | usize::from(header[1]) << 8 | usize::from(header[2]);
         let (kind, flags) = (header[3], header[4]);
         let stream = u32::from_be_bytes([header[5], header[6], header[7], header[8]]) & 0x7fff_ffff;
-        let ends_answer = (kind == DATA || kind == HEADERS) && flags & END_STREAM != 0 && stream != 0;
+        let ends_answer =
+            (kind == DATA || kind == HEADERS) && flags & END_STREAM != 0 && stream != 0;
         if ends_answer && self.limit == Some(self.answers) {
             self.owed.extend_from_slice(&MALFORMED);
             self.broken = true;
@@ -131,5 +133,55 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for FrameBreak<S> {
         let this = self.get_mut();
         ready!(this.poll_pay_debt(cx))?;
         Pin::new(&mut this.inner).poll_close(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_lite::{AsyncWriteExt, future};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+        let len = payload.len().to_be_bytes();
+        let mut frame = vec![len[5], len[6], len[7], kind, flags];
+        frame.extend_from_slice(&stream.to_be_bytes());
+        frame.extend_from_slice(payload);
+        frame
+    }
+
+    #[test]
+    fn the_answer_after_the_limit_becomes_a_malformed_frame_and_nothing_follows() {
+        let settings = frame(0x4, 0, 0, &[0, 3, 0, 0, 0, 100]);
+        let first = frame(HEADERS, END_STREAM | 0x4, 1, b"hdrs");
+        let window = frame(0x8, 0, 0, &[0, 0, 1, 0]);
+        let second = frame(DATA, END_STREAM, 3, b"body");
+        let third = frame(HEADERS, END_STREAM | 0x4, 5, b"hdrs");
+        let written: Vec<u8> = [&settings[..], &first, &window, &second, &third].concat();
+        let broke = Arc::new(AtomicBool::new(false));
+        let flag = broke.clone();
+        let mut io = FrameBreak::new(Vec::new(), Some(1), move || {
+            flag.store(true, Ordering::SeqCst);
+        });
+        future::block_on(async {
+            // Byte by byte: the frame boundaries must not depend on how writes are cut.
+            for byte in &written {
+                io.write_all(std::slice::from_ref(byte)).await.unwrap();
+            }
+            io.flush().await.unwrap();
+        });
+        let expected: Vec<u8> = [&settings[..], &first, &window, &MALFORMED].concat();
+        assert_eq!(io.inner, expected);
+        assert!(broke.load(Ordering::SeqCst));
+    }
+
+    #[test]
+    fn without_a_limit_everything_passes() {
+        let written = [frame(HEADERS, END_STREAM, 1, b"h"), frame(DATA, 0, 1, b"d")].concat();
+        let mut io = FrameBreak::new(Vec::new(), None, || {});
+        future::block_on(io.write_all(&written)).unwrap();
+        future::block_on(io.flush()).unwrap();
+        assert_eq!(io.inner, written);
     }
 }

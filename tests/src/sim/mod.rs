@@ -233,3 +233,67 @@ impl Runtime for Sim {
         self.inner.executor.spawn(task);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_clock_jumps_to_the_next_deadline_only_when_every_task_is_idle() {
+        let sim = Sim::default();
+        let (done, finished) = async_channel::unbounded();
+        for seconds in [5, 1, 3] {
+            let (task_sim, done) = (sim.clone(), done.clone());
+            sim.spawn(async move {
+                task_sim.sleep(Duration::from_secs(seconds)).await;
+                done.send((seconds, task_sim.elapsed())).await.unwrap();
+            });
+        }
+        let order = sim.block_on(async {
+            let mut order = Vec::new();
+            for _ in 0..3 {
+                order.push(finished.recv().await.unwrap());
+            }
+            order
+        });
+        let expected = [1, 3, 5].map(|s| (s, Duration::from_secs(s)));
+        assert_eq!(order, expected);
+        assert_eq!(sim.elapsed(), Duration::from_secs(5));
+    }
+
+    #[test]
+    #[should_panic(expected = "stuck")]
+    fn a_simulation_that_can_never_finish_panics() {
+        Sim::default().block_on(std::future::pending::<()>());
+    }
+
+    #[test]
+    fn dials_reach_the_listener_or_are_refused() {
+        struct Echo;
+        impl Listener for Echo {
+            fn accept(&self, sim: &Sim, mut stream: Duplex) {
+                sim.spawn(async move {
+                    use futures_lite::{AsyncReadExt, AsyncWriteExt};
+                    let mut byte = [0u8];
+                    while stream.read_exact(&mut byte).await.is_ok() {
+                        let _ = stream.write_all(&byte).await;
+                    }
+                });
+            }
+        }
+        let sim = Sim::default();
+        sim.listen("echo", 7, Echo);
+        sim.block_on(async {
+            use futures_lite::{AsyncReadExt, AsyncWriteExt};
+            let refused = sim.connect("nobody", 7).await.unwrap_err();
+            assert_eq!(refused.kind(), io::ErrorKind::ConnectionRefused);
+            let mut stream = sim.connect("echo", 7).await.unwrap();
+            stream.write_all(b"ping").await.unwrap();
+            let mut answer = [0u8; 4];
+            stream.read_exact(&mut answer).await.unwrap();
+            assert_eq!(&answer, b"ping");
+        });
+        let accepted: Vec<bool> = sim.dials().iter().map(|dial| dial.accepted).collect();
+        assert_eq!(accepted, [false, true]);
+    }
+}

@@ -9,6 +9,7 @@
 // Each fuzz target uses one function of this file; the replay test uses them all.
 #![allow(dead_code, unreachable_pub)]
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use push_proto::apns::http2;
@@ -280,6 +281,11 @@ struct Driver {
     next_identifier: u32,
     frames_written: u64,
     bytes_written: u64,
+    max_unwritten: usize,
+    /// Writes are reported one per time step instead of at once.
+    lagging_writer: bool,
+    /// Transmits of the open connection not reported written yet: (frames, bytes).
+    unwritten: VecDeque<(u64, u64)>,
 }
 
 fn token_for(tag: u32) -> ApnsToken {
@@ -329,8 +335,13 @@ impl Driver {
         } else {
             u32::MAX - u32::from(start >> 2)
         };
+        let writer = input.byte();
+        config.max_unwritten_transmits = 1 + usize::from(writer % 4);
         let t0 = Instant::now();
         Driver {
+            max_unwritten: config.max_unwritten_transmits,
+            lagging_writer: writer & 0x10 != 0,
+            unwritten: VecDeque::new(),
             format,
             payload_limit: config.payload_limit,
             max_transmit: config.max_transmit,
@@ -396,6 +407,7 @@ impl Driver {
                     Event::Close => {
                         assert_eq!(self.socket, Socket::Open, "Close while {:?}", self.socket);
                         self.socket = Socket::Closed;
+                        self.unwritten.clear();
                         self.gateway.handle_closed(self.now);
                         acted = true;
                     }
@@ -416,13 +428,21 @@ impl Driver {
 
     fn transmit(&mut self) {
         let mut out = vec![0xee]; // poll_transmit appends: keep what was there
-        let written = self.gateway.poll_transmit(self.now, &mut out);
+        let written = self.gateway.poll_transmit(&mut out);
         assert_eq!(out[0], 0xee);
         assert_eq!(written, out.len() - 1);
         if self.socket != Socket::Open {
             assert_eq!(written, 0, "wrote {written} bytes without a connection");
             return;
         }
+        if self.unwritten.len() >= self.max_unwritten {
+            assert_eq!(
+                written, 0,
+                "transmitted with {} writes outstanding",
+                self.max_unwritten
+            );
+        }
+        let mut frames = 0;
         let mut rest = &out[1..];
         let mut last_len = 0;
         while !rest.is_empty() {
@@ -449,7 +469,7 @@ impl Driver {
                 self.outcomes[tag as usize], 0,
                 "tag {tag} written after its outcome"
             );
-            self.frames_written += 1;
+            frames += 1;
             last_len = used;
             rest = &rest[used..];
         }
@@ -460,7 +480,21 @@ impl Driver {
                 self.max_transmit
             );
         }
-        self.bytes_written += written as u64;
+        if written > 0 {
+            self.unwritten.push_back((frames, written as u64));
+            if !self.lagging_writer {
+                self.report_written();
+            }
+        }
+    }
+
+    /// The oldest outstanding transmit is written.
+    fn report_written(&mut self) {
+        if let Some((frames, bytes)) = self.unwritten.pop_front() {
+            self.gateway.handle_written(self.now);
+            self.frames_written += frames;
+            self.bytes_written += bytes;
+        }
     }
 
     fn collect_outcomes(&mut self) {
@@ -513,6 +547,7 @@ impl Driver {
 
     fn advance(&mut self, by: Duration) {
         self.now += by;
+        self.report_written();
         self.gateway.handle_timeout(self.now);
         self.drain();
         self.check_deadline_ahead();
@@ -585,6 +620,7 @@ impl Driver {
             5 => {
                 if self.socket == Socket::Open {
                     self.socket = Socket::Closed;
+                    self.unwritten.clear();
                     self.gateway.handle_closed(self.now);
                     self.drain();
                 }
@@ -613,6 +649,9 @@ impl Driver {
             if self.socket == Socket::Connecting {
                 self.socket = Socket::Open;
                 self.gateway.handle_connected(self.now);
+                self.drain();
+            } else if !self.unwritten.is_empty() {
+                self.report_written();
                 self.drain();
             } else if let Some(deadline) = self.gateway.poll_timeout() {
                 let by = deadline.saturating_duration_since(self.now);

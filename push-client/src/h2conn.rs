@@ -22,9 +22,8 @@ use push_proto::engine::{ConnId, Input, RequestId, StreamEnd};
 use rustls::ClientConfig;
 use tokio_util::compat::{Compat, FuturesAsyncReadCompatExt};
 
-use crate::driver::Io;
 use crate::error::Error;
-use crate::h2route::HttpEvent;
+use crate::io::{HttpEvent, Io};
 use crate::net::{Endpoint, Timeouts, dial_tls, timeout};
 use crate::runtime::Runtime;
 
@@ -98,7 +97,7 @@ pub(crate) async fn run<R: Runtime>(
     route: Route,
     conn: ConnId,
     requests: Receiver<Outgoing>,
-    io: Sender<Io<R>>,
+    io: Sender<Io>,
 ) {
     let (send, connection) = match connect(&runtime, &setup).await {
         Ok(parts) => parts,

@@ -9,30 +9,41 @@
 //! memory stays flat however many devices stream through.
 
 mod client;
+mod command;
 mod config;
 mod config_fcm;
 mod config_http2;
+mod core_event;
 mod driver;
 mod error;
 mod exchange;
 mod feedback_service;
+mod feedbacks;
+mod gateway_link;
+mod gcm_link;
 mod h2conn;
 mod h2route;
 mod http;
+mod io;
 mod net;
 mod queue;
 mod report;
 mod runtime;
+mod session;
+mod session_table;
 mod tls;
+mod transports;
 
-pub use client::{Client, ClientBuilder, Feedbacks, Session};
+pub use client::{Client, ClientBuilder};
 pub use config::{ApnsConfig, GcmConfig};
 pub use config_fcm::FcmConfig;
 pub use config_http2::ApnsHttp2Config;
 pub use error::Error;
 pub use feedback_service::{InactiveDevice, InactiveDevices};
+pub use feedbacks::Feedbacks;
 pub use net::Timeouts;
 pub use push_proto::{self, Device, DeviceError, Feedback, Payload, Platform};
 pub use report::{ClientStats, Report};
 pub use runtime::Runtime;
+pub use session::Session;
 pub use tls::Tls;

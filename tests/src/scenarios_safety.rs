@@ -83,7 +83,10 @@ pub async fn a_cancelled_push_loses_nothing_and_the_session_goes_on<R: Runtime>(
         let mut second = client.send(payload());
         let second_feedbacks = second.feedbacks();
         let cancelled = poll_once(second.push(Device::android("second-cancelled"))).await;
-        assert!(cancelled.is_none(), "the queue is full and nothing drains it");
+        assert!(
+            cancelled.is_none(),
+            "the queue is full and nothing drains it"
+        );
 
         let read_first = first_feedbacks.collect::<Vec<_>>();
         let read_second = second_feedbacks.collect::<Vec<_>>();
@@ -107,10 +110,16 @@ pub async fn a_cancelled_push_loses_nothing_and_the_session_goes_on<R: Runtime>(
         first_pushed.extend(more_first);
         assert_eq!(first_report.pushed, first_pushed.len() as u64);
         assert_eq!(first_report.delivered, first_pushed.len() as u64);
-        assert_eq!(tokens_once(&first_feedback), first_pushed.into_iter().collect());
+        assert_eq!(
+            tokens_once(&first_feedback),
+            first_pushed.into_iter().collect()
+        );
         assert_eq!(second_report.pushed, 100);
         assert_eq!(second_report.delivered, 100);
-        assert_eq!(tokens_once(&second_feedback), second_pushed.into_iter().collect());
+        assert_eq!(
+            tokens_once(&second_feedback),
+            second_pushed.into_iter().collect()
+        );
     };
     within::<R, _>(LIMIT, scenario).await;
 }
@@ -141,7 +150,10 @@ pub async fn a_cancelled_finish_can_be_finished_again_and_a_dropped_session_stil
             "no report while the client is stuck"
         );
         let refused = finishing.push(Device::android("too-late")).await;
-        assert!(matches!(refused, Err(Error::SessionFinished)), "{refused:?}");
+        assert!(
+            matches!(refused, Err(Error::SessionFinished)),
+            "{refused:?}"
+        );
 
         let read_dropped = dropped_feedbacks.collect::<Vec<_>>();
         let read_stuck = stuck_feedbacks.collect::<Vec<_>>();
@@ -158,7 +170,10 @@ pub async fn a_cancelled_finish_can_be_finished_again_and_a_dropped_session_stil
         assert_eq!((report.pushed, report.delivered), (0, 0));
         assert_eq!(tokens_once(&dropped_feedback), dropped_pushed);
         assert_eq!(stuck_report.delivered, stuck_pushed.len() as u64);
-        assert_eq!(tokens_once(&stuck_feedback), stuck_pushed.into_iter().collect());
+        assert_eq!(
+            tokens_once(&stuck_feedback),
+            stuck_pushed.into_iter().collect()
+        );
     };
     within::<R, _>(LIMIT, scenario).await;
 }
@@ -193,7 +208,11 @@ pub async fn a_stalled_gateway_does_not_hold_up_other_providers<R: Runtime>() {
         let (feedback, report) = send_all(client.send(payload()), android).await;
         assert_eq!(report.delivered, u64::from(ANDROID), "{report:?}");
         assert_eq!(feedback.len(), ANDROID as usize);
-        assert_eq!(gateway.total_accepted(), 0, "the gateway read nothing so far");
+        assert_eq!(
+            gateway.total_accepted(),
+            0,
+            "the gateway read nothing so far"
+        );
 
         gateway.resume_reads();
         let finish = async { ios.finish().await.expect("running") };

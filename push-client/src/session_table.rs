@@ -4,6 +4,8 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+#[cfg(test)]
+use std::time::Duration;
 use std::time::Instant;
 
 use async_channel::{Sender, TrySendError};
@@ -177,10 +179,13 @@ impl SessionTable {
 }
 
 /// Moves a session's waiting feedback into its stream, in batches of at most `batch`, while
-/// there is room; drops it when the stream is gone. Returns how many left the waiting queue.
+/// there is room; drops it when the stream is gone (even when it was dropped full). Returns
+/// how many left the waiting queue.
 fn hand_over(session: &mut SessionState, batch: usize) -> usize {
     let mut moved = 0;
-    while !session.waiting.is_empty() && !session.feedback.is_full() {
+    while !session.waiting.is_empty()
+        && (!session.feedback.is_full() || session.feedback.is_closed())
+    {
         let take = session.waiting.len().min(batch);
         let feedbacks: Vec<Feedback> = session.waiting.drain(..take).collect();
         match session.feedback.try_send(feedbacks) {
@@ -199,4 +204,99 @@ fn hand_over(session: &mut SessionState, batch: usize) -> usize {
         }
     }
     moved
+}
+
+#[cfg(test)]
+mod tests {
+    use push_proto::{Device, Payload, Push};
+
+    use super::*;
+
+    /// A table holding one session (key 7) whose stream is `listening`; returns the stream.
+    fn one_session(
+        capacity: usize,
+        listening: bool,
+    ) -> (
+        SessionTable,
+        SessionId,
+        async_channel::Receiver<Vec<Feedback>>,
+    ) {
+        let id = Push::new().open_session(&Payload::new().title("t"));
+        let (feedback, stream) = async_channel::bounded(FEEDBACK_BATCHES);
+        let mut table = SessionTable::new(capacity);
+        table.open(7, id, feedback, Arc::new(AtomicBool::new(listening)));
+        (table, id, stream)
+    }
+
+    fn delivered(n: usize) -> Feedback {
+        Feedback::delivered(Device::android(format!("token-{n}")))
+    }
+
+    #[test]
+    fn feedback_goes_out_in_batches_and_a_finished_session_reports_once() {
+        let (mut table, id, stream) = one_session(8, true);
+        let t0 = Instant::now();
+        for n in 0..5 {
+            assert_eq!(table.pushed(7, t0 + Duration::from_secs(n)), Some(id));
+            table.feedback(id, delivered(n as usize));
+        }
+        assert_eq!(table.waiting(), 5);
+        let (reply, report) = async_channel::bounded(1);
+        assert_eq!(table.close(7, Some(reply)), Some(id));
+        table.core_finished(id);
+        table.hand_over(t0 + Duration::from_secs(9));
+        assert_eq!(table.waiting(), 0);
+        let batches: Vec<usize> = std::iter::from_fn(|| stream.try_recv().ok())
+            .map(|batch| batch.len())
+            .collect();
+        assert_eq!(batches, [2, 2, 1], "batches of a quarter of the capacity");
+        let report = report.try_recv().expect("the report");
+        assert_eq!((report.pushed, report.delivered), (5, 5));
+        assert_eq!(
+            report.elapsed,
+            Duration::from_secs(9),
+            "from the first push"
+        );
+        assert!(table.is_empty());
+        assert!(stream.is_closed(), "the stream ends with the session");
+    }
+
+    #[test]
+    fn a_reader_that_falls_behind_stops_intake_and_a_dropped_one_only_counts() {
+        let (mut table, id, stream) = one_session(4, true);
+        let now = Instant::now();
+        for n in 0..12 {
+            table.feedback(id, delivered(n));
+            table.hand_over(now);
+        }
+        // Four batches of one fill the stream; the rest waits and uses up the capacity.
+        assert_eq!(table.waiting(), 8);
+        assert!(!table.has_room());
+        drop(stream);
+        table.hand_over(now);
+        assert_eq!(table.waiting(), 0);
+        assert!(table.has_room());
+        let (reply, report) = async_channel::bounded(1);
+        table.close(7, Some(reply));
+        table.core_finished(id);
+        table.hand_over(now);
+        assert_eq!(report.try_recv().expect("report").feedback_not_read, 8);
+    }
+
+    #[test]
+    fn without_a_stream_feedback_is_only_counted_and_errors_are_named_once() {
+        let (mut table, id, _stream) = one_session(4, false);
+        table.feedback(id, delivered(1));
+        assert_eq!(table.waiting(), 0);
+        table.client_error(&Error::Closed);
+        table.client_error(&Error::Closed);
+        let (reply, report) = async_channel::bounded(1);
+        table.close(7, Some(reply));
+        table.core_finished(id);
+        table.hand_over(Instant::now());
+        let report = report.try_recv().expect("report");
+        assert_eq!(report.feedback_not_read, 1);
+        assert_eq!(report.errors, [Error::Closed]);
+        assert_eq!(report.elapsed, Duration::ZERO, "nothing was pushed");
+    }
 }

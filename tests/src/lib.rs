@@ -66,7 +66,8 @@ macro_rules! scenarios {
             apns_http2_library_error_mid_flight_resends_nothing_uncounted,
             a_cancelled_push_loses_nothing_and_the_session_goes_on,
             a_cancelled_finish_can_be_finished_again_and_a_dropped_session_still_ends,
-            a_stalled_gateway_does_not_hold_up_other_providers
+            a_stalled_gateway_does_not_hold_up_other_providers,
+            a_feedback_stream_dropped_while_full_unblocks_the_client
         );
     };
     (@each $runtime:ty, $block_on:path, $($name:ident),* $(,)?) => {

@@ -226,3 +226,25 @@ pub async fn a_stalled_gateway_does_not_hold_up_other_providers<R: Runtime>() {
         assert_eq!(gateway.accepted_count(&token(n)), 1, "token {n}");
     }
 }
+
+/// A feedback stream dropped while full (its reader gave up on a stuck client): the feedback
+/// waiting for it is counted as not read, and the client takes devices again.
+pub async fn a_feedback_stream_dropped_while_full_unblocks_the_client<R: Runtime>() {
+    let (_gcm, client) = tight_client::<R>();
+    let scenario = async {
+        let mut session = client.send(payload());
+        let feedbacks = session.feedbacks();
+        let mut pushed = push_until_stuck(&client, &mut session, "full").await.len();
+        drop(feedbacks);
+        for n in 0..100 {
+            let device = Device::android(format!("after-{n}"));
+            session.push(device).await.expect("running");
+            pushed += 1;
+        }
+        let report = session.finish().await.expect("running");
+        assert_eq!(report.pushed, pushed as u64);
+        assert_eq!(report.delivered, pushed as u64);
+        assert!(report.feedback_not_read >= TIGHT as u64, "{report:?}");
+    };
+    within::<R, _>(LIMIT, scenario).await;
+}

@@ -58,3 +58,44 @@ pub(crate) fn meaning(event: Event) -> Meaning {
     };
     Meaning::ClientError(error)
 }
+
+#[cfg(test)]
+mod tests {
+    use push_proto::apns::Status;
+    use push_proto::{Payload, Push};
+
+    use super::*;
+
+    #[test]
+    fn events_become_reports_errors_or_log_lines() {
+        let id = Push::new().open_session(&Payload::new());
+        assert!(matches!(
+            meaning(Event::SessionFinished(id)),
+            Meaning::SessionFinished(finished) if finished == id
+        ));
+        let gave_up = Event::Apns(apns::Event::GaveUp {
+            reason: "refused".into(),
+        });
+        assert!(matches!(
+            meaning(gave_up),
+            Meaning::ClientError(Error::GatewayUnreachable { reason }) if reason == "refused"
+        ));
+        let unreachable = Event::Fcm(engine::Event::Unreachable {
+            reason: "no streams".into(),
+        });
+        assert!(matches!(
+            meaning(unreachable),
+            Meaning::ClientError(Error::Unreachable {
+                provider: "FCM",
+                ..
+            })
+        ));
+        let late = Event::Apns(apns::Event::WindowOverflow {
+            status: Status::InvalidToken,
+            identifier: 3,
+        });
+        assert!(matches!(meaning(late), Meaning::LateVerdict));
+        let violation = Event::Apns(apns::Event::ProtocolViolation("garbage".into()));
+        assert!(matches!(meaning(violation), Meaning::Logged));
+    }
+}

@@ -71,6 +71,7 @@ mod outcome;
 mod payload;
 mod rng;
 mod sending;
+pub mod webpush;
 
 pub use backoff::Backoff;
 pub use device::{ApnsToken, Device, GcmToken, Platform, TokenError, UnknownPlatform};

@@ -32,14 +32,14 @@ use super::subscription::{P256DH_LEN, Subscription};
 /// Largest encrypted body every push service must accept (RFC 8030 §7.2, RFC 8291 §4).
 pub const MAX_BODY: usize = 4096;
 /// The `aes128gcm` header: salt (16), record size (4), key id length (1), key id (65).
-pub const HEADER_LEN: usize = SALT_LEN + 4 + 1 + P256DH_LEN;
+const HEADER_LEN: usize = SALT_LEN + 4 + 1 + P256DH_LEN;
 /// The AES-128-GCM tag.
-pub const TAG_LEN: usize = 16;
+const TAG_LEN: usize = 16;
 /// Largest plaintext that fits in [`MAX_BODY`]: the header, the tag and the padding
 /// delimiter take the rest (3993 bytes).
 pub const MAX_PLAINTEXT: usize = MAX_BODY - HEADER_LEN - 1 - TAG_LEN;
 
-pub(crate) const SALT_LEN: usize = 16;
+const SALT_LEN: usize = 16;
 /// The record size written in the header: one record always fits.
 const RECORD_SIZE: u32 = 4096;
 /// The delimiter that ends the plaintext of the last (here: only) record.
@@ -50,7 +50,7 @@ const KEY_DRAWS: usize = 4;
 /// The message could not be encrypted.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
-pub enum EncryptError {
+pub(crate) enum EncryptError {
     /// The plaintext and padding do not fit in [`MAX_BODY`].
     #[error("the encrypted body would be {size} bytes, more than {MAX_BODY}")]
     TooLarge {
@@ -71,14 +71,14 @@ pub(crate) const fn body_len(plaintext_len: usize, padding: usize) -> usize {
 }
 
 /// The application server's ephemeral key pair of one message.
-pub(crate) struct Ephemeral {
+struct Ephemeral {
     secret: SecretKey,
     public: [u8; P256DH_LEN],
 }
 
 impl Ephemeral {
     /// The key pair of the scalar `bytes`, if it is one.
-    pub(crate) fn from_bytes(bytes: &[u8]) -> Option<Ephemeral> {
+    fn from_bytes(bytes: &[u8]) -> Option<Ephemeral> {
         let secret = SecretKey::from_slice(bytes).ok()?;
         let point = secret.public_key().to_encoded_point(false);
         let public = point.as_bytes().try_into().ok()?;
@@ -98,15 +98,10 @@ impl Ephemeral {
     }
 }
 
-/// Every value derived for one message (RFC 8291 §3.3-3.4, RFC 8188 §2.2-2.3).
-pub(crate) struct Keys {
-    pub(crate) ecdh_secret: [u8; 32],
-    pub(crate) prk_key: [u8; 32],
-    pub(crate) key_info: Vec<u8>,
-    pub(crate) ikm: [u8; 32],
-    pub(crate) prk: [u8; 32],
-    pub(crate) cek: [u8; 16],
-    pub(crate) nonce: [u8; 12],
+/// The content-encryption key and nonce of one message.
+struct Keys {
+    cek: [u8; 16],
+    nonce: [u8; 12],
 }
 
 /// One HMAC-SHA-256 over the concatenation of `parts`.
@@ -127,41 +122,49 @@ fn prefix<const N: usize>(bytes: &[u8; 32]) -> [u8; N] {
     out
 }
 
-/// Derives the content-encryption key and nonce of one message.
-pub(crate) fn derive(
-    ephemeral: &Ephemeral,
-    ua_public: &PublicKey,
-    ua_public_bytes: &[u8; P256DH_LEN],
-    auth: &[u8],
-    salt: &[u8; SALT_LEN],
-) -> Keys {
+/// `ecdh_secret`: the x coordinate of the shared point.
+fn ecdh_secret(ephemeral: &Ephemeral, ua_public: &PublicKey) -> [u8; 32] {
     let shared =
         p256::ecdh::diffie_hellman(ephemeral.secret.to_nonzero_scalar(), ua_public.as_affine());
-    let mut ecdh_secret = [0u8; 32];
-    ecdh_secret.copy_from_slice(shared.raw_secret_bytes());
-    let prk_key = hmac_sha256(auth, &[&ecdh_secret]);
-    let key_info = [
-        b"WebPush: info\0".as_slice(),
-        ua_public_bytes,
-        &ephemeral.public,
-    ]
-    .concat();
-    let ikm = hmac_sha256(&prk_key, &[&key_info, &[1]]);
-    let prk = hmac_sha256(salt, &[&ikm]);
-    let cek = prefix(&hmac_sha256(
-        &prk,
-        &[b"Content-Encoding: aes128gcm\0", &[1]],
-    ));
-    let nonce = prefix(&hmac_sha256(&prk, &[b"Content-Encoding: nonce\0", &[1]]));
+    let mut secret = [0u8; 32];
+    secret.copy_from_slice(shared.raw_secret_bytes());
+    secret
+}
+
+/// `PRK_key`: HKDF-Extract with the authentication secret as salt.
+fn prk_key(auth: &[u8], ecdh_secret: &[u8; 32]) -> [u8; 32] {
+    hmac_sha256(auth, &[ecdh_secret])
+}
+
+/// `key_info`: `"WebPush: info" || 0x00 || ua_public || as_public`.
+fn key_info(ua_public: &[u8; P256DH_LEN], as_public: &[u8; P256DH_LEN]) -> Vec<u8> {
+    [b"WebPush: info\0".as_slice(), ua_public, as_public].concat()
+}
+
+/// `IKM`: HKDF-Expand of `PRK_key` with `key_info`, 32 bytes (one block).
+fn ikm(prk_key: &[u8; 32], key_info: &[u8]) -> [u8; 32] {
+    hmac_sha256(prk_key, &[key_info, &[1]])
+}
+
+/// `PRK`: HKDF-Extract of `IKM` with the message's salt.
+fn prk(salt: &[u8; SALT_LEN], ikm: &[u8; 32]) -> [u8; 32] {
+    hmac_sha256(salt, &[ikm])
+}
+
+/// `CEK` and `NONCE`: HKDF-Expand of `PRK`, 16 and 12 bytes.
+fn content_keys(prk: &[u8; 32]) -> Keys {
     Keys {
-        ecdh_secret,
-        prk_key,
-        key_info,
-        ikm,
-        prk,
-        cek,
-        nonce,
+        cek: prefix(&hmac_sha256(prk, &[b"Content-Encoding: aes128gcm\0", &[1]])),
+        nonce: prefix(&hmac_sha256(prk, &[b"Content-Encoding: nonce\0", &[1]])),
     }
+}
+
+/// Derives the content-encryption key and nonce of one message.
+fn derive(ephemeral: &Ephemeral, subscription: &Subscription, salt: &[u8; SALT_LEN]) -> Keys {
+    let secret = ecdh_secret(ephemeral, subscription.public_key());
+    let prk_key = prk_key(subscription.auth(), &secret);
+    let info = key_info(subscription.p256dh(), &ephemeral.public);
+    content_keys(&prk(salt, &ikm(&prk_key, &info)))
 }
 
 /// Encrypts `plaintext` for `subscription`, followed by `padding` zeros, with an ephemeral key
@@ -183,20 +186,14 @@ pub(crate) fn encrypt(
 }
 
 /// [`encrypt`] with the ephemeral key and the salt given.
-pub(crate) fn encrypt_with(
+fn encrypt_with(
     plaintext: &[u8],
     padding: usize,
     subscription: &Subscription,
     ephemeral: &Ephemeral,
     salt: &[u8; SALT_LEN],
 ) -> Result<Vec<u8>, EncryptError> {
-    let keys = derive(
-        ephemeral,
-        subscription.public_key(),
-        subscription.p256dh(),
-        subscription.auth(),
-        salt,
-    );
+    let keys = derive(ephemeral, subscription, salt);
     let mut body = Vec::with_capacity(body_len(plaintext.len(), padding));
     body.extend_from_slice(salt);
     body.extend_from_slice(&RECORD_SIZE.to_be_bytes());
@@ -218,4 +215,4 @@ pub(crate) fn encrypt_with(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

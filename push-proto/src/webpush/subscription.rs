@@ -11,9 +11,9 @@ use super::origin::{EndpointError, Origin, parse_endpoint};
 use crate::jose::{base64url, base64url_decode};
 
 /// Length of `keys.p256dh`: an uncompressed P-256 point (`0x04 || x || y`).
-pub const P256DH_LEN: usize = 65;
+pub(crate) const P256DH_LEN: usize = 65;
 /// Length of `keys.auth`: the authentication secret.
-pub const AUTH_LEN: usize = 16;
+pub(crate) const AUTH_LEN: usize = 16;
 
 /// Where one browser (one service worker registration) receives push messages: the push
 /// service's endpoint URL and the keys messages are encrypted to.

@@ -14,12 +14,12 @@ use crate::webpush::randomness::tests::Scripted;
 use crate::webpush::subscription::tests::{AUTH, UA_PUBLIC, subscription};
 
 /// RFC 8291 §5 and Appendix A, in base64url as the RFC writes them.
-mod rfc8291 {
+pub(crate) mod rfc8291 {
     pub(super) const PLAINTEXT: &str = "When I grow up, I want to be a watermelon";
     pub(super) const AS_PUBLIC: &str =
         "BP4z9KsN6nGRTbVYI_c7VJSPQTBtkgcy27mlmlMoZIIgDll6e3vCYLocInmYWAmS6TlzAC8wEqKK6PBru3jl7A8";
     pub(super) const AS_PRIVATE: &str = "yfWPiYE-n46HLnH0KqZOF1fJJU3MYrct3AELtAQ-oRw";
-    pub(super) const UA_PRIVATE: &str = "q1dXpw3UpT5VOmu_cf_v6ih07Aems3njxI-JWgLcM94";
+    pub(crate) const UA_PRIVATE: &str = "q1dXpw3UpT5VOmu_cf_v6ih07Aems3njxI-JWgLcM94";
     pub(super) const SALT: &str = "DGv6ra1nlYgDCS1FRnbzlw";
     pub(super) const ECDH_SECRET: &str = "kyrL1jIIOHEzg3sM2ZWRHDRB62YACZhhSlknJ672kSs";
     pub(super) const PRK_KEY: &str = "Snr3JMxaHVDXHWJn5wdC52WjpCtd2EIEGBykDcZW32k";
@@ -48,20 +48,31 @@ fn rfc8291_example_byte_for_byte() {
     assert_eq!(base64url(&ephemeral.public), rfc8291::AS_PUBLIC);
     let subscription = rfc_subscription();
     let salt: [u8; SALT_LEN] = bytes(rfc8291::SALT).try_into().unwrap();
-    let keys = derive(
-        &ephemeral,
-        subscription.public_key(),
-        subscription.p256dh(),
-        subscription.auth(),
-        &salt,
+    // Each step from the RFC's inputs to it.
+    let secret = ecdh_secret(&ephemeral, subscription.public_key());
+    assert_eq!(base64url(&secret), rfc8291::ECDH_SECRET);
+    let rfc = |text: &str| -> [u8; 32] { bytes(text).try_into().unwrap() };
+    assert_eq!(
+        base64url(&prk_key(&bytes(AUTH), &rfc(rfc8291::ECDH_SECRET))),
+        rfc8291::PRK_KEY
     );
-    assert_eq!(base64url(&keys.ecdh_secret), rfc8291::ECDH_SECRET);
-    assert_eq!(base64url(&keys.prk_key), rfc8291::PRK_KEY);
-    assert_eq!(base64url(&keys.key_info), rfc8291::KEY_INFO);
-    assert_eq!(base64url(&keys.ikm), rfc8291::IKM);
-    assert_eq!(base64url(&keys.prk), rfc8291::PRK);
+    let info = key_info(subscription.p256dh(), &ephemeral.public);
+    assert_eq!(base64url(&info), rfc8291::KEY_INFO);
+    let rfc_info = bytes(rfc8291::KEY_INFO);
+    assert_eq!(
+        base64url(&ikm(&rfc(rfc8291::PRK_KEY), &rfc_info)),
+        rfc8291::IKM
+    );
+    assert_eq!(base64url(&prk(&salt, &rfc(rfc8291::IKM))), rfc8291::PRK);
+    let keys = content_keys(&rfc(rfc8291::PRK));
     assert_eq!(base64url(&keys.cek), rfc8291::CEK);
     assert_eq!(base64url(&keys.nonce), rfc8291::NONCE);
+    // And composed.
+    let keys = derive(&ephemeral, &subscription, &salt);
+    assert_eq!(
+        (base64url(&keys.cek), base64url(&keys.nonce)),
+        (rfc8291::CEK.into(), rfc8291::NONCE.into())
+    );
 
     // Through the randomness seam, as the sender does it: the key first, then the salt.
     let scripted = Scripted::new(&[&bytes(rfc8291::AS_PRIVATE), &salt]);
@@ -128,7 +139,7 @@ impl KeyType for Len {
 /// The user agent's side (RFC 8291 §3.4 and RFC 8188 §2), written without the sender's
 /// functions: parses the header, derives with `ring`'s HKDF, opens the record, strips the
 /// padding. `None` when anything does not check out.
-fn decrypt(body: &[u8], ua: &SecretKey, auth: &[u8]) -> Option<Vec<u8>> {
+pub(crate) fn decrypt(body: &[u8], ua: &SecretKey, auth: &[u8]) -> Option<Vec<u8>> {
     let salt = body.get(..16)?;
     let rs = u32::from_be_bytes(body.get(16..20)?.try_into().ok()?) as usize;
     let idlen = usize::from(*body.get(20)?);

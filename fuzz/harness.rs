@@ -1051,7 +1051,10 @@ pub fn webpush_subscription(data: &[u8]) {
                     .as_str()
                     .expect("auth")
                     .to_owned();
-            assert!(!format!("{subscription:?}").contains(&auth));
+            // (Unless the endpoint, which Debug shows, happens to contain the same text.)
+            if !endpoint.contains(&auth) {
+                assert!(!format!("{subscription:?}").contains(&auth));
+            }
         }
         Err(error) => assert!(!error.to_string().is_empty()),
     }

@@ -23,7 +23,7 @@ pub enum EndpointError {
     /// Longer than [`MAX_ENDPOINT_LEN`].
     #[error("longer than {MAX_ENDPOINT_LEN} bytes ({0})")]
     TooLong(usize),
-    /// Not an absolute URL.
+    /// Not an absolute URL of visible ASCII characters.
     #[error("not an absolute URL")]
     NotUrl,
     /// Not `https` (RFC 8030 requires it).
@@ -73,11 +73,14 @@ impl fmt::Display for Origin {
     }
 }
 
-/// Parses an endpoint: an absolute `https` URL without fragment, at most
+/// Parses an endpoint: an absolute `https` URL of visible ASCII without fragment, at most
 /// [`MAX_ENDPOINT_LEN`] bytes.
 pub(crate) fn parse_endpoint(url: &str) -> Result<Uri, EndpointError> {
     if url.len() > MAX_ENDPOINT_LEN {
         return Err(EndpointError::TooLong(url.len()));
+    }
+    if !url.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(EndpointError::NotUrl);
     }
     if url.contains('#') {
         return Err(EndpointError::Unusual);
@@ -130,6 +133,8 @@ mod tests {
             ("https:///x", EndpointError::NotUrl),
             ("https://a b/x", EndpointError::NotUrl),
             ("", EndpointError::NotUrl),
+            ("https://a.example/caf\u{e9}", EndpointError::NotUrl),
+            ("https://a.example/\u{fffd}", EndpointError::NotUrl),
             ("https://user@a.example/x", EndpointError::Unusual),
             ("https://a.example/x#frag", EndpointError::Unusual),
             ("https://a.example:0/x", EndpointError::Unusual),

@@ -4,6 +4,22 @@ use std::path::PathBuf;
 
 use clap::{ArgGroup, Args, Parser, Subcommand};
 
+use crate::guard::{DEFAULT_MAX_INVALID_PERCENT, DEFAULT_MIN_ANSWERS, MaxDelete};
+
+/// A percentage, with or without its `%`.
+fn percent(text: &str) -> Result<f64, String> {
+    let value: f64 = text
+        .trim_end_matches('%')
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a percentage"))?;
+    if (0.0..=100.0).contains(&value) {
+        Ok(value)
+    } else {
+        Err(format!("{text:?} is not between 0 and 100"))
+    }
+}
+
 /// Send push notifications to Apple (APNs) and Google (FCM HTTP v1, legacy GCM) devices, read
 /// the APNs feedback service, or try everything against loopback mock servers.
 #[derive(Debug, Parser)]
@@ -65,6 +81,23 @@ pub struct SendArgs {
     /// canonical id (GCM only: FCM HTTP v1 has none).
     #[arg(long, requires = "db")]
     pub apply_feedback: bool,
+    /// With --apply-feedback: change nothing, report what would change (every store
+    /// transaction is rolled back).
+    #[arg(long, requires = "apply_feedback")]
+    pub dry_run_store: bool,
+    /// With --apply-feedback: at most N deletions, or P% of the store's devices ("5%");
+    /// further deletions are not applied and the run exits with status 1.
+    #[arg(long, value_name = "N|P%", requires = "apply_feedback")]
+    pub max_delete: Option<MaxDelete>,
+    /// With --apply-feedback: a provider whose share of invalid_device answers is over this
+    /// percentage is stopped: none of its deletions is applied, its remaining devices are not
+    /// sent, one line names the likely cause and the run exits with status 1.
+    #[arg(long, value_name = "PERCENT", default_value_t = DEFAULT_MAX_INVALID_PERCENT, value_parser = percent)]
+    pub max_invalid: f64,
+    /// With --apply-feedback: answers a provider must give before any of its deletions is
+    /// applied (they are held back until then; a smaller run is judged at its end).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MIN_ANSWERS)]
+    pub hold_deletions: u64,
     /// HTTP/2 connections to keep to APNs (--apns-url) and to FCM (--fcm-service-account),
     /// each (default 1); requests go to the least busy one.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]

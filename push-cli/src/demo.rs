@@ -143,7 +143,7 @@ pub fn command(args: DemoArgs) -> Result<(), Failure> {
             .badge(1),
         source: Source::Db(db.clone()),
         feedback: Some(jsonl.clone()),
-        apply: true,
+        apply: Some(send::Apply::default()),
         quiet: false,
     })
     .map_err(run)?;

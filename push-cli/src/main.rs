@@ -12,6 +12,7 @@ mod cpu;
 mod demo;
 mod devices;
 mod feedback;
+mod guard;
 mod jsonl;
 mod loopback;
 mod main_error;

@@ -22,6 +22,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use async_channel::{Receiver, Sender};
 use rusqlite::{Connection, OpenFlags, params};
 
+use push_proto::Platform;
+
 use crate::devices::{Input, Origin, check};
 
 /// The `CREATE TABLE` statement of a new store.
@@ -34,11 +36,24 @@ const BATCH: usize = 5000;
 /// A change to the store that feedback calls for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
-    /// The device is gone (`invalid_device`): delete its row.
-    Delete(String),
+    /// The device is gone (`invalid_device`): delete its row, unless it registered again
+    /// after `unregistered_at`.
+    Delete {
+        /// The device's platform.
+        platform: Platform,
+        /// The token sent.
+        token: String,
+        /// When the provider last confirmed the token invalid (UNIX seconds; APNs' 410
+        /// `timestamp`): a row with a newer `updated_at` is kept.
+        unregistered_at: Option<i64>,
+        /// The provider's reason (`BadDeviceToken`, `UNREGISTERED`), if it gave one.
+        reason: Option<String>,
+    },
     /// The token has a new canonical form: replace it (or, when the new token is already
     /// stored, delete the old row).
     Replace {
+        /// The device's platform.
+        platform: Platform,
         /// The token sent.
         old: String,
         /// Its canonical replacement.
@@ -156,10 +171,12 @@ pub fn spawn_reader(
 }
 
 /// Starts a thread that applies changes from `changes` until the channel closes, committing
-/// every few thousand.
+/// every few thousand; with `dry_run`, every transaction is rolled back instead (the counts
+/// are what would have changed).
 pub fn spawn_writer(
     path: &Path,
     changes: Receiver<Change>,
+    dry_run: bool,
 ) -> Result<JoinHandle<Result<Applied, String>>, String> {
     let mut conn = open_existing(path)?;
     upgrade(&conn, path)?;
@@ -187,7 +204,11 @@ pub fn spawn_writer(
                         }
                     }
                 }
-                tx.commit().map_err(|e| sql_error(&path, e))?;
+                if dry_run {
+                    tx.rollback().map_err(|e| sql_error(&path, e))?;
+                } else {
+                    tx.commit().map_err(|e| sql_error(&path, e))?;
+                }
             }
             Ok(applied)
         })
@@ -197,13 +218,20 @@ pub fn spawn_writer(
 /// Applies one change.
 pub fn apply(conn: &Connection, change: &Change, applied: &mut Applied) -> rusqlite::Result<()> {
     match change {
-        Change::Delete(token) => {
+        Change::Delete {
+            token,
+            unregistered_at,
+            ..
+        } => {
             let n = conn
-                .prepare_cached("DELETE FROM devices WHERE token = ?1")?
-                .execute(params![token])?;
+                .prepare_cached(
+                    "DELETE FROM devices WHERE token = ?1 \
+                     AND (?2 IS NULL OR updated_at IS NULL OR updated_at <= ?2)",
+                )?
+                .execute(params![token, unregistered_at])?;
             applied.deleted += n as u64;
         }
-        Change::Replace { old, new } => {
+        Change::Replace { old, new, .. } => {
             let updated = conn
                 .prepare_cached(
                     "UPDATE OR IGNORE devices SET token = ?2, updated_at = ?3 WHERE token = ?1",
@@ -250,12 +278,13 @@ mod tests {
         }
         let mut applied = Applied::default();
         let replace = |old: &str, new: &str| Change::Replace {
+            platform: Platform::Android,
             old: old.into(),
             new: new.into(),
         };
         apply(&conn, &replace("a", "a2"), &mut applied).unwrap();
         apply(&conn, &replace("b", "c"), &mut applied).unwrap();
-        apply(&conn, &Change::Delete("d".into()), &mut applied).unwrap();
+        apply(&conn, &delete("d", None), &mut applied).unwrap();
         let tokens: Vec<String> = conn
             .prepare("SELECT token FROM devices ORDER BY token")
             .unwrap()
@@ -272,6 +301,40 @@ mod tests {
                 merged: 1
             }
         );
+    }
+
+    fn delete(token: &str, unregistered_at: Option<i64>) -> Change {
+        Change::Delete {
+            platform: Platform::Ios,
+            token: token.into(),
+            unregistered_at,
+            reason: None,
+        }
+    }
+
+    #[test]
+    fn a_410_timestamp_keeps_devices_registered_again_since() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(SCHEMA).unwrap();
+        for (token, updated_at) in [("old", Some(100)), ("new", Some(300)), ("unknown", None)] {
+            conn.execute(
+                "INSERT INTO devices VALUES ('ios', ?1, ?2)",
+                params![token, updated_at],
+            )
+            .unwrap();
+        }
+        let mut applied = Applied::default();
+        for token in ["old", "new", "unknown"] {
+            apply(&conn, &delete(token, Some(200)), &mut applied).unwrap();
+        }
+        let left: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM devices WHERE token = 'new'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!((applied.deleted, left), (2, 1));
     }
 
     #[test]

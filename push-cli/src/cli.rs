@@ -37,6 +37,8 @@ pub enum Command {
     Send(Box<SendArgs>),
     /// Read the APNs feedback service and optionally delete the tokens it names.
     Feedback(FeedbackArgs),
+    /// Work on a token store: put back what feedback deleted or replaced.
+    Store(StoreArgs),
     /// Run the mock APNs gateway, feedback service, APNs HTTP/2 server, GCM endpoint and FCM
     /// HTTP v1 server (with its OAuth2 token endpoint) until Ctrl-C.
     Mock(MockArgs),
@@ -245,6 +247,37 @@ pub struct FeedbackArgs {
     /// (updated_at) after the service's timestamp.
     #[arg(long, requires = "db")]
     pub apply_feedback: bool,
+}
+
+/// `push store`.
+#[derive(Debug, Args)]
+pub struct StoreArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: StoreCommand,
+}
+
+/// The `push store` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Undo, newest first, the deletions and replacements journaled since a time (each at
+    /// most once).
+    Restore(RestoreArgs),
+}
+
+/// `push store restore`.
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The token store.
+    #[arg(long, value_name = "PATH")]
+    pub db: PathBuf,
+    /// From when: UNIX seconds, a duration ago (30m, 12h, 7d) or a UTC time
+    /// (2025-01-31T12:00:00Z).
+    #[arg(long, value_name = "TIME")]
+    pub since: String,
+    /// Report what would be put back without changing anything.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// `push mock`.

@@ -18,7 +18,7 @@ use crate::loopback::mock_tls;
 use crate::main_error::Failure;
 use crate::mock::{KEY_ID, TEAM_ID, generate_p8};
 use crate::send::{self, Plan, Source};
-use crate::store;
+use crate::store::{self, ProviderNames};
 use crate::summary;
 use crate::workdir::work_dir;
 
@@ -145,6 +145,14 @@ pub fn command(args: DemoArgs) -> Result<(), Failure> {
         feedback: Some(jsonl.clone()),
         apply: Some(send::Apply::default()),
         quiet: false,
+        providers: ProviderNames {
+            ios: if args.apns_binary {
+                "apns"
+            } else {
+                "apns-http2"
+            },
+            android: if args.gcm_legacy { "gcm" } else { "fcm" },
+        },
     })
     .map_err(run)?;
     if let Some(error) = outcome.fatal_errors().next() {

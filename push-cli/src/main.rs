@@ -13,6 +13,7 @@ mod demo;
 mod devices;
 mod feedback;
 mod guard;
+mod journal;
 mod jsonl;
 mod loopback;
 mod main_error;
@@ -21,6 +22,7 @@ mod oauth_once;
 mod raw_h2;
 mod send;
 mod store;
+mod store_command;
 mod summary;
 mod workdir;
 
@@ -35,6 +37,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Send(args) => send::command(*args),
         Command::Feedback(args) => feedback::command(args),
+        Command::Store(args) => store_command::command(args),
         Command::Mock(args) => mock::command(args),
         Command::Demo(args) => demo::command(args),
         Command::Bench(args) => bench::command(args),

@@ -15,7 +15,7 @@ use crate::devices::{self, CHANNEL_CAPACITY, Input};
 use crate::guard::{Guard, Limits, MaxDelete, Stopped};
 use crate::jsonl::{self, Line};
 use crate::main_error::Failure;
-use crate::store::{self, Applied, Change};
+use crate::store::{self, Applied, Change, ProviderNames};
 use crate::summary::{self, Tally};
 
 /// Where devices come from.
@@ -42,6 +42,8 @@ pub struct Plan {
     pub apply: Option<Apply>,
     /// No progress bar.
     pub quiet: bool,
+    /// The provider of each platform, as the journal names them.
+    pub providers: ProviderNames,
 }
 
 /// How feedback is applied to the store.
@@ -148,7 +150,12 @@ pub fn run(plan: Plan) -> Result<Outcome, String> {
             let (tx, rx) = async_channel::bounded(CHANNEL_CAPACITY);
             (
                 Some(tx),
-                Some(store::spawn_writer(path, rx, apply.dry_run)?),
+                Some(store::spawn_writer(
+                    path,
+                    rx,
+                    apply.dry_run,
+                    plan.providers,
+                )?),
             )
         }
         (Source::File(_), Some(_)) => return Err("--apply-feedback needs --db".into()),
@@ -331,6 +338,7 @@ pub fn command(args: SendArgs) -> Result<(), Failure> {
         feedback: args.feedback,
         apply,
         quiet: args.quiet,
+        providers: config::provider_names(&args.apns, &args.fcm),
     })
     .map_err(Failure::Run)?;
     if !args.quiet {

@@ -25,6 +25,7 @@ use rusqlite::{Connection, OpenFlags, params};
 use push_proto::Platform;
 
 use crate::devices::{Input, Origin, check};
+use crate::journal::{self, Entry, Kind};
 
 /// The `CREATE TABLE` statement of a new store.
 pub const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS devices(\
@@ -115,7 +116,7 @@ pub fn create(path: &Path) -> Result<Connection, String> {
 }
 
 /// Prepares a store for writing feedback: WAL mode (so a reader and a writer can work at
-/// once) and the `updated_at` column.
+/// once), the `updated_at` column and the journal.
 pub fn upgrade(conn: &Connection, path: &Path) -> Result<(), String> {
     conn.pragma_update(None, "journal_mode", "WAL")
         .map_err(|e| sql_error(path, e))?;
@@ -130,6 +131,8 @@ pub fn upgrade(conn: &Connection, path: &Path) -> Result<(), String> {
         conn.execute_batch("ALTER TABLE devices ADD COLUMN updated_at INTEGER")
             .map_err(|e| sql_error(path, e))?;
     }
+    conn.execute_batch(journal::SCHEMA)
+        .map_err(|e| sql_error(path, e))?;
     Ok(())
 }
 
@@ -177,6 +180,7 @@ pub fn spawn_writer(
     path: &Path,
     changes: Receiver<Change>,
     dry_run: bool,
+    providers: ProviderNames,
 ) -> Result<JoinHandle<Result<Applied, String>>, String> {
     let mut conn = open_existing(path)?;
     upgrade(&conn, path)?;
@@ -194,7 +198,8 @@ pub fn spawn_writer(
                 let mut next = Some(first);
                 let mut in_batch = 0;
                 while let Some(change) = next.take() {
-                    apply(&tx, &change, &mut applied).map_err(|e| sql_error(&path, e))?;
+                    apply(&tx, &change, &mut applied, providers)
+                        .map_err(|e| sql_error(&path, e))?;
                     in_batch += 1;
                     if in_batch < BATCH {
                         match changes.try_recv() {
@@ -215,37 +220,89 @@ pub fn spawn_writer(
         .map_err(|error| format!("cannot start the store writer: {error}"))
 }
 
-/// Applies one change.
-pub fn apply(conn: &Connection, change: &Change, applied: &mut Applied) -> rusqlite::Result<()> {
+/// The provider of each platform in a run, as the journal names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProviderNames {
+    /// `apns` (binary gateway) or `apns-http2`.
+    pub ios: &'static str,
+    /// `fcm` or `gcm`.
+    pub android: &'static str,
+}
+
+impl ProviderNames {
+    /// The provider of `platform`.
+    pub fn of(&self, platform: Platform) -> &'static str {
+        match platform {
+            Platform::Ios => self.ios,
+            Platform::Android => self.android,
+        }
+    }
+}
+
+/// Applies one change and journals what it did.
+pub fn apply(
+    conn: &Connection,
+    change: &Change,
+    applied: &mut Applied,
+    providers: ProviderNames,
+) -> rusqlite::Result<()> {
+    let at = now();
     match change {
         Change::Delete {
+            platform,
             token,
             unregistered_at,
-            ..
+            reason,
         } => {
-            let n = conn
-                .prepare_cached(
-                    "DELETE FROM devices WHERE token = ?1 \
-                     AND (?2 IS NULL OR updated_at IS NULL OR updated_at <= ?2)",
-                )?
-                .execute(params![token, unregistered_at])?;
-            applied.deleted += n as u64;
+            let mut statement = conn.prepare_cached(
+                "DELETE FROM devices WHERE token = ?1 \
+                 AND (?2 IS NULL OR updated_at IS NULL OR updated_at <= ?2) RETURNING updated_at",
+            )?;
+            let mut rows = statement.query(params![token, unregistered_at])?;
+            while let Some(row) = rows.next()? {
+                applied.deleted += 1;
+                let entry = Entry {
+                    kind: Kind::Delete,
+                    platform: platform.as_str(),
+                    token,
+                    new_token: None,
+                    reason: reason.as_deref(),
+                    provider: providers.of(*platform),
+                    updated_at: row.get(0)?,
+                };
+                journal::record(conn, &entry, at)?;
+            }
         }
-        Change::Replace { old, new, .. } => {
+        Change::Replace { platform, old, new } => {
             let updated = conn
                 .prepare_cached(
                     "UPDATE OR IGNORE devices SET token = ?2, updated_at = ?3 WHERE token = ?1",
                 )?
-                .execute(params![old, new, now()])?;
-            if updated > 0 {
+                .execute(params![old, new, at])?;
+            let kind = if updated > 0 {
                 applied.replaced += updated as u64;
+                Kind::Replace
             } else {
                 // The canonical token is already stored: the old row is a duplicate.
                 let n = conn
                     .prepare_cached("DELETE FROM devices WHERE token = ?1")?
                     .execute(params![old])?;
                 applied.merged += n as u64;
-            }
+                if n == 0 {
+                    return Ok(());
+                }
+                Kind::Merge
+            };
+            let entry = Entry {
+                kind,
+                platform: platform.as_str(),
+                token: old,
+                new_token: Some(new),
+                reason: None,
+                provider: providers.of(*platform),
+                updated_at: None,
+            };
+            journal::record(conn, &entry, at)?;
         }
     }
     Ok(())
@@ -255,23 +312,44 @@ pub fn apply(conn: &Connection, change: &Change, applied: &mut Applied) -> rusql
 /// registered again later (`updated_at > timestamp`). Tokens are compared ignoring case.
 /// Returns whether a row was deleted.
 pub fn delete_inactive(conn: &Connection, token: &str, timestamp: u32) -> rusqlite::Result<bool> {
-    let n = conn
-        .prepare_cached(
-            "DELETE FROM devices WHERE platform = 'ios' AND lower(token) = lower(?1) \
-             AND (updated_at IS NULL OR updated_at <= ?2)",
-        )?
-        .execute(params![token, i64::from(timestamp)])?;
-    Ok(n > 0)
+    let mut statement = conn.prepare_cached(
+        "DELETE FROM devices WHERE platform = 'ios' AND lower(token) = lower(?1) \
+         AND (updated_at IS NULL OR updated_at <= ?2) RETURNING token, updated_at",
+    )?;
+    let mut rows = statement.query(params![token, i64::from(timestamp)])?;
+    let mut deleted = false;
+    let at = now();
+    while let Some(row) = rows.next()? {
+        deleted = true;
+        let stored: String = row.get(0)?;
+        let entry = Entry {
+            kind: Kind::Delete,
+            platform: "ios",
+            token: &stored,
+            new_token: None,
+            reason: Some("feedback service"),
+            provider: "apns-feedback",
+            updated_at: row.get(1)?,
+        };
+        journal::record(conn, &entry, at)?;
+    }
+    Ok(deleted)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    const NAMES: ProviderNames = ProviderNames {
+        ios: "apns-http2",
+        android: "gcm",
+    };
+
     #[test]
     fn replace_merges_into_an_existing_token() {
         let conn = Connection::open_in_memory().unwrap();
         conn.execute_batch(SCHEMA).unwrap();
+        conn.execute_batch(journal::SCHEMA).unwrap();
         for token in ["a", "b", "c", "d"] {
             conn.execute("INSERT INTO devices VALUES ('android', ?1, 0)", [token])
                 .unwrap();
@@ -282,9 +360,9 @@ mod tests {
             old: old.into(),
             new: new.into(),
         };
-        apply(&conn, &replace("a", "a2"), &mut applied).unwrap();
-        apply(&conn, &replace("b", "c"), &mut applied).unwrap();
-        apply(&conn, &delete("d", None), &mut applied).unwrap();
+        apply(&conn, &replace("a", "a2"), &mut applied, NAMES).unwrap();
+        apply(&conn, &replace("b", "c"), &mut applied, NAMES).unwrap();
+        apply(&conn, &delete("d", None), &mut applied, NAMES).unwrap();
         let tokens: Vec<String> = conn
             .prepare("SELECT token FROM devices ORDER BY token")
             .unwrap()
@@ -293,6 +371,19 @@ mod tests {
             .collect::<Result<_, _>>()
             .unwrap();
         assert_eq!(tokens, ["a2", "c"]);
+        let kinds: Vec<String> = conn
+            .prepare(
+                "SELECT change || ' ' || token || ' ' || provider FROM push_journal ORDER BY id",
+            )
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            kinds,
+            ["replace a gcm", "merge b gcm", "delete d apns-http2"]
+        );
         assert_eq!(
             applied,
             Applied {
@@ -316,6 +407,7 @@ mod tests {
     fn a_410_timestamp_keeps_devices_registered_again_since() {
         let conn = Connection::open_in_memory().unwrap();
         conn.execute_batch(SCHEMA).unwrap();
+        conn.execute_batch(journal::SCHEMA).unwrap();
         for (token, updated_at) in [("old", Some(100)), ("new", Some(300)), ("unknown", None)] {
             conn.execute(
                 "INSERT INTO devices VALUES ('ios', ?1, ?2)",
@@ -325,7 +417,7 @@ mod tests {
         }
         let mut applied = Applied::default();
         for token in ["old", "new", "unknown"] {
-            apply(&conn, &delete(token, Some(200)), &mut applied).unwrap();
+            apply(&conn, &delete(token, Some(200)), &mut applied, NAMES).unwrap();
         }
         let left: i64 = conn
             .query_row(
@@ -341,6 +433,7 @@ mod tests {
     fn inactive_tokens_registered_again_are_kept() {
         let conn = Connection::open_in_memory().unwrap();
         conn.execute_batch(SCHEMA).unwrap();
+        conn.execute_batch(journal::SCHEMA).unwrap();
         conn.execute("INSERT INTO devices VALUES ('ios', 'AA', 100)", [])
             .unwrap();
         conn.execute("INSERT INTO devices VALUES ('ios', 'bb', 300)", [])

@@ -100,6 +100,21 @@ pub struct SendArgs {
     /// applied (they are held back until then; a smaller run is judged at its end).
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MIN_ANSWERS)]
     pub hold_deletions: u64,
+    /// Continue an interrupted run (its id is printed when it starts): devices that already
+    /// have their result are left out, the feedback file is appended to. Give the same
+    /// source and notification as the first time.
+    #[arg(long, value_name = "RUN")]
+    pub resume: Option<String>,
+    /// After the first Ctrl-C (or a failed write), how many seconds the devices in flight
+    /// may take to finish before the run gives up on them (a second Ctrl-C exits at once).
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    pub stop_wait: u64,
+    /// Devices sent and still without feedback at most: bounds what a Ctrl-C waits for and
+    /// what a crash can send twice (this plus 2,024), at no cost to throughput as long as it
+    /// is above what the providers have in flight (1,000 streams per HTTP/2 connection; the
+    /// binary gateway holds each notification for its grace period).
+    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub in_flight: u64,
     /// HTTP/2 connections to keep to APNs (--apns-url) and to FCM (--fcm-service-account),
     /// each (default 1); requests go to the least busy one.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]

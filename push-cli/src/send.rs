@@ -2,20 +2,24 @@
 //! arrives, and apply it to the store.
 
 use std::cell::RefCell;
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use futures_lite::StreamExt;
-use push_proto::{ApnsToken, GcmToken};
-use push_smol::{Client, Error, Feedback, Payload, Platform, Report};
+use futures_lite::{StreamExt, future};
+use push_smol::{Client, Error, Payload, Platform, Report};
+use smol::Timer;
 
 use crate::cli::SendArgs;
 use crate::config;
 use crate::devices::{self, CHANNEL_CAPACITY, Input};
 use crate::guard::{Guard, Limits, MaxDelete, Stopped};
+use crate::interrupt::{self, Reason, Stop};
 use crate::jsonl::{self, Line};
 use crate::main_error::Failure;
-use crate::store::{self, Applied, Change, ProviderNames};
+use crate::recorder::{self, Journal, Record, Sinks};
+use crate::run_journal;
+use crate::store::{self, Applied, ProviderNames};
 use crate::summary::{self, Tally};
 
 /// Where devices come from.
@@ -44,7 +48,17 @@ pub struct Plan {
     pub quiet: bool,
     /// The provider of each platform, as the journal names them.
     pub providers: ProviderNames,
+    /// Continue this run: leave out the devices it journaled.
+    pub resume: Option<String>,
+    /// After a stop, how long the devices in flight may take to finish.
+    pub stop_wait: Duration,
+    /// Devices sent and still without feedback at most (`None`: as many as the client
+    /// takes). Bounds what a stop has to wait for and what a crash can send twice.
+    pub in_flight: Option<usize>,
 }
+
+/// How long the devices in flight may take to finish after a stop, by default.
+pub const DEFAULT_STOP_WAIT: Duration = Duration::from_secs(30);
 
 /// How feedback is applied to the store.
 #[derive(Debug, Clone, Copy, Default)]
@@ -62,8 +76,9 @@ pub struct Apply {
 pub struct Outcome {
     /// Outcomes counted, malformed input included.
     pub tally: Tally,
-    /// The client's report of the session.
-    pub report: Report,
+    /// The client's report of the session (`None` when the run gave up waiting for the
+    /// devices in flight after a stop).
+    pub report: Option<Report>,
     /// Changes made to the store, when feedback was applied.
     pub applied: Option<Applied>,
     /// From the start of reading to the last feedback.
@@ -72,6 +87,12 @@ pub struct Outcome {
     pub guard: Option<GuardReport>,
     /// Canonical ids that were not valid tokens (never written to the store).
     pub bad_canonical: u64,
+    /// Why the run stopped early, if it did.
+    pub stopped: Option<Reason>,
+    /// The run id, when the run is journaled (resumable).
+    pub run: Option<String>,
+    /// Devices left out because the resumed run already had their result.
+    pub resumed: u64,
 }
 
 /// What the deletion guard did over a run.
@@ -93,77 +114,103 @@ impl Outcome {
     /// The client-wide errors that mean the run did not do its job (TLS, authentication,
     /// configuration); connection refusals and timeouts that were retried are not among them.
     pub fn fatal_errors(&self) -> impl Iterator<Item = &Error> {
-        self.report.errors.iter().filter(|e| e.is_fatal())
+        self.report
+            .iter()
+            .flat_map(|report| report.errors.iter())
+            .filter(|e| e.is_fatal())
     }
-}
-
-/// The store change a feedback calls for. A canonical id is used only when it is a valid
-/// token other than the one sent; `bad_canonical` counts the others.
-fn change_for(feedback: &Feedback, bad_canonical: &mut u64) -> Option<Change> {
-    let device = &feedback.device;
-    if feedback
-        .error
-        .as_ref()
-        .is_some_and(|e| e.is_invalid_device())
-    {
-        return Some(Change::Delete {
-            platform: device.platform,
-            token: device.token.clone(),
-            unregistered_at: feedback
-                .receipt
-                .unregistered_at
-                .map(|ms| i64::try_from(ms / 1000).unwrap_or(i64::MAX)),
-            reason: feedback.receipt.reason.clone(),
-        });
-    }
-    let new = feedback.new_token.as_ref()?;
-    let valid = match device.platform {
-        Platform::Android => GcmToken::parse(new).is_ok(),
-        Platform::Ios => ApnsToken::parse(new).is_ok(),
-    };
-    if !valid || *new == device.token {
-        *bad_canonical += 1;
-        return None;
-    }
-    Some(Change::Replace {
-        platform: device.platform,
-        old: device.token.clone(),
-        new: new.clone(),
-    })
 }
 
 struct State {
     tally: Tally,
-    jsonl: jsonl::Writer,
     guard: Option<Guard>,
     bad_canonical: u64,
     skipped: u64,
+    /// Devices left out because the resumed run already has their result.
+    resumed: u64,
 }
 
-/// Runs one broadcast.
-pub fn run(plan: Plan) -> Result<Outcome, String> {
-    let (sender, receiver) = async_channel::bounded(CHANNEL_CAPACITY);
-    // The writer goes first: it switches the store to WAL mode before the reader opens its
-    // cursor.
-    let (changes, writer) = match (&plan.source, plan.apply) {
-        (Source::Db(path), Some(apply)) => {
-            let (tx, rx) = async_channel::bounded(CHANNEL_CAPACITY);
-            (
-                Some(tx),
-                Some(store::spawn_writer(
-                    path,
-                    rx,
-                    apply.dry_run,
-                    plan.providers,
-                )?),
-            )
+/// The journal, JSONL and store sinks of a run, and the run id.
+fn sinks(plan: &Plan) -> Result<(Sinks, Option<String>), String> {
+    let resume = plan.resume.as_deref();
+    let run = resume.map_or_else(|| run_journal::new_run_id(store::now()), str::to_owned);
+    let jsonl = jsonl::Writer::open(plan.feedback.as_deref(), resume.is_some())?;
+    let apply = plan.apply.map(|apply| (apply.dry_run, plan.providers));
+    match &plan.source {
+        Source::Db(path) => {
+            let conn = store::open_writer(path, plan.apply.is_some())?;
+            run_journal::begin(&conn, &run, resume.is_some(), store::now())?;
+            let sinks = Sinks {
+                jsonl,
+                journal: Journal::Store(run.clone()),
+                store: Some((conn, path.clone())),
+                apply,
+            };
+            Ok((sinks, Some(run)))
         }
-        (Source::File(_), Some(_)) => return Err("--apply-feedback needs --db".into()),
-        _ => (None, None),
-    };
+        Source::File(path) if path.as_os_str() == "-" => {
+            if resume.is_some() {
+                return Err("--resume needs a device list file or --db, not standard input".into());
+            }
+            let sinks = Sinks {
+                jsonl,
+                journal: Journal::None,
+                store: None,
+                apply,
+            };
+            Ok((sinks, None))
+        }
+        Source::File(path) => {
+            let journal = run_journal::file_path(path, &run);
+            if resume.is_some() && !journal.exists() {
+                return Err(format!(
+                    "--resume {run}: no run journal {} (the run is complete, or another device list)",
+                    journal.display()
+                ));
+            }
+            let sinks = Sinks {
+                jsonl,
+                journal: Journal::File(journal),
+                store: None,
+                apply,
+            };
+            Ok((sinks, Some(run)))
+        }
+    }
+}
+
+/// Runs one broadcast, until every device has its feedback or `stop` is asked: then no
+/// more devices are read, the ones in flight get up to [`Plan::stop_wait`] to finish, and
+/// everything received is recorded.
+pub fn run(plan: Plan, stop: &Stop) -> Result<Outcome, String> {
+    if plan.apply.is_some() && !matches!(plan.source, Source::Db(_)) {
+        return Err("--apply-feedback needs --db".into());
+    }
+    let (sinks, run_id) = sinks(&plan)?;
+    if let Some(run) = &run_id
+        && plan.resume.is_none()
+    {
+        eprintln!("push: run {run} (after an interruption, continue it with --resume {run})");
+    }
     let total = match &plan.source {
-        Source::Db(path) => Some(store::count(&store::open_existing(path)?, path)?),
+        Source::Db(path) => Some(store::count(
+            path,
+            store::DEFAULT_QUERY,
+            plan.resume.as_deref(),
+        )?),
         Source::File(_) => None,
+    };
+    if let Some(run) = &plan.resume {
+        match total {
+            Some(left) => eprintln!("push: resuming run {run}: {left} devices left"),
+            None => eprintln!("push: resuming run {run}"),
+        }
+    }
+    let done_before = match (&plan.source, &plan.resume) {
+        (Source::File(path), Some(run)) => {
+            run_journal::load_file(&run_journal::file_path(path, run))?
+        }
+        _ => HashSet::new(),
     };
     let guard = match plan.apply {
         Some(apply) => {
@@ -175,28 +222,49 @@ pub fn run(plan: Plan) -> Result<Outcome, String> {
         }
         None => None,
     };
-    let jsonl = jsonl::Writer::create(plan.feedback.as_deref())?;
+    let (records, records_rx) = async_channel::bounded(CHANNEL_CAPACITY);
+    let recorder = recorder::spawn(sinks, records_rx, stop.clone())?;
+    let (sender, receiver) = async_channel::bounded(CHANNEL_CAPACITY);
     let reader = match &plan.source {
         Source::File(path) => devices::spawn_file(path, sender)?,
-        Source::Db(path) => store::spawn_reader(path, sender)?,
+        Source::Db(path) => {
+            store::spawn_reader(path, store::DEFAULT_QUERY, plan.resume.as_deref(), sender)?
+        }
     };
     let bar = summary::progress(total, plan.quiet);
     let start = Instant::now();
     let state = RefCell::new(State {
         tally: Tally::default(),
-        jsonl,
         guard,
         bad_canonical: 0,
         skipped: 0,
+        resumed: 0,
     });
-    let (pushed, read) = smol::block_on(async {
+    // One slot per device sent and still without feedback (unused without a bound).
+    let (slots, freed) = async_channel::bounded(plan.in_flight.unwrap_or(1).max(1));
+    let finished = smol::block_on(async {
         let mut session = plan.client.send(plan.payload);
         let mut feedbacks = session.feedbacks();
-        let (state, bar, changes) = (&state, &bar, &changes);
+        let (state, bar, records, slots) = (&state, &bar, &records, &slots);
+        let done_before = &done_before;
         let push = async move {
-            while let Ok(input) = receiver.recv().await {
+            // `or` polls its first future first: a full channel would never let the stop
+            // through, so the flag is checked before each device.
+            while !stop.is_stopped() {
+                let next = future::or(async { Some(receiver.recv().await) }, async {
+                    stop.wait().await;
+                    None
+                })
+                .await;
+                let Some(Ok(input)) = next else {
+                    break;
+                };
                 match input {
                     Input::Device(device) => {
+                        if done_before.contains(&device.token) {
+                            state.borrow_mut().resumed += 1;
+                            continue;
+                        }
                         let stopped = state
                             .borrow()
                             .guard
@@ -207,27 +275,47 @@ pub fn run(plan: Plan) -> Result<Outcome, String> {
                             bar.inc(1);
                             continue;
                         }
-                        session.push(device).await.map_err(|e| e.to_string())?
+                        let pushed = future::or(
+                            async {
+                                if plan.in_flight.is_some() && slots.send(()).await.is_err() {
+                                    return None;
+                                }
+                                Some(session.push(device).await)
+                            },
+                            async {
+                                stop.wait().await;
+                                None
+                            },
+                        )
+                        .await;
+                        match pushed {
+                            Some(result) => result.map_err(|e| e.to_string())?,
+                            None => break,
+                        }
                     }
                     Input::Malformed(malformed) => {
-                        let mut state = state.borrow_mut();
-                        state.tally.fail(malformed.code);
-                        state.jsonl.write(&Line::from_malformed(&malformed))?;
+                        if done_before.contains(&malformed.token) {
+                            state.borrow_mut().resumed += 1;
+                            continue;
+                        }
+                        state.borrow_mut().tally.fail(malformed.code);
                         bar.inc(1);
+                        let line = serde_json::to_string(&Line::from_malformed(&malformed))
+                            .map_err(|e| e.to_string())?;
+                        record(records, Record::Line(line)).await;
+                        record(records, Record::Done(malformed.token)).await;
                     }
                 }
             }
+            drop(receiver);
             session.finish().await.map_err(|e| e.to_string())
         };
         let read = async move {
             while let Some(feedback) = feedbacks.next().await {
+                let _ = freed.try_recv();
                 let released = {
                     let mut state = state.borrow_mut();
                     state.tally.feedback(&feedback);
-                    // APNs acknowledges nothing: only its failures are worth a line.
-                    if feedback.device.platform == Platform::Android || feedback.error.is_some() {
-                        state.jsonl.write(&Line::from_feedback(&feedback))?;
-                    }
                     let State {
                         guard,
                         bad_canonical,
@@ -235,14 +323,26 @@ pub fn run(plan: Plan) -> Result<Outcome, String> {
                     } = &mut *state;
                     match guard {
                         Some(guard) => {
-                            let change = change_for(&feedback, bad_canonical);
+                            let change = store::change_for(&feedback, bad_canonical);
                             guard.observe(&feedback, change)
                         }
                         None => Vec::new(),
                     }
                 };
                 bar.inc(1);
-                send_changes(changes.as_ref(), released).await?;
+                // APNs acknowledges nothing: only its failures are worth a line.
+                if feedback.device.platform == Platform::Android || feedback.error.is_some() {
+                    let line = serde_json::to_string(&Line::from_feedback(&feedback))
+                        .map_err(|e| e.to_string())?;
+                    record(records, Record::Line(line)).await;
+                }
+                for change in released {
+                    record(records, Record::Change(change)).await;
+                }
+                if let Some(new_token) = &feedback.new_token {
+                    record(records, Record::Done(new_token.clone())).await;
+                }
+                record(records, Record::Done(feedback.device.token)).await;
             }
             let released = state
                 .borrow_mut()
@@ -250,30 +350,50 @@ pub fn run(plan: Plan) -> Result<Outcome, String> {
                 .as_mut()
                 .map(Guard::finish)
                 .unwrap_or_default();
-            send_changes(changes.as_ref(), released).await?;
+            for change in released {
+                record(records, Record::Change(change)).await;
+            }
             Ok::<(), String>(())
         };
-        futures_lite::future::zip(push, read).await
+        let work = future::zip(push, read);
+        let give_up = async {
+            stop.wait().await;
+            Timer::after(plan.stop_wait).await;
+        };
+        future::or(async { Some(work.await) }, async {
+            give_up.await;
+            None
+        })
+        .await
     });
     let elapsed = start.elapsed();
     bar.finish_and_clear();
-    drop(changes);
+    let stopped = stop.reason();
+    if finished.is_some() && stopped.is_none() {
+        // Fails only when the recorder already failed, which `stopped` then says.
+        let _ = records.send_blocking(Record::Complete);
+    }
+    drop(records);
     let source_result = reader
         .join()
         .map_err(|_| "the device reader panicked".to_owned())?;
-    let applied = match writer {
-        Some(writer) => Some(
-            writer
-                .join()
-                .map_err(|_| "the store writer panicked".to_owned())??,
-        ),
+    let recorded = recorder
+        .join()
+        .map_err(|_| "the recorder panicked".to_owned())?;
+    let state = state.into_inner();
+    let applied = match recorded {
+        Ok(applied) => plan.apply.map(|_| applied),
+        // The recorder stopped the run with its error: `stopped` says it.
+        Err(_) => None,
+    };
+    source_result?;
+    let report = match finished {
+        Some((pushed, read)) => {
+            read?;
+            Some(pushed?)
+        }
         None => None,
     };
-    let mut state = state.into_inner();
-    state.jsonl.finish()?;
-    source_result?;
-    read?;
-    let report = pushed?;
     let guard = state.guard.map(|guard| GuardReport {
         stops: guard.stops().to_vec(),
         withheld: guard.withheld(),
@@ -288,24 +408,16 @@ pub fn run(plan: Plan) -> Result<Outcome, String> {
         elapsed,
         guard,
         bad_canonical: state.bad_canonical,
+        stopped,
+        run: run_id,
+        resumed: state.resumed,
     })
 }
 
-/// Hands released changes to the store writer.
-async fn send_changes(
-    changes: Option<&async_channel::Sender<Change>>,
-    released: Vec<Change>,
-) -> Result<(), String> {
-    let Some(changes) = changes else {
-        return Ok(());
-    };
-    for change in released {
-        changes
-            .send(change)
-            .await
-            .map_err(|_| "the store writer stopped".to_owned())?;
-    }
-    Ok(())
+/// Hands a record to the recorder; when it has failed (and stopped the run), the record is
+/// dropped: the run is ending anyway.
+async fn record(records: &async_channel::Sender<Record>, record: Record) {
+    let _ = records.send(record).await;
 }
 
 /// `push send` with its arguments.
@@ -331,15 +443,23 @@ pub fn command(args: SendArgs) -> Result<(), Failure> {
         max_delete: args.max_delete,
         dry_run: args.dry_run_store,
     });
-    let outcome = run(Plan {
-        client,
-        payload,
-        source,
-        feedback: args.feedback,
-        apply,
-        quiet: args.quiet,
-        providers: config::provider_names(&args.apns, &args.fcm),
-    })
+    let stop = Stop::default();
+    interrupt::on_ctrl_c(stop.clone()).map_err(Failure::Run)?;
+    let outcome = run(
+        Plan {
+            client,
+            payload,
+            source,
+            feedback: args.feedback,
+            apply,
+            quiet: args.quiet,
+            providers: config::provider_names(&args.apns, &args.fcm),
+            resume: args.resume,
+            stop_wait: Duration::from_secs(args.stop_wait),
+            in_flight: Some(usize::try_from(args.in_flight).unwrap_or(usize::MAX)),
+        },
+        &stop,
+    )
     .map_err(Failure::Run)?;
     if !args.quiet {
         eprint!(
@@ -351,8 +471,19 @@ pub fn command(args: SendArgs) -> Result<(), Failure> {
                 "store: dry run, nothing was changed (the counts above are what would have changed)"
             );
         }
+        if outcome.resumed > 0 {
+            eprintln!(
+                "resumed: {} devices already had their result and were not sent again",
+                outcome.resumed
+            );
+        }
     }
-    for error in outcome.report.errors.iter().filter(|e| !e.is_fatal()) {
+    for error in outcome
+        .report
+        .iter()
+        .flat_map(|report| report.errors.iter())
+        .filter(|e| !e.is_fatal())
+    {
         eprintln!("push: warning: {error}");
     }
     if outcome.bad_canonical > 0 {
@@ -360,6 +491,25 @@ pub fn command(args: SendArgs) -> Result<(), Failure> {
             "push: warning: {} canonical ids were not valid tokens and were not written to the store",
             outcome.bad_canonical
         );
+    }
+    if outcome.report.is_none() {
+        eprintln!(
+            "push: gave up waiting for the devices in flight after {} s: they have no result and a resumed run sends them again",
+            args.stop_wait
+        );
+    }
+    let resume = |reason: &str| match &outcome.run {
+        Some(run) => format!("{reason}; continue with --resume {run}"),
+        None => reason.to_owned(),
+    };
+    match &outcome.stopped {
+        Some(Reason::Interrupted) => {
+            return Err(Failure::Interrupted(resume("interrupted")));
+        }
+        Some(Reason::Failed(error)) => {
+            return Err(Failure::Run(resume(&format!("stopped: {error}"))));
+        }
+        None => {}
     }
     if let Some(error) = outcome.fatal_errors().next() {
         return Err(Failure::Run(error.to_string()));

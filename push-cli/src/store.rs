@@ -12,17 +12,18 @@
 //!
 //! A store with only `platform` and `token` works for sending; applying feedback adds the
 //! `updated_at` column. The store is read by a cursor in a blocking thread (never loaded
-//! whole) while feedback is written by a second connection in another thread; WAL mode lets
-//! the two run together, the reader seeing the store as it was when sending began.
+//! whole) while the recorder ([`crate::recorder`]) writes the run journal and the feedback
+//! through a second connection in another thread; WAL mode lets the two run together, the
+//! reader seeing the store as it was when sending began.
 
 use std::path::Path;
 use std::thread::JoinHandle;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use async_channel::{Receiver, Sender};
+use async_channel::Sender;
 use rusqlite::{Connection, OpenFlags, params};
 
-use push_proto::Platform;
+use push_proto::{ApnsToken, Feedback, GcmToken, Platform};
 
 use crate::devices::{Input, Origin, check};
 use crate::journal::{self, Entry, Kind};
@@ -30,9 +31,6 @@ use crate::journal::{self, Entry, Kind};
 /// The `CREATE TABLE` statement of a new store.
 pub const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS devices(\
     platform TEXT NOT NULL, token TEXT PRIMARY KEY, updated_at INTEGER)";
-
-/// Changes committed per transaction.
-const BATCH: usize = 5000;
 
 /// A change to the store that feedback calls for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,6 +58,41 @@ pub enum Change {
         /// Its canonical replacement.
         new: String,
     },
+}
+
+/// The store change a feedback calls for. A canonical id is used only when it is a valid
+/// token other than the one sent; `bad_canonical` counts the others.
+pub fn change_for(feedback: &Feedback, bad_canonical: &mut u64) -> Option<Change> {
+    let device = &feedback.device;
+    if feedback
+        .error
+        .as_ref()
+        .is_some_and(|e| e.is_invalid_device())
+    {
+        return Some(Change::Delete {
+            platform: device.platform,
+            token: device.token.clone(),
+            unregistered_at: feedback
+                .receipt
+                .unregistered_at
+                .map(|ms| i64::try_from(ms / 1000).unwrap_or(i64::MAX)),
+            reason: feedback.receipt.reason.clone(),
+        });
+    }
+    let new = feedback.new_token.as_ref()?;
+    let valid = match device.platform {
+        Platform::Android => GcmToken::parse(new).is_ok(),
+        Platform::Ios => ApnsToken::parse(new).is_ok(),
+    };
+    if !valid || *new == device.token {
+        *bad_canonical += 1;
+        return None;
+    }
+    Some(Change::Replace {
+        platform: device.platform,
+        old: device.token.clone(),
+        new: new.clone(),
+    })
 }
 
 /// What applying feedback did.
@@ -136,34 +169,98 @@ pub fn upgrade(conn: &Connection, path: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// Rows in the store.
-pub fn count(conn: &Connection, path: &Path) -> Result<u64, String> {
-    conn.query_row("SELECT count(*) FROM devices", [], |row| {
-        row.get::<_, i64>(0)
-    })
-    .map(|n| u64::try_from(n).unwrap_or(0))
-    .map_err(|e| sql_error(path, e))
+/// The select that yields the devices of today's table (`row_id` names malformed rows).
+pub const DEFAULT_QUERY: &str = "SELECT rowid AS row_id, platform, token FROM devices";
+
+/// `query`, without the devices `resume` has journaled as done, when resuming.
+fn pending(query: &str, resume: bool) -> String {
+    let query = query.trim().trim_end_matches(';');
+    if resume {
+        format!(
+            "SELECT * FROM ({query}) AS q WHERE NOT EXISTS (SELECT 1 FROM push_run_devices d \
+             WHERE d.run = ?1 AND d.token = q.token)"
+        )
+    } else {
+        query.to_owned()
+    }
 }
 
-/// Starts a thread that streams every row of `devices` into `sender` through one cursor.
+/// The devices the run will read (for the progress bar and `--max-delete P%`).
+pub fn count(path: &Path, query: &str, resume: Option<&str>) -> Result<u64, String> {
+    let conn = open_existing(path)?;
+    let sql = format!(
+        "SELECT count(*) FROM ({}) AS c",
+        pending(query, resume.is_some())
+    );
+    let mut statement = conn.prepare(&sql).map_err(|e| sql_error(path, e))?;
+    if let Some(run) = resume {
+        statement
+            .raw_bind_parameter(1, run)
+            .map_err(|e| sql_error(path, e))?;
+    }
+    let mut rows = statement.raw_query();
+    let n: i64 = match rows.next().map_err(|e| sql_error(path, e))? {
+        Some(row) => row.get(0).map_err(|e| sql_error(path, e))?,
+        None => 0,
+    };
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+/// The write connection of a run: WAL mode (a reader and a writer work at once), the run
+/// journal, and with `apply` the `updated_at` column and the undo journal.
+pub fn open_writer(path: &Path, apply: bool) -> Result<Connection, String> {
+    let conn = open_existing(path)?;
+    if apply {
+        upgrade(&conn, path)?;
+    } else {
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(|e| sql_error(path, e))?;
+    }
+    conn.execute_batch(crate::run_journal::SCHEMA)
+        .map_err(|e| sql_error(path, e))?;
+    Ok(conn)
+}
+
+/// Starts a thread that streams the rows of `query` (columns `platform` and `token`, and
+/// `row_id` when it has one) into `sender` through one cursor; when resuming `run`, the
+/// devices it journaled are left out. Stops early when the receiver is gone.
 pub fn spawn_reader(
     path: &Path,
+    query: &str,
+    resume: Option<&str>,
     sender: Sender<Input>,
 ) -> Result<JoinHandle<Result<(), String>>, String> {
     let conn = open_existing(path)?;
     let path = path.to_owned();
+    let sql = pending(query, resume.is_some());
+    let resume = resume.map(str::to_owned);
     std::thread::Builder::new()
         .name("push-store-reader".into())
         .spawn(move || {
-            let mut statement = conn
-                .prepare("SELECT rowid, platform, token FROM devices")
-                .map_err(|e| sql_error(&path, e))?;
-            let mut rows = statement.query([]).map_err(|e| sql_error(&path, e))?;
-            while let Some(row) = rows.next().map_err(|e| sql_error(&path, e))? {
-                let rowid: i64 = row.get(0).map_err(|e| sql_error(&path, e))?;
-                let platform: Option<String> = row.get(1).unwrap_or(None);
-                let token: Option<String> = row.get(2).unwrap_or(None);
-                let input = check(platform.as_deref(), token.as_deref(), Origin::Row(rowid));
+            let error = |e| sql_error(&path, e);
+            let mut statement = conn.prepare(&sql).map_err(error)?;
+            let column = |name: &str| statement.column_index(name).ok();
+            let (Some(platform_at), Some(token_at)) = (column("platform"), column("token")) else {
+                return Err(format!(
+                    "{}: the query must yield columns named platform and token",
+                    path.display()
+                ));
+            };
+            let row_at = column("row_id");
+            if let Some(run) = &resume {
+                statement.raw_bind_parameter(1, run).map_err(error)?;
+            }
+            let mut rows = statement.raw_query();
+            let mut position = 0i64;
+            while let Some(row) = rows.next().map_err(error)? {
+                position += 1;
+                let row_id = match row_at {
+                    Some(at) => row.get(at).unwrap_or(position),
+                    None => position,
+                };
+                let platform: Option<String> = row.get(platform_at).unwrap_or(None);
+                let token: Option<String> = row.get(token_at).unwrap_or(None);
+                let input = check(platform.as_deref(), token.as_deref(), Origin::Row(row_id));
                 if sender.send_blocking(input).is_err() {
                     break;
                 }
@@ -171,53 +268,6 @@ pub fn spawn_reader(
             Ok(())
         })
         .map_err(|error| format!("cannot start the store reader: {error}"))
-}
-
-/// Starts a thread that applies changes from `changes` until the channel closes, committing
-/// every few thousand; with `dry_run`, every transaction is rolled back instead (the counts
-/// are what would have changed).
-pub fn spawn_writer(
-    path: &Path,
-    changes: Receiver<Change>,
-    dry_run: bool,
-    providers: ProviderNames,
-) -> Result<JoinHandle<Result<Applied, String>>, String> {
-    let mut conn = open_existing(path)?;
-    upgrade(&conn, path)?;
-    let path = path.to_owned();
-    std::thread::Builder::new()
-        .name("push-store-writer".into())
-        .spawn(move || {
-            let mut applied = Applied::default();
-            let mut done = false;
-            while !done {
-                let Ok(first) = changes.recv_blocking() else {
-                    break;
-                };
-                let tx = conn.transaction().map_err(|e| sql_error(&path, e))?;
-                let mut next = Some(first);
-                let mut in_batch = 0;
-                while let Some(change) = next.take() {
-                    apply(&tx, &change, &mut applied, providers)
-                        .map_err(|e| sql_error(&path, e))?;
-                    in_batch += 1;
-                    if in_batch < BATCH {
-                        match changes.try_recv() {
-                            Ok(change) => next = Some(change),
-                            Err(async_channel::TryRecvError::Closed) => done = true,
-                            Err(async_channel::TryRecvError::Empty) => {}
-                        }
-                    }
-                }
-                if dry_run {
-                    tx.rollback().map_err(|e| sql_error(&path, e))?;
-                } else {
-                    tx.commit().map_err(|e| sql_error(&path, e))?;
-                }
-            }
-            Ok(applied)
-        })
-        .map_err(|error| format!("cannot start the store writer: {error}"))
 }
 
 /// The provider of each platform in a run, as the journal names them.

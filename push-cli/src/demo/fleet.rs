@@ -266,7 +266,7 @@ pub fn verify(path: &Path, n: u64, protocol: Protocol, expected: &Expected) -> R
             ));
         }
     }
-    let rows = store::count(&conn, path)?;
+    let rows = store::count(path, store::DEFAULT_QUERY, None)?;
     let want = n - expected.invalid - expected.merged;
     if rows != want {
         return Err(format!("store check failed: {rows} rows, expected {want}"));

@@ -58,10 +58,25 @@ pub struct SendArgs {
     /// lines starting with # are ignored. "-" reads standard input.
     #[arg(long, value_name = "FILE|-")]
     pub devices: Option<PathBuf>,
-    /// SQLite token store with a table devices(platform TEXT, token TEXT PRIMARY KEY),
-    /// read as a stream.
-    #[arg(long, value_name = "PATH")]
+    /// The token store: an SQLite file or a postgres://user:password@host:port/database
+    /// URL; by default a table devices(platform TEXT, token TEXT PRIMARY KEY, updated_at
+    /// BIGINT), read through a cursor (--query and the templates for another schema).
+    #[arg(long, value_name = "PATH|URL")]
     pub db: Option<PathBuf>,
+    /// With --db: the select that yields the devices, with columns named platform and
+    /// token (aliases welcome), streamed through a cursor.
+    #[arg(long, value_name = "SQL", requires = "db")]
+    pub query: Option<String>,
+    /// With --db --apply-feedback: the statement(s) run for an invalid device, with the
+    /// named parameters :token, :platform, :unregistered_at (UNIX seconds or NULL), :reason,
+    /// :now. Default: delete the row of devices unless updated_at is newer.
+    #[arg(long, value_name = "SQL", requires = "apply_feedback")]
+    pub on_invalid: Option<String>,
+    /// With --db --apply-feedback: the statement(s) run for a canonical id, with :token,
+    /// :new_token, :platform, :now. Default: replace the token (or delete the row when the
+    /// new token is already stored).
+    #[arg(long, value_name = "SQL", requires = "apply_feedback")]
+    pub on_new_token: Option<String>,
     /// The notification.
     #[command(flatten)]
     pub message: MessageArgs,
@@ -255,8 +270,9 @@ pub struct FeedbackArgs {
     /// Write the JSONL lines to this file instead of standard output.
     #[arg(long, value_name = "FILE.jsonl")]
     pub out: Option<PathBuf>,
-    /// SQLite token store (see `push send --db`).
-    #[arg(long, value_name = "PATH")]
+    /// The token store with today's table devices: an SQLite file or a postgres:// URL
+    /// (see `push send --db`).
+    #[arg(long, value_name = "PATH|URL")]
     pub db: Option<PathBuf>,
     /// With --db: delete each reported token unless it was registered again
     /// (updated_at) after the service's timestamp.
@@ -283,9 +299,17 @@ pub enum StoreCommand {
 /// `push store restore`.
 #[derive(Debug, Args)]
 pub struct RestoreArgs {
-    /// The token store.
-    #[arg(long, value_name = "PATH")]
+    /// The token store: an SQLite file or a postgres:// URL.
+    #[arg(long, value_name = "PATH|URL")]
     pub db: PathBuf,
+    /// The statement(s) that put back a deleted device, with :token, :platform,
+    /// :updated_at (as journaled), :now. Default: insert the row into devices.
+    #[arg(long, value_name = "SQL")]
+    pub on_restore_invalid: Option<String>,
+    /// The statement(s) that change a replaced token back, with :token (the old one),
+    /// :new_token, :platform, :now. Default: update devices.
+    #[arg(long, value_name = "SQL")]
+    pub on_restore_new_token: Option<String>,
     /// From when: UNIX seconds, a duration ago (30m, 12h, 7d) or a UTC time
     /// (2025-01-31T12:00:00Z).
     #[arg(long, value_name = "TIME")]

@@ -4,8 +4,8 @@ use std::path::Path;
 
 use push_smol::{ApnsConfig, ApnsHttp2Config, Client, FcmConfig, GcmConfig, Payload, Tls};
 
+use crate::change::ProviderNames;
 use crate::cli::{ApnsArgs, FcmArgs, GcmArgs, MessageArgs};
-use crate::store::ProviderNames;
 
 /// The notification described by the arguments; `--data` must be a JSON object.
 pub fn payload(message: &MessageArgs) -> Result<Payload, String> {

@@ -13,13 +13,16 @@ use push_smol::{ApnsConfig, ApnsHttp2Config, Client, Payload};
 
 use self::android::AndroidMock;
 use self::fleet::Protocol;
+use crate::change::ProviderNames;
 use crate::cli::DemoArgs;
+use crate::db::Target;
 use crate::interrupt::Stop;
 use crate::loopback::mock_tls;
 use crate::main_error::Failure;
 use crate::mock::{KEY_ID, TEAM_ID, generate_p8};
 use crate::send::{self, Plan, Source};
-use crate::store::{self, ProviderNames};
+use crate::store;
+use crate::store_schema::Custom;
 use crate::summary;
 use crate::workdir::work_dir;
 
@@ -143,7 +146,10 @@ pub fn command(args: DemoArgs) -> Result<(), Failure> {
                 .title("push demo")
                 .body("One notification for every device in the store")
                 .badge(1),
-            source: Source::Db(db.clone()),
+            source: Source::Db {
+                target: Target::Sqlite(db.clone()),
+                schema: Custom::default(),
+            },
             feedback: Some(jsonl.clone()),
             apply: Some(send::Apply::default()),
             quiet: false,

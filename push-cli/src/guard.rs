@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use push_proto::{Feedback, Platform};
 
-use crate::store::Change;
+use crate::change::Change;
 
 /// Answers a provider must have given before its deletions are released.
 pub const DEFAULT_MIN_ANSWERS: u64 = 1000;

@@ -17,13 +17,22 @@
 //! );
 //! ```
 
-use rusqlite::{Connection, OptionalExtension, params};
+use crate::db::{self, Db, Value};
+use crate::sql_template::{Dialect, Param};
+use crate::store_schema::Schema;
 
-/// The `CREATE TABLE` statement of the journal.
-pub const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS push_journal(\
-    id INTEGER PRIMARY KEY, at INTEGER NOT NULL, change TEXT NOT NULL, \
-    platform TEXT NOT NULL, token TEXT NOT NULL, new_token TEXT, reason TEXT, \
-    provider TEXT, updated_at INTEGER, restored_at INTEGER)";
+/// The `CREATE TABLE` statement of the journal in `dialect`.
+pub fn schema(dialect: Dialect) -> String {
+    let id = match dialect {
+        Dialect::Sqlite => "id INTEGER PRIMARY KEY",
+        Dialect::Postgres => "id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
+    };
+    format!(
+        "CREATE TABLE IF NOT EXISTS push_journal({id}, at BIGINT NOT NULL, \
+         change TEXT NOT NULL, platform TEXT NOT NULL, token TEXT NOT NULL, new_token TEXT, \
+         reason TEXT, provider TEXT, updated_at BIGINT, restored_at BIGINT)"
+    )
+}
 
 /// What a journal entry records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,7 +46,8 @@ pub enum Kind {
 }
 
 impl Kind {
-    fn as_str(self) -> &'static str {
+    /// The name stored in the journal.
+    pub fn as_str(self) -> &'static str {
         match self {
             Kind::Delete => "delete",
             Kind::Replace => "replace",
@@ -66,21 +76,25 @@ pub struct Entry<'a> {
 }
 
 /// Writes `entry`, changed at `at` (UNIX seconds).
-pub fn record(conn: &Connection, entry: &Entry<'_>, at: i64) -> rusqlite::Result<()> {
-    conn.prepare_cached(
+pub fn record(db: &mut Db, entry: &Entry<'_>, at: i64) -> Result<(), String> {
+    let statement = db::internal(
+        db.dialect(),
         "INSERT INTO push_journal(at, change, platform, token, new_token, reason, provider, \
          updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-    )?
-    .execute(params![
-        at,
-        entry.kind.as_str(),
-        entry.platform,
-        entry.token,
-        entry.new_token,
-        entry.reason,
-        entry.provider,
-        entry.updated_at
-    ])?;
+    );
+    db.run(
+        &statement,
+        &[
+            Value::Int(at),
+            Value::Text(entry.kind.as_str().into()),
+            Value::Text(entry.platform.into()),
+            Value::Text(entry.token.into()),
+            entry.new_token.into(),
+            entry.reason.into(),
+            Value::Text(entry.provider.into()),
+            entry.updated_at.into(),
+        ],
+    )?;
     Ok(())
 }
 
@@ -96,109 +110,99 @@ pub struct Restored {
     pub skipped: u64,
 }
 
-/// A journal entry as read back.
-struct Stored {
-    id: i64,
-    change: String,
-    platform: String,
-    token: String,
-    new_token: Option<String>,
-    updated_at: Option<i64>,
-}
-
 /// Undoes, newest first, every change journaled at or after `since` and not restored yet,
-/// in today's table, in one transaction; marks the entries restored. With `dry_run` the
-/// transaction is rolled back.
+/// through the schema's restore templates, in one transaction; marks the entries restored.
+/// With `dry_run` the transaction is rolled back.
 pub fn restore(
-    conn: &mut Connection,
+    db: &mut Db,
+    schema: &Schema,
     since: i64,
     now: i64,
     dry_run: bool,
-) -> rusqlite::Result<Restored> {
-    let tx = conn.transaction()?;
-    let mut restored = Restored::default();
-    let entries: Vec<Stored> = tx
-        .prepare(
+) -> Result<Restored, String> {
+    db.begin()?;
+    let result = restore_in_transaction(db, schema, since, now);
+    let end = if dry_run || result.is_err() {
+        "ROLLBACK"
+    } else {
+        "COMMIT"
+    };
+    db.script(end)?;
+    result
+}
+
+fn restore_in_transaction(
+    db: &mut Db,
+    schema: &Schema,
+    since: i64,
+    now: i64,
+) -> Result<Restored, String> {
+    let dialect = db.dialect();
+    let entries = db.run(
+        &db::internal(
+            dialect,
             "SELECT id, change, platform, token, new_token, updated_at FROM push_journal \
              WHERE at >= ?1 AND restored_at IS NULL ORDER BY id DESC",
-        )?
-        .query_map(params![since], |row| {
-            Ok(Stored {
-                id: row.get(0)?,
-                change: row.get(1)?,
-                platform: row.get(2)?,
-                token: row.get(3)?,
-                new_token: row.get(4)?,
-                updated_at: row.get(5)?,
-            })
-        })?
-        .collect::<Result<_, _>>()?;
-    for Stored {
-        id,
-        change,
-        platform,
-        token,
-        new_token,
-        updated_at,
-    } in entries
-    {
-        let done = match change.as_str() {
-            "replace" => {
-                let n = tx.execute(
-                    "UPDATE devices SET token = ?1 WHERE token = ?2 \
-                     AND NOT EXISTS (SELECT 1 FROM devices WHERE token = ?1)",
-                    params![token, new_token],
-                )?;
-                restored.replaced += n as u64;
-                n > 0
-            }
-            _ => {
-                let n = tx.execute(
-                    "INSERT INTO devices(platform, token, updated_at) SELECT ?1, ?2, ?3 \
-                     WHERE NOT EXISTS (SELECT 1 FROM devices WHERE token = ?2)",
-                    params![platform, token, updated_at],
-                )?;
-                restored.deleted += n as u64;
-                n > 0
-            }
+        ),
+        &[Value::Int(since)],
+    )?;
+    let mark = db::internal(
+        dialect,
+        "UPDATE push_journal SET restored_at = ?1 WHERE id = ?2",
+    );
+    let mut restored = Restored::default();
+    for entry in entries.rows {
+        let text = |at: usize| entry.get(at).cloned().unwrap_or(Value::Null);
+        let values = |param: Param| match param {
+            Param::Token => text(3),
+            Param::NewToken => text(4),
+            Param::Platform => text(2),
+            Param::UpdatedAt => text(5),
+            Param::Now => Value::Int(now),
+            _ => Value::Null,
         };
-        if done {
-            tx.execute(
-                "UPDATE push_journal SET restored_at = ?1 WHERE id = ?2",
-                params![now, id],
-            )?;
+        let replace = text(1).as_text() == Some("replace");
+        let statements = if replace {
+            &schema.on_restore_new_token
         } else {
-            restored.skipped += 1;
+            &schema.on_restore_invalid
+        };
+        let mut changed = 0;
+        for statement in statements {
+            changed += db.run_named(statement, &values)?.count;
         }
-    }
-    if dry_run {
-        tx.rollback()?;
-    } else {
-        tx.commit()?;
+        if changed == 0 {
+            restored.skipped += 1;
+            continue;
+        }
+        if replace {
+            restored.replaced += changed;
+        } else {
+            restored.deleted += changed;
+        }
+        db.run(&mark, &[Value::Int(now), text(0)])?;
     }
     Ok(restored)
 }
 
 /// True when the store has a journal.
-pub fn exists(conn: &Connection) -> rusqlite::Result<bool> {
-    conn.query_row(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'push_journal'",
-        [],
-        |_| Ok(()),
-    )
-    .optional()
-    .map(|found| found.is_some())
+pub fn exists(db: &mut Db) -> Result<bool, String> {
+    db.has_table("push_journal")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::db::Target;
+    use crate::store_schema::Custom;
 
-    fn store() -> Connection {
-        let conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch(crate::store::SCHEMA).unwrap();
-        conn.execute_batch(SCHEMA).unwrap();
-        conn
+    fn store() -> (tempfile::TempDir, Db) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sqlite");
+        crate::store::create(&path).unwrap();
+        let mut db = Db::open(&Target::Sqlite(path)).unwrap();
+        db.script(&schema(Dialect::Sqlite)).unwrap();
+        (dir, db)
     }
 
     fn entry<'a>(kind: Kind, token: &'a str, new_token: Option<&'a str>) -> Entry<'a> {
@@ -213,30 +217,35 @@ mod tests {
         }
     }
 
-    fn tokens(conn: &Connection) -> Vec<(String, Option<i64>)> {
-        conn.prepare("SELECT token, updated_at FROM devices ORDER BY token")
-            .unwrap()
-            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap()
+    fn tokens(db: &mut Db) -> Vec<(String, Option<i64>)> {
+        db.run(
+            &db::internal(
+                Dialect::Sqlite,
+                "SELECT token, updated_at FROM devices ORDER BY token",
+            ),
+            &[],
+        )
+        .unwrap()
+        .rows
+        .into_iter()
+        .map(|row| (row[0].as_text().unwrap().to_owned(), row[1].as_int()))
+        .collect()
     }
 
     #[test]
     fn restore_undoes_changes_since_a_time_newest_first_and_once() {
-        let mut conn = store();
-        conn.execute("INSERT INTO devices VALUES ('android', 'b2', 1)", [])
+        let (_dir, mut db) = store();
+        db.script("INSERT INTO devices VALUES ('android', 'b2', 1); INSERT INTO devices VALUES ('android', 'c', 1)")
             .unwrap();
-        conn.execute("INSERT INTO devices VALUES ('android', 'c', 1)", [])
-            .unwrap();
-        record(&conn, &entry(Kind::Delete, "old", None), 50).unwrap();
-        record(&conn, &entry(Kind::Delete, "a", None), 100).unwrap();
-        record(&conn, &entry(Kind::Replace, "b", Some("b2")), 100).unwrap();
-        record(&conn, &entry(Kind::Merge, "d", Some("c")), 100).unwrap();
-        let restored = restore(&mut conn, 100, 200, true).unwrap();
+        record(&mut db, &entry(Kind::Delete, "old", None), 50).unwrap();
+        record(&mut db, &entry(Kind::Delete, "a", None), 100).unwrap();
+        record(&mut db, &entry(Kind::Replace, "b", Some("b2")), 100).unwrap();
+        record(&mut db, &entry(Kind::Merge, "d", Some("c")), 100).unwrap();
+        let schema = Schema::new(Dialect::Sqlite, &Custom::default()).unwrap();
+        let restored = restore(&mut db, &schema, 100, 200, true).unwrap();
         assert_eq!(restored.deleted, 2);
-        assert_eq!(tokens(&conn).len(), 2, "a dry run changes nothing");
-        let restored = restore(&mut conn, 100, 200, false).unwrap();
+        assert_eq!(tokens(&mut db).len(), 2, "a dry run changes nothing");
+        let restored = restore(&mut db, &schema, 100, 200, false).unwrap();
         assert_eq!(
             restored,
             Restored {
@@ -245,12 +254,12 @@ mod tests {
                 skipped: 0
             }
         );
-        let names: Vec<String> = tokens(&conn).into_iter().map(|(t, _)| t).collect();
+        let names: Vec<String> = tokens(&mut db).into_iter().map(|(t, _)| t).collect();
         assert_eq!(names, ["a", "b", "c", "d"]);
-        assert!(tokens(&conn).contains(&("a".into(), Some(7))));
-        assert_eq!(restore(&mut conn, 0, 300, false).unwrap().deleted, 1);
+        assert!(tokens(&mut db).contains(&("a".into(), Some(7))));
+        assert_eq!(restore(&mut db, &schema, 0, 300, false).unwrap().deleted, 1);
         assert_eq!(
-            restore(&mut conn, 0, 300, false).unwrap(),
+            restore(&mut db, &schema, 0, 300, false).unwrap(),
             Restored::default()
         );
     }

@@ -6,9 +6,11 @@
 
 mod bench;
 mod bench_h2;
+mod change;
 mod cli;
 mod config;
 mod cpu;
+mod db;
 mod demo;
 mod devices;
 mod feedback;
@@ -24,8 +26,10 @@ mod raw_h2;
 mod recorder;
 mod run_journal;
 mod send;
+mod sql_template;
 mod store;
 mod store_command;
+mod store_schema;
 mod summary;
 mod workdir;
 

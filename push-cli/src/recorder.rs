@@ -10,12 +10,14 @@ use std::path::PathBuf;
 use std::thread::JoinHandle;
 
 use async_channel::Receiver;
-use rusqlite::Connection;
 
+use crate::change::{Applied, Change, ProviderNames};
+use crate::db::Db;
 use crate::interrupt::{Reason, Stop};
 use crate::jsonl;
 use crate::run_journal;
-use crate::store::{self, Applied, Change, ProviderNames};
+use crate::store;
+use crate::store_schema::Schema;
 
 /// Records handled per store transaction at most.
 pub const BATCH: usize = 1000;
@@ -51,11 +53,21 @@ pub struct Sinks {
     pub jsonl: jsonl::Writer,
     /// The run journal.
     pub journal: Journal,
-    /// The store's write connection and path, when the source is a store.
-    pub store: Option<(Connection, PathBuf)>,
-    /// How changes are applied: rolled back (`true` for a dry run), and the provider names
-    /// for the undo journal; `None` when feedback is not applied.
-    pub apply: Option<(bool, ProviderNames)>,
+    /// The store's write connection, when the source is a store.
+    pub store: Option<Db>,
+    /// How changes are applied; `None` when feedback is not applied.
+    pub apply: Option<Applying>,
+}
+
+/// How the recorder applies changes.
+#[derive(Debug, Clone)]
+pub struct Applying {
+    /// The schema's statements.
+    pub schema: Schema,
+    /// The provider names for the undo journal.
+    pub providers: ProviderNames,
+    /// Roll each change back (a dry run): the counts are what would have changed.
+    pub dry_run: bool,
 }
 
 /// Starts the recorder thread; it ends when every sender of `records` is gone, returning
@@ -82,8 +94,8 @@ struct Recorder {
     jsonl: jsonl::Writer,
     file: Option<(BufWriter<File>, PathBuf)>,
     run: Option<String>,
-    store: Option<(Connection, PathBuf)>,
-    apply: Option<(bool, ProviderNames)>,
+    store: Option<Db>,
+    apply: Option<Applying>,
     applied: Applied,
     complete: bool,
 }
@@ -138,27 +150,18 @@ impl Recorder {
         Ok(self.applied)
     }
 
-    fn sql_error(&self, error: rusqlite::Error) -> String {
-        match &self.store {
-            Some((_, path)) => format!("{}: {error}", path.display()),
-            None => error.to_string(),
+    fn begin(&mut self) -> Result<(), String> {
+        match &mut self.store {
+            Some(db) => db.begin(),
+            None => Ok(()),
         }
     }
 
-    fn begin(&mut self) -> Result<(), String> {
-        let result = match &self.store {
-            Some((conn, _)) => conn.execute_batch("BEGIN IMMEDIATE"),
-            None => Ok(()),
-        };
-        result.map_err(|e| self.sql_error(e))
-    }
-
     fn commit(&mut self) -> Result<(), String> {
-        let result = match &self.store {
-            Some((conn, _)) => conn.execute_batch("COMMIT"),
+        match &mut self.store {
+            Some(db) => db.script("COMMIT"),
             None => Ok(()),
-        };
-        result.map_err(|e| self.sql_error(e))
+        }
     }
 
     fn handle(&mut self, record: Record) -> Result<(), String> {
@@ -169,28 +172,21 @@ impl Recorder {
                     return writeln!(file, "{token}")
                         .map_err(|e| format!("writing {} failed: {e}", path.display()));
                 }
-                let result = match (&self.store, &self.run) {
-                    (Some((conn, _)), Some(run)) => run_journal::record(conn, run, &token),
+                match (&mut self.store, &self.run) {
+                    (Some(db), Some(run)) => run_journal::record(db, run, &token),
                     _ => Ok(()),
-                };
-                result.map_err(|e| self.sql_error(e))
+                }
             }
-            Record::Change(change) => {
-                let result = match (&self.store, self.apply) {
-                    (Some((conn, _)), Some((dry_run, providers))) => {
-                        apply(conn, &change, &mut self.applied, providers, dry_run)
-                    }
-                    _ => Ok(()),
-                };
-                result.map_err(|e| self.sql_error(e))
-            }
+            Record::Change(change) => match (&mut self.store, &self.apply) {
+                (Some(db), Some(applying)) => apply(db, applying, &change, &mut self.applied),
+                _ => Ok(()),
+            },
             Record::Complete => {
                 self.complete = true;
-                let result = match (&self.store, &self.run) {
-                    (Some((conn, _)), Some(run)) => run_journal::finish(conn, run, store::now()),
+                match (&mut self.store, &self.run) {
+                    (Some(db), Some(run)) => run_journal::finish(db, run, store::now()),
                     _ => Ok(()),
-                };
-                result.map_err(|e| self.sql_error(e))
+                }
             }
         }
     }
@@ -205,20 +201,24 @@ impl Recorder {
     }
 }
 
-/// Applies a change, or with `dry_run` applies it and rolls it back (so the counts are what
+/// Applies a change, or in a dry run applies it and rolls it back (so the counts are what
 /// would have changed, while the run journal of the same transaction is kept).
 fn apply(
-    conn: &Connection,
+    db: &mut Db,
+    applying: &Applying,
     change: &Change,
     applied: &mut Applied,
-    providers: ProviderNames,
-    dry_run: bool,
-) -> rusqlite::Result<()> {
+) -> Result<(), String> {
+    let Applying {
+        schema,
+        providers,
+        dry_run,
+    } = applying;
     if !dry_run {
-        return store::apply(conn, change, applied, providers);
+        return store::apply(db, schema, change, applied, *providers);
     }
-    conn.execute_batch("SAVEPOINT dry_run")?;
-    let result = store::apply(conn, change, applied, providers);
-    conn.execute_batch("ROLLBACK TO dry_run; RELEASE dry_run")?;
+    db.script("SAVEPOINT dry_run")?;
+    let result = store::apply(db, schema, change, applied, *providers);
+    db.script("ROLLBACK TO SAVEPOINT dry_run; RELEASE SAVEPOINT dry_run")?;
     result
 }

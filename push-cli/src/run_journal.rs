@@ -2,7 +2,7 @@
 //! `push send --resume RUN` sends to the others only. In the store for `--db`:
 //!
 //! ```sql
-//! CREATE TABLE push_runs(run TEXT PRIMARY KEY, started_at INTEGER NOT NULL, finished_at INTEGER);
+//! CREATE TABLE push_runs(run TEXT PRIMARY KEY, started_at BIGINT NOT NULL, finished_at BIGINT);
 //! CREATE TABLE push_run_devices(run TEXT NOT NULL, token TEXT NOT NULL);
 //! ```
 //!
@@ -14,11 +14,11 @@ use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
-use rusqlite::{Connection, OptionalExtension, params};
+use crate::db::{self, Db, Value};
 
-/// The tables of the run journal in a store.
+/// The tables of the run journal (the same in both dialects).
 pub const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS push_runs(\
-    run TEXT PRIMARY KEY, started_at INTEGER NOT NULL, finished_at INTEGER); \
+    run TEXT PRIMARY KEY, started_at BIGINT NOT NULL, finished_at BIGINT); \
     CREATE TABLE IF NOT EXISTS push_run_devices(run TEXT NOT NULL, token TEXT NOT NULL); \
     CREATE INDEX IF NOT EXISTS push_run_devices_token ON push_run_devices(run, token)";
 
@@ -28,23 +28,26 @@ pub fn new_run_id(now: i64) -> String {
 }
 
 /// Registers a new run, or checks that `run` can be resumed (it exists, unfinished).
-pub fn begin(conn: &Connection, run: &str, resume: bool, now: i64) -> Result<(), String> {
-    let finished: Option<Option<i64>> = conn
-        .query_row(
-            "SELECT finished_at FROM push_runs WHERE run = ?1",
-            params![run],
-            |row| row.get(0),
-        )
-        .optional()
-        .map_err(|e| e.to_string())?;
+pub fn begin(db: &mut Db, run: &str, resume: bool, now: i64) -> Result<(), String> {
+    let dialect = db.dialect();
+    let found = db.run(
+        &db::internal(dialect, "SELECT finished_at FROM push_runs WHERE run = ?1"),
+        &[Value::Text(run.into())],
+    )?;
+    let finished = found
+        .rows
+        .first()
+        .map(|row| row.first().and_then(Value::as_int));
     match (resume, finished) {
-        (false, _) => conn
-            .execute(
-                "INSERT INTO push_runs(run, started_at) VALUES (?1, ?2)",
-                params![run, now],
+        (false, _) => db
+            .run(
+                &db::internal(
+                    dialect,
+                    "INSERT INTO push_runs(run, started_at) VALUES (?1, ?2)",
+                ),
+                &[Value::Text(run.into()), Value::Int(now)],
             )
-            .map(|_| ())
-            .map_err(|e| e.to_string()),
+            .map(|_| ()),
         (true, Some(None)) => Ok(()),
         (true, Some(Some(_))) => Err(format!("--resume {run}: that run is complete")),
         (true, None) => Err(format!("--resume {run}: no such run in the store")),
@@ -52,19 +55,32 @@ pub fn begin(conn: &Connection, run: &str, resume: bool, now: i64) -> Result<(),
 }
 
 /// Journals that `token` has its final result in `run`.
-pub fn record(conn: &Connection, run: &str, token: &str) -> rusqlite::Result<()> {
-    conn.prepare_cached("INSERT INTO push_run_devices(run, token) VALUES (?1, ?2)")?
-        .execute(params![run, token])?;
-    Ok(())
+pub fn record(db: &mut Db, run: &str, token: &str) -> Result<(), String> {
+    let statement = db::internal(
+        db.dialect(),
+        "INSERT INTO push_run_devices(run, token) VALUES (?1, ?2)",
+    );
+    db.run(
+        &statement,
+        &[Value::Text(run.into()), Value::Text(token.into())],
+    )
+    .map(|_| ())
 }
 
 /// Marks `run` complete and forgets its devices.
-pub fn finish(conn: &Connection, run: &str, now: i64) -> rusqlite::Result<()> {
-    conn.execute(
-        "UPDATE push_runs SET finished_at = ?2 WHERE run = ?1",
-        params![run, now],
+pub fn finish(db: &mut Db, run: &str, now: i64) -> Result<(), String> {
+    let dialect = db.dialect();
+    db.run(
+        &db::internal(
+            dialect,
+            "UPDATE push_runs SET finished_at = ?2 WHERE run = ?1",
+        ),
+        &[Value::Text(run.into()), Value::Int(now)],
     )?;
-    conn.execute("DELETE FROM push_run_devices WHERE run = ?1", params![run])?;
+    db.run(
+        &db::internal(dialect, "DELETE FROM push_run_devices WHERE run = ?1"),
+        &[Value::Text(run.into())],
+    )?;
     Ok(())
 }
 
@@ -92,29 +108,31 @@ pub fn load_file(path: &Path) -> Result<HashSet<String>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sql_template::Dialect;
 
     #[test]
     fn a_run_is_resumable_until_it_finishes() {
-        let conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch(SCHEMA).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sqlite");
+        crate::store::create(&path).unwrap();
+        let mut db = Db::open(&crate::db::Target::Sqlite(path)).unwrap();
+        db.script(SCHEMA).unwrap();
         assert!(
-            begin(&conn, "r1", true, 1)
+            begin(&mut db, "r1", true, 1)
                 .unwrap_err()
                 .contains("no such run")
         );
-        begin(&conn, "r1", false, 1).unwrap();
-        record(&conn, "r1", "a").unwrap();
-        begin(&conn, "r1", true, 2).unwrap();
-        finish(&conn, "r1", 3).unwrap();
+        begin(&mut db, "r1", false, 1).unwrap();
+        record(&mut db, "r1", "a").unwrap();
+        begin(&mut db, "r1", true, 2).unwrap();
+        finish(&mut db, "r1", 3).unwrap();
         assert!(
-            begin(&conn, "r1", true, 4)
+            begin(&mut db, "r1", true, 4)
                 .unwrap_err()
                 .contains("complete")
         );
-        let left: i64 = conn
-            .query_row("SELECT count(*) FROM push_run_devices", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(left, 0);
+        let count = db::internal(Dialect::Sqlite, "SELECT count(*) FROM push_run_devices");
+        assert_eq!(db.run(&count, &[]).unwrap().rows[0][0], Value::Int(0));
     }
 
     #[test]

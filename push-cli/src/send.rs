@@ -10,16 +10,19 @@ use futures_lite::{StreamExt, future};
 use push_smol::{Client, Error, Payload, Platform, Report};
 use smol::Timer;
 
+use crate::change::{self, Applied, ProviderNames};
 use crate::cli::SendArgs;
 use crate::config;
+use crate::db::{Db, Target};
 use crate::devices::{self, CHANNEL_CAPACITY, Input};
 use crate::guard::{Guard, Limits, MaxDelete, Stopped};
 use crate::interrupt::{self, Reason, Stop};
 use crate::jsonl::{self, Line};
 use crate::main_error::Failure;
-use crate::recorder::{self, Journal, Record, Sinks};
+use crate::recorder::{self, Applying, Journal, Record, Sinks};
 use crate::run_journal;
-use crate::store::{self, Applied, ProviderNames};
+use crate::store;
+use crate::store_schema::{Custom, Schema};
 use crate::summary::{self, Tally};
 
 /// Where devices come from.
@@ -27,8 +30,14 @@ use crate::summary::{self, Tally};
 pub enum Source {
     /// A device-list file, `-` for standard input.
     File(PathBuf),
-    /// A SQLite store.
-    Db(PathBuf),
+    /// A token store (SQLite or PostgreSQL), read and written through `schema`'s
+    /// statements.
+    Db {
+        /// Where the store is.
+        target: Target,
+        /// The user's query and templates (empty: today's table).
+        schema: Custom,
+    },
 }
 
 /// Everything one run needs.
@@ -130,23 +139,31 @@ struct State {
     resumed: u64,
 }
 
-/// The journal, JSONL and store sinks of a run, and the run id.
-fn sinks(plan: &Plan) -> Result<(Sinks, Option<String>), String> {
+/// The journal, JSONL and store sinks of a run, the run id, and the devices the run will
+/// read when the source says.
+fn sinks(plan: &Plan) -> Result<(Sinks, Option<String>, Option<u64>), String> {
     let resume = plan.resume.as_deref();
     let run = resume.map_or_else(|| run_journal::new_run_id(store::now()), str::to_owned);
     let jsonl = jsonl::Writer::open(plan.feedback.as_deref(), resume.is_some())?;
-    let apply = plan.apply.map(|apply| (apply.dry_run, plan.providers));
     match &plan.source {
-        Source::Db(path) => {
-            let conn = store::open_writer(path, plan.apply.is_some())?;
-            run_journal::begin(&conn, &run, resume.is_some(), store::now())?;
+        Source::Db { target, schema } => {
+            let schema = Schema::new(target.dialect(), schema)?;
+            let mut db = Db::open(target)?;
+            store::prepare(&mut db, &schema, plan.apply.is_some())?;
+            run_journal::begin(&mut db, &run, resume.is_some(), store::now())?;
+            let total = store::count(&mut db, &schema, resume)?;
+            let apply = plan.apply.map(|apply| Applying {
+                schema,
+                providers: plan.providers,
+                dry_run: apply.dry_run,
+            });
             let sinks = Sinks {
                 jsonl,
                 journal: Journal::Store(run.clone()),
-                store: Some((conn, path.clone())),
+                store: Some(db),
                 apply,
             };
-            Ok((sinks, Some(run)))
+            Ok((sinks, Some(run), Some(total)))
         }
         Source::File(path) if path.as_os_str() == "-" => {
             if resume.is_some() {
@@ -156,9 +173,9 @@ fn sinks(plan: &Plan) -> Result<(Sinks, Option<String>), String> {
                 jsonl,
                 journal: Journal::None,
                 store: None,
-                apply,
+                apply: None,
             };
-            Ok((sinks, None))
+            Ok((sinks, None, None))
         }
         Source::File(path) => {
             let journal = run_journal::file_path(path, &run);
@@ -172,9 +189,9 @@ fn sinks(plan: &Plan) -> Result<(Sinks, Option<String>), String> {
                 jsonl,
                 journal: Journal::File(journal),
                 store: None,
-                apply,
+                apply: None,
             };
-            Ok((sinks, Some(run)))
+            Ok((sinks, Some(run), None))
         }
     }
 }
@@ -183,23 +200,15 @@ fn sinks(plan: &Plan) -> Result<(Sinks, Option<String>), String> {
 /// more devices are read, the ones in flight get up to [`Plan::stop_wait`] to finish, and
 /// everything received is recorded.
 pub fn run(plan: Plan, stop: &Stop) -> Result<Outcome, String> {
-    if plan.apply.is_some() && !matches!(plan.source, Source::Db(_)) {
+    if plan.apply.is_some() && !matches!(plan.source, Source::Db { .. }) {
         return Err("--apply-feedback needs --db".into());
     }
-    let (sinks, run_id) = sinks(&plan)?;
+    let (sinks, run_id, total) = sinks(&plan)?;
     if let Some(run) = &run_id
         && plan.resume.is_none()
     {
         eprintln!("push: run {run} (after an interruption, continue it with --resume {run})");
     }
-    let total = match &plan.source {
-        Source::Db(path) => Some(store::count(
-            path,
-            store::DEFAULT_QUERY,
-            plan.resume.as_deref(),
-        )?),
-        Source::File(_) => None,
-    };
     if let Some(run) = &plan.resume {
         match total {
             Some(left) => eprintln!("push: resuming run {run}: {left} devices left"),
@@ -227,8 +236,9 @@ pub fn run(plan: Plan, stop: &Stop) -> Result<Outcome, String> {
     let (sender, receiver) = async_channel::bounded(CHANNEL_CAPACITY);
     let reader = match &plan.source {
         Source::File(path) => devices::spawn_file(path, sender)?,
-        Source::Db(path) => {
-            store::spawn_reader(path, store::DEFAULT_QUERY, plan.resume.as_deref(), sender)?
+        Source::Db { target, schema } => {
+            let schema = Schema::new(target.dialect(), schema)?;
+            store::spawn_reader(target, &schema, plan.resume.as_deref(), sender)?
         }
     };
     let bar = summary::progress(total, plan.quiet);
@@ -323,7 +333,7 @@ pub fn run(plan: Plan, stop: &Stop) -> Result<Outcome, String> {
                     } = &mut *state;
                     match guard {
                         Some(guard) => {
-                            let change = store::change_for(&feedback, bad_canonical);
+                            let change = change::change_for(&feedback, bad_canonical);
                             guard.observe(&feedback, change)
                         }
                         None => Vec::new(),
@@ -428,9 +438,22 @@ pub fn command(args: SendArgs) -> Result<(), Failure> {
     }
     let source = match (args.devices, args.db) {
         (Some(path), _) => Source::File(path),
-        (None, Some(path)) => Source::Db(path),
+        (None, Some(db)) => Source::Db {
+            target: Target::parse(&db),
+            schema: Custom {
+                query: args.query,
+                on_invalid: args.on_invalid,
+                on_new_token: args.on_new_token,
+                on_restore_invalid: None,
+                on_restore_new_token: None,
+            },
+        },
         (None, None) => return Err(Failure::Usage("give --devices or --db".into())),
     };
+    if let Source::Db { target, schema } = &source {
+        // Templates are checked before anything is sent.
+        Schema::new(target.dialect(), schema).map_err(Failure::Usage)?;
+    }
     let connections = args.connections.map(usize::from);
     let client =
         config::client(&args.apns, &args.gcm, &args.fcm, connections).map_err(Failure::Usage)?;

@@ -2,9 +2,11 @@
 //! which undoes the journaled deletions and replacements made since then.
 
 use crate::cli::{RestoreArgs, StoreArgs, StoreCommand};
+use crate::db::{Db, Target};
 use crate::journal;
 use crate::main_error::Failure;
 use crate::store;
+use crate::store_schema::{Custom, Schema};
 
 /// `push store` with its arguments.
 pub fn command(args: StoreArgs) -> Result<(), Failure> {
@@ -16,16 +18,21 @@ pub fn command(args: StoreArgs) -> Result<(), Failure> {
 fn restore(args: RestoreArgs) -> Result<(), Failure> {
     let now = store::now();
     let since = parse_time(&args.since, now).map_err(Failure::Usage)?;
-    let path = &args.db;
-    let mut conn = store::open_existing(path).map_err(Failure::Usage)?;
-    let sql = |e: rusqlite::Error| Failure::Run(format!("{}: {e}", path.display()));
-    if !journal::exists(&conn).map_err(sql)? {
-        return Err(Failure::Usage(format!(
-            "{}: no journal (push_journal) in the store: nothing was ever changed by push",
-            path.display()
+    let target = Target::parse(&args.db);
+    let custom = Custom {
+        on_restore_invalid: args.on_restore_invalid,
+        on_restore_new_token: args.on_restore_new_token,
+        ..Custom::default()
+    };
+    let schema = Schema::new(target.dialect(), &custom).map_err(Failure::Usage)?;
+    let mut db = Db::open(&target).map_err(Failure::Usage)?;
+    if !journal::exists(&mut db).map_err(Failure::Run)? {
+        return Err(Failure::Usage(db.error(
+            "no journal (push_journal) in the store: nothing was ever changed by push",
         )));
     }
-    let restored = journal::restore(&mut conn, since, now, args.dry_run).map_err(sql)?;
+    let restored =
+        journal::restore(&mut db, &schema, since, now, args.dry_run).map_err(Failure::Run)?;
     let verb = if args.dry_run { "would put" } else { "put" };
     println!(
         "{verb} back {} deleted rows and {} replaced tokens changed since {since} (UNIX seconds); {} changes could not be undone (the token is stored again, or its replacement is gone)",

@@ -201,3 +201,72 @@ pub(crate) fn count(path: &Path, sql: &str) -> i64 {
         .query_row(sql, [], |row| row.get(0))
         .unwrap()
 }
+
+/// A store the tests fill and inspect: an SQLite file or a PostgreSQL database.
+pub(crate) enum TestStore {
+    /// An SQLite file.
+    Sqlite(PathBuf),
+    /// A PostgreSQL URL.
+    Postgres(String),
+}
+
+impl TestStore {
+    /// The `--db` argument.
+    pub(crate) fn arg(&self) -> String {
+        match self {
+            TestStore::Sqlite(path) => path.display().to_string(),
+            TestStore::Postgres(url) => url.clone(),
+        }
+    }
+
+    /// Runs statements.
+    pub(crate) fn batch(&self, sql: &str) {
+        match self {
+            TestStore::Sqlite(path) => Connection::open(path).unwrap().execute_batch(sql).unwrap(),
+            TestStore::Postgres(url) => postgres::Client::connect(url, postgres::NoTls)
+                .unwrap()
+                .batch_execute(sql)
+                .unwrap(),
+        }
+    }
+
+    /// The rows of a query with one text column.
+    pub(crate) fn strings(&self, sql: &str) -> Vec<String> {
+        match self {
+            TestStore::Sqlite(path) => strings(path, sql),
+            TestStore::Postgres(url) => postgres::Client::connect(url, postgres::NoTls)
+                .unwrap()
+                .query(sql, &[])
+                .unwrap()
+                .iter()
+                .map(|row| row.get(0))
+                .collect(),
+        }
+    }
+}
+
+/// The URL of the PostgreSQL server the tests use (`PUSH_TEST_POSTGRES_URL`, set by
+/// `.ci/run`): a fresh database on it for one test. Without the variable the test is skipped
+/// with a note, except in CI (`CI` set), where it fails: PostgreSQL tests must really run.
+pub(crate) fn postgres_database() -> Option<String> {
+    let Ok(url) = std::env::var("PUSH_TEST_POSTGRES_URL") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "PUSH_TEST_POSTGRES_URL is not set: .ci/run starts PostgreSQL and sets it"
+        );
+        eprintln!("skipped: PUSH_TEST_POSTGRES_URL is not set (see .ci/run to start PostgreSQL)");
+        return None;
+    };
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let name = format!(
+        "push_test_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    let mut admin = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    admin
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .unwrap();
+    let (base, _) = url.rsplit_once('/').unwrap();
+    Some(format!("{base}/{name}"))
+}

@@ -93,6 +93,8 @@ pub enum Value {
     Int(i64),
     /// Text.
     Text(String),
+    /// A list of texts (PostgreSQL only: a `text[]` parameter).
+    TextList(Vec<String>),
 }
 
 impl Value {
@@ -310,6 +312,11 @@ fn sqlite_bind(statement: &mut rusqlite::Statement<'_>, values: &[Value]) -> rus
             Value::Null => statement.raw_bind_parameter(at + 1, rusqlite::types::Null)?,
             Value::Int(n) => statement.raw_bind_parameter(at + 1, n)?,
             Value::Text(text) => statement.raw_bind_parameter(at + 1, text)?,
+            Value::TextList(_) => {
+                return Err(rusqlite::Error::InvalidParameterName(
+                    "lists are bound in PostgreSQL only".into(),
+                ));
+            }
         }
     }
     Ok(())
@@ -376,13 +383,19 @@ fn sqlite_stream(
 /// `value` as the type PostgreSQL inferred for its parameter.
 fn pg_param(value: &Value, ty: &Type) -> Result<Box<dyn ToSql + Sync>, String> {
     let int = |value: &Value| match value {
-        Value::Null => Ok(None),
         Value::Int(n) => Ok(Some(*n)),
         Value::Text(text) => text
             .parse::<i64>()
             .map(Some)
             .map_err(|_| format!("{text:?} is not an integer")),
+        Value::Null | Value::TextList(_) => Ok(None),
     };
+    if let Value::TextList(list) = value {
+        return match *ty {
+            Type::TEXT_ARRAY | Type::VARCHAR_ARRAY => Ok(Box::new(list.clone())),
+            ref other => Err(format!("a list bound to a parameter of type {other}")),
+        };
+    }
     let boxed: Box<dyn ToSql + Sync> = match *ty {
         Type::INT8 => Box::new(int(value)?),
         Type::INT4 => Box::new(
@@ -404,7 +417,7 @@ fn pg_param(value: &Value, ty: &Type) -> Result<Box<dyn ToSql + Sync>, String> {
         }
         Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN => {
             Box::new(match value {
-                Value::Null => None,
+                Value::Null | Value::TextList(_) => None,
                 Value::Int(n) => Some(n.to_string()),
                 Value::Text(text) => Some(text.clone()),
             })

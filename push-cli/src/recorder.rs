@@ -98,6 +98,8 @@ struct Recorder {
     apply: Option<Applying>,
     applied: Applied,
     complete: bool,
+    /// Tokens done in the current batch, journaled in the store before its commit.
+    done: Vec<String>,
 }
 
 impl Recorder {
@@ -122,6 +124,7 @@ impl Recorder {
             apply: sinks.apply,
             applied: Applied::default(),
             complete: false,
+            done: Vec::new(),
         })
     }
 
@@ -158,10 +161,16 @@ impl Recorder {
     }
 
     fn commit(&mut self) -> Result<(), String> {
-        match &mut self.store {
-            Some(db) => db.script("COMMIT"),
-            None => Ok(()),
+        let Some(db) = &mut self.store else {
+            return Ok(());
+        };
+        if let Some(run) = &self.run
+            && !self.done.is_empty()
+        {
+            run_journal::record(db, run, &self.done)?;
+            self.done.clear();
         }
+        db.script("COMMIT")
     }
 
     fn handle(&mut self, record: Record) -> Result<(), String> {
@@ -172,10 +181,10 @@ impl Recorder {
                     return writeln!(file, "{token}")
                         .map_err(|e| format!("writing {} failed: {e}", path.display()));
                 }
-                match (&mut self.store, &self.run) {
-                    (Some(db), Some(run)) => run_journal::record(db, run, &token),
-                    _ => Ok(()),
+                if self.run.is_some() {
+                    self.done.push(token);
                 }
+                Ok(())
             }
             Record::Change(change) => match (&mut self.store, &self.apply) {
                 (Some(db), Some(applying)) => apply(db, applying, &change, &mut self.applied),
@@ -183,6 +192,8 @@ impl Recorder {
             },
             Record::Complete => {
                 self.complete = true;
+                // Forgotten with the run's journal.
+                self.done.clear();
                 match (&mut self.store, &self.run) {
                     (Some(db), Some(run)) => run_journal::finish(db, run, store::now()),
                     _ => Ok(()),

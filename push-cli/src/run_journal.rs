@@ -15,6 +15,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
 use crate::db::{self, Db, Value};
+use crate::sql_template::Dialect;
 
 /// The tables of the run journal (the same in both dialects).
 pub const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS push_runs(\
@@ -54,17 +55,34 @@ pub fn begin(db: &mut Db, run: &str, resume: bool, now: i64) -> Result<(), Strin
     }
 }
 
-/// Journals that `token` has its final result in `run`.
-pub fn record(db: &mut Db, run: &str, token: &str) -> Result<(), String> {
-    let statement = db::internal(
-        db.dialect(),
-        "INSERT INTO push_run_devices(run, token) VALUES (?1, ?2)",
-    );
-    db.run(
-        &statement,
-        &[Value::Text(run.into()), Value::Text(token.into())],
-    )
-    .map(|_| ())
+/// Journals that `tokens` have their final result in `run`: one statement per token in
+/// SQLite (in process), one for all in PostgreSQL (a round trip each would bound the rate).
+pub fn record(db: &mut Db, run: &str, tokens: &[String]) -> Result<(), String> {
+    match db.dialect() {
+        Dialect::Sqlite => {
+            let statement = db::internal(
+                Dialect::Sqlite,
+                "INSERT INTO push_run_devices(run, token) VALUES (?1, ?2)",
+            );
+            for token in tokens {
+                db.run(
+                    &statement,
+                    &[Value::Text(run.into()), Value::Text(token.clone())],
+                )?;
+            }
+        }
+        Dialect::Postgres => {
+            let statement = db::internal(
+                Dialect::Postgres,
+                "INSERT INTO push_run_devices(run, token) SELECT ?1, unnest(CAST(?2 AS TEXT[]))",
+            );
+            db.run(
+                &statement,
+                &[Value::Text(run.into()), Value::TextList(tokens.to_vec())],
+            )?;
+        }
+    }
+    Ok(())
 }
 
 /// Marks `run` complete and forgets its devices.
@@ -108,7 +126,6 @@ pub fn load_file(path: &Path) -> Result<HashSet<String>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sql_template::Dialect;
 
     #[test]
     fn a_run_is_resumable_until_it_finishes() {
@@ -123,7 +140,7 @@ mod tests {
                 .contains("no such run")
         );
         begin(&mut db, "r1", false, 1).unwrap();
-        record(&mut db, "r1", "a").unwrap();
+        record(&mut db, "r1", &["a".to_owned(), "b".to_owned()]).unwrap();
         begin(&mut db, "r1", true, 2).unwrap();
         finish(&mut db, "r1", 3).unwrap();
         assert!(

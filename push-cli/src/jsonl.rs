@@ -3,7 +3,7 @@
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
-use push_proto::Feedback;
+use push_proto::{Feedback, Receipt};
 use serde::Serialize;
 
 use crate::devices::{Malformed, Origin};
@@ -31,6 +31,10 @@ pub struct Line<'a> {
     /// The error in words (the provider's status, the attempts made, ...).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// What an HTTP provider answered: the notification id (`apns-id`, FCM's message name),
+    /// its reason string, and APNs' "unregistered since" time (milliseconds since the epoch).
+    #[serde(flatten)]
+    pub receipt: Option<&'a Receipt>,
 }
 
 impl<'a> Line<'a> {
@@ -45,6 +49,7 @@ impl<'a> Line<'a> {
             row: None,
             timestamp: None,
             detail: feedback.error.as_ref().map(|e| e.to_string()),
+            receipt: Some(&feedback.receipt),
         }
     }
 
@@ -63,6 +68,7 @@ impl<'a> Line<'a> {
             row,
             timestamp: None,
             detail: Some(malformed.detail.clone()),
+            receipt: None,
         }
     }
 }

@@ -340,8 +340,12 @@ pub fn run(plan: Plan, stop: &Stop) -> Result<Outcome, String> {
                     }
                 };
                 bar.inc(1);
-                // APNs acknowledges nothing: only its failures are worth a line.
-                if feedback.device.platform == Platform::Android || feedback.error.is_some() {
+                // The binary gateway acknowledges nothing (no receipt id): only its failures
+                // are worth a line. HTTP providers answer every notification.
+                if feedback.device.platform == Platform::Android
+                    || feedback.error.is_some()
+                    || feedback.receipt.id.is_some()
+                {
                     let line = serde_json::to_string(&Line::from_feedback(&feedback))
                         .map_err(|e| e.to_string())?;
                     record(records, Record::Line(line)).await;

@@ -67,9 +67,11 @@ async fn connect<R: Runtime>(
         });
     }
     let handshake = async {
-        // One stream until the server's SETTINGS say more (h2 would assume no limit).
+        // No stream until the server's SETTINGS say how many (absent: no limit): a limit
+        // guessed before them would let the core send into a server that allows 0, or dial
+        // another connection because the guessed one is busy.
         h2::client::Builder::new()
-            .initial_max_send_streams(1)
+            .initial_max_send_streams(0)
             .handshake(stream.compat())
             .await
             .map_err(|error| Error::Connect {

@@ -59,6 +59,7 @@ mod gcm;
 mod http1;
 mod http2;
 mod http2_faults;
+mod quota;
 mod server;
 mod settings_splice;
 
@@ -71,3 +72,4 @@ pub use certs::{CertificatePaths, Certificates};
 pub use fcm::{FcmAnswer, FcmDelivery, FcmOptions, FcmScript, FcmTarget, MockFcm, ServiceAccount};
 pub use gcm::{GcmOptions, MockGcm, TokenScript};
 pub use http2_faults::Http2Faults;
+pub use quota::Quota;

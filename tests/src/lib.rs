@@ -17,6 +17,7 @@ mod scenarios;
 mod scenarios_fcm;
 mod scenarios_hostile;
 mod scenarios_http2;
+pub mod sim;
 pub use clock::Shifted;
 pub use scenarios::*;
 pub use scenarios_fcm::*;

@@ -28,6 +28,7 @@
 mod action;
 mod config;
 mod credential;
+mod in_flight;
 mod pool;
 mod protocol;
 mod report;

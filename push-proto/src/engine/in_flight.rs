@@ -102,7 +102,11 @@ mod tests {
         assert_eq!(table.remove(a), None, "answered twice");
         let c = table.insert("c");
         assert_ne!(c, a, "the place is reused under a new id");
-        assert_eq!(table.remove(a), None, "a late report for the earlier request");
+        assert_eq!(
+            table.remove(a),
+            None,
+            "a late report for the earlier request"
+        );
         assert_eq!(table.ids_where(|v| *v == "c"), vec![c]);
         assert_eq!(table.remove(c), Some("c"));
         assert_eq!(table.remove(b), Some("b"));

@@ -15,7 +15,7 @@ use push_smol::{ApnsConfig, Client, Device, GcmConfig, Payload};
 use rustls::pki_types::ServerName;
 
 use crate::bench_h2::{self, H2Settings};
-use crate::cli::BenchArgs;
+use crate::cli::{BenchArgs, Connections};
 use crate::cpu::{CpuSnapshot, CpuUse};
 use crate::loopback::mock_tls;
 use crate::main_error::Failure;
@@ -313,7 +313,7 @@ pub fn command(args: BenchArgs) -> Result<(), Failure> {
     );
     let h2 = H2Settings {
         n,
-        connections: usize::from(args.connections),
+        connections: args.connections,
         latency: (args.latency_ms > 0).then(|| Duration::from_millis(args.latency_ms)),
     };
     println!(
@@ -321,7 +321,10 @@ pub fn command(args: BenchArgs) -> Result<(), Failure> {
         payload().to_apns_json().map(|j| j.len()).unwrap_or(0),
         args.apns_window,
         args.apns_grace_ms,
-        args.connections,
+        match args.connections {
+            Connections::Auto => "auto".to_owned(),
+            Connections::Fixed(n) => n.to_string(),
+        },
         args.latency_ms,
         peak_rss_kib().unwrap_or(0),
         if reset_peak_rss() {

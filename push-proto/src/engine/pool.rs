@@ -244,17 +244,14 @@ impl Pool {
         if self.dial_at.is_some_and(|at| at <= now) {
             self.dial_at = None;
         }
-        let open: Vec<_> = self
-            .conns
-            .iter()
-            .filter_map(|conn| match conn.state {
-                State::Open { limit } => Some(limit),
-                _ => None,
-            })
-            .collect();
+        let mut open = self.conns.iter().filter_map(|conn| match conn.state {
+            State::Open { limit } => Some(limit),
+            _ => None,
+        });
+        // Runs after every input and action: no allocation, the cheap tests first.
         let stalled = waiting > 0
-            && !open.is_empty()
-            && open.iter().all(|limit| *limit == 0)
+            && open.next() == Some(0)
+            && open.all(|limit| limit == 0)
             && self.in_flight() == 0;
         match (stalled, self.stalled_since) {
             (false, _) => self.stalled_since = None,

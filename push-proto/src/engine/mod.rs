@@ -32,6 +32,7 @@ mod in_flight;
 mod pool;
 mod protocol;
 mod report;
+mod scaling;
 mod sender;
 #[cfg(test)]
 pub(crate) mod test_support;

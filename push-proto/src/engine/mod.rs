@@ -28,9 +28,11 @@
 mod action;
 mod config;
 mod credential;
+mod in_flight;
 mod pool;
 mod protocol;
 mod report;
+mod scaling;
 mod sender;
 #[cfg(test)]
 pub(crate) mod test_support;

@@ -230,11 +230,17 @@ impl Protocol for FcmProtocol {
             .as_ref()
             .map(|code| code.as_str().to_owned())
             .or_else(|| classified.rpc_status.clone());
+        // Only a failure is ever described; a delivery (nearly every answer) skips the text.
+        let described = if verdict == engine::Verdict::Delivered {
+            String::new()
+        } else {
+            classified.describe()
+        };
         Answer {
             status: classified.status.as_u16(),
             verdict,
             reason,
-            described: classified.describe(),
+            described,
             id: classified.message_id,
         }
     }

@@ -5,8 +5,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::header::AUTHORIZATION;
-use http::uri::{Authority, Scheme};
+use http::uri::{self, Authority, PathAndQuery, Scheme};
 use http::{HeaderValue, Method, Uri};
 use thiserror::Error;
 
@@ -21,6 +20,8 @@ use crate::{ApnsToken, DeviceError};
 pub const PRODUCTION_URL: &str = "https://api.push.apple.com";
 /// The development (sandbox) endpoint.
 pub const SANDBOX_URL: &str = "https://api.sandbox.push.apple.com";
+/// The path of a request, before the device token's hex digits.
+const DEVICE_PATH: &str = "/3/device/";
 
 /// The APNs HTTP/2 sender: the engine's [`Sender`](engine::Sender) speaking
 /// [`ApnsProtocol`] with an [`ApnsCredential`]. Make one with [`sender`].
@@ -190,26 +191,25 @@ impl Protocol for ApnsProtocol {
         apns_id: &ApnsId,
         authorization: Option<&HeaderValue>,
     ) -> Result<http::Request<Bytes>, DeviceError> {
-        let uri = Uri::builder()
-            .scheme(self.scheme.clone())
-            .authority(self.authority.clone())
-            .path_and_query(format!("/3/device/{token}"))
-            .build()
-            .map_err(|e| DeviceError::Rejected {
-                provider: "apns",
-                code: format!("cannot build the request URI: {e}"),
-            })?;
+        let mut path = String::with_capacity(DEVICE_PATH.len() + 2 * ApnsToken::LEN);
+        path.push_str(DEVICE_PATH);
+        token.write_hex(&mut path);
+        let mut uri = uri::Parts::default();
+        uri.scheme = Some(self.scheme.clone());
+        uri.authority = Some(self.authority.clone());
+        uri.path_and_query = PathAndQuery::try_from(path).ok();
+        let uri = Uri::from_parts(uri).map_err(|e| DeviceError::Rejected {
+            provider: "apns",
+            code: format!("cannot build the request URI: {e}"),
+        })?;
         let mut request = http::Request::new(message.body.clone());
         *request.method_mut() = Method::POST;
         *request.uri_mut() = uri;
         *request.version_mut() = http::Version::HTTP_2;
-        let headers = request.headers_mut();
-        if let Some(authorization) = authorization {
-            headers.insert(AUTHORIZATION, authorization.clone());
-        }
-        message
-            .headers
-            .write(headers, self.topic.as_ref(), *apns_id);
+        *request.headers_mut() =
+            message
+                .headers
+                .to_map(authorization, self.topic.as_ref(), *apns_id);
         Ok(request)
     }
 
@@ -217,7 +217,10 @@ impl Protocol for ApnsProtocol {
         let classified = classify(response.status(), response.headers(), response.body());
         let status = classified.status.as_u16();
         let reason = classified.reason.as_str();
-        let described = if reason.is_empty() {
+        // Only a failure is ever described; a delivery (nearly every answer) skips the text.
+        let described = if classified.verdict == response::Verdict::Delivered {
+            String::new()
+        } else if reason.is_empty() {
             format!("HTTP {status}")
         } else {
             format!("{status} {reason}")

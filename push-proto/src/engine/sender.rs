@@ -7,12 +7,13 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::action::{Action, ConnId, Input, RequestId, StreamEnd};
+use super::batch::Batch;
 use super::config::{Config, ConfigError};
 use super::credential::{Credential, CredentialFailure, Grant};
 use super::pool::{GiveUp, Pool};
 use super::protocol::Protocol;
 use super::report::{Event, Report, Stats};
-use super::verdict::{Answer, Verdict};
+use super::verdict::{Answer, Answers, Verdict};
 use crate::sending::{Outbox, RetryQueue};
 use crate::{Backoff, DeviceError, Full, Outcome, TokenError};
 
@@ -35,13 +36,19 @@ struct Entry<P: Protocol, T> {
     reauthenticated: bool,
     /// The end of its time to live: no retry is scheduled past it.
     expires: Option<Instant>,
+    /// Until when it may wait for more notifications to share its request (a batching
+    /// protocol's linger; cleared once it was sent, flushed or waited long enough).
+    linger_until: Option<Instant>,
     last_error: String,
     last_status: Option<u16>,
     last_reason: Option<String>,
 }
 
+/// One request handed out: the notification it carries, or the first of its batch and the
+/// others (empty, without allocating, for a request per notification).
 struct InFlight<P: Protocol, T> {
     entry: Entry<P, T>,
+    rest: Vec<Entry<P, T>>,
     conn: ConnId,
     /// The credential generation it was sent with.
     generation: u64,
@@ -52,6 +59,7 @@ struct InFlight<P: Protocol, T> {
 ///
 /// # Driving it
 /// 1. [`queue`](Self::queue) notifications; on [`Full`], drain the outputs and offer it again.
+///    With a batching protocol, [`flush`](Self::flush) when no more are coming for now.
 /// 2. After every input, drain [`poll_action`](Self::poll_action) until `None` and perform each
 ///    [`Action`]; report what happens with [`handle`](Self::handle).
 /// 3. Drain [`poll_outcome`](Self::poll_outcome) and [`poll_event`](Self::poll_event).
@@ -68,6 +76,10 @@ struct InFlight<P: Protocol, T> {
 ///   stream ended by a connection error (including one the client's HTTP/2 library detected)
 ///   counts, only `REFUSED_STREAM`, a GOAWAY's unprocessed streams and never-opened streams
 ///   are free.
+/// - A batching protocol's request carries up to [`Protocol::max_batch`] consecutive ready
+///   notifications of one message; a partial batch at the end of the queue waits up to
+///   [`Protocol::linger`] for more. Each notification of a batch keeps its own attempts,
+///   retries (only the ones that need it are sent again) and report.
 /// - Responses are classified by the [`Protocol`]; transient verdicts retry after
 ///   `Retry-After` or the backoff; a refused credential is renewed and the notification sent
 ///   once more; client-wide refusals are reported once per distinct kind in a row.
@@ -136,6 +148,10 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
             .time_to_live(&message)
             .and_then(|ttl| now.checked_add(ttl));
         let meta = self.protocol.prepare(&message);
+        let linger = self.protocol.linger();
+        let linger_until = (self.protocol.max_batch() > 1 && !linger.is_zero())
+            .then(|| now.checked_add(linger))
+            .flatten();
         self.queue.push_back(Entry {
             token,
             message,
@@ -145,6 +161,7 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
             free_resends: 0,
             reauthenticated: false,
             expires,
+            linger_until,
             last_error: String::new(),
             last_status: None,
             last_reason: None,
@@ -152,9 +169,18 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
         Ok(())
     }
 
+    /// No more notifications are coming for now: the partial batch of those queued so far
+    /// goes out without waiting for its linger.
+    pub fn flush(&mut self) {
+        for entry in self.queue.ready_mut() {
+            entry.linger_until = None;
+        }
+    }
+
     /// The next thing the transport must do, if any.
     pub fn poll_action(&mut self, now: Instant) -> Option<Action> {
         self.queue.promote(now);
+        self.end_linger(now);
         self.settle(now);
         if self.queue.has_ready() {
             match self.credential.poll_request(now) {
@@ -187,6 +213,7 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
             if self.pool.free_streams() == 0 {
                 return None;
             }
+            let size = self.next_batch(now)?;
             let (authorization, generation) = match self.credential.grant(now) {
                 Grant::Wait => return None,
                 Grant::Ready {
@@ -201,30 +228,39 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
                 }
             };
             let mut entry = self.queue.pop_front()?;
-            let built = self.protocol.request(
-                &entry.token,
-                &entry.message,
-                &entry.meta,
-                authorization.as_ref(),
-            );
+            let mut rest: Vec<Entry<P, T>> =
+                std::iter::from_fn(|| self.queue.pop_front()).take(size - 1).collect();
+            let built = with_batch(&entry, &rest, |batch| {
+                let auth = authorization.as_ref();
+                self.protocol.request(batch, &entry.message, &entry.meta, auth)
+            });
             let request = match built {
                 Ok(request) => request,
                 Err(error) => {
-                    self.emit(entry, Some(error), None);
+                    for entry in std::iter::once(entry).chain(rest) {
+                        self.emit(entry, Some(error.clone()), None);
+                    }
                     continue;
                 }
             };
             let Some(conn) = self.pool.pick() else {
+                for entry in rest.into_iter().rev() {
+                    self.queue.push_front(entry);
+                }
                 self.queue.push_front(entry);
                 return None;
             };
-            entry.attempts += 1;
+            for sent in std::iter::once(&mut entry).chain(&mut rest) {
+                sent.attempts += 1;
+                sent.linger_until = None;
+            }
             let id = RequestId(self.next_request);
             self.next_request += 1;
             self.in_flight.insert(
                 id,
                 InFlight {
                     entry,
+                    rest,
                     conn,
                     generation,
                 },
@@ -234,6 +270,47 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
             return Some(Action::Send { conn, id, request });
         }
         None
+    }
+
+    /// How many ready notifications the next request carries, or `None` while they wait for
+    /// more to share it.
+    fn next_batch(&self, now: Instant) -> Option<usize> {
+        if self.lingering_until().is_some_and(|until| now < until) {
+            return None;
+        }
+        Some(self.front_batch().0)
+    }
+
+    /// The size of the batch at the front of the ready queue, and whether it could still grow
+    /// (it is partial and takes every ready notification).
+    fn front_batch(&self) -> (usize, bool) {
+        let max = self.protocol.max_batch().max(1);
+        let mut ready = self.queue.ready();
+        let Some(front) = ready.next() else {
+            return (0, false);
+        };
+        if max == 1 {
+            return (1, false);
+        }
+        let same = |entry: &&Entry<P, T>| self.protocol.batchable(&front.message, &entry.message);
+        let size = 1 + ready.take(max - 1).take_while(same).count();
+        (size, size < max && size == self.queue.ready_len())
+    }
+
+    /// When the batch at the front stops waiting for more notifications, while it waits.
+    fn lingering_until(&self) -> Option<Instant> {
+        let until = self.queue.ready().next()?.linger_until?;
+        self.front_batch().1.then_some(until)
+    }
+
+    /// A linger that has passed ends (it must not stay a deadline in the past while no stream
+    /// is free).
+    fn end_linger(&mut self, now: Instant) {
+        if let Some(front) = self.queue.ready_mut().next()
+            && front.linger_until.is_some_and(|until| until <= now)
+        {
+            front.linger_until = None;
+        }
     }
 
     /// Feeds what the transport observed.
@@ -284,7 +361,8 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
 
     fn handle_response(&mut self, id: RequestId, response: &http::Response<Bytes>, now: Instant) {
         let Some(InFlight {
-            mut entry,
+            entry,
+            rest,
             conn,
             generation,
         }) = self.in_flight.remove(&id)
@@ -293,7 +371,33 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
         };
         self.pool.release(conn, true, now);
         self.stats.responses += 1;
-        let answer = self.protocol.classify(response);
+        let answers = with_batch(&entry, &rest, |batch| {
+            self.protocol.classify(response, batch)
+        });
+        match answers {
+            Answers::All(answer) => {
+                for other in rest {
+                    self.answer(other, answer.clone(), generation, now);
+                }
+                self.answer(entry, answer, generation, now);
+            }
+            Answers::Each(answers) => {
+                let mut answers = answers.into_iter();
+                for entry in std::iter::once(entry).chain(rest) {
+                    match answers.next() {
+                        Some(answer) => self.answer(entry, answer, generation, now),
+                        None => {
+                            let error = self.rejected("the response has no result for it".into());
+                            self.emit(entry, Some(error), None);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Applies `answer` to `entry`, sent with credential `generation`.
+    fn answer(&mut self, mut entry: Entry<P, T>, answer: Answer, generation: u64, now: Instant) {
         entry.last_status = Some(answer.status);
         entry.last_reason = answer.reason.clone();
         match answer.verdict {
@@ -342,12 +446,20 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
 
     fn handle_stream_end(&mut self, id: RequestId, end: StreamEnd, now: Instant) {
         let Some(InFlight {
-            mut entry, conn, ..
+            entry, rest, conn, ..
         }) = self.in_flight.remove(&id)
         else {
             return;
         };
         self.pool.release(conn, false, now);
+        for entry in std::iter::once(entry).chain(rest) {
+            self.stream_ended(entry, &end, now);
+        }
+    }
+
+    /// `entry`'s request ended without a response: sent again for free when the server did
+    /// not process it (within the bound), else retried as an attempt.
+    fn stream_ended(&mut self, mut entry: Entry<P, T>, end: &StreamEnd, now: Instant) {
         if end.unprocessed() && entry.free_resends < self.config.max_free_resends {
             self.stats.refused += 1;
             entry.free_resends += 1;
@@ -365,9 +477,11 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
         self.retry(entry, error, None, now);
     }
 
-    /// Time has passed: due retries become ready, the pool's timers run.
+    /// Time has passed: due retries become ready, lingering batches may go, the pool's timers
+    /// run.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.queue.promote(now);
+        self.end_linger(now);
         self.settle(now);
     }
 
@@ -412,6 +526,7 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
         };
         [
             self.queue.next_due(),
+            self.lingering_until(),
             credential,
             self.pool.poll_timeout(waiting),
         ]
@@ -555,15 +670,16 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
 
     /// Records the final report of `entry`.
     fn emit(&mut self, entry: Entry<P, T>, error: Option<DeviceError>, answer: Option<Answer>) {
-        let (answered_id, unregistered_at) = match &answer {
+        let (answered_id, unregistered_at, new_token) = match answer {
             Some(answer) => (
-                answer.id.clone(),
+                answer.id,
                 match answer.verdict {
                     Verdict::InvalidDevice { since } => since,
                     _ => None,
                 },
+                answer.new_token,
             ),
-            None => (None, None),
+            None => (None, None, None),
         };
         let id = answered_id.or_else(|| self.protocol.sent_id(&entry.meta));
         let outcome = match error {
@@ -573,7 +689,11 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
             }
             None => {
                 self.stats.delivered += 1;
-                Outcome::delivered(entry.tag)
+                Outcome {
+                    tag: entry.tag,
+                    new_token,
+                    error: None,
+                }
             }
         };
         let reason = entry.last_reason.filter(|_| outcome.error.is_some());
@@ -586,6 +706,20 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
             unregistered_at,
         });
     }
+}
+
+/// Calls `f` with the batch of tokens of `entry` and `rest` (no allocation for a request
+/// that carries one notification).
+fn with_batch<P: Protocol, T, R>(
+    entry: &Entry<P, T>,
+    rest: &[Entry<P, T>],
+    f: impl FnOnce(Batch<'_, P::Token>) -> R,
+) -> R {
+    if rest.is_empty() {
+        return f(Batch::new(&entry.token, &[]));
+    }
+    let tokens: Vec<&P::Token> = rest.iter().map(|other| &other.token).collect();
+    f(Batch::new(&entry.token, &tokens))
 }
 
 #[cfg(test)]

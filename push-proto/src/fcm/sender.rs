@@ -14,7 +14,8 @@ use super::oauth::{OAuth, TokenError, TokenUpdate};
 use super::response::{self, classify};
 use super::service_account::ServiceAccount;
 use crate::engine::{
-    self, Answer, Credential, CredentialFailure, CredentialStats, PoolConfig, Protocol,
+    self, Answer, Answers, Batch, Credential, CredentialFailure, CredentialStats, Origin,
+    Protocol,
 };
 use crate::jose::SignError;
 use crate::{DeviceError, GcmToken};
@@ -41,39 +42,21 @@ pub struct Config {
     pub project_id: String,
     /// Ask FCM to validate messages without delivering them (`"validate_only": true`).
     pub validate_only: bool,
-    /// Notifications queued and not yet reported, beyond which `queue` answers `Full`.
-    pub max_pending: usize,
-    /// Most requests in flight at once over all connections; the servers' stream limits
-    /// lower it further.
-    pub max_in_flight: u32,
-    /// How many times one notification may be sent (see [`engine::Config::max_attempts`]).
-    pub max_attempts: u32,
-    /// First retry delay when the response has no `Retry-After`; doubles per attempt.
-    pub initial_backoff: Duration,
-    /// Longest retry delay.
-    pub max_backoff: Duration,
-    /// Seed of the backoff jitter.
-    pub seed: u64,
-    /// The connections.
-    pub pool: PoolConfig,
+    /// The engine's settings (pending bound, requests in flight, attempts, backoff,
+    /// connections).
+    pub engine: engine::Config,
 }
 
 impl Config {
-    /// Defaults for `project_id`: [`DEFAULT_BASE_URL`], no validate-only, 100,000 pending,
-    /// no in-flight cap beyond the connections' stream limits, 3 attempts, backoff from 1 s to
-    /// 60 s, seed 0, the default pool.
+    /// Defaults for `project_id`: [`DEFAULT_BASE_URL`], no validate-only, the engine's
+    /// defaults (100,000 pending, no in-flight cap beyond the connections' stream limits,
+    /// 3 attempts, backoff from 1 s to 60 s, seed 0, the default pool).
     pub fn new(project_id: impl Into<String>) -> Self {
         Config {
             base_url: DEFAULT_BASE_URL.into(),
             project_id: project_id.into(),
             validate_only: false,
-            max_pending: 100_000,
-            max_in_flight: u32::MAX,
-            max_attempts: 3,
-            initial_backoff: Duration::from_secs(1),
-            max_backoff: Duration::from_secs(60),
-            seed: 0,
-            pool: PoolConfig::default(),
+            engine: engine::Config::default(),
         }
     }
 
@@ -126,21 +109,8 @@ pub enum TokenEvent {
 /// A sender for `config` authenticating with `auth`, or the first invalid field.
 pub fn sender<T>(config: Config, auth: OAuth) -> Result<Sender<T>, ConfigError> {
     let protocol = FcmProtocol::new(&config)?;
-    let engine = engine::Config {
-        max_pending: config.max_pending,
-        max_in_flight: config.max_in_flight,
-        max_attempts: config.max_attempts,
-        initial_backoff: config.initial_backoff,
-        max_backoff: config.max_backoff,
-        seed: config.seed,
-        pool: config.pool.clone(),
-        ..engine::Config::default()
-    };
-    Ok(engine::Sender::new(
-        protocol,
-        FcmCredential::new(auth),
-        engine,
-    )?)
+    let credential = FcmCredential::new(auth);
+    Ok(engine::Sender::new(protocol, credential, config.engine)?)
 }
 
 /// FCM's rules: `POST /v1/projects/<project>/messages:send` with the message spliced per
@@ -154,13 +124,8 @@ pub struct FcmProtocol {
 impl FcmProtocol {
     /// The protocol for `config`'s endpoint and project.
     pub fn new(config: &Config) -> Result<Self, ConfigError> {
-        let bad_url = || ConfigError::BaseUrl(config.base_url.clone());
-        let base: Uri = config.base_url.parse().map_err(|_| bad_url())?;
-        let path_ok = base.path_and_query().is_none_or(|p| p.as_str() == "/");
-        let (Some(scheme), Some(authority), true) = (base.scheme(), base.authority(), path_ok)
-        else {
-            return Err(bad_url());
-        };
+        let origin = Origin::parse(&config.base_url)
+            .ok_or_else(|| ConfigError::BaseUrl(config.base_url.clone()))?;
         let project = &config.project_id;
         let project_ok = !project.is_empty()
             && project
@@ -169,8 +134,8 @@ impl FcmProtocol {
         if !project_ok {
             return Err(ConfigError::ProjectId(project.chars().take(64).collect()));
         }
-        let uri = format!("{scheme}://{authority}/v1/projects/{project}/messages:send")
-            .parse()
+        let uri = origin
+            .uri(&format!("/v1/projects/{project}/messages:send"))
             .map_err(|_| ConfigError::ProjectId(project.clone()))?;
         Ok(FcmProtocol {
             uri,
@@ -192,12 +157,12 @@ impl Protocol for FcmProtocol {
 
     fn request(
         &self,
-        token: &GcmToken,
+        batch: Batch<'_, GcmToken>,
         message: &Message,
         _meta: &(),
         authorization: Option<&HeaderValue>,
     ) -> Result<http::Request<Bytes>, DeviceError> {
-        let body = message.body_for(token.as_str(), self.validate_only);
+        let body = message.body_for(batch.first().as_str(), self.validate_only);
         let mut request = http::Request::new(body);
         *request.method_mut() = Method::POST;
         *request.uri_mut() = self.uri.clone();
@@ -210,7 +175,7 @@ impl Protocol for FcmProtocol {
         Ok(request)
     }
 
-    fn classify(&self, response: &http::Response<Bytes>) -> Answer {
+    fn classify(&self, response: &http::Response<Bytes>, _batch: Batch<'_, GcmToken>) -> Answers {
         let classified = classify(response.status(), response.headers(), response.body());
         let verdict = match classified.verdict {
             response::Verdict::Delivered => engine::Verdict::Delivered,
@@ -230,13 +195,14 @@ impl Protocol for FcmProtocol {
             .as_ref()
             .map(|code| code.as_str().to_owned())
             .or_else(|| classified.rpc_status.clone());
-        Answer {
+        Answers::All(Answer {
             status: classified.status.as_u16(),
             verdict,
             reason,
             described: classified.describe(),
             id: classified.message_id,
-        }
+            new_token: None,
+        })
     }
 
     fn too_large(&self, message: &Message) -> DeviceError {

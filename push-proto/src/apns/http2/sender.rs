@@ -6,15 +6,16 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::AUTHORIZATION;
-use http::uri::{Authority, Scheme};
-use http::{HeaderValue, Method, Uri};
+use http::{HeaderValue, Method};
 use thiserror::Error;
 
 use super::headers::{ApnsId, ApnsIdGenerator};
 use super::jwt::{SignError, TokenAuth};
 use super::message::Message;
 use super::response::{self, classify};
-use crate::engine::{self, Answer, Credential, CredentialStats, Grant, PoolConfig, Protocol};
+use crate::engine::{
+    self, Answer, Answers, Batch, Credential, CredentialStats, Grant, Origin, Protocol,
+};
 use crate::{ApnsToken, DeviceError};
 
 /// The production endpoint.
@@ -49,33 +50,19 @@ pub struct Config {
     /// The default `apns-topic` (usually the bundle id); a message's own topic overrides it.
     /// Required by APNs with token auth.
     pub topic: Option<String>,
-    /// Notifications queued and not yet reported, beyond which `queue` answers `Full`.
-    pub max_pending: usize,
-    /// How many times one notification may be sent (see [`engine::Config::max_attempts`]).
-    pub max_attempts: u32,
-    /// First retry delay when the response has no `Retry-After`; doubles per attempt.
-    pub initial_backoff: Duration,
-    /// Longest retry delay.
-    pub max_backoff: Duration,
-    /// Seed of the backoff jitter and of generated `apns-id`s.
-    pub seed: u64,
-    /// The connections.
-    pub pool: PoolConfig,
+    /// The engine's settings (pending bound, attempts, backoff, connections); its seed also
+    /// seeds the generated `apns-id`s.
+    pub engine: engine::Config,
 }
 
 impl Config {
-    /// Defaults for `base_url`: no default topic, 100,000 pending, 3 attempts, backoff from
-    /// 1 s to 60 s, seed 0, the default pool (1 to 8 connections as the load asks).
+    /// Defaults for `base_url`: no default topic, the engine's defaults (100,000 pending,
+    /// 3 attempts, backoff from 1 s to 60 s, seed 0, 1 to 8 connections as the load asks).
     pub fn new(base_url: impl Into<String>) -> Self {
         Config {
             base_url: base_url.into(),
             topic: None,
-            max_pending: 100_000,
-            max_attempts: 3,
-            initial_backoff: Duration::from_secs(1),
-            max_backoff: Duration::from_secs(60),
-            seed: 0,
-            pool: PoolConfig::default(),
+            engine: engine::Config::default(),
         }
     }
 
@@ -120,28 +107,15 @@ pub enum TokenEvent {
 /// A sender for `config` authenticating with `auth`, or the first invalid field.
 pub fn sender<T>(config: Config, auth: Auth) -> Result<Sender<T>, ConfigError> {
     let protocol = ApnsProtocol::new(&config)?;
-    let engine = engine::Config {
-        max_pending: config.max_pending,
-        max_attempts: config.max_attempts,
-        initial_backoff: config.initial_backoff,
-        max_backoff: config.max_backoff,
-        seed: config.seed,
-        pool: config.pool.clone(),
-        ..engine::Config::default()
-    };
-    Ok(engine::Sender::new(
-        protocol,
-        ApnsCredential::new(auth),
-        engine,
-    )?)
+    let credential = ApnsCredential::new(auth);
+    Ok(engine::Sender::new(protocol, credential, config.engine)?)
 }
 
 /// APNs' rules: `POST /3/device/<token>` with the `apns-*` headers, and the response table of
 /// [`response`].
 #[derive(Debug)]
 pub struct ApnsProtocol {
-    scheme: Scheme,
-    authority: Authority,
+    origin: Origin,
     topic: Option<HeaderValue>,
     ids: ApnsIdGenerator,
 }
@@ -149,23 +123,16 @@ pub struct ApnsProtocol {
 impl ApnsProtocol {
     /// The protocol for `config`'s endpoint and topic.
     pub fn new(config: &Config) -> Result<Self, ConfigError> {
-        let bad_url = || ConfigError::BaseUrl(config.base_url.clone());
-        let uri: Uri = config.base_url.parse().map_err(|_| bad_url())?;
-        let path_ok = uri.path_and_query().is_none_or(|p| p.as_str() == "/");
-        let (Some(scheme), Some(authority), true) =
-            (uri.scheme().cloned(), uri.authority().cloned(), path_ok)
-        else {
-            return Err(bad_url());
-        };
+        let origin = Origin::parse(&config.base_url)
+            .ok_or_else(|| ConfigError::BaseUrl(config.base_url.clone()))?;
         let topic = match &config.topic {
             Some(topic) => Some(HeaderValue::from_str(topic).map_err(|_| ConfigError::Topic)?),
             None => None,
         };
         Ok(ApnsProtocol {
-            scheme,
-            authority,
+            origin,
             topic,
-            ids: ApnsIdGenerator::new(config.seed ^ 0x5eed_a9e5),
+            ids: ApnsIdGenerator::new(config.engine.seed ^ 0x5eed_a9e5),
         })
     }
 }
@@ -185,16 +152,14 @@ impl Protocol for ApnsProtocol {
 
     fn request(
         &self,
-        token: &ApnsToken,
+        batch: Batch<'_, ApnsToken>,
         message: &Message,
         apns_id: &ApnsId,
         authorization: Option<&HeaderValue>,
     ) -> Result<http::Request<Bytes>, DeviceError> {
-        let uri = Uri::builder()
-            .scheme(self.scheme.clone())
-            .authority(self.authority.clone())
-            .path_and_query(format!("/3/device/{token}"))
-            .build()
+        let uri = self
+            .origin
+            .uri(&format!("/3/device/{}", batch.first()))
             .map_err(|e| DeviceError::Rejected {
                 provider: "apns",
                 code: format!("cannot build the request URI: {e}"),
@@ -213,7 +178,7 @@ impl Protocol for ApnsProtocol {
         Ok(request)
     }
 
-    fn classify(&self, response: &http::Response<Bytes>) -> Answer {
+    fn classify(&self, response: &http::Response<Bytes>, _batch: Batch<'_, ApnsToken>) -> Answers {
         let classified = classify(response.status(), response.headers(), response.body());
         let status = classified.status.as_u16();
         let reason = classified.reason.as_str();
@@ -239,13 +204,14 @@ impl Protocol for ApnsProtocol {
             response::Verdict::ClientError => engine::Verdict::ClientError,
             response::Verdict::Rejected => engine::Verdict::Rejected,
         };
-        Answer {
+        Answers::All(Answer {
             status,
             verdict,
             reason: (!reason.is_empty()).then(|| reason.to_owned()),
             id: classified.apns_id.map(|id| id.to_string()),
+            new_token: None,
             described,
-        }
+        })
     }
 
     fn too_large(&self, message: &Message) -> DeviceError {

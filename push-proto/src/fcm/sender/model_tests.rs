@@ -12,7 +12,7 @@ use proptest::prelude::*;
 use super::tests::{ZeroSigner, answer, delivered, message, token};
 use super::*;
 use crate::Full;
-use crate::engine::{Action, ConnId, Input, RequestId, StreamEnd};
+use crate::engine::{Action, ConnId, Input, PoolConfig, RequestId, StreamEnd};
 use crate::fcm::message::SendRequest;
 use crate::fcm::oauth::tests::grant;
 use crate::fcm::response::tests::rpc_error;
@@ -174,12 +174,12 @@ fn run(plans: Vec<Plan>, steps: Vec<Step>, seed: u64) -> Result<(), TestCaseErro
             seed,
         );
     let mut config = Config::new("demo-project");
-    config.max_attempts = MAX_ATTEMPTS;
-    config.seed = seed;
-    config.max_pending = 8;
-    config.max_in_flight = 4;
-    config.pool = PoolConfig::default().fixed(1);
-    config.pool.stall_timeout = Duration::from_secs(1 << 30);
+    config.engine.max_attempts = MAX_ATTEMPTS;
+    config.engine.seed = seed;
+    config.engine.max_pending = 8;
+    config.engine.max_in_flight = 4;
+    config.engine.pool = PoolConfig::default().fixed(1);
+    config.engine.pool.stall_timeout = Duration::from_secs(1 << 30);
     let mut sender: Sender<usize> = sender(config, auth).unwrap();
     let devices = plans.len();
     let mut server = Server {

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::*;
 use crate::engine::test_support::{end, poll_credential, poll_send, respond, sends};
-use crate::engine::{Action, Input, StreamEnd};
+use crate::engine::{Action, Input, PoolConfig, StreamEnd};
 use crate::fcm::message::SendRequest;
 use crate::fcm::oauth::tests::grant;
 use crate::fcm::response::tests::rpc_error;
@@ -181,8 +181,8 @@ fn the_token_is_refreshed_before_it_expires() {
 fn the_in_flight_limit_is_the_smaller_of_config_and_server() {
     let now = Instant::now();
     let mut config = Config::new("demo-project");
-    config.max_in_flight = 2;
-    config.pool = PoolConfig::default().fixed(1);
+    config.engine.max_in_flight = 2;
+    config.engine.pool = PoolConfig::default().fixed(1);
     let mut sender = sender_with(config, now);
     for i in 0..5 {
         sender.queue(token(i), message(None), i, now).unwrap();
@@ -215,7 +215,7 @@ fn the_in_flight_limit_is_the_smaller_of_config_and_server() {
 fn backpressure_hands_the_notification_back() {
     let now = Instant::now();
     let mut config = Config::new("demo-project");
-    config.max_pending = 1;
+    config.engine.max_pending = 1;
     let mut sender = sender_with(config, now);
     sender.queue(token(0), message(None), 0, now).unwrap();
     let Err(Full((returned, _, 1))) = sender.queue(token(1), message(None), 1, now) else {
@@ -576,7 +576,7 @@ fn bad_configurations_are_refused() {
         );
     }
     let mut config = Config::new("p");
-    config.max_in_flight = 0;
+    config.engine.max_in_flight = 0;
     assert_eq!(
         attempt(config),
         ConfigError::Engine(engine::ConfigError::Zero("max_in_flight"))

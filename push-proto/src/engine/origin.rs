@@ -1,0 +1,53 @@
+//! [`Origin`]: the scheme and authority of a provider's service URL, checked once.
+
+use http::Uri;
+use http::uri::{Authority, Scheme};
+
+/// Where a provider's requests go (`https://api.push.apple.com`): every request URI is this
+/// origin and a path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Origin {
+    scheme: Scheme,
+    authority: Authority,
+}
+
+impl Origin {
+    /// Parses `scheme://authority`, with at most a `/` for a path; `None` for anything else.
+    pub(crate) fn parse(url: &str) -> Option<Self> {
+        let uri: Uri = url.parse().ok()?;
+        let path_ok = uri.path_and_query().is_none_or(|p| p.as_str() == "/");
+        let (Some(scheme), Some(authority), true) =
+            (uri.scheme().cloned(), uri.authority().cloned(), path_ok)
+        else {
+            return None;
+        };
+        Some(Origin { scheme, authority })
+    }
+
+    /// The URI of `path_and_query` (starting with `/`) at this origin.
+    pub(crate) fn uri(&self, path_and_query: &str) -> Result<Uri, http::Error> {
+        Uri::builder()
+            .scheme(self.scheme.clone())
+            .authority(self.authority.clone())
+            .path_and_query(path_and_query)
+            .build()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scheme_and_authority_only() {
+        let origin = Origin::parse("https://api.push.apple.com/").unwrap();
+        assert_eq!(
+            origin.uri("/3/device/ab").unwrap(),
+            "https://api.push.apple.com/3/device/ab"
+        );
+        assert!(Origin::parse("http://localhost:8443").is_some());
+        for bad in ["api.push.apple.com", "https://host/path", "/only/a/path", "not a url"] {
+            assert_eq!(Origin::parse(bad), None, "{bad}");
+        }
+    }
+}

@@ -44,7 +44,7 @@ mod verdict;
 pub use action::{Action, ConnId, Input, RequestId, StreamEnd};
 pub use batch::Batch;
 pub use config::{Config, ConfigError, PoolConfig};
-pub use credential::{Credential, CredentialFailure, CredentialStats, Grant, NoCredential};
+pub use credential::{Credential, CredentialFailure, CredentialStats, FixedCredential, Grant};
 pub(crate) use origin::Origin;
 pub use pool::Pool;
 pub use protocol::Protocol;

@@ -46,7 +46,12 @@ mod tests {
             "https://api.push.apple.com/3/device/ab"
         );
         assert!(Origin::parse("http://localhost:8443").is_some());
-        for bad in ["api.push.apple.com", "https://host/path", "/only/a/path", "not a url"] {
+        for bad in [
+            "api.push.apple.com",
+            "https://host/path",
+            "/only/a/path",
+            "not a url",
+        ] {
             assert_eq!(Origin::parse(bad), None, "{bad}");
         }
     }

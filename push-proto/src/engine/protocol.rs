@@ -61,8 +61,7 @@ pub trait Protocol {
 
     /// What `response` to the request for `batch` means. Never panics, whatever the peer
     /// sent.
-    fn classify(&self, response: &http::Response<Bytes>, batch: Batch<'_, Self::Token>)
-    -> Answers;
+    fn classify(&self, response: &http::Response<Bytes>, batch: Batch<'_, Self::Token>) -> Answers;
 
     /// The error of a notification the provider found too large.
     fn too_large(&self, message: &Self::Message) -> DeviceError;

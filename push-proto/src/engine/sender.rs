@@ -228,11 +228,13 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
                 }
             };
             let mut entry = self.queue.pop_front()?;
-            let mut rest: Vec<Entry<P, T>> =
-                std::iter::from_fn(|| self.queue.pop_front()).take(size - 1).collect();
+            let mut rest: Vec<Entry<P, T>> = std::iter::from_fn(|| self.queue.pop_front())
+                .take(size - 1)
+                .collect();
             let built = with_batch(&entry, &rest, |batch| {
                 let auth = authorization.as_ref();
-                self.protocol.request(batch, &entry.message, &entry.meta, auth)
+                self.protocol
+                    .request(batch, &entry.message, &entry.meta, auth)
             });
             let request = match built {
                 Ok(request) => request,
@@ -374,18 +376,28 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
         let answers = with_batch(&entry, &rest, |batch| {
             self.protocol.classify(response, batch)
         });
+        let mut fate = Fate::new(generation, now);
+        let mut again = Vec::new();
         match answers {
             Answers::All(answer) => {
-                for other in rest {
-                    self.answer(other, answer.clone(), generation, now);
+                // In order; the last (usually the only) notification takes the answer itself.
+                let mut answer = Some(answer);
+                let mut entries = std::iter::once(entry).chain(rest).peekable();
+                while let Some(entry) = entries.next() {
+                    let this = match entries.peek() {
+                        Some(_) => answer.clone(),
+                        None => answer.take(),
+                    };
+                    if let Some(this) = this {
+                        again.extend(self.answer(entry, this, &mut fate));
+                    }
                 }
-                self.answer(entry, answer, generation, now);
             }
             Answers::Each(answers) => {
                 let mut answers = answers.into_iter();
                 for entry in std::iter::once(entry).chain(rest) {
                     match answers.next() {
-                        Some(answer) => self.answer(entry, answer, generation, now),
+                        Some(answer) => again.extend(self.answer(entry, answer, &mut fate)),
                         None => {
                             let error = self.rejected("the response has no result for it".into());
                             self.emit(entry, Some(error), None);
@@ -394,10 +406,23 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
                 }
             }
         }
+        self.send_next(again);
     }
 
-    /// Applies `answer` to `entry`, sent with credential `generation`.
-    fn answer(&mut self, mut entry: Entry<P, T>, answer: Answer, generation: u64, now: Instant) {
+    /// Puts `entries` first in the queue, in their order.
+    fn send_next(&mut self, entries: Vec<Entry<P, T>>) {
+        for entry in entries.into_iter().rev() {
+            self.queue.push_front(entry);
+        }
+    }
+
+    /// Applies `answer` to `entry`; hands `entry` back when it must be sent again at once.
+    fn answer(
+        &mut self,
+        mut entry: Entry<P, T>,
+        answer: Answer,
+        fate: &mut Fate,
+    ) -> Option<Entry<P, T>> {
         entry.last_status = Some(answer.status);
         entry.last_reason = answer.reason.clone();
         match answer.verdict {
@@ -423,14 +448,14 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
                 if client_wide {
                     self.client_error(&answer);
                 }
-                self.retry(entry, answer.described, retry_after, now);
+                self.retry(entry, answer.described, retry_after, fate);
             }
             Verdict::Reauthenticate if !entry.reauthenticated => {
-                self.credential.handle_rejected(generation);
+                self.credential.handle_rejected(fate.generation);
                 entry.reauthenticated = true;
                 entry.attempts = entry.attempts.saturating_sub(1);
                 entry.last_error = answer.described;
-                self.queue.push_front(entry);
+                return Some(entry);
             }
             Verdict::Reauthenticate | Verdict::ClientError => {
                 self.client_error(&answer);
@@ -442,31 +467,42 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
                 self.emit(entry, Some(error), Some(answer));
             }
         }
+        None
     }
 
     fn handle_stream_end(&mut self, id: RequestId, end: StreamEnd, now: Instant) {
         let Some(InFlight {
-            entry, rest, conn, ..
+            entry,
+            rest,
+            conn,
+            generation,
         }) = self.in_flight.remove(&id)
         else {
             return;
         };
         self.pool.release(conn, false, now);
-        for entry in std::iter::once(entry).chain(rest) {
-            self.stream_ended(entry, &end, now);
-        }
+        let mut fate = Fate::new(generation, now);
+        let again = std::iter::once(entry)
+            .chain(rest)
+            .filter_map(|entry| self.stream_ended(entry, &end, &mut fate))
+            .collect();
+        self.send_next(again);
     }
 
-    /// `entry`'s request ended without a response: sent again for free when the server did
-    /// not process it (within the bound), else retried as an attempt.
-    fn stream_ended(&mut self, mut entry: Entry<P, T>, end: &StreamEnd, now: Instant) {
+    /// `entry`'s request ended without a response: handed back to be sent again for free when
+    /// the server did not process it (within the bound), else retried as an attempt.
+    fn stream_ended(
+        &mut self,
+        mut entry: Entry<P, T>,
+        end: &StreamEnd,
+        fate: &mut Fate,
+    ) -> Option<Entry<P, T>> {
         if end.unprocessed() && entry.free_resends < self.config.max_free_resends {
             self.stats.refused += 1;
             entry.free_resends += 1;
             entry.attempts = entry.attempts.saturating_sub(1);
             entry.last_error = end.to_string();
-            self.queue.push_front(entry);
-            return;
+            return Some(entry);
         }
         self.stats.transport_failures += 1;
         let error = if end.unprocessed() {
@@ -474,7 +510,8 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
         } else {
             format!("transport failure: {end}")
         };
-        self.retry(entry, error, None, now);
+        self.retry(entry, error, None, fate);
+        None
     }
 
     /// Time has passed: due retries become ready, lingering batches may go, the pool's timers
@@ -636,14 +673,14 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
             });
     }
 
-    /// Schedules `entry` again after `retry_after` or the backoff, unless it is out of
-    /// attempts or the retry would come after its time to live.
+    /// Schedules `entry` again after `retry_after` or the backoff (drawn once per request),
+    /// unless it is out of attempts or the retry would come after its time to live.
     fn retry(
         &mut self,
         mut entry: Entry<P, T>,
         error: String,
         retry_after: Option<Duration>,
-        now: Instant,
+        fate: &mut Fate,
     ) {
         entry.last_error = error;
         let give_up = |entry: &Entry<P, T>, why: &str| DeviceError::Unavailable {
@@ -654,9 +691,13 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
             let error = give_up(&entry, "");
             return self.emit(entry, Some(error), None);
         }
-        let delay =
-            retry_after.unwrap_or_else(|| self.backoff.delay(entry.attempts.saturating_sub(1)));
-        let Some(due) = now.checked_add(delay) else {
+        let attempt = entry.attempts.saturating_sub(1);
+        let delay = retry_after.unwrap_or_else(|| {
+            *fate
+                .backoff
+                .get_or_insert_with(|| self.backoff.delay(attempt))
+        });
+        let Some(due) = fate.now.checked_add(delay) else {
             let error = give_up(&entry, "; retry delay out of range");
             return self.emit(entry, Some(error), None);
         };
@@ -708,6 +749,26 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
     }
 }
 
+/// What the notifications of one request share while their fates are applied.
+struct Fate {
+    /// The credential generation the request was sent with.
+    generation: u64,
+    now: Instant,
+    /// The backoff drawn for the first of them retried without `Retry-After`: the others wait
+    /// as long, so that a batch travels together again.
+    backoff: Option<Duration>,
+}
+
+impl Fate {
+    fn new(generation: u64, now: Instant) -> Self {
+        Fate {
+            generation,
+            now,
+            backoff: None,
+        }
+    }
+}
+
 /// Calls `f` with the batch of tokens of `entry` and `rest` (no allocation for a request
 /// that carries one notification).
 fn with_batch<P: Protocol, T, R>(
@@ -722,6 +783,8 @@ fn with_batch<P: Protocol, T, R>(
     f(Batch::new(&entry.token, &tokens))
 }
 
+#[cfg(test)]
+mod batch_tests;
 #[cfg(test)]
 mod model_tests;
 #[cfg(test)]

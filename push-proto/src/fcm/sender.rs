@@ -14,8 +14,7 @@ use super::oauth::{OAuth, TokenError, TokenUpdate};
 use super::response::{self, classify};
 use super::service_account::ServiceAccount;
 use crate::engine::{
-    self, Answer, Answers, Batch, Credential, CredentialFailure, CredentialStats, Origin,
-    Protocol,
+    self, Answer, Answers, Batch, Credential, CredentialFailure, CredentialStats, Origin, Protocol,
 };
 use crate::jose::SignError;
 use crate::{DeviceError, GcmToken};

@@ -17,7 +17,8 @@ use crate::engine::{CredentialStats, PoolConfig};
 /// share requests.
 #[derive(Debug, Default)]
 pub(super) struct TestProtocol {
-    next: u32,
+    /// The last meta handed out.
+    pub(super) next: u32,
     /// Most notifications per request (0 and 1: one).
     pub(super) batch: usize,
     /// How long a partial batch waits for more.
@@ -117,7 +118,10 @@ impl Protocol for TestProtocol {
     /// anything else rejected. The body is the reason. A header `x-each: <status>,...` answers
     /// a batch notification by notification, each as its status says.
     fn classify(&self, response: &http::Response<Bytes>, _batch: Batch<'_, u32>) -> Answers {
-        let each = response.headers().get("x-each").and_then(|v| v.to_str().ok());
+        let each = response
+            .headers()
+            .get("x-each")
+            .and_then(|v| v.to_str().ok());
         match each {
             Some(statuses) => Answers::Each(
                 statuses
@@ -242,12 +246,17 @@ pub(super) type TestSender = Sender<TestProtocol, TestCredential, u32>;
 
 /// A sender whose credential is already granted (generation 1).
 pub(super) fn test_sender(config: Config) -> TestSender {
+    test_sender_with(TestProtocol::default(), config)
+}
+
+/// A sender speaking `protocol` whose credential is already granted (generation 1).
+pub(super) fn test_sender_with(protocol: TestProtocol, config: Config) -> TestSender {
     let credential = TestCredential {
         generation: 1,
         ready: true,
         ..TestCredential::default()
     };
-    Sender::new(TestProtocol::default(), credential, config).unwrap()
+    Sender::new(protocol, credential, config).unwrap()
 }
 
 fn answer(status: u16, reason: &str) -> http::Response<Bytes> {

@@ -2,7 +2,9 @@
 
 use std::path::Path;
 
-use push_smol::{ApnsConfig, ApnsHttp2Config, Client, FcmConfig, GcmConfig, Payload, Tls};
+use push_smol::{
+    ApnsConfig, ApnsHttp2Config, Client, FcmConfig, GcmConfig, HttpConfig, Payload, Tls,
+};
 
 use crate::cli::{ApnsArgs, FcmArgs, GcmArgs, MessageArgs};
 

@@ -4,6 +4,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use async_channel::{Receiver, Sender};
 
@@ -11,16 +12,19 @@ use crate::queue::{QueueSender, queue};
 use futures_lite::Stream;
 use push_proto::{Device, Feedback, Payload, Push, Route};
 
-use crate::config::{ApnsConfig, GcmConfig};
+use crate::config::ApnsConfig;
 use crate::config_fcm::FcmConfig;
+use crate::config_gcm::GcmConfig;
+use crate::config_http::HttpTransport;
 use crate::config_http2::ApnsHttp2Config;
 use crate::driver::{ApnsLink, Command, Driver, Transports};
 use crate::error::Error;
-use crate::exchange::Exchange;
 use crate::feedback_service::{FeedbackService, InactiveDevices};
+use crate::h1conn::{H1Setup, Link};
 use crate::h2conn::ConnSetup;
-use crate::h2route::HttpRoute;
-use crate::http::HttpClient;
+use crate::h2route::{Connections, HttpRoute};
+use crate::http::{HttpClient, Origin};
+use crate::net::Endpoint;
 use crate::report::{ClientStats, Report};
 use crate::runtime::Runtime;
 
@@ -117,18 +121,16 @@ impl<R: Runtime> ClientBuilder<R> {
                     field: "apns url",
                     reason: error.to_string(),
                 })?;
-            let setup = ConnSetup {
-                endpoint: apns.endpoint.clone(),
-                tls: apns.tls.client_config(&[b"h2"])?,
-                timeouts: apns.timeouts,
-                request_timeout: apns.request_timeout,
-                ping_interval: apns.ping_interval,
-                max_body: MAX_APNS_BODY,
-            };
-            let streams = apns.core.pool.max_streams_per_connection;
+            let setup = h2_setup(
+                &apns.endpoint,
+                &apns.transport,
+                apns.ping_interval,
+                MAX_APNS_BODY,
+            )?;
+            let streams = apns.core.engine.pool.max_streams_per_connection;
             h2 = Some(HttpRoute::new(Route::ApnsHttp2, setup, streams, None));
         }
-        let mut http = None;
+        let mut gcm_route = None;
         if let Some(gcm) = &self.gcm {
             push = push
                 .with_gcm(gcm.core.clone(), gcm.options.clone())
@@ -136,7 +138,7 @@ impl<R: Runtime> ClientBuilder<R> {
                     field: error.field,
                     reason: error.reason,
                 })?;
-            http = Some(exchange(&runtime, gcm)?);
+            gcm_route = Some(gcm_transport(gcm)?);
         }
         let mut fcm = None;
         if let Some(config) = &self.fcm {
@@ -162,7 +164,7 @@ impl<R: Runtime> ClientBuilder<R> {
             push,
             Transports {
                 apns: apns_link,
-                gcm: http,
+                gcm: gcm_route,
                 apns_http2: h2,
                 fcm,
             },
@@ -188,48 +190,75 @@ impl<R: Runtime> ClientBuilder<R> {
 const MAX_APNS_BODY: usize = 16 * 1024;
 /// Largest FCM response body read: Google's error bodies are a few KiB.
 const MAX_FCM_BODY: usize = 256 * 1024;
+/// Largest GCM response body read: a result per token of a batch of up to 1,000, each well
+/// under 200 bytes even with a canonical id.
+const MAX_GCM_BODY: usize = 1024 * 1024;
+
+/// How an HTTP/2 route's connections to `endpoint` are made.
+fn h2_setup(
+    endpoint: &Endpoint,
+    transport: &HttpTransport,
+    ping_interval: Duration,
+    max_body: usize,
+) -> Result<Connections, Error> {
+    Ok(Connections::H2(Arc::new(ConnSetup {
+        endpoint: endpoint.clone(),
+        tls: transport.tls.client_config(&[b"h2"])?,
+        timeouts: transport.timeouts,
+        request_timeout: transport.request_timeout,
+        ping_interval,
+        max_body,
+    })))
+}
 
 /// FCM's HTTP/2 route with the HTTP/1.1 client of its token endpoint.
 fn fcm_transport<R: Runtime>(runtime: &R, config: &FcmConfig) -> Result<HttpRoute<R>, Error> {
-    let setup = ConnSetup {
-        endpoint: config.endpoint.clone(),
-        tls: config.tls.client_config(&[b"h2"])?,
-        timeouts: config.timeouts,
-        request_timeout: config.request_timeout,
-        ping_interval: config.ping_interval,
-        max_body: MAX_FCM_BODY,
-    };
+    let transport = &config.transport;
+    let setup = h2_setup(
+        &config.endpoint,
+        transport,
+        config.ping_interval,
+        MAX_FCM_BODY,
+    )?;
     let token = HttpClient::new(
         runtime.clone(),
         &config.token_uri()?,
         "fcm token url",
-        &config.tls,
-        config.timeouts,
-        config.request_timeout,
+        &transport.tls,
+        transport.timeouts,
+        transport.request_timeout,
     )?;
-    let streams = config.core.pool.max_streams_per_connection;
+    let streams = config.core.engine.pool.max_streams_per_connection;
     Ok(HttpRoute::new(Route::Fcm, setup, streams, Some(token)))
 }
 
-/// The GCM exchange the configuration asks for.
-fn exchange<R: Runtime>(runtime: &R, gcm: &GcmConfig) -> Result<Exchange<R>, Error> {
+/// GCM's HTTP/1.1 route: push's own connections, or the application's surf client.
+fn gcm_transport<R: Runtime>(config: &GcmConfig) -> Result<HttpRoute<R>, Error> {
+    let transport = &config.transport;
     #[cfg(feature = "surf")]
-    if let Some(client) = &gcm.surf {
-        return Ok(Exchange::Surf {
-            client: client.clone(),
-            runtime: runtime.clone(),
-            timeout: gcm.exchange_timeout,
-        });
-    }
-    let client = HttpClient::new(
-        runtime.clone(),
-        &gcm.core.endpoint,
-        "gcm endpoint",
-        &gcm.tls,
-        gcm.timeouts,
-        gcm.exchange_timeout,
-    )?;
-    Ok(Exchange::Hyper(client))
+    let surf = config.surf.clone().map(Link::Surf);
+    #[cfg(not(feature = "surf"))]
+    let surf = None;
+    let link = match surf {
+        Some(link) => link,
+        None => Link::Hyper(Origin::new(
+            &config.core.endpoint,
+            "gcm endpoint",
+            &transport.tls,
+        )?),
+    };
+    let setup = H1Setup {
+        link,
+        timeouts: transport.timeouts,
+        request_timeout: transport.request_timeout,
+        max_body: MAX_GCM_BODY,
+    };
+    Ok(HttpRoute::new(
+        Route::Gcm,
+        Connections::H1(Arc::new(setup)),
+        1,
+        None,
+    ))
 }
 
 /// What every clone of a client shares.

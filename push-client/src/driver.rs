@@ -7,19 +7,16 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use async_channel::{Receiver, Sender, TrySendError};
-use bytes::Bytes;
 use futures_lite::io::{ReadHalf, WriteHalf};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use futures_rustls::client::TlsStream;
 use push_proto::engine::{self, Input};
-use push_proto::gcm::RequestId;
 use push_proto::{
-    Action, Device, Event, Feedback, Full, Payload, Push, Route, SessionId, apns, fcm, gcm,
+    Action, Device, Event, Feedback, Full, Payload, Push, Route, SessionId, apns, fcm,
 };
 use rustls::ClientConfig;
 
 use crate::error::Error;
-use crate::exchange::Exchange;
 use crate::h2route::{HttpEvent, HttpRoute};
 use crate::net::{Endpoint, Timeouts, dial_tls, timeout};
 use crate::queue::QueueReceiver;
@@ -60,7 +57,6 @@ pub(crate) enum Io<R: Runtime> {
         connection: u64,
         error: Option<Error>,
     },
-    Gcm(RequestId, Result<http::Response<Bytes>, Error>),
     /// What an HTTP provider's connection tasks or credential exchange report.
     Http(Route, HttpEvent),
 }
@@ -100,8 +96,8 @@ impl<R: Runtime> ApnsLink<R> {
 pub(crate) struct Transports<R: Runtime> {
     /// The APNs binary gateway.
     pub(crate) apns: Option<ApnsLink<R>>,
-    /// GCM's HTTP exchange.
-    pub(crate) gcm: Option<Exchange<R>>,
+    /// Legacy GCM over HTTP/1.1.
+    pub(crate) gcm: Option<HttpRoute<R>>,
     /// APNs over HTTP/2.
     pub(crate) apns_http2: Option<HttpRoute<R>>,
     /// FCM HTTP v1 and its token endpoint.
@@ -126,7 +122,7 @@ pub(crate) struct Driver<R: Runtime> {
     runtime: R,
     push: Push,
     apns: Option<ApnsLink<R>>,
-    gcm: Option<Arc<Exchange<R>>>,
+    gcm: Option<HttpRoute<R>>,
     apns_http2: Option<HttpRoute<R>>,
     fcm: Option<HttpRoute<R>>,
     commands: QueueReceiver<Command>,
@@ -140,7 +136,6 @@ pub(crate) struct Driver<R: Runtime> {
     parked: Option<(u64, Device)>,
     feedback_capacity: usize,
     feedback_waiting: usize,
-    gcm_in_flight: usize,
     apns_out: Vec<u8>,
     late_verdicts: u64,
     stats: Arc<Mutex<ClientStats>>,
@@ -160,7 +155,7 @@ impl<R: Runtime> Driver<R> {
             runtime,
             push,
             apns: transports.apns,
-            gcm: transports.gcm.map(Arc::new),
+            gcm: transports.gcm,
             apns_http2: transports.apns_http2,
             fcm: transports.fcm,
             commands,
@@ -172,7 +167,6 @@ impl<R: Runtime> Driver<R> {
             parked: None,
             feedback_capacity,
             feedback_waiting: 0,
-            gcm_in_flight: 0,
             apns_out: Vec::new(),
             late_verdicts: 0,
             stats,
@@ -212,7 +206,6 @@ impl<R: Runtime> Driver<R> {
             && self.sessions.is_empty()
             && self.parked.is_none()
             && self.push.is_idle()
-            && self.gcm_in_flight == 0
     }
 
     /// Waits for the next input: a connection event, a command, the core's deadline, or
@@ -359,11 +352,11 @@ impl<R: Runtime> Driver<R> {
                     self.push.handle_apns_closed(now);
                 }
                 Action::ApnsWrite => self.write_apns().await,
-                Action::GcmRequest(id, request) => self.send_gcm(id, *request),
                 Action::Http(route, action) => {
                     let transport = match route {
                         Route::ApnsHttp2 => self.apns_http2.as_mut(),
                         Route::Fcm => self.fcm.as_mut(),
+                        Route::Gcm => self.gcm.as_mut(),
                     };
                     let input = transport.and_then(|transport| {
                         transport.perform(&self.runtime, &self.io_tx, action)
@@ -447,23 +440,11 @@ impl<R: Runtime> Driver<R> {
         }
     }
 
-    fn send_gcm(&mut self, id: RequestId, request: http::Request<Bytes>) {
-        let Some(http) = self.gcm.clone() else {
-            return;
-        };
-        log::debug!("GCM {id}: {} bytes", request.body().len());
-        self.gcm_in_flight += 1;
-        let io = self.io_tx.clone();
-        self.runtime.spawn(async move {
-            let result = http.exchange(request).await;
-            let _ = io.send(Io::Gcm(id, result)).await;
-        });
-    }
-
     fn http_route(&mut self, route: Route) -> Option<&mut HttpRoute<R>> {
         match route {
             Route::ApnsHttp2 => self.apns_http2.as_mut(),
             Route::Fcm => self.fcm.as_mut(),
+            Route::Gcm => self.gcm.as_mut(),
         }
     }
 
@@ -560,22 +541,6 @@ impl<R: Runtime> Driver<R> {
                     _ => self.push.handle_apns_closed(now),
                 }
             }
-            Io::Gcm(id, result) => {
-                self.gcm_in_flight -= 1;
-                match result {
-                    Ok(response) => {
-                        log::debug!("GCM {id}: HTTP {}", response.status());
-                        self.push.handle_gcm_response(id, response, now);
-                    }
-                    Err(error) => {
-                        log::warn!("GCM request failed: {error}");
-                        if error.is_fatal() {
-                            self.client_error(error.clone());
-                        }
-                        self.push.handle_gcm_failure(id, &error.to_string(), now);
-                    }
-                }
-            }
         }
     }
 
@@ -620,8 +585,14 @@ impl<R: Runtime> Driver<R> {
                 Event::Apns(apns::Event::GaveUp { reason }) => {
                     self.client_error(Error::GatewayUnreachable { reason });
                 }
-                Event::Gcm(gcm::Event::Unauthorized { detail }) => {
-                    self.client_error(Error::Unauthorized { detail });
+                Event::Gcm(engine::Event::ClientError { reason, .. }) => {
+                    self.client_error(Error::Unauthorized { detail: reason });
+                }
+                Event::Gcm(engine::Event::Unreachable { reason }) => {
+                    self.client_error(Error::Unreachable {
+                        provider: Route::Gcm.name(),
+                        reason,
+                    });
                 }
                 Event::ApnsHttp2(engine::Event::ClientError { status, reason }) => {
                     self.client_error(Error::ApnsRefused { status, reason });

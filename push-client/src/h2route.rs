@@ -1,5 +1,6 @@
 //! One HTTP provider's transport as the driver sees it: the connection tasks of its route
-//! (one [`h2conn`](crate::h2conn) task per connection the core dials) and, for FCM, the
+//! (one [`h2conn`](crate::h2conn) task per connection the core dials, or one
+//! [`h1conn`](crate::h1conn) task for a route spoken over HTTP/1.1) and, for FCM, the
 //! HTTP/1.1 exchanges with the credential's token endpoint. It performs the core's
 //! [`engine::Action`]s and decides nothing: which connection, when to dial, what a stream end
 //! means is the core's.
@@ -14,6 +15,7 @@ use push_proto::engine::{self, ConnId, Input, StreamEnd};
 
 use crate::driver::Io;
 use crate::error::Error;
+use crate::h1conn::{self, H1Setup};
 use crate::h2conn::{self, ConnSetup, Outgoing};
 use crate::http::HttpClient;
 use crate::runtime::Runtime;
@@ -32,10 +34,18 @@ pub(crate) enum HttpEvent {
 /// connection's limit, so this only absorbs a limit lowered while requests were on their way.
 const CHANNEL_SLACK: usize = 16;
 
+/// How a route's connections are made.
+pub(crate) enum Connections {
+    /// HTTP/2: many streams per connection.
+    H2(Arc<ConnSetup>),
+    /// HTTP/1.1: one request at a time per connection.
+    H1(Arc<H1Setup>),
+}
+
 /// One HTTP provider's connections and credential endpoint.
 pub(crate) struct HttpRoute<R: Runtime> {
     route: Route,
-    setup: Arc<ConnSetup>,
+    setup: Connections,
     channel_capacity: usize,
     conns: HashMap<ConnId, Sender<Outgoing>>,
     /// The HTTP/1.1 client for the credential's endpoint (FCM's OAuth2 token endpoint).
@@ -46,13 +56,13 @@ impl<R: Runtime> HttpRoute<R> {
     /// The transport of `route`; `max_streams` is the core's cap per connection.
     pub(crate) fn new(
         route: Route,
-        setup: ConnSetup,
+        setup: Connections,
         max_streams: u32,
         credential: Option<HttpClient<R>>,
     ) -> Self {
         HttpRoute {
             route,
-            setup: Arc::new(setup),
+            setup,
             channel_capacity: usize::try_from(max_streams).unwrap_or(usize::MAX) + CHANNEL_SLACK,
             conns: HashMap::new(),
             credential: credential.map(Arc::new),
@@ -71,15 +81,31 @@ impl<R: Runtime> HttpRoute<R> {
             engine::Action::Dial(conn) => {
                 let (requests, incoming) = async_channel::bounded(self.channel_capacity);
                 self.conns.insert(conn, requests);
-                let task = h2conn::run(
-                    runtime.clone(),
-                    self.setup.clone(),
-                    self.route,
-                    conn,
-                    incoming,
-                    io.clone(),
-                );
-                runtime.spawn(task);
+                let (runtime, route, io) = (runtime.clone(), self.route, io.clone());
+                match &self.setup {
+                    Connections::H2(setup) => {
+                        let setup = setup.clone();
+                        runtime.spawn(h2conn::run(
+                            runtime.clone(),
+                            setup,
+                            route,
+                            conn,
+                            incoming,
+                            io,
+                        ));
+                    }
+                    Connections::H1(setup) => {
+                        let setup = setup.clone();
+                        runtime.spawn(h1conn::run(
+                            runtime.clone(),
+                            setup,
+                            route,
+                            conn,
+                            incoming,
+                            io,
+                        ));
+                    }
+                }
                 None
             }
             engine::Action::Send { conn, id, request } => {

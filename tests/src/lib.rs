@@ -8,7 +8,9 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use futures_lite::StreamExt;
-use push_client::{ApnsConfig, Client, Feedback, GcmConfig, Report, Runtime, Session, Tls};
+use push_client::{
+    ApnsConfig, Client, Feedback, GcmConfig, HttpConfig, Report, Runtime, Session, Tls,
+};
 use push_mock::{Certificates, GatewayOptions, GcmOptions, MockGateway, MockGcm, TokenScript};
 use push_proto::{ApnsToken, Device, Payload};
 

@@ -4,7 +4,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use futures_lite::StreamExt;
-use push_client::{Error, Runtime};
+use push_client::{Error, HttpConfig, Runtime};
 use push_mock::{Certificates, GatewayOptions, MockFeedback};
 use push_proto::apns::FeedbackTuple;
 use push_proto::{Device, Payload};
@@ -123,7 +123,9 @@ pub async fn gcm_mixed_outcomes_with_503s<R: Runtime>() {
     let mut options = gcm_options();
     options.unavailable_rate = 0.05;
     options.retry_after_secs = 0;
-    options.seed = 11;
+    // A seed whose draws answer 503 early (the 5th, 7th, 9th and 16th requests): the run
+    // takes about 30 requests (full batches of 1,000, then the retries).
+    options.seed = 17;
     for n in 0..TOTAL {
         let script = match n % 10 {
             1 => Script::NotRegistered,

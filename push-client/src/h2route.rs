@@ -6,9 +6,11 @@
 //! means is the core's.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
-use async_channel::{Sender, TrySendError};
+use async_channel::{Receiver, Sender, TrySendError};
 use bytes::Bytes;
 use push_proto::Route;
 use push_proto::engine::{self, ConnId, Input, StreamEnd};
@@ -40,6 +42,25 @@ pub(crate) enum Connections {
     H2(Arc<ConnSetup>),
     /// HTTP/1.1: one request at a time per connection.
     H1(Arc<H1Setup>),
+}
+
+impl Connections {
+    /// The task that dials connection `conn` of `route` and drives it, taking its requests
+    /// from `requests` and reporting to `io`.
+    fn task<R: Runtime>(
+        &self,
+        runtime: R,
+        route: Route,
+        conn: ConnId,
+        requests: Receiver<Outgoing>,
+        io: &Sender<Io<R>>,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        let io = io.clone();
+        match self {
+            Self::H2(s) => Box::pin(h2conn::run(runtime, s.clone(), route, conn, requests, io)),
+            Self::H1(s) => Box::pin(h1conn::run(runtime, s.clone(), route, conn, requests, io)),
+        }
+    }
 }
 
 /// One HTTP provider's connections and credential endpoint.
@@ -81,31 +102,10 @@ impl<R: Runtime> HttpRoute<R> {
             engine::Action::Dial(conn) => {
                 let (requests, incoming) = async_channel::bounded(self.channel_capacity);
                 self.conns.insert(conn, requests);
-                let (runtime, route, io) = (runtime.clone(), self.route, io.clone());
-                match &self.setup {
-                    Connections::H2(setup) => {
-                        let setup = setup.clone();
-                        runtime.spawn(h2conn::run(
-                            runtime.clone(),
-                            setup,
-                            route,
-                            conn,
-                            incoming,
-                            io,
-                        ));
-                    }
-                    Connections::H1(setup) => {
-                        let setup = setup.clone();
-                        runtime.spawn(h1conn::run(
-                            runtime.clone(),
-                            setup,
-                            route,
-                            conn,
-                            incoming,
-                            io,
-                        ));
-                    }
-                }
+                let task = self
+                    .setup
+                    .task(runtime.clone(), self.route, conn, incoming, io);
+                runtime.spawn(task);
                 None
             }
             engine::Action::Send { conn, id, request } => {

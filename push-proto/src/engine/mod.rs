@@ -48,6 +48,7 @@ pub use credential::{Credential, CredentialFailure, CredentialStats, FixedCreden
 pub(crate) use origin::Origin;
 pub use pool::Pool;
 pub use protocol::Protocol;
+pub(crate) use protocol::post;
 pub use report::{Event, Report, Stats};
 pub use sender::Sender;
 pub use verdict::{Answer, Answers, Verdict};

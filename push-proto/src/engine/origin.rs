@@ -3,6 +3,8 @@
 use http::Uri;
 use http::uri::{Authority, Scheme};
 
+use super::config::ConfigError;
+
 /// Where a provider's requests go (`https://api.push.apple.com`): every request URI is this
 /// origin and a path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -12,16 +14,17 @@ pub(crate) struct Origin {
 }
 
 impl Origin {
-    /// Parses `scheme://authority`, with at most a `/` for a path; `None` for anything else.
-    pub(crate) fn parse(url: &str) -> Option<Self> {
-        let uri: Uri = url.parse().ok()?;
+    /// Parses `scheme://authority`, with at most a `/` for a path.
+    pub(crate) fn parse(url: &str) -> Result<Self, ConfigError> {
+        let bad_url = || ConfigError::BaseUrl(url.to_owned());
+        let uri: Uri = url.parse().map_err(|_| bad_url())?;
         let path_ok = uri.path_and_query().is_none_or(|p| p.as_str() == "/");
         let (Some(scheme), Some(authority), true) =
             (uri.scheme().cloned(), uri.authority().cloned(), path_ok)
         else {
-            return None;
+            return Err(bad_url());
         };
-        Some(Origin { scheme, authority })
+        Ok(Origin { scheme, authority })
     }
 
     /// The URI of `path_and_query` (starting with `/`) at this origin.
@@ -45,14 +48,14 @@ mod tests {
             origin.uri("/3/device/ab").unwrap(),
             "https://api.push.apple.com/3/device/ab"
         );
-        assert!(Origin::parse("http://localhost:8443").is_some());
+        assert!(Origin::parse("http://localhost:8443").is_ok());
         for bad in [
             "api.push.apple.com",
             "https://host/path",
             "/only/a/path",
             "not a url",
         ] {
-            assert_eq!(Origin::parse(bad), None, "{bad}");
+            assert_eq!(Origin::parse(bad), Err(ConfigError::BaseUrl(bad.into())));
         }
     }
 }

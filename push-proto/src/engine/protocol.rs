@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::HeaderValue;
+use http::header::AUTHORIZATION;
+use http::{HeaderValue, Method, Uri, Version};
 
 use super::batch::Batch;
 use super::verdict::Answers;
@@ -71,4 +72,24 @@ pub trait Protocol {
 
     /// The notification id sent with the request, if the protocol sends one.
     fn sent_id(&self, meta: &Self::Meta) -> Option<String>;
+}
+
+/// A `POST` of `body` to `uri` over `version`, with the credential's `authorization` header
+/// when there is one: the request every protocol starts from.
+pub(crate) fn post(
+    uri: Uri,
+    version: Version,
+    body: Bytes,
+    authorization: Option<&HeaderValue>,
+) -> http::Request<Bytes> {
+    let mut request = http::Request::new(body);
+    *request.method_mut() = Method::POST;
+    *request.uri_mut() = uri;
+    *request.version_mut() = version;
+    if let Some(authorization) = authorization {
+        request
+            .headers_mut()
+            .insert(AUTHORIZATION, authorization.clone());
+    }
+    request
 }

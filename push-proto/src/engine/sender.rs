@@ -361,17 +361,24 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
         self.pool.handle_closed(conn, now);
     }
 
+    /// Takes request `id` out of flight (it `answered`, or ended without a response) and
+    /// frees its stream.
+    fn land(&mut self, id: RequestId, answered: bool, now: Instant) -> Option<InFlight<P, T>> {
+        let flight = self.in_flight.remove(&id)?;
+        self.pool.release(flight.conn, answered, now);
+        Some(flight)
+    }
+
     fn handle_response(&mut self, id: RequestId, response: &http::Response<Bytes>, now: Instant) {
         let Some(InFlight {
             entry,
             rest,
-            conn,
             generation,
-        }) = self.in_flight.remove(&id)
+            ..
+        }) = self.land(id, true, now)
         else {
             return;
         };
-        self.pool.release(conn, true, now);
         self.stats.responses += 1;
         let answers = with_batch(&entry, &rest, |batch| {
             self.protocol.classify(response, batch)
@@ -471,16 +478,15 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
     }
 
     fn handle_stream_end(&mut self, id: RequestId, end: StreamEnd, now: Instant) {
-        let Some(InFlight {
-            entry,
-            rest,
-            conn,
-            generation,
-        }) = self.in_flight.remove(&id)
-        else {
+        let Some(flight) = self.land(id, false, now) else {
             return;
         };
-        self.pool.release(conn, false, now);
+        let InFlight {
+            entry,
+            rest,
+            generation,
+            ..
+        } = flight;
         let mut fate = Fate::new(generation, now);
         let again = std::iter::once(entry)
             .chain(rest)

@@ -5,8 +5,8 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::header::{AUTHORIZATION, CONTENT_TYPE};
-use http::{HeaderValue, Method, Uri};
+use http::header::CONTENT_TYPE;
+use http::{HeaderValue, Uri, Version};
 use thiserror::Error;
 
 use super::message::{MAX_MESSAGE_SIZE, Message};
@@ -69,13 +69,10 @@ impl Config {
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
 pub enum ConfigError {
-    /// `base_url` is not `scheme://authority` (a path other than `/` is not allowed).
-    #[error("base_url must be like https://fcm.googleapis.com, got {0:?}")]
-    BaseUrl(String),
     /// `project_id` is empty or has characters a project id cannot have.
     #[error("project_id must be letters, digits, '-', '.', ':' or '_', got {0:?}")]
     ProjectId(String),
-    /// A generic setting is unusable.
+    /// A generic setting (or the base URL) is unusable.
     #[error(transparent)]
     Engine(#[from] engine::ConfigError),
 }
@@ -123,8 +120,7 @@ pub struct FcmProtocol {
 impl FcmProtocol {
     /// The protocol for `config`'s endpoint and project.
     pub fn new(config: &Config) -> Result<Self, ConfigError> {
-        let origin = Origin::parse(&config.base_url)
-            .ok_or_else(|| ConfigError::BaseUrl(config.base_url.clone()))?;
+        let origin = Origin::parse(&config.base_url)?;
         let project = &config.project_id;
         let project_ok = !project.is_empty()
             && project
@@ -162,15 +158,9 @@ impl Protocol for FcmProtocol {
         authorization: Option<&HeaderValue>,
     ) -> Result<http::Request<Bytes>, DeviceError> {
         let body = message.body_for(batch.first().as_str(), self.validate_only);
-        let mut request = http::Request::new(body);
-        *request.method_mut() = Method::POST;
-        *request.uri_mut() = self.uri.clone();
-        *request.version_mut() = http::Version::HTTP_2;
-        let headers = request.headers_mut();
-        if let Some(authorization) = authorization {
-            headers.insert(AUTHORIZATION, authorization.clone());
-        }
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        let mut request = engine::post(self.uri.clone(), Version::HTTP_2, body, authorization);
+        let json = HeaderValue::from_static("application/json");
+        request.headers_mut().insert(CONTENT_TYPE, json);
         Ok(request)
     }
 

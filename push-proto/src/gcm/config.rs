@@ -52,6 +52,10 @@ impl From<engine::ConfigError> for ConfigError {
                 field,
                 reason: "must be at least 1".into(),
             },
+            engine::ConfigError::BaseUrl(url) => ConfigError {
+                field: "endpoint",
+                reason: format!("must be an absolute URL, got {url:?}"),
+            },
         }
     }
 }

@@ -5,8 +5,8 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{AUTHORIZATION, CONTENT_TYPE};
-use http::{HeaderValue, Method, StatusCode, Uri};
+use http::header::CONTENT_TYPE;
+use http::{HeaderValue, StatusCode, Uri, Version};
 
 use super::config::{Config, ConfigError, MAX_BATCH_SIZE};
 use super::message::{Encoded, MAX_DATA_LEN};
@@ -122,14 +122,11 @@ impl Protocol for GcmProtocol {
         authorization: Option<&HeaderValue>,
     ) -> Result<http::Request<Bytes>, DeviceError> {
         let ids: Vec<&str> = batch.tokens().map(GcmToken::as_str).collect();
-        let mut request = http::Request::new(message.request_body(&ids)?);
-        *request.method_mut() = Method::POST;
-        *request.uri_mut() = self.endpoint.clone();
-        let headers = request.headers_mut();
-        if let Some(authorization) = authorization {
-            headers.insert(AUTHORIZATION, authorization.clone());
-        }
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        let body = message.request_body(&ids)?;
+        let mut request =
+            engine::post(self.endpoint.clone(), Version::HTTP_11, body, authorization);
+        let json = HeaderValue::from_static("application/json");
+        request.headers_mut().insert(CONTENT_TYPE, json);
         Ok(request)
     }
 

@@ -5,8 +5,8 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::header::AUTHORIZATION;
-use http::{HeaderValue, Method};
+
+use http::{HeaderValue, Version};
 use thiserror::Error;
 
 use super::headers::{ApnsId, ApnsIdGenerator};
@@ -38,6 +38,13 @@ pub enum Auth {
     Certificate,
     /// Provider tokens: `authorization: bearer <JWT>` on every request.
     Token(TokenAuth),
+}
+
+/// A sender for `config` authenticating with `auth`, or the first invalid field.
+pub fn sender<T>(config: Config, auth: Auth) -> Result<Sender<T>, ConfigError> {
+    let protocol = ApnsProtocol::new(&config)?;
+    let credential = ApnsCredential::new(auth);
+    Ok(engine::Sender::new(protocol, credential, config.engine)?)
 }
 
 /// Settings of the APNs HTTP/2 sender.
@@ -77,13 +84,10 @@ impl Config {
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
 pub enum ConfigError {
-    /// `base_url` is not `scheme://authority` (a path other than `/` is not allowed).
-    #[error("base_url must be like https://api.push.apple.com, got {0:?}")]
-    BaseUrl(String),
     /// `topic` is not a valid header value.
     #[error("topic is not a valid header value")]
     Topic,
-    /// A generic setting is unusable.
+    /// A generic setting (or the base URL) is unusable.
     #[error(transparent)]
     Engine(#[from] engine::ConfigError),
 }
@@ -92,6 +96,9 @@ pub enum ConfigError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum TokenEvent {
+    /// The [`Signer`](super::Signer) failed; the notification that needed the token failed
+    /// with [`DeviceError::Rejected`].
+    SignerFailed(SignError),
     /// A new provider token was signed.
     Refreshed {
         /// Its generation (1 for the first token).
@@ -99,16 +106,6 @@ pub enum TokenEvent {
         /// Its `iat` claim.
         iat: u64,
     },
-    /// The [`Signer`](super::Signer) failed; the notification that needed the token failed
-    /// with [`DeviceError::Rejected`].
-    SignerFailed(SignError),
-}
-
-/// A sender for `config` authenticating with `auth`, or the first invalid field.
-pub fn sender<T>(config: Config, auth: Auth) -> Result<Sender<T>, ConfigError> {
-    let protocol = ApnsProtocol::new(&config)?;
-    let credential = ApnsCredential::new(auth);
-    Ok(engine::Sender::new(protocol, credential, config.engine)?)
 }
 
 /// APNs' rules: `POST /3/device/<token>` with the `apns-*` headers, and the response table of
@@ -123,8 +120,7 @@ pub struct ApnsProtocol {
 impl ApnsProtocol {
     /// The protocol for `config`'s endpoint and topic.
     pub fn new(config: &Config) -> Result<Self, ConfigError> {
-        let origin = Origin::parse(&config.base_url)
-            .ok_or_else(|| ConfigError::BaseUrl(config.base_url.clone()))?;
+        let origin = Origin::parse(&config.base_url)?;
         let topic = match &config.topic {
             Some(topic) => Some(HeaderValue::from_str(topic).map_err(|_| ConfigError::Topic)?),
             None => None,
@@ -164,14 +160,9 @@ impl Protocol for ApnsProtocol {
                 provider: "apns",
                 code: format!("cannot build the request URI: {e}"),
             })?;
-        let mut request = http::Request::new(message.body.clone());
-        *request.method_mut() = Method::POST;
-        *request.uri_mut() = uri;
-        *request.version_mut() = http::Version::HTTP_2;
+        let body = message.body.clone();
+        let mut request = engine::post(uri, Version::HTTP_2, body, authorization);
         let headers = request.headers_mut();
-        if let Some(authorization) = authorization {
-            headers.insert(AUTHORIZATION, authorization.clone());
-        }
         message
             .headers
             .write(headers, self.topic.as_ref(), *apns_id);

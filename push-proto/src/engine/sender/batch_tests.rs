@@ -39,6 +39,16 @@ fn reports(sender: &mut TestSender) -> Vec<(u32, Option<&'static str>, Option<St
     all
 }
 
+/// A sender that sent notifications 1, 2 and 3 in request `id`.
+fn one_full_batch(now: Instant) -> (TestSender, RequestId) {
+    let mut sender = batching(Duration::ZERO);
+    for token in 1..=3 {
+        sender.queue(token, None, token, now).unwrap();
+    }
+    let (id, _) = poll_send(&mut sender, now).unwrap();
+    (sender, id)
+}
+
 #[test]
 fn consecutive_notifications_of_one_message_share_requests() {
     let now = Instant::now();
@@ -108,11 +118,7 @@ fn a_batch_followed_by_another_message_does_not_linger() {
 #[test]
 fn each_notification_of_a_batch_gets_its_own_answer() {
     let now = Instant::now();
-    let mut sender = batching(Duration::ZERO);
-    for token in 1..=3 {
-        sender.queue(token, None, token, now).unwrap();
-    }
-    let (id, _) = poll_send(&mut sender, now).unwrap();
+    let (mut sender, id) = one_full_batch(now);
     let mut answer = response(200, "");
     let headers = answer.headers_mut();
     headers.insert("x-each", HeaderValue::from_static("200,410,503"));
@@ -143,11 +149,7 @@ fn each_notification_of_a_batch_gets_its_own_answer() {
 #[test]
 fn a_notification_the_answers_leave_out_is_rejected() {
     let now = Instant::now();
-    let mut sender = batching(Duration::ZERO);
-    for token in 1..=3 {
-        sender.queue(token, None, token, now).unwrap();
-    }
-    let (id, _) = poll_send(&mut sender, now).unwrap();
+    let (mut sender, id) = one_full_batch(now);
     let mut answer = response(200, "");
     answer
         .headers_mut()
@@ -166,11 +168,7 @@ fn a_notification_the_answers_leave_out_is_rejected() {
 #[test]
 fn a_whole_answer_or_a_stream_end_applies_to_every_notification_of_the_batch() {
     let now = Instant::now();
-    let mut sender = batching(Duration::ZERO);
-    for token in 1..=3 {
-        sender.queue(token, None, token, now).unwrap();
-    }
-    let (id, _) = poll_send(&mut sender, now).unwrap();
+    let (mut sender, id) = one_full_batch(now);
     end(&mut sender, id, StreamEnd::Refused, now);
     let (id, again) = poll_send(&mut sender, now).unwrap();
     assert_eq!(

@@ -234,7 +234,7 @@ fn run(plans: Vec<Plan>, steps: Vec<Step>, seed: u64) -> Result<(), TestCaseErro
                     );
                     let body: SendRequest = serde_json::from_slice(request.body()).unwrap();
                     let device = by_token[&body.message.token];
-                    let bearer = request.headers()[AUTHORIZATION]
+                    let bearer = request.headers()[http::header::AUTHORIZATION]
                         .to_str()
                         .unwrap()
                         .to_owned();

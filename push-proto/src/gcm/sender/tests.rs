@@ -97,7 +97,7 @@ fn worked_example() {
     let mut sender = sent(config(), payload, &tokens, now);
 
     let (id, request) = poll_request(&mut sender, now).unwrap();
-    assert_eq!(request.method(), Method::POST);
+    assert_eq!(request.method(), http::Method::POST);
     assert_eq!(request.uri(), "https://android.googleapis.com/gcm/send");
     assert_eq!(request.headers()["authorization"], "key=test-key");
     assert_eq!(request.headers()["content-type"], "application/json");

@@ -68,7 +68,7 @@ fn request_is_byte_exact_with_every_header() {
     sender.queue(token(0xab), message, 7, now).unwrap();
     let (_, request) = poll_send(&mut sender, now + Duration::from_secs(2)).unwrap();
 
-    assert_eq!(request.method(), Method::POST);
+    assert_eq!(request.method(), http::Method::POST);
     assert_eq!(request.version(), http::Version::HTTP_2);
     assert_eq!(
         request.uri().to_string(),
@@ -146,7 +146,7 @@ fn config_is_validated() {
     ] {
         assert!(matches!(
             sender::<u32>(Config::new(url), Auth::Certificate),
-            Err(ConfigError::BaseUrl(_))
+            Err(ConfigError::Engine(engine::ConfigError::BaseUrl(_)))
         ));
     }
     assert!(sender::<u32>(Config::new("http://127.0.0.1:2197/"), Auth::Certificate).is_ok());

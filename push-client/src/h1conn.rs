@@ -52,7 +52,7 @@ enum Open {
     Hyper {
         sender: SendRequest<Full<Bytes>>,
         /// `None` once it ended.
-        connection: Option<H1Connection>,
+        connection: Option<Box<H1Connection>>,
     },
     #[cfg(feature = "surf")]
     Surf(surf::Client),
@@ -127,7 +127,7 @@ async fn connect<R: Runtime>(runtime: &R, setup: &H1Setup) -> Result<Open, Error
             log::info!("connected over HTTP/1.1 to {}", origin.endpoint());
             Ok(Open::Hyper {
                 sender,
-                connection: Some(connection),
+                connection: Some(Box::new(connection)),
             })
         }
         #[cfg(feature = "surf")]
@@ -190,11 +190,11 @@ impl Open {
 }
 
 /// Drives `connection` until it ends, then drops it (a request still in flight fails).
-async fn drive(connection: &mut Option<H1Connection>) {
-    if let Some(open) = connection {
-        if let Err(error) = open.await {
-            log::debug!("HTTP/1.1 connection error: {error}");
-        }
+async fn drive(connection: &mut Option<Box<H1Connection>>) {
+    if let Some(open) = connection
+        && let Err(error) = open.await
+    {
+        log::debug!("HTTP/1.1 connection error: {error}");
     }
     *connection = None;
 }

@@ -277,10 +277,10 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
     /// How many ready notifications the next request carries, or `None` while they wait for
     /// more to share it.
     fn next_batch(&self, now: Instant) -> Option<usize> {
-        if self.lingering_until().is_some_and(|until| now < until) {
-            return None;
-        }
-        Some(self.front_batch().0)
+        let (size, growing) = self.front_batch();
+        let front = self.queue.ready().next()?;
+        let lingering = growing && front.linger_until.is_some_and(|until| now < until);
+        (!lingering).then_some(size)
     }
 
     /// The size of the batch at the front of the ready queue, and whether it could still grow
@@ -301,6 +301,10 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
 
     /// When the batch at the front stops waiting for more notifications, while it waits.
     fn lingering_until(&self) -> Option<Instant> {
+        // With a full batch's worth ready, the front batch cannot grow: skip the scan.
+        if self.queue.ready_len() >= self.protocol.max_batch() {
+            return None;
+        }
         let until = self.queue.ready().next()?.linger_until?;
         self.front_batch().1.then_some(until)
     }

@@ -109,6 +109,14 @@ pub struct Encoded {
 }
 
 impl Encoded {
+    /// True when `self` and `other` are the same message: cheap for clones of one encoding
+    /// (one shared buffer), else a comparison of the bytes.
+    pub(crate) fn same_as(&self, other: &Encoded) -> bool {
+        let shared = self.fields.as_ptr() == other.fields.as_ptr()
+            && self.fields.len() == other.fields.len();
+        (shared || self.fields == other.fields) && self.time_to_live == other.time_to_live
+    }
+
     /// The message's `time_to_live` in seconds, if set.
     pub fn time_to_live(&self) -> Option<u32> {
         self.time_to_live
@@ -276,6 +284,20 @@ mod tests {
                 "notification": {"title": "T", "badge": "3", "click_action": "OPEN"}
             })
         );
+    }
+
+    #[test]
+    fn the_same_message_whether_shared_or_encoded_twice() {
+        let encode = |payload: &Payload| {
+            let message = Message::new(payload, &MessageOptions::default()).unwrap();
+            message.encode().unwrap()
+        };
+        let hello = encode(&Payload::new().body("hello"));
+        assert!(hello.same_as(&hello.clone()));
+        assert!(hello.same_as(&encode(&Payload::new().body("hello"))));
+        assert!(!hello.same_as(&encode(&Payload::new().body("bye"))));
+        let lasting = encode(&Payload::new().body("hello").time_to_live(60));
+        assert!(!hello.same_as(&lasting));
     }
 
     #[test]

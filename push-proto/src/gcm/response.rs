@@ -67,13 +67,18 @@ impl TokenResult {
         let (verdict, code) = match (&self.error, &self.message_id) {
             (Some(error), _) => (classify_error(error, retry_after), error.clone()),
             (None, Some(id)) => {
-                let mut answer = Answer::new(200, Verdict::Delivered);
-                answer.id = Some(match id {
-                    Value::String(id) => id.clone(),
-                    other => other.to_string(),
-                });
-                answer.new_token = self.registration_id.clone().filter(|id| id != sent);
-                return answer;
+                return Answer {
+                    status: 200,
+                    verdict: Verdict::Delivered,
+                    reason: None,
+                    id: Some(match id {
+                        Value::String(id) => id.clone(),
+                        other => other.to_string(),
+                    }),
+                    new_token: self.registration_id.clone().filter(|id| id != sent),
+                    // Nothing to describe, and a batch has a thousand of these.
+                    described: String::new(),
+                };
             }
             (None, None) => (
                 Verdict::Rejected,

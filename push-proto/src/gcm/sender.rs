@@ -105,7 +105,7 @@ impl Protocol for GcmProtocol {
     }
 
     fn batchable(&self, a: &Encoded, b: &Encoded) -> bool {
-        a == b
+        a.same_as(b)
     }
 
     fn linger(&self) -> Duration {

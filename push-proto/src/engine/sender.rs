@@ -2,20 +2,24 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 
 use super::action::{Action, ConnId, Input, RequestId, StreamEnd};
-use super::batch::Batch;
 use super::config::{Config, ConfigError};
 use super::credential::{Credential, CredentialFailure, Grant};
 use super::pool::{GiveUp, Pool};
 use super::protocol::Protocol;
 use super::report::{Event, Report, Stats};
-use super::verdict::{Answer, Answers, Verdict};
+use super::verdict::Answers;
 use crate::sending::{Outbox, RetryQueue};
-use crate::{Backoff, DeviceError, Full, Outcome, TokenError};
+use crate::{Backoff, DeviceError, Full};
+use batching::with_batch;
+use fate::Fate;
+
+mod batching;
+mod fate;
 
 /// The outbox of a sender: reports, events, and the last client-wide error's kind.
 type SenderOutbox<P, C, T> =
@@ -274,51 +278,6 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
         None
     }
 
-    /// How many ready notifications the next request carries, or `None` while they wait for
-    /// more to share it.
-    fn next_batch(&self, now: Instant) -> Option<usize> {
-        let (size, growing) = self.front_batch();
-        let front = self.queue.ready().next()?;
-        let lingering = growing && front.linger_until.is_some_and(|until| now < until);
-        (!lingering).then_some(size)
-    }
-
-    /// The size of the batch at the front of the ready queue, and whether it could still grow
-    /// (it is partial and takes every ready notification).
-    fn front_batch(&self) -> (usize, bool) {
-        let max = self.protocol.max_batch().max(1);
-        let mut ready = self.queue.ready();
-        let Some(front) = ready.next() else {
-            return (0, false);
-        };
-        if max == 1 {
-            return (1, false);
-        }
-        let same = |entry: &&Entry<P, T>| self.protocol.batchable(&front.message, &entry.message);
-        let size = 1 + ready.take(max - 1).take_while(same).count();
-        (size, size < max && size == self.queue.ready_len())
-    }
-
-    /// When the batch at the front stops waiting for more notifications, while it waits.
-    fn lingering_until(&self) -> Option<Instant> {
-        // With a full batch's worth ready, the front batch cannot grow: skip the scan.
-        if self.queue.ready_len() >= self.protocol.max_batch() {
-            return None;
-        }
-        let until = self.queue.ready().next()?.linger_until?;
-        self.front_batch().1.then_some(until)
-    }
-
-    /// A linger that has passed ends (it must not stay a deadline in the past while no stream
-    /// is free).
-    fn end_linger(&mut self, now: Instant) {
-        if let Some(front) = self.queue.ready_mut().next()
-            && front.linger_until.is_some_and(|until| until <= now)
-        {
-            front.linger_until = None;
-        }
-    }
-
     /// Feeds what the transport observed.
     pub fn handle(&mut self, input: Input, now: Instant) {
         match input {
@@ -420,67 +379,6 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
         self.send_next(again);
     }
 
-    /// Puts `entries` first in the queue, in their order.
-    fn send_next(&mut self, entries: Vec<Entry<P, T>>) {
-        for entry in entries.into_iter().rev() {
-            self.queue.push_front(entry);
-        }
-    }
-
-    /// Applies `answer` to `entry`; hands `entry` back when it must be sent again at once.
-    fn answer(
-        &mut self,
-        mut entry: Entry<P, T>,
-        answer: Answer,
-        fate: &mut Fate,
-    ) -> Option<Entry<P, T>> {
-        entry.last_status = Some(answer.status);
-        entry.last_reason = answer.reason.clone();
-        match answer.verdict {
-            Verdict::Delivered => {
-                self.outbox.clear_client_error();
-                self.emit(entry, None, Some(answer));
-            }
-            Verdict::InvalidDevice { .. } => {
-                self.emit(entry, Some(DeviceError::InvalidDevice), Some(answer));
-            }
-            Verdict::InvalidToken => {
-                let error = TokenError::RejectedByService(answer.described.clone()).into();
-                self.emit(entry, Some(error), Some(answer));
-            }
-            Verdict::PayloadTooLarge => {
-                let error = self.protocol.too_large(&entry.message);
-                self.emit(entry, Some(error), Some(answer));
-            }
-            Verdict::Retry {
-                retry_after,
-                client_wide,
-            } => {
-                if client_wide {
-                    self.client_error(&answer);
-                }
-                self.retry(entry, answer.described, retry_after, fate);
-            }
-            Verdict::Reauthenticate if !entry.reauthenticated => {
-                self.credential.handle_rejected(fate.generation);
-                entry.reauthenticated = true;
-                entry.attempts = entry.attempts.saturating_sub(1);
-                entry.last_error = answer.described;
-                return Some(entry);
-            }
-            Verdict::Reauthenticate | Verdict::ClientError => {
-                self.client_error(&answer);
-                let error = self.rejected(answer.described.clone());
-                self.emit(entry, Some(error), Some(answer));
-            }
-            Verdict::Rejected => {
-                let error = self.rejected(answer.described.clone());
-                self.emit(entry, Some(error), Some(answer));
-            }
-        }
-        None
-    }
-
     fn handle_stream_end(&mut self, id: RequestId, end: StreamEnd, now: Instant) {
         let Some(flight) = self.land(id, false, now) else {
             return;
@@ -497,31 +395,6 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
             .filter_map(|entry| self.stream_ended(entry, &end, &mut fate))
             .collect();
         self.send_next(again);
-    }
-
-    /// `entry`'s request ended without a response: handed back to be sent again for free when
-    /// the server did not process it (within the bound), else retried as an attempt.
-    fn stream_ended(
-        &mut self,
-        mut entry: Entry<P, T>,
-        end: &StreamEnd,
-        fate: &mut Fate,
-    ) -> Option<Entry<P, T>> {
-        if end.unprocessed() && entry.free_resends < self.config.max_free_resends {
-            self.stats.refused += 1;
-            entry.free_resends += 1;
-            entry.attempts = entry.attempts.saturating_sub(1);
-            entry.last_error = end.to_string();
-            return Some(entry);
-        }
-        self.stats.transport_failures += 1;
-        let error = if end.unprocessed() {
-            format!("{end}, {} times", entry.free_resends + 1)
-        } else {
-            format!("transport failure: {end}")
-        };
-        self.retry(entry, error, None, fate);
-        None
     }
 
     /// Time has passed: due retries become ready, lingering batches may go, the pool's timers
@@ -648,13 +521,6 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
         }
     }
 
-    fn rejected(&self, code: String) -> DeviceError {
-        DeviceError::Rejected {
-            provider: self.protocol.provider(),
-            code,
-        }
-    }
-
     /// Fails every notification waiting to be sent: the credential they wait for will not
     /// come.
     fn fail_ready_credential(&mut self, failure: &CredentialFailure) {
@@ -669,128 +535,6 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
             self.emit(entry, Some(error), None);
         }
     }
-
-    /// Reports a client-wide error, once per distinct status and reason in a row.
-    fn client_error(&mut self, answer: &Answer) {
-        self.collect_credential_events();
-        let reason = answer.reason.clone().unwrap_or_default();
-        self.outbox
-            .client_error((answer.status, reason), |(status, reason)| {
-                Event::ClientError {
-                    status: *status,
-                    reason: reason.clone(),
-                }
-            });
-    }
-
-    /// Schedules `entry` again after `retry_after` or the backoff (drawn once per request),
-    /// unless it is out of attempts or the retry would come after its time to live.
-    fn retry(
-        &mut self,
-        mut entry: Entry<P, T>,
-        error: String,
-        retry_after: Option<Duration>,
-        fate: &mut Fate,
-    ) {
-        entry.last_error = error;
-        let give_up = |entry: &Entry<P, T>, why: &str| DeviceError::Unavailable {
-            attempts: entry.attempts,
-            last_error: format!("{}{why}", entry.last_error),
-        };
-        if entry.attempts >= self.config.max_attempts {
-            let error = give_up(&entry, "");
-            return self.emit(entry, Some(error), None);
-        }
-        let attempt = entry.attempts.saturating_sub(1);
-        let delay = retry_after.unwrap_or_else(|| {
-            *fate
-                .backoff
-                .get_or_insert_with(|| self.backoff.delay(attempt))
-        });
-        let Some(due) = fate.now.checked_add(delay) else {
-            let error = give_up(&entry, "; retry delay out of range");
-            return self.emit(entry, Some(error), None);
-        };
-        if entry.expires.is_some_and(|expires| due > expires) {
-            let error = give_up(&entry, "; its time to live ends before the next attempt");
-            return self.emit(entry, Some(error), None);
-        }
-        self.stats.retries += 1;
-        self.queue.schedule(due, entry);
-    }
-
-    /// Records the final report of `entry`.
-    fn emit(&mut self, entry: Entry<P, T>, error: Option<DeviceError>, answer: Option<Answer>) {
-        let (answered_id, unregistered_at, new_token) = match answer {
-            Some(answer) => (
-                answer.id,
-                match answer.verdict {
-                    Verdict::InvalidDevice { since } => since,
-                    _ => None,
-                },
-                answer.new_token,
-            ),
-            None => (None, None, None),
-        };
-        let id = answered_id.or_else(|| self.protocol.sent_id(&entry.meta));
-        let outcome = match error {
-            Some(error) => {
-                self.stats.failed += 1;
-                Outcome::failed(entry.tag, error)
-            }
-            None => {
-                self.stats.delivered += 1;
-                Outcome {
-                    tag: entry.tag,
-                    new_token,
-                    error: None,
-                }
-            }
-        };
-        let reason = entry.last_reason.filter(|_| outcome.error.is_some());
-        self.outbox.report(Report {
-            outcome,
-            token: entry.token,
-            status: entry.last_status,
-            reason,
-            id,
-            unregistered_at,
-        });
-    }
-}
-
-/// What the notifications of one request share while their fates are applied.
-struct Fate {
-    /// The credential generation the request was sent with.
-    generation: u64,
-    now: Instant,
-    /// The backoff drawn for the first of them retried without `Retry-After`: the others wait
-    /// as long, so that a batch travels together again.
-    backoff: Option<Duration>,
-}
-
-impl Fate {
-    fn new(generation: u64, now: Instant) -> Self {
-        Fate {
-            generation,
-            now,
-            backoff: None,
-        }
-    }
-}
-
-/// Calls `f` with the batch of tokens of `entry` and `rest` (no allocation for a request
-/// that carries one notification).
-fn with_batch<P: Protocol, T, R>(
-    entry: &Entry<P, T>,
-    rest: &[Entry<P, T>],
-    f: impl FnOnce(Batch<'_, P::Token>) -> R,
-) -> R {
-    if rest.is_empty() {
-        return f(Batch::new(&entry.token, &[]));
-    }
-    let tokens: Vec<&P::Token> = rest.iter().map(|other| &other.token).collect();
-    f(Batch::new(&entry.token, &tokens))
 }
 
 #[cfg(test)]

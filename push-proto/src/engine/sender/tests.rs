@@ -9,6 +9,7 @@ use http::HeaderValue;
 
 use super::*;
 use crate::engine::test_support::{end, poll_send, respond, response, sends};
+use crate::engine::{Answer, Batch, Verdict};
 use crate::engine::{CredentialStats, PoolConfig};
 
 /// A protocol whose answers are spelled by their status: the request goes to

@@ -63,7 +63,8 @@ enum Step {
     /// The token endpoint answers the request in flight: a grant, a 503, or a lost
     /// connection.
     Token(u8),
-    /// Time passes.
+    /// Time passes (scripted: at least 1 ms; 0 runs to the next deadline, only once nothing
+    /// is in flight).
     Wait(u64),
 }
 
@@ -74,7 +75,7 @@ fn step() -> impl Strategy<Value = Step> {
         1 => any::<usize>().prop_map(Step::GoAway),
         1 => (0u32..5).prop_map(Step::Limit),
         2 => (0u8..3).prop_map(Step::Token),
-        1 => (0u64..120_000).prop_map(Step::Wait),
+        1 => (1u64..120_000).prop_map(Step::Wait),
     ]
 }
 

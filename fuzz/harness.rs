@@ -9,6 +9,7 @@
 // Each fuzz target uses one function of this file; the replay test uses them all.
 #![allow(dead_code, unreachable_pub)]
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use push_proto::apns::http2;
@@ -19,6 +20,7 @@ use push_proto::apns::{
 use push_proto::engine;
 use push_proto::fcm;
 use push_proto::gcm::{self, MessageOptions, RequestBody, parse_results};
+use push_proto::webpush;
 use push_proto::{ApnsToken, DeviceError, GcmToken, Payload};
 
 // ---------------------------------------------------------------------------------------------
@@ -280,6 +282,11 @@ struct Driver {
     next_identifier: u32,
     frames_written: u64,
     bytes_written: u64,
+    max_unwritten: usize,
+    /// Writes are reported one per time step instead of at once.
+    lagging_writer: bool,
+    /// Transmits of the open connection not reported written yet: (frames, bytes).
+    unwritten: VecDeque<(u64, u64)>,
 }
 
 fn token_for(tag: u32) -> ApnsToken {
@@ -329,8 +336,13 @@ impl Driver {
         } else {
             u32::MAX - u32::from(start >> 2)
         };
+        let writer = input.byte();
+        config.max_unwritten_transmits = 1 + usize::from(writer % 4);
         let t0 = Instant::now();
         Driver {
+            max_unwritten: config.max_unwritten_transmits,
+            lagging_writer: writer & 0x10 != 0,
+            unwritten: VecDeque::new(),
             format,
             payload_limit: config.payload_limit,
             max_transmit: config.max_transmit,
@@ -396,6 +408,7 @@ impl Driver {
                     Event::Close => {
                         assert_eq!(self.socket, Socket::Open, "Close while {:?}", self.socket);
                         self.socket = Socket::Closed;
+                        self.unwritten.clear();
                         self.gateway.handle_closed(self.now);
                         acted = true;
                     }
@@ -416,13 +429,21 @@ impl Driver {
 
     fn transmit(&mut self) {
         let mut out = vec![0xee]; // poll_transmit appends: keep what was there
-        let written = self.gateway.poll_transmit(self.now, &mut out);
+        let written = self.gateway.poll_transmit(&mut out);
         assert_eq!(out[0], 0xee);
         assert_eq!(written, out.len() - 1);
         if self.socket != Socket::Open {
             assert_eq!(written, 0, "wrote {written} bytes without a connection");
             return;
         }
+        if self.unwritten.len() >= self.max_unwritten {
+            assert_eq!(
+                written, 0,
+                "transmitted with {} writes outstanding",
+                self.max_unwritten
+            );
+        }
+        let mut frames = 0;
         let mut rest = &out[1..];
         let mut last_len = 0;
         while !rest.is_empty() {
@@ -449,7 +470,7 @@ impl Driver {
                 self.outcomes[tag as usize], 0,
                 "tag {tag} written after its outcome"
             );
-            self.frames_written += 1;
+            frames += 1;
             last_len = used;
             rest = &rest[used..];
         }
@@ -460,7 +481,21 @@ impl Driver {
                 self.max_transmit
             );
         }
-        self.bytes_written += written as u64;
+        if written > 0 {
+            self.unwritten.push_back((frames, written as u64));
+            if !self.lagging_writer {
+                self.report_written();
+            }
+        }
+    }
+
+    /// The oldest outstanding transmit is written.
+    fn report_written(&mut self) {
+        if let Some((frames, bytes)) = self.unwritten.pop_front() {
+            self.gateway.handle_written(self.now);
+            self.frames_written += frames;
+            self.bytes_written += bytes;
+        }
     }
 
     fn collect_outcomes(&mut self) {
@@ -513,6 +548,7 @@ impl Driver {
 
     fn advance(&mut self, by: Duration) {
         self.now += by;
+        self.report_written();
         self.gateway.handle_timeout(self.now);
         self.drain();
         self.check_deadline_ahead();
@@ -585,6 +621,7 @@ impl Driver {
             5 => {
                 if self.socket == Socket::Open {
                     self.socket = Socket::Closed;
+                    self.unwritten.clear();
                     self.gateway.handle_closed(self.now);
                     self.drain();
                 }
@@ -613,6 +650,9 @@ impl Driver {
             if self.socket == Socket::Connecting {
                 self.socket = Socket::Open;
                 self.gateway.handle_connected(self.now);
+                self.drain();
+            } else if !self.unwritten.is_empty() {
+                self.report_written();
                 self.drain();
             } else if let Some(deadline) = self.gateway.poll_timeout() {
                 let by = deadline.saturating_duration_since(self.now);
@@ -1041,4 +1081,118 @@ pub fn fcm_token_response(data: &[u8]) {
         "bounded token requests: {token_requests}"
     );
     assert!(sends <= 1, "one send at most: {sends}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// webpush_subscription
+// ---------------------------------------------------------------------------------------------
+
+/// The fuzzer's bytes (as UTF-8, lossily) parsed as a browser's `PushSubscription` JSON:
+/// never panics; a parsed subscription is at the origin of its own endpoint, reads back equal
+/// from its own JSON, and its `Debug` and errors never show its authentication secret.
+pub fn webpush_subscription(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    match webpush::Subscription::from_json(&text) {
+        Ok(subscription) => {
+            let endpoint = subscription.endpoint().to_string();
+            let origin = webpush::Origin::parse(&endpoint).expect("the endpoint has an origin");
+            assert_eq!(&origin, subscription.origin());
+            let json = subscription.to_json();
+            let again = webpush::Subscription::from_json(&json).expect("its own JSON parses");
+            assert_eq!(again, subscription);
+            let auth =
+                serde_json::from_str::<serde_json::Value>(&json).expect("JSON")["keys"]["auth"]
+                    .as_str()
+                    .expect("auth")
+                    .to_owned();
+            // (Unless the endpoint, which Debug shows, happens to contain the same text.)
+            if !endpoint.contains(&auth) {
+                assert!(!format!("{subscription:?}").contains(&auth));
+            }
+        }
+        Err(error) => assert!(!error.to_string().is_empty()),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// webpush_response
+// ---------------------------------------------------------------------------------------------
+
+/// A push service's answer made of the fuzzer's bytes — status, `Retry-After` and `Location`
+/// picked by the first bytes, the rest the body — classified directly, then handed to a Web
+/// Push `Sender` with one message in flight; later requests get the same answer or a
+/// transport failure, in turn, until the sender gives up. Classification never panics and
+/// keeps to the status class, the message gets exactly one report, and it is sent a bounded
+/// number of times.
+pub fn webpush_response(data: &[u8]) {
+    let [status_pick, extras, body @ ..] = data else {
+        return;
+    };
+    let statuses = [201, 200, 400, 401, 403, 404, 410, 413, 429, 500, 503];
+    let status = match statuses.get(usize::from(*status_pick)) {
+        Some(status) => *status,
+        None => 100 + u16::from(*status_pick) * 3,
+    };
+    let mut response = http::Response::builder().status(status);
+    let header = |value: &[u8]| http::HeaderValue::from_bytes(value).ok();
+    response = match (extras % 4, header(body)) {
+        (1, _) => response.header("retry-after", (extras / 4).to_string()),
+        (2, Some(value)) => response.header("retry-after", value),
+        (3, Some(value)) => response.header("location", value),
+        _ => response,
+    };
+    let Ok(response) = response.body(bytes::Bytes::copy_from_slice(body)) else {
+        return;
+    };
+    let answer = webpush::classify(&response);
+    assert_eq!(answer.status, status);
+    assert!(!answer.described.is_empty());
+    let success = (200..300).contains(&status);
+    assert_eq!(answer.verdict == engine::Verdict::Delivered, success);
+    assert!(answer.id.is_none() || success);
+    assert!(answer.reason.is_none() || !success);
+    let reason_len = answer.reason.as_ref().map_or(0, |r| r.chars().count());
+    assert!(reason_len <= webpush::response::MAX_REASON);
+
+    let now = Instant::now();
+    let mut sender = webpush_sender(now);
+    let mut sends = 0;
+    let (reports, _) = drive_engine(
+        &mut sender,
+        now,
+        |_| None,
+        |request, round| {
+            sends += 1;
+            assert!(request.body().len() <= webpush::MAX_BODY);
+            (round % 2 == 1).then(|| response.clone())
+        },
+    );
+    assert_eq!(reports, 1, "one report per message");
+    // Three counted attempts plus the one resend after a refused VAPID token.
+    assert!(sends <= 4, "bounded attempts: {sends}");
+}
+
+/// A Web Push sender for `https://push.example.net` with one message queued.
+fn webpush_sender(now: Instant) -> webpush::Sender<u32> {
+    let key = webpush::VapidKey::from_base64url("yfWPiYE-n46HLnH0KqZOF1fJJU3MYrct3AELtAQ-oRw")
+        .expect("a key");
+    let vapid = webpush::Vapid::new(key, "mailto:fuzz@example.com").expect("a subject");
+    let origin = webpush::Origin::parse("https://push.example.net").expect("an origin");
+    let credential = webpush::VapidCredential::new(vapid, origin, now, 1_700_000_000);
+    let mut sender = webpush::sender(webpush::Config::default(), credential).expect("config");
+    let subscription = webpush::Subscription::new(
+        "https://push.example.net/push/1",
+        "BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4",
+        "BTBZMqHH6r4Tts7J_aSIgg",
+    )
+    .expect("a subscription");
+    let message = webpush::Message::new(
+        &Payload::new().title("fuzz"),
+        &webpush::Options::new().ttl(3600),
+    )
+    .expect("a message");
+    sender
+        .queue(subscription, message, 0, now)
+        .expect("room for one");
+    sender
 }

@@ -4,6 +4,22 @@ use std::path::PathBuf;
 
 use clap::{ArgGroup, Args, Parser, Subcommand};
 
+use crate::guard::{DEFAULT_MAX_INVALID_PERCENT, DEFAULT_MIN_ANSWERS, MaxDelete};
+
+/// A percentage, with or without its `%`.
+fn percent(text: &str) -> Result<f64, String> {
+    let value: f64 = text
+        .trim_end_matches('%')
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a percentage"))?;
+    if (0.0..=100.0).contains(&value) {
+        Ok(value)
+    } else {
+        Err(format!("{text:?} is not between 0 and 100"))
+    }
+}
+
 /// Send push notifications to Apple (APNs) and Google (FCM HTTP v1, legacy GCM) devices, read
 /// the APNs feedback service, or try everything against loopback mock servers.
 #[derive(Debug, Parser)]
@@ -21,6 +37,8 @@ pub enum Command {
     Send(Box<SendArgs>),
     /// Read the APNs feedback service and optionally delete the tokens it names.
     Feedback(FeedbackArgs),
+    /// Work on a token store: put back what feedback deleted or replaced.
+    Store(StoreArgs),
     /// Run the mock APNs gateway, feedback service, APNs HTTP/2 server, GCM endpoint and FCM
     /// HTTP v1 server (with its OAuth2 token endpoint) until Ctrl-C.
     Mock(MockArgs),
@@ -40,10 +58,25 @@ pub struct SendArgs {
     /// lines starting with # are ignored. "-" reads standard input.
     #[arg(long, value_name = "FILE|-")]
     pub devices: Option<PathBuf>,
-    /// SQLite token store with a table devices(platform TEXT, token TEXT PRIMARY KEY),
-    /// read as a stream.
-    #[arg(long, value_name = "PATH")]
+    /// The token store: an SQLite file or a postgres://user:password@host:port/database
+    /// URL; by default a table devices(platform TEXT, token TEXT PRIMARY KEY, updated_at
+    /// BIGINT), read through a cursor (--query and the templates for another schema).
+    #[arg(long, value_name = "PATH|URL")]
     pub db: Option<PathBuf>,
+    /// With --db: the select that yields the devices, with columns named platform and
+    /// token (aliases welcome), streamed through a cursor.
+    #[arg(long, value_name = "SQL", requires = "db")]
+    pub query: Option<String>,
+    /// With --db --apply-feedback: the statement(s) run for an invalid device, with the
+    /// named parameters :token, :platform, :unregistered_at (UNIX seconds or NULL), :reason,
+    /// :now. Default: delete the row of devices unless updated_at is newer.
+    #[arg(long, value_name = "SQL", requires = "apply_feedback")]
+    pub on_invalid: Option<String>,
+    /// With --db --apply-feedback: the statement(s) run for a canonical id, with :token,
+    /// :new_token, :platform, :now. Default: replace the token (or delete the row when the
+    /// new token is already stored).
+    #[arg(long, value_name = "SQL", requires = "apply_feedback")]
+    pub on_new_token: Option<String>,
     /// The notification.
     #[command(flatten)]
     pub message: MessageArgs,
@@ -65,6 +98,38 @@ pub struct SendArgs {
     /// canonical id (GCM only: FCM HTTP v1 has none).
     #[arg(long, requires = "db")]
     pub apply_feedback: bool,
+    /// With --apply-feedback: change nothing, report what would change (every store
+    /// transaction is rolled back).
+    #[arg(long, requires = "apply_feedback")]
+    pub dry_run_store: bool,
+    /// With --apply-feedback: at most N deletions, or P% of the store's devices ("5%");
+    /// further deletions are not applied and the run exits with status 1.
+    #[arg(long, value_name = "N|P%", requires = "apply_feedback")]
+    pub max_delete: Option<MaxDelete>,
+    /// With --apply-feedback: a provider whose share of invalid_device answers is over this
+    /// percentage is stopped: none of its deletions is applied, its remaining devices are not
+    /// sent, one line names the likely cause and the run exits with status 1.
+    #[arg(long, value_name = "PERCENT", default_value_t = DEFAULT_MAX_INVALID_PERCENT, value_parser = percent)]
+    pub max_invalid: f64,
+    /// With --apply-feedback: answers a provider must give before any of its deletions is
+    /// applied (they are held back until then; a smaller run is judged at its end).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MIN_ANSWERS)]
+    pub hold_deletions: u64,
+    /// Continue an interrupted run (its id is printed when it starts): devices that already
+    /// have their result are left out, the feedback file is appended to. Give the same
+    /// source and notification as the first time.
+    #[arg(long, value_name = "RUN")]
+    pub resume: Option<String>,
+    /// After the first Ctrl-C (or a failed write), how many seconds the devices in flight
+    /// may take to finish before the run gives up on them (a second Ctrl-C exits at once).
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    pub stop_wait: u64,
+    /// Devices sent and still without feedback at most: bounds what a Ctrl-C waits for and
+    /// what a crash can send twice (this plus 2,024), at no cost to throughput as long as it
+    /// is above what the providers have in flight (1,000 streams per HTTP/2 connection; the
+    /// binary gateway holds each notification for its grace period).
+    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub in_flight: u64,
     /// Connections to keep to each HTTP provider: APNs (--apns-url) and FCM
     /// (--fcm-service-account) over HTTP/2, GCM (--gcm-url) over HTTP/1.1, one request at a
     /// time each; requests go to the least busy one. Default: as the load asks, up to 8 (GCM 4).
@@ -206,13 +271,53 @@ pub struct FeedbackArgs {
     /// Write the JSONL lines to this file instead of standard output.
     #[arg(long, value_name = "FILE.jsonl")]
     pub out: Option<PathBuf>,
-    /// SQLite token store (see `push send --db`).
-    #[arg(long, value_name = "PATH")]
+    /// The token store with today's table devices: an SQLite file or a postgres:// URL
+    /// (see `push send --db`).
+    #[arg(long, value_name = "PATH|URL")]
     pub db: Option<PathBuf>,
     /// With --db: delete each reported token unless it was registered again
     /// (updated_at) after the service's timestamp.
     #[arg(long, requires = "db")]
     pub apply_feedback: bool,
+}
+
+/// `push store`.
+#[derive(Debug, Args)]
+pub struct StoreArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: StoreCommand,
+}
+
+/// The `push store` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Undo, newest first, the deletions and replacements journaled since a time (each at
+    /// most once).
+    Restore(RestoreArgs),
+}
+
+/// `push store restore`.
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The token store: an SQLite file or a postgres:// URL.
+    #[arg(long, value_name = "PATH|URL")]
+    pub db: PathBuf,
+    /// The statement(s) that put back a deleted device, with :token, :platform,
+    /// :updated_at (as journaled), :now. Default: insert the row into devices.
+    #[arg(long, value_name = "SQL")]
+    pub on_restore_invalid: Option<String>,
+    /// The statement(s) that change a replaced token back, with :token (the old one),
+    /// :new_token, :platform, :now. Default: update devices.
+    #[arg(long, value_name = "SQL")]
+    pub on_restore_new_token: Option<String>,
+    /// From when: UNIX seconds, a duration ago (30m, 12h, 7d) or a UTC time
+    /// (2025-01-31T12:00:00Z).
+    #[arg(long, value_name = "TIME")]
+    pub since: String,
+    /// Report what would be put back without changing anything.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// `push mock`.

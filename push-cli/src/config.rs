@@ -6,6 +6,7 @@ use push_smol::{
     ApnsConfig, ApnsHttp2Config, Client, FcmConfig, GcmConfig, HttpConfig, Payload, Tls,
 };
 
+use crate::change::ProviderNames;
 use crate::cli::{ApnsArgs, FcmArgs, GcmArgs, MessageArgs};
 
 /// The notification described by the arguments; `--data` must be a JSON object.
@@ -130,6 +131,22 @@ pub fn fcm(args: &FcmArgs) -> Result<Option<FcmConfig>, String> {
             .tls(tls(args.fcm_ca.as_deref(), None)?)
             .validate_only(args.dry_run),
     ))
+}
+
+/// The provider each platform goes through, as the store's journal names them.
+pub fn provider_names(apns: &ApnsArgs, fcm: &FcmArgs) -> ProviderNames {
+    ProviderNames {
+        ios: if apns.apns_url.is_some() {
+            "apns-http2"
+        } else {
+            "apns"
+        },
+        android: if fcm.fcm_service_account.is_some() {
+            "fcm"
+        } else {
+            "gcm"
+        },
+    }
 }
 
 /// A client with the providers the arguments configure; at least one is required. FCM is

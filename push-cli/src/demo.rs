@@ -13,12 +13,16 @@ use push_smol::{ApnsConfig, ApnsHttp2Config, Client, HttpConfig, Payload};
 
 use self::android::AndroidMock;
 use self::fleet::Protocol;
+use crate::change::ProviderNames;
 use crate::cli::DemoArgs;
+use crate::db::Target;
+use crate::interrupt::Stop;
 use crate::loopback::mock_tls;
 use crate::main_error::Failure;
 use crate::mock::{KEY_ID, TEAM_ID, generate_p8};
 use crate::send::{self, Plan, Source};
 use crate::store;
+use crate::store_schema::Custom;
 use crate::summary;
 use crate::workdir::work_dir;
 
@@ -135,18 +139,38 @@ pub fn command(args: DemoArgs) -> Result<(), Failure> {
     );
     println!("  {apns_line}");
     println!("  {}", android.describe());
-    let outcome = send::run(Plan {
-        client,
-        payload: Payload::new()
-            .title("push demo")
-            .body("One notification for every device in the store")
-            .badge(1),
-        source: Source::Db(db.clone()),
-        feedback: Some(jsonl.clone()),
-        apply: true,
-        quiet: false,
-    })
+    let outcome = send::run(
+        Plan {
+            client,
+            payload: Payload::new()
+                .title("push demo")
+                .body("One notification for every device in the store")
+                .badge(1),
+            source: Source::Db {
+                target: Target::Sqlite(db.clone()),
+                schema: Custom::default(),
+            },
+            feedback: Some(jsonl.clone()),
+            apply: Some(send::Apply::default()),
+            quiet: false,
+            providers: ProviderNames {
+                ios: if args.apns_binary {
+                    "apns"
+                } else {
+                    "apns-http2"
+                },
+                android: if args.gcm_legacy { "gcm" } else { "fcm" },
+            },
+            resume: None,
+            stop_wait: send::DEFAULT_STOP_WAIT,
+            in_flight: None,
+        },
+        &Stop::default(),
+    )
     .map_err(run)?;
+    if let Some(reason) = &outcome.stopped {
+        return Err(run(format!("the run stopped: {reason:?}")));
+    }
     if let Some(error) = outcome.fatal_errors().next() {
         return Err(run(error.to_string()));
     }

@@ -5,9 +5,11 @@ use push_smol::{ApnsConfig, Client};
 
 use crate::cli::FeedbackArgs;
 use crate::config;
+use crate::db::{Db, Target};
 use crate::jsonl::{Line, Writer};
 use crate::main_error::Failure;
 use crate::store;
+use crate::store_schema::{Custom, Schema};
 
 /// `push feedback` with its arguments.
 pub fn command(args: FeedbackArgs) -> Result<(), Failure> {
@@ -24,11 +26,14 @@ pub fn command(args: FeedbackArgs) -> Result<(), Failure> {
         Some(path) => Writer::create(Some(path)).map_err(Failure::Usage)?,
         None => Writer::stdout(),
     };
-    let conn = match (&args.db, args.apply_feedback) {
+    let mut db = match (&args.db, args.apply_feedback) {
         (Some(path), true) => {
-            let conn = store::open_existing(path).map_err(Failure::Usage)?;
-            store::upgrade(&conn, path).map_err(Failure::Usage)?;
-            Some((conn, path))
+            let target = Target::parse(path);
+            let schema =
+                Schema::new(target.dialect(), &Custom::default()).map_err(Failure::Usage)?;
+            let mut db = Db::open(&target).map_err(Failure::Usage)?;
+            store::prepare(&mut db, &schema, true).map_err(Failure::Usage)?;
+            Some(db)
         }
         _ => None,
     };
@@ -36,36 +41,32 @@ pub fn command(args: FeedbackArgs) -> Result<(), Failure> {
         .apns(apns)
         .build()
         .map_err(|e| Failure::Usage(e.to_string()))?;
+    // The whole list is read before the store's transaction opens: no write lock is held
+    // across the network.
     let devices =
         smol::block_on(client.fetch_inactive_devices()).map_err(|e| Failure::Run(e.to_string()))?;
     let mut deleted = 0u64;
-    let transaction = match &conn {
-        Some((conn, path)) => Some((
-            conn.unchecked_transaction()
-                .map_err(|e| Failure::Run(format!("{}: {e}", path.display())))?,
-            path,
-        )),
-        None => None,
-    };
+    if let Some(db) = &mut db {
+        db.begin().map_err(Failure::Run)?;
+    }
     for inactive in &devices {
         let feedback = inactive.feedback();
         let mut line = Line::from_feedback(&feedback);
         line.timestamp = Some(inactive.timestamp);
         line.detail = None;
         out.write(&line).map_err(Failure::Run)?;
-        if let Some((tx, path)) = &transaction {
-            let gone = store::delete_inactive(tx, &inactive.device.token, inactive.timestamp)
-                .map_err(|e| Failure::Run(format!("{}: {e}", path.display())))?;
+        if let Some(db) = &mut db {
+            let gone = store::delete_inactive(db, &inactive.device.token, inactive.timestamp)
+                .map_err(Failure::Run)?;
             deleted += u64::from(gone);
         }
     }
-    if let Some((tx, path)) = transaction {
-        tx.commit()
-            .map_err(|e| Failure::Run(format!("{}: {e}", path.display())))?;
+    if let Some(db) = &mut db {
+        db.script("COMMIT").map_err(Failure::Run)?;
     }
     out.finish().map_err(Failure::Run)?;
     eprintln!("{} inactive devices reported", devices.len());
-    if conn.is_some() {
+    if db.is_some() {
         eprintln!(
             "store: {deleted} tokens deleted, {} kept (registered again since, or not stored)",
             devices.len() as u64 - deleted

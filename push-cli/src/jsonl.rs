@@ -1,10 +1,9 @@
 //! Feedback as JSON Lines: one object per device, written as it arrives.
 
-use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
-use push_proto::Feedback;
+use push_proto::{Feedback, Receipt};
 use serde::Serialize;
 
 use crate::devices::{Malformed, Origin};
@@ -32,6 +31,10 @@ pub struct Line<'a> {
     /// The error in words (the provider's status, the attempts made, ...).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// What an HTTP provider answered: the notification id (`apns-id`, FCM's message name),
+    /// its reason string, and APNs' "unregistered since" time (milliseconds since the epoch).
+    #[serde(flatten)]
+    pub receipt: Option<&'a Receipt>,
 }
 
 impl<'a> Line<'a> {
@@ -46,6 +49,7 @@ impl<'a> Line<'a> {
             row: None,
             timestamp: None,
             detail: feedback.error.as_ref().map(|e| e.to_string()),
+            receipt: Some(&feedback.receipt),
         }
     }
 
@@ -64,6 +68,7 @@ impl<'a> Line<'a> {
             row,
             timestamp: None,
             detail: Some(malformed.detail.clone()),
+            receipt: None,
         }
     }
 }
@@ -88,13 +93,23 @@ impl std::fmt::Debug for dyn WriteDebug {
 impl Writer {
     /// Creates (truncates) `path`, or a sink that drops everything when `path` is `None`.
     pub fn create(path: Option<&Path>) -> Result<Self, String> {
+        Writer::open(path, false)
+    }
+
+    /// Like [`Writer::create`], appending to `path` when `append`.
+    pub fn open(path: Option<&Path>, append: bool) -> Result<Self, String> {
         let Some(path) = path else {
             return Ok(Writer {
                 out: None,
                 name: String::new(),
             });
         };
-        let file = File::create(path)
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .append(append)
+            .truncate(!append)
+            .open(path)
             .map_err(|error| format!("cannot create {}: {error}", path.display()))?;
         Ok(Writer {
             out: Some(BufWriter::new(Box::new(file))),
@@ -117,6 +132,16 @@ impl Writer {
         };
         serde_json::to_writer(&mut *out, line)
             .map_err(io::Error::from)
+            .and_then(|()| out.write_all(b"\n"))
+            .map_err(|error| format!("writing {} failed: {error}", self.name))
+    }
+
+    /// Appends one line already serialized (without its newline).
+    pub fn write_serialized(&mut self, json: &str) -> Result<(), String> {
+        let Some(out) = &mut self.out else {
+            return Ok(());
+        };
+        out.write_all(json.as_bytes())
             .and_then(|()| out.write_all(b"\n"))
             .map_err(|error| format!("writing {} failed: {error}", self.name))
     }

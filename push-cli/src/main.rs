@@ -6,20 +6,30 @@
 
 mod bench;
 mod bench_h2;
+mod change;
 mod cli;
 mod config;
 mod cpu;
+mod db;
 mod demo;
 mod devices;
 mod feedback;
+mod guard;
+mod interrupt;
+mod journal;
 mod jsonl;
 mod loopback;
 mod main_error;
 mod mock;
 mod oauth_once;
 mod raw_h2;
+mod recorder;
+mod run_journal;
 mod send;
+mod sql_template;
 mod store;
+mod store_command;
+mod store_schema;
 mod summary;
 mod workdir;
 
@@ -34,6 +44,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Send(args) => send::command(*args),
         Command::Feedback(args) => feedback::command(args),
+        Command::Store(args) => store_command::command(args),
         Command::Mock(args) => mock::command(args),
         Command::Demo(args) => demo::command(args),
         Command::Bench(args) => bench::command(args),

@@ -10,6 +10,8 @@ pub enum Failure {
     /// The run could not do its job (TLS, authentication, an unreachable service, I/O): exit
     /// status 1.
     Run(String),
+    /// Ctrl-C stopped the run after it recorded everything: exit status 130.
+    Interrupted(String),
 }
 
 impl Failure {
@@ -18,12 +20,13 @@ impl Failure {
         match self {
             Failure::Usage(_) => ExitCode::from(2),
             Failure::Run(_) => ExitCode::from(1),
+            Failure::Interrupted(_) => ExitCode::from(crate::interrupt::EXIT_INTERRUPTED),
         }
     }
 
     /// The reason, on one line.
     pub fn reason(&self) -> String {
-        let (Failure::Usage(reason) | Failure::Run(reason)) = self;
+        let (Failure::Usage(reason) | Failure::Run(reason) | Failure::Interrupted(reason)) = self;
         reason.replace('\n', " ")
     }
 }

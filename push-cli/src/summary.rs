@@ -7,7 +7,7 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
 use push_proto::Feedback;
 
-use crate::store::Applied;
+use crate::change::Applied;
 
 /// Outcomes counted over a run.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

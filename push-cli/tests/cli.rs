@@ -534,12 +534,23 @@ fn send_over_http2_with_a_provider_token_writes_the_expected_jsonl() {
     assert_eq!(delivered[0].push_type.map(|t| t.as_str()), Some("voip"));
     let lines = jsonl(&h2.path("feedback.jsonl"));
     let got = by_token(&lines);
-    assert_eq!(lines.len(), 3, "{lines:?}");
-    assert!(!got.contains_key(&good), "APNs successes are not reported");
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    // Over HTTP/2 APNs answers every notification: deliveries get a line with the apns-id.
+    assert_eq!(got[&good]["error"], serde_json::Value::Null, "{lines:?}");
+    assert_eq!(
+        got[&good]["id"].as_str().map(str::len),
+        Some(36),
+        "{lines:?}"
+    );
     for token in [&bad, &gone] {
         assert_eq!(got[token]["error"], "invalid_device", "{lines:?}");
         assert_eq!(got[token]["platform"], "ios");
+        assert!(got[token]["id"].is_string(), "{lines:?}");
     }
+    assert_eq!(got[&bad]["reason"], "BadDeviceToken");
+    assert_eq!(got[&gone]["reason"], "Unregistered");
+    assert_eq!(got[&gone]["unregistered_at"], 1_700_000_000_000u64);
+    assert!(got["nothex"].get("id").is_none(), "{lines:?}");
     assert_eq!(got["nothex"]["error"], "invalid_token_format");
     assert_eq!(h2.server.delivered_count(&good), 1);
     assert_eq!(h2.server.total_delivered(), 1);

@@ -109,6 +109,10 @@ pub enum Error {
     /// The client's background task has stopped.
     #[error("the client has shut down")]
     Closed,
+    /// A device was pushed into a session after [`Session::finish`](crate::Session::finish)
+    /// was called.
+    #[error("the session is finished: it takes no more devices")]
+    SessionFinished,
 }
 
 impl Error {

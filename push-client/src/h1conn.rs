@@ -15,11 +15,10 @@ use hyper::client::conn::http1::SendRequest;
 use push_proto::Route;
 use push_proto::engine::{ConnId, Input, StreamEnd};
 
-use crate::driver::Io;
 use crate::error::Error;
 use crate::h2conn::Outgoing;
-use crate::h2route::HttpEvent;
 use crate::http::{H1Connection, Origin};
+use crate::io::{HttpEvent, Io};
 use crate::net::Timeouts;
 use crate::runtime::Runtime;
 
@@ -66,7 +65,7 @@ pub(crate) async fn run<R: Runtime>(
     route: Route,
     conn: ConnId,
     requests: Receiver<Outgoing>,
-    io: Sender<Io<R>>,
+    io: Sender<Io>,
 ) {
     let mut open = match connect(&runtime, &setup).await {
         Ok(open) => open,

@@ -22,9 +22,8 @@ use push_proto::engine::{ConnId, Input, RequestId, StreamEnd};
 use rustls::ClientConfig;
 use tokio_util::compat::{Compat, FuturesAsyncReadCompatExt};
 
-use crate::driver::Io;
 use crate::error::Error;
-use crate::h2route::HttpEvent;
+use crate::io::{HttpEvent, Io};
 use crate::net::{Endpoint, Timeouts, dial_tls, timeout};
 use crate::runtime::Runtime;
 
@@ -67,9 +66,11 @@ async fn connect<R: Runtime>(
         });
     }
     let handshake = async {
-        // One stream until the server's SETTINGS say more (h2 would assume no limit).
+        // No stream until the server's SETTINGS say how many (absent: no limit): a limit
+        // guessed before them would let the core send into a server that allows 0, or dial
+        // another connection because the guessed one is busy.
         h2::client::Builder::new()
-            .initial_max_send_streams(1)
+            .initial_max_send_streams(0)
             .handshake(stream.compat())
             .await
             .map_err(|error| Error::Connect {
@@ -96,7 +97,7 @@ pub(crate) async fn run<R: Runtime>(
     route: Route,
     conn: ConnId,
     requests: Receiver<Outgoing>,
-    io: Sender<Io<R>>,
+    io: Sender<Io>,
 ) {
     let (send, connection) = match connect(&runtime, &setup).await {
         Ok(parts) => parts,

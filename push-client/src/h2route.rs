@@ -11,26 +11,14 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use async_channel::{Receiver, Sender, TrySendError};
-use bytes::Bytes;
 use push_proto::Route;
 use push_proto::engine::{self, ConnId, Input, StreamEnd};
 
-use crate::driver::Io;
-use crate::error::Error;
 use crate::h1conn::{self, H1Setup};
 use crate::h2conn::{self, ConnSetup, Outgoing};
 use crate::http::HttpClient;
+use crate::io::{HttpEvent, Io};
 use crate::runtime::Runtime;
-
-/// What a route's tasks report.
-pub(crate) enum HttpEvent {
-    /// Facts about connections and streams, in the order they happened.
-    Inputs(Vec<Input>),
-    /// Dialing a connection failed.
-    DialFailed(ConnId, Error),
-    /// The credential endpoint's answer.
-    Credential(Result<http::Response<Bytes>, Error>),
-}
 
 /// Requests a connection task may hold beyond its streams: the core never sends more than a
 /// connection's limit, so this only absorbs a limit lowered while requests were on their way.
@@ -53,7 +41,7 @@ impl Connections {
         route: Route,
         conn: ConnId,
         requests: Receiver<Outgoing>,
-        io: &Sender<Io<R>>,
+        io: &Sender<Io>,
     ) -> Pin<Box<dyn Future<Output = ()> + Send>> {
         let io = io.clone();
         match self {
@@ -95,7 +83,7 @@ impl<R: Runtime> HttpRoute<R> {
     pub(crate) fn perform(
         &mut self,
         runtime: &R,
-        io: &Sender<Io<R>>,
+        io: &Sender<Io>,
         action: engine::Action,
     ) -> Option<Input> {
         match action {

@@ -9,27 +9,35 @@
 //! memory stays flat however many devices stream through.
 
 mod client;
+mod command;
 mod config;
 mod config_fcm;
 mod config_gcm;
 mod config_http;
 mod config_http2;
+mod core_event;
 mod driver;
 mod error;
 mod feedback_service;
+mod feedbacks;
+mod gateway_link;
 mod h1conn;
 mod h2conn;
 mod h2route;
 mod http;
+mod io;
 mod net;
 mod queue;
 mod report;
 mod runtime;
+mod session;
+mod session_table;
 #[cfg(feature = "surf")]
 mod surf;
 mod tls;
+mod transports;
 
-pub use client::{Client, ClientBuilder, Feedbacks, Session};
+pub use client::{Client, ClientBuilder};
 pub use config::ApnsConfig;
 pub use config_fcm::FcmConfig;
 pub use config_gcm::GcmConfig;
@@ -37,8 +45,10 @@ pub use config_http::HttpConfig;
 pub use config_http2::ApnsHttp2Config;
 pub use error::Error;
 pub use feedback_service::{InactiveDevice, InactiveDevices};
+pub use feedbacks::Feedbacks;
 pub use net::Timeouts;
 pub use push_proto::{self, Device, DeviceError, Feedback, Payload, Platform};
 pub use report::{ClientStats, Report};
 pub use runtime::Runtime;
+pub use session::Session;
 pub use tls::Tls;

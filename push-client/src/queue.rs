@@ -64,21 +64,17 @@ pub(crate) fn queue<T>(capacity: usize) -> (QueueSender<T>, QueueReceiver<T>) {
 }
 
 impl<T> QueueSender<T> {
-    /// Adds `item`, waiting while the queue is full.
+    /// Adds `item`, waiting while the queue is full. Cancel-safe: when the future is dropped
+    /// before it completes, the item was not added.
     pub(crate) async fn send(&self, item: T) -> Result<(), Closed<T>> {
         loop {
             {
-                let mut state = self.shared.lock();
+                let state = self.shared.lock();
                 if !state.receiver_alive {
                     return Err(Closed(item));
                 }
                 if state.items.len() < self.shared.capacity {
-                    let was_empty = state.items.is_empty();
-                    state.items.push_back(item);
-                    drop(state);
-                    if was_empty {
-                        self.shared.not_empty.notify(1);
-                    }
+                    self.add(state, item);
                     return Ok(());
                 }
             }
@@ -91,6 +87,34 @@ impl<T> QueueSender<T> {
                 drained.await;
             }
         }
+    }
+
+    /// Adds `item` at once, beyond the capacity if need be. Only for the few messages that
+    /// must not wait (a session's start and end), never for the bulk the bound is about.
+    pub(crate) fn send_now(&self, item: T) -> Result<(), Closed<T>> {
+        let state = self.shared.lock();
+        if !state.receiver_alive {
+            return Err(Closed(item));
+        }
+        self.add(state, item);
+        Ok(())
+    }
+
+    fn add(&self, mut state: MutexGuard<'_, State<T>>, item: T) {
+        let was_empty = state.items.is_empty();
+        state.items.push_back(item);
+        drop(state);
+        if was_empty {
+            self.shared.not_empty.notify(1);
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for QueueSender<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueueSender")
+            .field("capacity", &self.shared.capacity)
+            .finish_non_exhaustive()
     }
 }
 
@@ -193,6 +217,22 @@ mod tests {
             got.into_iter().collect::<Vec<_>>(),
             (0..1000).collect::<Vec<_>>()
         );
+    }
+
+    #[test]
+    fn send_now_passes_a_full_queue_in_order_and_a_waiting_send_stays_cancel_safe() {
+        let (sender, receiver) = queue::<u32>(1);
+        futures_lite::future::block_on(sender.send(1)).unwrap();
+        let mut waiting = Box::pin(sender.send(2));
+        let polled = futures_lite::future::block_on(futures_lite::future::poll_once(&mut waiting));
+        assert!(polled.is_none(), "the queue is full");
+        drop(waiting);
+        sender.send_now(3).unwrap();
+        let mut got = VecDeque::new();
+        receiver.try_drain(&mut got, usize::MAX);
+        assert_eq!(got, [1, 3], "the cancelled send added nothing");
+        drop(receiver);
+        assert!(matches!(sender.send_now(4), Err(Closed(4))));
     }
 
     #[test]

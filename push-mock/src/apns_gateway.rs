@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -22,6 +23,8 @@ use crate::server::{Records, ServerThread, Shared, accept_loop, close_tls, hands
 const NAME: &str = "mock-apns-gateway";
 /// Bytes asked for per read.
 const READ_CHUNK: usize = 16 * 1024;
+/// How often a stalled connection looks whether reading may resume.
+const STALL_CHECK: Duration = Duration::from_millis(5);
 
 /// How a [`MockGateway`] behaves. The default is a well-behaved gateway that accepts every
 /// well-formed frame and never closes a connection by itself.
@@ -103,6 +106,7 @@ struct Record {
 pub struct MockGateway {
     thread: ServerThread,
     record: Records<Record>,
+    stalled: Arc<AtomicBool>,
 }
 
 impl MockGateway {
@@ -112,18 +116,36 @@ impl MockGateway {
         let record = Arc::new(Shared::new(Record::default()));
         let options = Arc::new(options);
         let shared = record.clone();
+        let stalled = Arc::new(AtomicBool::new(false));
+        let stall = stalled.clone();
         let thread = ServerThread::spawn(NAME, move |listener, executor| {
             accept_loop(NAME, listener, executor, move |stream, peer| {
-                serve(
-                    stream,
+                let connection = ConnectionContext {
                     peer,
-                    acceptor.clone(),
-                    options.clone(),
-                    shared.clone(),
-                )
+                    options: options.clone(),
+                    record: shared.clone(),
+                    stalled: stall.clone(),
+                };
+                serve(stream, acceptor.clone(), connection)
             })
         })?;
-        Ok(MockGateway { thread, record })
+        Ok(MockGateway {
+            thread,
+            record,
+            stalled,
+        })
+    }
+
+    /// Stops reading on every connection, open or opened later (after its TLS handshake),
+    /// until [`resume_reads`](Self::resume_reads): a gateway that no longer reads, so a
+    /// client's writes block once the socket buffers are full.
+    pub fn stall_reads(&self) {
+        self.stalled.store(true, Ordering::SeqCst);
+    }
+
+    /// Reads again after [`stall_reads`](Self::stall_reads).
+    pub fn resume_reads(&self) {
+        self.stalled.store(false, Ordering::SeqCst);
     }
 
     /// The address to connect to (`127.0.0.1` and an ephemeral port). Verify the server
@@ -218,13 +240,22 @@ struct Connection {
     last_identifier: u32,
 }
 
-async fn serve(
-    stream: TcpStream,
+/// What serving one connection needs.
+struct ConnectionContext {
     peer: SocketAddr,
-    acceptor: TlsAcceptor,
     options: Arc<GatewayOptions>,
     record: Records<Record>,
-) {
+    /// Set while reads are stalled.
+    stalled: Arc<AtomicBool>,
+}
+
+async fn serve(stream: TcpStream, acceptor: TlsAcceptor, context: ConnectionContext) {
+    let ConnectionContext {
+        peer,
+        options,
+        record,
+        stalled,
+    } = context;
     let Some(mut tls) = handshake(NAME, &acceptor, stream, peer).await else {
         record.update(|r| r.handshake_failures += 1);
         return;
@@ -240,7 +271,7 @@ async fn serve(
     };
     let end = match limit_reached(&options, &conn) {
         Some(end) => end,
-        None => read_frames(&mut tls, peer, &options, &record, &mut conn).await,
+        None => read_frames(&mut tls, peer, &options, &record, &stalled, &mut conn).await,
     };
     if let End::Answer(response) = end {
         record.update(|r| r.error_responses.push(response));
@@ -267,6 +298,7 @@ async fn read_frames(
     peer: SocketAddr,
     options: &GatewayOptions,
     record: &Shared<Record>,
+    stalled: &AtomicBool,
     conn: &mut Connection,
 ) -> End {
     let mut buffer: Vec<u8> = Vec::new();
@@ -274,6 +306,9 @@ async fn read_frames(
     loop {
         if let Some(delay) = options.read_delay {
             Timer::after(delay).await;
+        }
+        while stalled.load(Ordering::SeqCst) {
+            Timer::after(STALL_CHECK).await;
         }
         let n = match tls.read(&mut chunk).await {
             Ok(0) => {

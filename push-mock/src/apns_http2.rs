@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64ct::{Base64UrlUnpadded, Encoding};
 use bytes::Bytes;
@@ -26,6 +26,7 @@ use serde_json::Value;
 use crate::certs::{Certificates, server_config_with_alpn};
 use crate::http2::{self, Body, ConnectionStats, Http2Record, Http2Setup, Stream};
 use crate::http2_faults::Http2Faults;
+use crate::quota::{Quota, QuotaState};
 use crate::server::{Records, ServerThread, Shared, invalid_input};
 
 const NAME: &str = "mock-apns-http2";
@@ -217,6 +218,10 @@ pub struct Http2Options {
     /// [`goaway_on_connect`](Self::goaway_on_connect) and
     /// [`break_connection_after`](Self::break_connection_after)).
     pub faults: Http2Faults,
+    /// A provider-wide rate limit: at most `limit` requests with valid credentials in any
+    /// sliding `window`; beyond it `429 {"reason":"TooManyRequests"}` (APNs sends no
+    /// `Retry-After`). Refused requests do not count. `None`: unlimited.
+    pub rate_limit: Option<Quota>,
 }
 
 impl Default for Http2Options {
@@ -235,6 +240,7 @@ impl Default for Http2Options {
             apns_id_seed: 0,
             stream_limit_changes: Vec::new(),
             faults: Http2Faults::default(),
+            rate_limit: None,
         }
     }
 }
@@ -319,6 +325,13 @@ impl Http2Options {
         self.max_token_age = age;
         self
     }
+
+    /// Sets the provider-wide [`rate_limit`](Self::rate_limit): `limit` requests per sliding
+    /// `window`.
+    pub fn rate_limit(mut self, limit: u32, window: Duration) -> Self {
+        self.rate_limit = Some(Quota { limit, window });
+        self
+    }
 }
 
 /// One notification the mock accepted (answered `200`).
@@ -378,6 +391,8 @@ struct Record {
     expire_next: usize,
     /// Seconds the mock's wall clock runs ahead of the system's (see `advance_clock`).
     clock_ahead: u64,
+    /// The provider-wide rate limit and the requests it admitted, when one is set.
+    rate_limit: Option<QuotaState>,
     /// Provider tokens whose signature verified, with their `iat`.
     verified: HashMap<String, u64>,
     provider_tokens: usize,
@@ -419,7 +434,8 @@ impl Http2Record for Record {
 ///    an `iat` in the future, or a signature that does not verify is `403
 ///    InvalidProviderToken`; one older than [`Http2Options::max_token_age`], issued before
 ///    [`Http2Options::expire_tokens_issued_before`], or hit by
-///    [`force_expired`](Self::force_expired) is `403 ExpiredProviderToken`;
+///    [`force_expired`](Self::force_expired) is `403 ExpiredProviderToken`; beyond
+///    [`Http2Options::rate_limit`], `429 TooManyRequests`;
 /// 5. `apns-topic`: required in token mode (`400 MissingTopic`), and when
 ///    [`Http2Options::topic`] is set it must match (`400 BadTopic`);
 /// 6. `apns-push-type` one of the documented values (`400 InvalidPushType`); absent counts as
@@ -493,6 +509,7 @@ impl MockApnsHttp2 {
             expire_before: options.expire_tokens_issued_before,
             expire_next: options.expire_next_tokens,
             clock_ahead: 0,
+            rate_limit: options.rate_limit.map(QuotaState::new),
             verified: HashMap::new(),
             provider_tokens: 0,
             ids: ApnsIdGenerator::new(options.apns_id_seed),
@@ -918,6 +935,13 @@ fn validate(
         return Err(Failure::of(Reason::DuplicateHeaders));
     }
     verify_provider_token(context, headers).map_err(Failure::of)?;
+    let admitted = context.record.update(|r| match r.rate_limit.as_mut() {
+        Some(limit) => limit.admit(Instant::now()).is_ok(),
+        None => true,
+    });
+    if !admitted {
+        return Err(Failure::of(Reason::TooManyRequests));
+    }
 
     let topic =
         optional_header(headers, "apns-topic").map_err(|()| Failure::of(Reason::BadTopic))?;

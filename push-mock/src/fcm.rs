@@ -116,7 +116,11 @@ impl MockFcm {
     pub fn start(options: FcmOptions, certs: &Certificates) -> io::Result<MockFcm> {
         let acceptor =
             TlsAcceptor::from(server_config_with_alpn(certs, false, vec![b"h2".to_vec()])?);
-        let record = Arc::new(Shared::new(Record::new(options.seed, options.expires_in)));
+        let record = Arc::new(Shared::new(Record::new(
+            options.seed,
+            options.expires_in,
+            options.quota,
+        )));
         let oauth = oauth::start(options.account, certs, record.clone())?;
         let context = Arc::new(Context {
             path: format!("/v1/projects/{}/messages:send", options.project),

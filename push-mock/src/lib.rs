@@ -1,6 +1,6 @@
 //! Loopback push servers for tests, demos and benchmarks.
 //!
-//! Five stand-ins for the services `push` talks to, each listening on `127.0.0.1` with an
+//! Six stand-ins for the services `push` talks to, each listening on `127.0.0.1` with an
 //! ephemeral port:
 //!
 //! - [`MockGateway`]: Apple's binary gateway (port 2195 in production), TLS, strict frame
@@ -21,6 +21,11 @@
 //!   `errorCode`s, seeded `503`/`429` with `Retry-After`, revocable access tokens. The
 //!   [`fcm`] module also holds committed **test-only** service-account keys
 //!   ([`fcm::demo_service_account`]).
+//! - [`MockWebPush`]: a Web Push service (RFC 8030) on several origins, HTTP/2 over TLS, that
+//!   mints subscriptions and keeps their private keys, checks each request's VAPID token
+//!   (RFC 8292) and headers, decrypts every message (RFC 8291) with its own code, answers
+//!   `201` with `Location`, `410` for expired subscriptions, `413`, seeded `429`/`503` with
+//!   `Retry-After`, and logs the decrypted payloads.
 //!
 //! Both HTTP/2 mocks also reproduce hostile servers ([`Http2Faults`]): every stream refused
 //! with `REFUSED_STREAM`, a GOAWAY naming stream 0 on every connection, and a connection
@@ -59,8 +64,10 @@ mod gcm;
 mod http1;
 mod http2;
 mod http2_faults;
+mod quota;
 mod server;
 mod settings_splice;
+mod webpush;
 
 pub use apns_feedback::MockFeedback;
 pub use apns_gateway::{Accepted, GatewayOptions, MockGateway};
@@ -71,3 +78,7 @@ pub use certs::{CertificatePaths, Certificates};
 pub use fcm::{FcmAnswer, FcmDelivery, FcmOptions, FcmScript, FcmTarget, MockFcm, ServiceAccount};
 pub use gcm::{GcmOptions, MockGcm, TokenScript};
 pub use http2_faults::Http2Faults;
+pub use quota::Quota;
+pub use webpush::{
+    MintedSubscription, MockWebPush, WebPushAnswer, WebPushDelivery, WebPushOptions,
+};

@@ -880,3 +880,24 @@ fn shutdown_closes_connections_and_keeps_the_records() {
         assert!(mock.wait_for_connections(1, SAFETY));
     });
 }
+
+#[test]
+fn a_provider_wide_rate_limit_answers_too_many_requests() {
+    // A window far longer than the test: the limit is reached and stays reached.
+    let (certs, mock) = start(Http2Options::default().rate_limit(3, Duration::from_secs(3600)));
+    run(async {
+        let client = connect(&mock, &certs, true).await;
+        let mut statuses = Vec::new();
+        for n in 0..5 {
+            let answer = client.send(client.post(&token(n)), &payload("s")).await;
+            if answer.status == 429 {
+                assert_eq!(answer.reason(), "TooManyRequests");
+                assert!(answer.headers.get("retry-after").is_none());
+            }
+            statuses.push(answer.status);
+        }
+        assert_eq!(statuses, [200, 200, 200, 429, 429]);
+    });
+    assert_eq!(mock.total_delivered(), 3);
+    assert_eq!(mock.status_counts()[&429], 2);
+}

@@ -414,3 +414,28 @@ fn shutdown_closes_both_listeners_and_keeps_the_records() {
         (1, 1)
     );
 }
+
+#[test]
+fn a_project_quota_answers_quota_exceeded_with_the_wait() {
+    let (certs, mock) = start(demo().quota(2, Duration::from_secs(90)));
+    let token = access_token(&mock, &certs);
+    run(async {
+        let client = connect(&mock, &certs).await;
+        let mut answers = Vec::new();
+        for i in 0..4 {
+            let answer = client.send_json(&token, &message(&format!("d{i}"))).await;
+            let refused = (answer.status == 429).then(|| {
+                let wait: u64 = answer.retry_after().unwrap().parse().unwrap();
+                assert!((89..=90).contains(&wait), "{wait}");
+                answer.error_code().unwrap()
+            });
+            answers.push((answer.status, refused));
+        }
+        let quota = Some("QUOTA_EXCEEDED".to_owned());
+        assert_eq!(
+            answers,
+            [(200, None), (200, None), (429, quota.clone()), (429, quota)]
+        );
+    });
+    assert_eq!(mock.total_delivered(), 2);
+}

@@ -418,3 +418,18 @@ fn random_garbage_never_stops_the_server() {
     assert_eq!(gateway.accepted_count(&token(1)), 1);
     assert!(gateway.wait_for_closed(41, SAFETY));
 }
+
+#[test]
+fn stalled_reads_take_nothing_until_resumed() {
+    let (certs, gateway) = start(GatewayOptions::default());
+    gateway.stall_reads();
+    let frames: Vec<Frame> = (0..10).map(|i| frame(i as u8, i)).collect();
+    let mut stream = tls(gateway.addr(), client(&certs));
+    stream.write_all(&encode(&frames)).unwrap();
+    stream.flush().unwrap();
+    // Can only fail when the stall does not hold: a slow machine makes it pass, never fail.
+    assert!(!gateway.wait_for_accepted(1, Duration::from_millis(300)));
+    gateway.resume_reads();
+    assert!(gateway.wait_for_accepted(10, SAFETY));
+    assert_eq!(close(stream), b"");
+}

@@ -159,7 +159,9 @@ fn gateway_round(
             .expect("max_pending is above the batch");
     }
     out.clear();
-    while gateway.poll_transmit(now, out) > 0 {}
+    while gateway.poll_transmit(out) > 0 {
+        gateway.handle_written(now);
+    }
     let later = now + gateway.config().grace;
     gateway.handle_timeout(later);
     let mut outcomes = 0;
@@ -187,7 +189,9 @@ fn gateway_throughput(c: &mut Criterion) {
     assert_eq!(gateway.poll_event(), Some(Event::Connect));
     gateway.handle_connected(now);
     let mut out = Vec::new();
-    while gateway.poll_transmit(now, &mut out) > 0 {}
+    while gateway.poll_transmit(&mut out) > 0 {
+        gateway.handle_written(now);
+    }
     now += gateway.config().grace;
     gateway.handle_timeout(now);
     assert!(gateway.poll_outcome().is_some() && gateway.is_idle());

@@ -5,7 +5,7 @@
 //! 1. queue notifications while the gateway has room;
 //! 2. act on `poll_event`: `Connect` = dial and shake hands, then `handle_connected` (or
 //!    `handle_connect_failed`); `Close` = close the stream, then `handle_closed`;
-//! 3. write what `poll_transmit` produces;
+//! 3. write what `poll_transmit` produces, then report it with `handle_written`;
 //! 4. collect the verdicts from `poll_outcome`;
 //! 5. block in `read` until bytes arrive (`handle_input`; end of stream: `handle_closed`) or
 //!    the deadline from `poll_timeout` passes (`handle_timeout`).
@@ -227,11 +227,12 @@ fn connect(addr: SocketAddr, tls: &Arc<ClientConfig>) -> Result<Tls, BoxError> {
 fn transmit(gateway: &mut Gateway<usize>, stream: &mut Tls, out: &mut Vec<u8>) -> io::Result<()> {
     loop {
         out.clear();
-        if gateway.poll_transmit(Instant::now(), out) == 0 {
+        if gateway.poll_transmit(out) == 0 {
             return Ok(());
         }
         stream.write_all(out)?;
         stream.flush()?;
+        gateway.handle_written(Instant::now());
     }
 }
 

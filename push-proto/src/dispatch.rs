@@ -58,7 +58,10 @@ pub enum Action {
     ApnsConnect,
     /// Close the APNs gateway connection, then call [`Push::handle_apns_closed`].
     ApnsClose,
-    /// Bytes were appended to the transmit buffer: write them all to the gateway connection.
+    /// Bytes were appended to the transmit buffer: write them all to the gateway connection,
+    /// after the bytes of earlier writes, then call [`Push::handle_apns_written`]. At most
+    /// [`GatewayConfig::max_unwritten_transmits`] writes wait to be reported at once; the
+    /// notifications' grace period counts from the report.
     ApnsWrite,
     /// Something for an HTTP provider's connections: perform the [`engine::Action`], then
     /// report what happens with [`Push::handle_http`] and the same route.
@@ -354,6 +357,15 @@ impl Push {
         }
     }
 
+    /// The bytes of the oldest [`Action::ApnsWrite`] not reported yet are written to the
+    /// current gateway connection (never report a write of a connection already reported
+    /// closed).
+    pub fn handle_apns_written(&mut self, now: Instant) {
+        if let Some(gateway) = &mut self.apns {
+            gateway.handle_written(now);
+        }
+    }
+
     /// Bytes read from the APNs gateway connection.
     pub fn handle_apns_input(&mut self, now: Instant, bytes: &[u8]) {
         if let Some(gateway) = &mut self.apns {
@@ -388,7 +400,8 @@ impl Push {
     }
 
     /// The next action for the driver. APNs bytes are appended to `apns_out`; write them
-    /// when [`Action::ApnsWrite`] is returned.
+    /// when [`Action::ApnsWrite`] is returned, and report them with
+    /// [`handle_apns_written`](Push::handle_apns_written) once written.
     pub fn poll_action(&mut self, now: Instant, apns_out: &mut Vec<u8>) -> Option<Action> {
         if let Some(gateway) = &mut self.apns {
             while let Some(event) = gateway.poll_event() {
@@ -398,7 +411,7 @@ impl Push {
                     other => self.events.push_back(Event::Apns(other)),
                 }
             }
-            if gateway.poll_transmit(now, apns_out) > 0 {
+            if gateway.poll_transmit(apns_out) > 0 {
                 return Some(Action::ApnsWrite);
             }
         }

@@ -20,6 +20,9 @@
 //! - [`fcm`]: Google's live protocol, FCM HTTP v1 on the engine: the service account and its
 //!   RS256 assertion, the [`fcm::OAuth`] access-token state machine, the message encoded once
 //!   and spliced per token, the response table.
+//! - [`webpush`]: Web Push to browsers: the subscription, RFC 8291 message encryption,
+//!   VAPID tokens, the declarative payload form, the response table, and the protocol and
+//!   credential the [`engine`] sends them with, one sender per push-service origin.
 //! - [`Push`]: the dispatcher that routes devices to the provider of their platform (APNs
 //!   HTTP/2 before the binary gateway, FCM v1 before legacy GCM) and gives a driver one loop to
 //!   run.
@@ -81,6 +84,7 @@ mod outcome;
 mod payload;
 mod rng;
 mod sending;
+pub mod webpush;
 
 pub use backoff::Backoff;
 pub use device::{ApnsToken, Device, GcmToken, Platform, TokenError, UnknownPlatform};

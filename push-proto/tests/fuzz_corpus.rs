@@ -79,3 +79,13 @@ fn fcm_response_corpus() {
 fn fcm_token_response_corpus() {
     replay("fcm_token_response", harness::fcm_token_response);
 }
+
+#[test]
+fn webpush_subscription_corpus() {
+    replay("webpush_subscription", harness::webpush_subscription);
+}
+
+#[test]
+fn webpush_response_corpus() {
+    replay("webpush_response", harness::webpush_response);
+}

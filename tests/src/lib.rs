@@ -19,11 +19,14 @@ mod scenarios;
 mod scenarios_fcm;
 mod scenarios_hostile;
 mod scenarios_http2;
+mod scenarios_safety;
+pub mod sim;
 pub use clock::Shifted;
 pub use scenarios::*;
 pub use scenarios_fcm::*;
 pub use scenarios_hostile::*;
 pub use scenarios_http2::*;
+pub use scenarios_safety::*;
 
 /// Instantiates every scenario as a `#[test]` for one runtime:
 /// `push_scenarios::scenarios!(push_smol::Smol, smol::block_on);`
@@ -63,7 +66,11 @@ macro_rules! scenarios {
             apns_http2_stream_limit_zero_ends_unavailable,
             apns_http2_every_stream_refused_ends_unavailable,
             apns_http2_goaway_zero_on_every_connection_ends_unavailable,
-            apns_http2_library_error_mid_flight_resends_nothing_uncounted
+            apns_http2_library_error_mid_flight_resends_nothing_uncounted,
+            a_cancelled_push_loses_nothing_and_the_session_goes_on,
+            a_cancelled_finish_can_be_finished_again_and_a_dropped_session_still_ends,
+            a_stalled_gateway_does_not_hold_up_other_providers,
+            a_feedback_stream_dropped_while_full_unblocks_the_client
         );
     };
     (@each $runtime:ty, $block_on:path, $($name:ident),* $(,)?) => {

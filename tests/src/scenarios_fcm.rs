@@ -19,16 +19,16 @@ pub fn fcm_token(n: u32) -> String {
     format!("fcm:{n:08}-scenario-registration-token")
 }
 
-fn start(options: FcmOptions, certs: &Certificates) -> MockFcm {
+pub(crate) fn start(options: FcmOptions, certs: &Certificates) -> MockFcm {
     MockFcm::start(options, certs).expect("mock FCM server")
 }
 
-fn demo_options() -> FcmOptions {
+pub(crate) fn demo_options() -> FcmOptions {
     FcmOptions::demo(PROJECT).expect("demo service account")
 }
 
 /// Client settings for the mock at `server` with the demo service account, fast retries.
-fn config(server: &MockFcm, certs: &Certificates) -> FcmConfig {
+pub(crate) fn config(server: &MockFcm, certs: &Certificates) -> FcmConfig {
     FcmConfig::from_service_account_json(&demo_service_account(PROJECT, &server.token_url()))
         .expect("service account")
         .url(&server.url())

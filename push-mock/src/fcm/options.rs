@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::account::ServiceAccount;
 use super::rpc::RpcError;
 use crate::http2_faults::Http2Faults;
+use crate::quota::Quota;
 
 /// The scripted answer of a [`MockFcm`](crate::MockFcm) for one registration token, applied
 /// to requests that pass every validation (also `validate_only` ones).
@@ -135,6 +136,11 @@ pub struct FcmOptions {
     /// [`goaway_on_connect`](Self::goaway_on_connect) and
     /// [`break_connection_after`](Self::break_connection_after)).
     pub faults: Http2Faults,
+    /// The project's quota: at most `limit` messages (validated or sent) in any `window`,
+    /// counted over a sliding window as FCM does; beyond it `429 RESOURCE_EXHAUSTED` with
+    /// `QUOTA_EXCEEDED` and a `Retry-After` of the seconds until a message would be admitted.
+    /// Refused requests do not count. `None`: unlimited.
+    pub quota: Option<Quota>,
 }
 
 impl FcmOptions {
@@ -154,6 +160,7 @@ impl FcmOptions {
             latency: None,
             count_only: false,
             faults: Http2Faults::default(),
+            quota: None,
         }
     }
 
@@ -225,6 +232,12 @@ impl FcmOptions {
     /// Sets [`count_only`](Self::count_only).
     pub fn count_only(mut self, count_only: bool) -> Self {
         self.count_only = count_only;
+        self
+    }
+
+    /// Sets the project's [`quota`](Self::quota): `limit` messages per sliding `window`.
+    pub fn quota(mut self, limit: u32, window: Duration) -> Self {
+        self.quota = Some(Quota { limit, window });
         self
     }
 

@@ -1,5 +1,7 @@
 //! The checks of one `messages:send` request, in FCM's order: method, path, access token,
-//! seeded faults, content type, body, script.
+//! the project's quota, seeded faults, content type, body, script.
+
+use std::time::Instant;
 
 use http::header::{AUTHORIZATION, CONTENT_TYPE};
 use http::request::Parts;
@@ -10,6 +12,7 @@ use super::message::{self, Parsed};
 use super::rpc::RpcError;
 use super::state::Context;
 use crate::http2::Body;
+use crate::quota::retry_after_secs;
 use crate::server::unit_interval;
 
 /// What to answer one request.
@@ -59,6 +62,13 @@ fn validate(
         .is_some_and(|access_token| context.record.read(|r| r.tokens.accepts(access_token)));
     if !authenticated {
         return Err(RpcError::unauthenticated());
+    }
+    let admitted = context.record.update(|r| match r.quota.as_mut() {
+        Some(quota) => quota.admit(Instant::now()),
+        None => Ok(()),
+    });
+    if let Err(wait) = admitted {
+        return Err(RpcError::fcm("QUOTA_EXCEEDED").retry_after(retry_after_secs(wait)));
     }
     let draw = context.record.update(|r| unit_interval(&mut r.rng));
     if draw < context.unavailable_rate {

@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use super::options::FcmScript;
 use crate::http2::{ConnectionStats, Http2Record};
+use crate::quota::{Quota, QuotaState};
 use crate::server::Records;
 
 /// The recipient of a message: exactly one of FCM's `token`, `topic` and `condition`.
@@ -128,11 +129,13 @@ pub(crate) struct Record {
     /// The seeded fault draws.
     pub(crate) rng: SplitMix64,
     pub(crate) message_ids: u64,
+    /// The project's quota and the messages it admitted, when one is set.
+    pub(crate) quota: Option<QuotaState>,
     pub(crate) tokens: TokenRecord,
 }
 
 impl Record {
-    pub(crate) fn new(seed: u64, expires_in: u64) -> Record {
+    pub(crate) fn new(seed: u64, expires_in: u64, quota: Option<Quota>) -> Record {
         Record {
             stats: ConnectionStats::default(),
             deliveries: Vec::new(),
@@ -145,6 +148,7 @@ impl Record {
             scripted_seen: HashMap::new(),
             rng: SplitMix64::new(seed),
             message_ids: 0,
+            quota: quota.map(QuotaState::new),
             tokens: TokenRecord {
                 expires_in,
                 ..TokenRecord::default()
@@ -180,7 +184,7 @@ mod tests {
 
     #[test]
     fn tokens_work_until_they_expire_even_with_a_huge_lifetime() {
-        let mut record = Record::new(0, u64::MAX);
+        let mut record = Record::new(0, u64::MAX, None);
         let (forever, expires_in) = record.tokens.issue();
         assert_eq!((forever.as_str(), expires_in), ("ya29.mock-1", u64::MAX));
         assert!(record.tokens.accepts(&forever));

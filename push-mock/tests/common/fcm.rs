@@ -2,6 +2,7 @@
 //! tiny blocking HTTP/1.1 client, and an `h2` client over futures-rustls on smol.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
@@ -151,9 +152,14 @@ impl Answer {
 }
 
 pub async fn connect(mock: &MockFcm, certs: &Certificates) -> Client {
+    connect_to(mock.addr(), mock.url(), certs).await
+}
+
+/// An HTTP/2 connection to `addr`, whose requests go to `base` (`https://localhost:PORT`).
+pub async fn connect_to(addr: SocketAddr, base: String, certs: &Certificates) -> Client {
     let mut config = (*certs.client_config(false).unwrap()).clone();
     config.alpn_protocols = vec![b"h2".to_vec()];
-    let tcp = TcpStream::connect(mock.addr()).await.unwrap();
+    let tcp = TcpStream::connect(addr).await.unwrap();
     let name = ServerName::try_from(Certificates::SERVER_NAME).unwrap();
     let tls = TlsConnector::from(Arc::new(config))
         .connect(name, tcp)
@@ -163,7 +169,7 @@ pub async fn connect(mock: &MockFcm, certs: &Certificates) -> Client {
     let (send, connection) = h2::client::handshake(tls.compat()).await.unwrap();
     Client {
         send,
-        base: mock.url(),
+        base,
         _driver: smol::spawn(connection),
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod fcm;
 pub mod frames;
+pub mod webpush;
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};

@@ -52,6 +52,11 @@ pub struct GatewayConfig {
     pub silent_close: SilentClose,
     /// Most bytes one `poll_transmit` call appends.
     pub max_transmit: usize,
+    /// Transmits handed to the transport and not yet reported written
+    /// ([`Gateway::handle_written`]); `poll_transmit` adds nothing while this many are
+    /// outstanding, so a gateway that stops reading pauses the writing instead of growing a
+    /// buffer. At least 1.
+    pub max_unwritten_transmits: usize,
     /// Identifier of the first notification written (then counting up, wrapping at 2³²).
     pub first_identifier: u32,
 }
@@ -65,7 +70,7 @@ impl Default for GatewayConfig {
 impl GatewayConfig {
     /// Defaults for `format`: its payload limit, 1 s grace, a 100,000-entry window, 10,000
     /// queued, 3 attempts, 5 connection attempts with backoff from 100 ms to 30 s, resend on
-    /// silent close, 64 KiB per transmit.
+    /// silent close, 64 KiB per transmit, 4 transmits waiting to be written.
     pub fn new(format: Format) -> Self {
         GatewayConfig {
             format,
@@ -80,6 +85,7 @@ impl GatewayConfig {
             seed: 0,
             silent_close: SilentClose::Resend,
             max_transmit: 64 * 1024,
+            max_unwritten_transmits: 4,
             first_identifier: 0,
         }
     }
@@ -147,7 +153,8 @@ pub enum Event {
 pub struct GatewayStats {
     /// Notifications accepted by `queue`.
     pub queued: u64,
-    /// Frames written (first sends and resends).
+    /// Frames written (first sends and resends), counted when the transport reports them
+    /// written.
     pub frames_written: u64,
     /// Notifications queued again after an error response or a silent close.
     pub requeued: u64,
@@ -159,7 +166,7 @@ pub struct GatewayStats {
     pub connections: u64,
     /// Error responses received.
     pub error_responses: u64,
-    /// Bytes written.
+    /// Bytes written, counted when the transport reports them written.
     pub bytes_written: u64,
 }
 
@@ -174,7 +181,16 @@ struct Queued<T> {
 struct Written<T> {
     queued: Queued<T>,
     identifier: u32,
-    written_at: Instant,
+    /// When the transport reported the frame's bytes written; `None` while they wait to be.
+    written_at: Option<Instant>,
+}
+
+/// The frames and bytes of one `poll_transmit`, handed to the transport and not yet reported
+/// written.
+#[derive(Debug, Clone, Copy)]
+struct Transmit {
+    frames: usize,
+    bytes: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -203,7 +219,11 @@ enum Connection {
 /// - Status 10 (shutdown) and 0 name the last notification processed: it and everything
 ///   before it were delivered, the rest is resent.
 /// - No error response: a notification counts as delivered once it has been on the wire for
-///   the grace period ([`GatewayConfig::grace`]) while the connection stayed open.
+///   the grace period ([`GatewayConfig::grace`]) while the connection stayed open. The grace
+///   period counts from the moment the transport reports the bytes written
+///   ([`handle_written`](Gateway::handle_written)), not from when they were produced: a
+///   gateway that stops reading delays confirmations instead of having unread notifications
+///   presumed delivered.
 /// - A close without an error response leaves the younger notifications of unknown fate. The
 ///   policy [`SilentClose`] decides: resend them (default; a notification is never lost but
 ///   may arrive twice), or report each as [`DeviceError::Unconfirmed`]. A silent close also
@@ -231,8 +251,8 @@ enum Connection {
 /// in the window carries the identifier it was written with.
 ///
 /// # Driving it
-/// Inputs are `queue`, `handle_connected`, `handle_connect_failed`, `handle_input`,
-/// `handle_closed` and `handle_timeout`; outputs are `poll_event`, `poll_transmit`,
+/// Inputs are `queue`, `handle_connected`, `handle_connect_failed`, `handle_written`,
+/// `handle_input`, `handle_closed` and `handle_timeout`; outputs are `poll_event`, `poll_transmit`,
 /// `poll_outcome` and `poll_timeout`. After any input, drain the outputs in that order, then
 /// wait for the next input or the deadline `poll_timeout` returns. Time only enters as `now`
 /// and must never go backwards.
@@ -246,8 +266,14 @@ pub struct Gateway<T> {
     window: VecDeque<Written<T>>,
     next_identifier: u32,
     /// Notifications presumed delivered on the current connection (aged past the grace
-    /// period): the identifiers just before the oldest in the window. Tells a late error response from one naming an identifier never sent.
+    /// period): the identifiers just before the oldest in the window. Tells a late error
+    /// response from one naming an identifier never sent.
     presumed_on_connection: u64,
+    /// Transmits handed to the transport, oldest first, not yet reported written; their
+    /// frames are the newest in the window.
+    unwritten: VecDeque<Transmit>,
+    /// The frames of `unwritten`, together.
+    unwritten_frames: usize,
     connection: Connection,
     /// How many notifications may be unconfirmed at once: the window, less after silent
     /// closes (halved each time, regrown by confirmations).
@@ -274,6 +300,8 @@ impl<T> Gateway<T> {
             window: VecDeque::new(),
             next_identifier,
             presumed_on_connection: 0,
+            unwritten: VecDeque::new(),
+            unwritten_frames: 0,
             connection: Connection::Down { retry_at: None },
             unconfirmed_limit: window,
             connect_requested: false,
@@ -348,6 +376,7 @@ impl<T> Gateway<T> {
     pub fn handle_connected(&mut self, _now: Instant) {
         self.connection = Connection::Up;
         self.presumed_on_connection = 0;
+        self.forget_transmits();
         self.received.clear();
         self.stats.connections += 1;
     }
@@ -374,6 +403,7 @@ impl<T> Gateway<T> {
             .drain(..)
             .map(|written| written.queued)
             .collect();
+        self.forget_transmits();
         let pending = std::mem::take(&mut self.pending);
         for queued in unconfirmed.into_iter().chain(pending) {
             let error = DeviceError::Unavailable {
@@ -403,12 +433,16 @@ impl<T> Gateway<T> {
         }
     }
 
-    /// The connection ended (closed by either side, or failed).
+    /// The connection ended (closed by either side, or failed). Frames whose bytes were not
+    /// reported written may still have reached the gateway: they are notifications of unknown
+    /// fate like the rest of the window (resent with their attempt counted, or reported, by
+    /// [`SilentClose`]).
     pub fn handle_closed(&mut self, now: Instant) {
         let silent = self.connection == Connection::Up;
         self.connection = Connection::Down { retry_at: None };
         self.close_requested = false;
         self.received.clear();
+        self.forget_transmits();
         if silent {
             self.confirm_aged(now);
             if self.window.is_empty() {
@@ -459,11 +493,16 @@ impl<T> Gateway<T> {
 
     /// Appends frames for queued notifications to `out` (at most
     /// [`GatewayConfig::max_transmit`] bytes, at least one frame) and returns how many bytes
-    /// were added. Write them all to the connection.
-    pub fn poll_transmit(&mut self, now: Instant, out: &mut Vec<u8>) -> usize {
-        if self.connection != Connection::Up {
+    /// were added. Write them all to the connection, after the bytes of earlier transmits,
+    /// then report [`handle_written`](Gateway::handle_written). Adds nothing while
+    /// [`GatewayConfig::max_unwritten_transmits`] transmits wait to be reported written.
+    pub fn poll_transmit(&mut self, out: &mut Vec<u8>) -> usize {
+        if self.connection != Connection::Up
+            || self.unwritten.len() >= self.config.max_unwritten_transmits.max(1)
+        {
             return 0;
         }
+        let mut frames = 0;
         let start = out.len();
         let limit = self.unconfirmed_limit.min(self.config.window);
         while out.len() - start < self.config.max_transmit && self.window.len() < limit {
@@ -485,19 +524,39 @@ impl<T> Gateway<T> {
                 );
                 continue;
             }
-            self.stats.frames_written += 1;
+            frames += 1;
             self.window.push_back(Written {
                 queued: Queued {
                     attempts: queued.attempts + 1,
                     ..queued
                 },
                 identifier,
-                written_at: now,
+                written_at: None,
             });
         }
-        let written = out.len() - start;
-        self.stats.bytes_written += written as u64;
-        written
+        let bytes = out.len() - start;
+        if bytes > 0 {
+            self.unwritten.push_back(Transmit { frames, bytes });
+            self.unwritten_frames += frames;
+        }
+        bytes
+    }
+
+    /// The transport wrote every byte of the oldest transmit not reported yet: its
+    /// notifications' grace period starts now, and the next transmit may follow. Report only
+    /// writes on the current connection (after `handle_closed`, a late report of the old
+    /// connection's write must not be passed on); a report with nothing outstanding is ignored.
+    pub fn handle_written(&mut self, now: Instant) {
+        let Some(transmit) = self.unwritten.pop_front() else {
+            return;
+        };
+        let first = self.window.len().saturating_sub(self.unwritten_frames);
+        self.unwritten_frames -= transmit.frames;
+        for written in self.window.range_mut(first..).take(transmit.frames) {
+            written.written_at = Some(now);
+        }
+        self.stats.frames_written += transmit.frames as u64;
+        self.stats.bytes_written += transmit.bytes as u64;
     }
 
     /// The next final outcome.
@@ -511,7 +570,8 @@ impl<T> Gateway<T> {
             Connection::Up => self
                 .window
                 .front()
-                .map(|oldest| oldest.written_at + self.config.grace),
+                .and_then(|oldest| oldest.written_at)
+                .map(|written_at| written_at + self.config.grace),
             Connection::Down { retry_at } if !self.pending.is_empty() => retry_at,
             _ => None,
         }
@@ -565,10 +625,13 @@ impl<T> Gateway<T> {
         self.outcomes.push_back(Outcome::failed(tag, error));
     }
 
-    /// Delivers every notification written at least `grace` ago.
+    /// Delivers every notification written at least `grace` ago (written frames are the
+    /// oldest in the window, so this stops at the first one still waiting to be written).
     fn confirm_aged(&mut self, now: Instant) {
         while let Some(oldest) = self.window.front()
-            && oldest.written_at + self.config.grace <= now
+            && oldest
+                .written_at
+                .is_some_and(|written_at| written_at + self.config.grace <= now)
         {
             if let Some(oldest) = self.window.pop_front() {
                 self.deliver(oldest.queued.tag);
@@ -671,9 +734,17 @@ impl<T> Gateway<T> {
         self.close_requested = true;
     }
 
+    /// The window's unwritten frames left it (or the connection did): no write report is
+    /// expected any more.
+    fn forget_transmits(&mut self) {
+        self.unwritten.clear();
+        self.unwritten_frames = 0;
+    }
+
     /// Puts every written notification back at the front of the queue, in written order;
     /// they were discarded by the gateway, so the attempt does not count against them.
     fn requeue_window(&mut self) {
+        self.forget_transmits();
         while let Some(written) = self.window.pop_back() {
             let mut queued = written.queued;
             queued.attempts -= 1;
@@ -684,6 +755,7 @@ impl<T> Gateway<T> {
 
     /// Applies [`SilentClose`] to the notifications of unknown fate.
     fn handle_silent_close(&mut self) {
+        self.forget_transmits();
         if !self.window.is_empty() {
             self.unconfirmed_limit = (self.window.len() / 2).max(1);
         }

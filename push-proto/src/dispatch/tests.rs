@@ -132,6 +132,7 @@ fn one_loop_drives_both_providers_to_one_feedback_per_device() {
                         }
                     }
                     apns_out.clear();
+                    push.handle_apns_written(now);
                 }
                 Action::Http(Route::Gcm, engine::Action::Dial(conn)) => {
                     let connected = engine::Input::Connected {

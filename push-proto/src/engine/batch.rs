@@ -15,6 +15,14 @@ impl<'a, K> Batch<'a, K> {
         Batch { first, rest }
     }
 
+    /// The batch of the one `token`: to build a request for it by hand.
+    pub fn one(token: &'a K) -> Self {
+        Batch {
+            first: token,
+            rest: &[],
+        }
+    }
+
     /// The first token (the only one of a request that carries one notification).
     pub fn first(&self) -> &'a K {
         self.first
@@ -37,7 +45,7 @@ mod tests {
 
     #[test]
     fn one_token_or_several_in_order() {
-        let one = Batch::new(&7, &[]);
+        let one = Batch::one(&7);
         assert_eq!((one.first(), one.size()), (&7, 1));
         let (b, c) = (8, 9);
         let rest = [&b, &c];

@@ -16,7 +16,7 @@ use serde_json::json;
 use thiserror::Error;
 
 use super::service_account::ServiceAccount;
-use crate::jose::{SignError, base64url};
+use crate::jose::{SignError, compact_jwt};
 
 /// The OAuth2 scope that allows sending FCM messages.
 pub const FCM_SCOPE: &str = "https://www.googleapis.com/auth/firebase.messaging";
@@ -117,13 +117,9 @@ pub fn assertion(
         "iat": iat,
         "exp": iat.saturating_add(ASSERTION_LIFETIME_SECS),
     });
-    let mut jwt = base64url(header.to_string().as_bytes());
-    jwt.push('.');
-    jwt.push_str(&base64url(claims.to_string().as_bytes()));
-    let signature = signer.sign(jwt.as_bytes())?;
-    jwt.push('.');
-    jwt.push_str(&base64url(&signature));
-    Ok(jwt)
+    compact_jwt(&header.to_string(), &claims.to_string(), |input| {
+        signer.sign(input)
+    })
 }
 
 #[cfg(test)]

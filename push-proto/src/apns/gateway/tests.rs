@@ -46,10 +46,18 @@ fn connected(config: GatewayConfig, n: u32, now: Instant) -> Gateway<u32> {
     gateway
 }
 
-/// Frames written by one `poll_transmit`: (identifier, token number).
+/// Frames written by one `poll_transmit`, reported written at once: (identifier, token
+/// number).
 fn transmit(gateway: &mut Gateway<u32>, now: Instant) -> Vec<(u32, u32)> {
+    let frames = transmit_unwritten(gateway);
+    gateway.handle_written(now);
+    frames
+}
+
+/// Frames of one `poll_transmit` the transport has not written yet.
+fn transmit_unwritten(gateway: &mut Gateway<u32>) -> Vec<(u32, u32)> {
     let mut out = Vec::new();
-    gateway.poll_transmit(now, &mut out);
+    gateway.poll_transmit(&mut out);
     let mut rest = &out[..];
     let mut frames = Vec::new();
     while let Some((frame, used)) = Frame::decode(rest).unwrap() {
@@ -256,6 +264,114 @@ fn a_full_window_pauses_writing_until_the_oldest_is_confirmed() {
 }
 
 #[test]
+fn the_grace_period_counts_from_the_write_report() {
+    let t0 = Instant::now();
+    let mut gateway = connected(config(), 2, t0);
+    assert_eq!(transmit_unwritten(&mut gateway), [(0, 0), (1, 1)]);
+    assert_eq!(
+        gateway.poll_timeout(),
+        None,
+        "no grace deadline before the write"
+    );
+    gateway.handle_timeout(t0 + 10 * GRACE);
+    assert_eq!(
+        outcomes(&mut gateway),
+        [],
+        "unwritten frames are never presumed"
+    );
+    assert_eq!(gateway.stats().frames_written, 0);
+    let written_at = t0 + 10 * GRACE;
+    gateway.handle_written(written_at);
+    assert_eq!(gateway.stats().frames_written, 2);
+    assert_eq!(gateway.poll_timeout(), Some(written_at + GRACE));
+    gateway.handle_timeout(written_at + GRACE - Duration::from_millis(1));
+    assert_eq!(outcomes(&mut gateway), []);
+    gateway.handle_timeout(written_at + GRACE);
+    assert_eq!(outcomes(&mut gateway), [(0, None), (1, None)]);
+}
+
+#[test]
+fn transmitting_pauses_while_writes_are_outstanding() {
+    let t0 = Instant::now();
+    let config = GatewayConfig {
+        max_transmit: 1,
+        max_unwritten_transmits: 2,
+        ..config()
+    };
+    let mut gateway = connected(config, 4, t0);
+    assert_eq!(transmit_unwritten(&mut gateway), [(0, 0)]);
+    assert_eq!(transmit_unwritten(&mut gateway), [(1, 1)]);
+    assert_eq!(
+        transmit_unwritten(&mut gateway),
+        [],
+        "two writes outstanding"
+    );
+    let t1 = t0 + Duration::from_millis(300);
+    gateway.handle_written(t1);
+    assert_eq!(transmit_unwritten(&mut gateway), [(2, 2)]);
+    assert_eq!(transmit_unwritten(&mut gateway), []);
+    // Only the written frame ages: 1 and 2 wait for their writes.
+    gateway.handle_timeout(t1 + GRACE);
+    assert_eq!(outcomes(&mut gateway), [(0, None)]);
+    let t2 = t1 + GRACE;
+    gateway.handle_written(t2);
+    gateway.handle_written(t2);
+    assert_eq!(gateway.poll_timeout(), Some(t2 + GRACE));
+    assert_eq!(transmit(&mut gateway, t2), [(3, 3)]);
+    gateway.handle_timeout(t2 + GRACE);
+    assert_eq!(outcomes(&mut gateway), [(1, None), (2, None), (3, None)]);
+    let stats = gateway.stats();
+    assert_eq!((stats.frames_written, stats.delivered), (4, 4));
+}
+
+#[test]
+fn unwritten_frames_of_a_closed_connection_count_an_attempt() {
+    let t0 = Instant::now();
+    let config = GatewayConfig {
+        max_attempts: 2,
+        ..config()
+    };
+    let mut gateway = connected(config, 1, t0);
+    let mut now = t0;
+    for attempt in 0..2 {
+        // Partly written, perhaps read by the gateway: of unknown fate.
+        assert_eq!(transmit_unwritten(&mut gateway), [(attempt, 0)]);
+        gateway.handle_closed(now);
+        gateway.handle_written(now); // a late report is ignored
+        assert_eq!(gateway.stats().frames_written, 0);
+        if let Some(retry_at) = gateway.poll_timeout() {
+            now = retry_at;
+            gateway.handle_timeout(now);
+            assert_eq!(gateway.poll_event(), Some(Event::Connect));
+            gateway.handle_connected(now);
+        }
+    }
+    assert_eq!(outcomes(&mut gateway), [(0, Some("unconfirmed"))]);
+    assert!(gateway.is_idle());
+}
+
+#[test]
+fn a_verdict_naming_an_unwritten_frame_settles_the_window() {
+    let t0 = Instant::now();
+    let mut gateway = connected(config(), 3, t0);
+    assert_eq!(transmit_unwritten(&mut gateway).len(), 3);
+    // The gateway read the bytes before the transport reported the write.
+    gateway.handle_input(t0, &error_response(Status::InvalidToken, 1));
+    assert_eq!(
+        outcomes(&mut gateway),
+        [(0, None), (1, Some("invalid_device"))]
+    );
+    gateway.handle_written(t0); // nothing outstanding any more: ignored
+    assert_eq!(gateway.poll_event(), Some(Event::Close));
+    gateway.handle_closed(t0);
+    assert_eq!(gateway.poll_event(), Some(Event::Connect));
+    gateway.handle_connected(t0);
+    assert_eq!(transmit(&mut gateway, t0), [(3, 2)]);
+    gateway.handle_timeout(t0 + GRACE);
+    assert_eq!(outcomes(&mut gateway), [(2, None)]);
+}
+
+#[test]
 fn a_late_verdict_for_a_presumed_notification_is_reported_as_overflow() {
     let t0 = Instant::now();
     let mut gateway = connected(config(), 2, t0);
@@ -448,12 +564,15 @@ impl SimServer {
 }
 
 /// Runs `total` notifications through a gateway against the simulated server; returns the
-/// outcomes by token number and the server.
+/// outcomes by token number and the server. The transport writes a transmit (and the server
+/// reads it) at once when `write_lag` is 0, else only every `write_lag + 1` rounds or when
+/// nothing new is transmitted: transmits wait, unwritten, while time passes.
 fn simulate(
     total: u32,
     bad: BTreeSet<u32>,
     drops: Vec<usize>,
     idle_drops: bool,
+    write_lag: usize,
     config: GatewayConfig,
 ) -> (BTreeMap<u32, Vec<Option<&'static str>>>, SimServer, usize) {
     let mut gateway: Gateway<u32> = Gateway::new(config);
@@ -467,9 +586,9 @@ fn simulate(
     let mut results: BTreeMap<u32, Vec<Option<&'static str>>> = BTreeMap::new();
     let mut now = Instant::now();
     let mut next = 0;
-    let mut out = Vec::new();
+    let mut unwritten: VecDeque<Vec<u8>> = VecDeque::new();
     let mut overflows = 0;
-    for _round in 0..100_000 {
+    for round in 0..100_000 {
         while next < total && gateway.queue(notification(next), next).is_ok() {
             next += 1;
         }
@@ -480,14 +599,23 @@ fn simulate(
                     server.accepted_on_connection = 0;
                     server.drop_after = drops.next();
                 }
-                Event::Close => gateway.handle_closed(now),
+                Event::Close => {
+                    unwritten.clear();
+                    gateway.handle_closed(now);
+                }
                 Event::WindowOverflow { .. } => overflows += 1,
                 other => panic!("unexpected event {other:?}"),
             }
         }
-        out.clear();
-        if gateway.poll_transmit(now, &mut out) > 0 {
-            match server.receive(&out, idle_drops) {
+        let mut out = Vec::new();
+        let produced = gateway.poll_transmit(&mut out) > 0;
+        if produced {
+            unwritten.push_back(out);
+        }
+        let write = !produced || round % (write_lag + 1) == 0;
+        if write && let Some(bytes) = unwritten.pop_front() {
+            gateway.handle_written(now);
+            match server.receive(&bytes, idle_drops) {
                 Verdict::Open => {}
                 Verdict::Rejected(response) => gateway.handle_input(now, &response),
                 Verdict::Dropped => {
@@ -496,9 +624,12 @@ fn simulate(
                         now += GRACE;
                         gateway.handle_timeout(now);
                     }
+                    unwritten.clear();
                     gateway.handle_closed(now);
                 }
             }
+        } else if produced {
+            // Waiting for the write.
         } else if let Some(deadline) = gateway.poll_timeout() {
             now = now.max(deadline);
             gateway.handle_timeout(now);
@@ -536,10 +667,12 @@ proptest! {
         total in 1u32..300,
         bad in proptest::collection::btree_set(0u32..300, 0..30),
         drops in proptest::collection::vec(0usize..40, 0..10),
+        write_lag in 0usize..4,
         seed in any::<u64>(),
     ) {
+        let config = small_config(10_000, seed);
         let (results, server, overflows) =
-            simulate(total, bad.clone(), drops, true, small_config(10_000, seed));
+            simulate(total, bad.clone(), drops, true, write_lag, config);
         prop_assert_eq!(overflows, 0);
         for n in 0..total {
             let outcome = results.get(&n).cloned().unwrap_or_default();
@@ -562,13 +695,15 @@ proptest! {
         drops in proptest::collection::vec(0usize..40, 0..10),
         window in 4usize..64,
         report in any::<bool>(),
+        write_lag in 0usize..4,
         seed in any::<u64>(),
     ) {
         let mut config = small_config(window, seed);
         if report {
             config.silent_close = SilentClose::Report;
         }
-        let (results, server, overflows) = simulate(total, bad.clone(), drops, false, config);
+        let (results, server, overflows) =
+            simulate(total, bad.clone(), drops, false, write_lag, config);
         prop_assert_eq!(overflows, 0, "the simulated server answers at once");
         for n in 0..total {
             let outcome = results.get(&n).cloned().unwrap_or_default();

@@ -27,8 +27,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use http::HeaderValue;
-use p256::ecdsa::signature::Signer as _;
-use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
+use p256::ecdsa::{SigningKey, VerifyingKey};
 use p256::pkcs8::DecodePrivateKey;
 use thiserror::Error;
 
@@ -133,11 +132,7 @@ impl Signer for P8Signer {
     }
 
     fn sign(&self, signing_input: &[u8]) -> Result<[u8; 64], SignError> {
-        let signature: Signature = self
-            .key
-            .try_sign(signing_input)
-            .map_err(|e| SignError(e.to_string()))?;
-        Ok(signature.to_bytes().into())
+        crate::jose::es256_sign(&self.key, signing_input)
     }
 }
 
@@ -319,13 +314,7 @@ impl TokenAuth {
     fn sign(&self, iat: u64) -> Result<String, SignError> {
         let header = format!(r#"{{"alg":"ES256","kid":"{}"}}"#, self.signer.key_id());
         let claims = format!(r#"{{"iss":"{}","iat":{iat}}}"#, self.team_id);
-        let mut jwt = base64url(header.as_bytes());
-        jwt.push('.');
-        jwt.push_str(&base64url(claims.as_bytes()));
-        let signature = self.signer.sign(jwt.as_bytes())?;
-        jwt.push('.');
-        jwt.push_str(&base64url(&signature));
-        Ok(jwt)
+        crate::jose::compact_jwt(&header, &claims, |input| self.signer.sign(input))
     }
 }
 
@@ -333,6 +322,7 @@ impl TokenAuth {
 pub(crate) mod tests {
     use super::*;
     use base64ct::{Base64UrlUnpadded, Encoding};
+    use p256::ecdsa::Signature;
     use p256::ecdsa::signature::Verifier;
     use p256::pkcs8::{EncodePrivateKey, LineEnding};
     use serde_json::{Value, json};

@@ -1,0 +1,272 @@
+//! What the store tests share: the mock providers (APNs HTTP/2 with a provider token, FCM HTTP
+//! v1, legacy GCM) and the `push` binary.
+
+#![allow(dead_code)] // Each test crate uses a part.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use push_mock::fcm::demo_service_account;
+use push_mock::{
+    Certificates, FcmOptions, FcmScript, GcmOptions, Http2Auth, Http2Options, MockApnsHttp2,
+    MockFcm, MockGcm, ReasonScript, TokenScript,
+};
+use rusqlite::Connection;
+
+/// The GCM API key of the mock.
+pub(crate) const GCM_KEY: &str = "store-test-gcm-key";
+const KEY_ID: &str = "ABC123DEFG";
+const TEAM_ID: &str = "TEAM123456";
+const TOPIC: &str = "com.example.app";
+const FCM_PROJECT: &str = "store-test";
+
+/// An iOS token: 64 hex characters derived from `n`.
+pub(crate) fn ios_token(n: u64) -> String {
+    format!("{n:064x}")
+}
+
+/// The three mock providers and a work directory.
+pub(crate) struct Providers {
+    /// Certificates, keys, the store, the feedback.
+    pub(crate) dir: tempfile::TempDir,
+    /// The APNs HTTP/2 server (token auth).
+    pub(crate) apns: MockApnsHttp2,
+    /// The FCM HTTP v1 server.
+    pub(crate) fcm: MockFcm,
+    /// The legacy GCM endpoint.
+    pub(crate) gcm: MockGcm,
+    ca: PathBuf,
+}
+
+impl Providers {
+    /// Starts the three mocks with these scripts.
+    pub(crate) fn start(
+        apns: &[(String, ReasonScript)],
+        fcm: &[(String, FcmScript)],
+        gcm: &[(String, TokenScript)],
+    ) -> Providers {
+        Providers::start_with(apns, fcm, gcm, |options| options)
+    }
+
+    /// Like [`Providers::start`], the APNs server's options changed by `configure`.
+    pub(crate) fn start_with(
+        apns: &[(String, ReasonScript)],
+        fcm: &[(String, FcmScript)],
+        gcm: &[(String, TokenScript)],
+        configure: impl FnOnce(Http2Options) -> Http2Options,
+    ) -> Providers {
+        let certs = Certificates::generate().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let paths = certs.write_to(dir.path()).unwrap();
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+            .unwrap()
+            .serialize_pem();
+        std::fs::write(dir.path().join("AuthKey.p8"), &key).unwrap();
+        let auth = Http2Auth::token_from_pem(KEY_ID, TEAM_ID, &key).unwrap();
+        let mut options = Http2Options::new(auth).topic(TOPIC);
+        for (token, script) in apns {
+            options = options.script(token.clone(), script.clone());
+        }
+        let apns = MockApnsHttp2::start(configure(options), &certs).unwrap();
+        let mut options = FcmOptions::demo(FCM_PROJECT).unwrap();
+        for (token, script) in fcm {
+            options = options.script(token.clone(), script.clone());
+        }
+        let fcm = MockFcm::start(options, &certs).unwrap();
+        std::fs::write(
+            dir.path().join("account.json"),
+            demo_service_account(FCM_PROJECT, &fcm.token_url()),
+        )
+        .unwrap();
+        let mut options = GcmOptions::new(GCM_KEY);
+        for (token, script) in gcm {
+            options = options.script(token.clone(), script.clone());
+        }
+        let gcm = MockGcm::start(options).unwrap();
+        Providers {
+            dir,
+            apns,
+            fcm,
+            gcm,
+            ca: paths.ca,
+        }
+    }
+
+    /// A path in the work directory.
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// `push send` arguments: `source` then APNs HTTP/2 and FCM (Android through FCM).
+    pub(crate) fn send_args(&self, source: &[&str]) -> Vec<String> {
+        let mut args = self.common_args(source);
+        args.extend([
+            "--fcm-service-account".into(),
+            self.path("account.json").display().to_string(),
+            "--fcm-url".into(),
+            self.fcm.url(),
+            "--fcm-ca".into(),
+            self.ca.display().to_string(),
+        ]);
+        args
+    }
+
+    /// `push send` arguments: `source` then APNs HTTP/2 and legacy GCM for Android.
+    pub(crate) fn send_args_gcm(&self, source: &[&str]) -> Vec<String> {
+        let mut args = self.common_args(source);
+        args.extend(["--gcm-url".into(), self.gcm.endpoint()]);
+        args
+    }
+
+    fn common_args(&self, source: &[&str]) -> Vec<String> {
+        let mut args: Vec<String> = ["send", "--title", "Hello", "--body", "World", "--quiet"]
+            .iter()
+            .chain(source)
+            .map(|s| s.to_string())
+            .collect();
+        args.extend([
+            "--apns-url".into(),
+            self.apns.url(),
+            "--apns-topic".into(),
+            TOPIC.into(),
+            "--apns-key-p8".into(),
+            self.path("AuthKey.p8").display().to_string(),
+            "--apns-key-id".into(),
+            KEY_ID.into(),
+            "--apns-team-id".into(),
+            TEAM_ID.into(),
+            "--apns-ca".into(),
+            self.ca.display().to_string(),
+            "--feedback".into(),
+            self.path("feedback.jsonl").display().to_string(),
+        ]);
+        args
+    }
+}
+
+/// The `push` binary, ready to run with `args` (no GCM key from the environment unless
+/// given).
+pub(crate) fn push_command(args: &[String]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_push"));
+    command.args(args).env("PUSH_GCM_KEY", GCM_KEY);
+    command
+}
+
+/// Runs `push` with `args`.
+pub(crate) fn push(args: &[String]) -> Output {
+    push_command(args).output().expect("the push binary runs")
+}
+
+/// Standard error (or output) as text.
+pub(crate) fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A SQLite store of today's schema holding `rows` (platform, token, updated_at).
+pub(crate) fn default_store(
+    path: &Path,
+    rows: impl IntoIterator<Item = (String, String, Option<i64>)>,
+) {
+    let mut conn = Connection::open(path).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE devices(platform TEXT NOT NULL, token TEXT PRIMARY KEY, updated_at INTEGER)",
+    )
+    .unwrap();
+    let tx = conn.transaction().unwrap();
+    for (platform, token, updated_at) in rows {
+        tx.execute(
+            "INSERT INTO devices VALUES (?1, ?2, ?3)",
+            rusqlite::params![platform, token, updated_at],
+        )
+        .unwrap();
+    }
+    tx.commit().unwrap();
+}
+
+/// The rows of a query with one text column.
+pub(crate) fn strings(path: &Path, sql: &str) -> Vec<String> {
+    let conn = Connection::open(path).unwrap();
+    let mut statement = conn.prepare(sql).unwrap();
+    statement
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+/// A count.
+pub(crate) fn count(path: &Path, sql: &str) -> i64 {
+    Connection::open(path)
+        .unwrap()
+        .query_row(sql, [], |row| row.get(0))
+        .unwrap()
+}
+
+/// A store the tests fill and inspect: an SQLite file or a PostgreSQL database.
+pub(crate) enum TestStore {
+    /// An SQLite file.
+    Sqlite(PathBuf),
+    /// A PostgreSQL URL.
+    Postgres(String),
+}
+
+impl TestStore {
+    /// The `--db` argument.
+    pub(crate) fn arg(&self) -> String {
+        match self {
+            TestStore::Sqlite(path) => path.display().to_string(),
+            TestStore::Postgres(url) => url.clone(),
+        }
+    }
+
+    /// Runs statements.
+    pub(crate) fn batch(&self, sql: &str) {
+        match self {
+            TestStore::Sqlite(path) => Connection::open(path).unwrap().execute_batch(sql).unwrap(),
+            TestStore::Postgres(url) => postgres::Client::connect(url, postgres::NoTls)
+                .unwrap()
+                .batch_execute(sql)
+                .unwrap(),
+        }
+    }
+
+    /// The rows of a query with one text column.
+    pub(crate) fn strings(&self, sql: &str) -> Vec<String> {
+        match self {
+            TestStore::Sqlite(path) => strings(path, sql),
+            TestStore::Postgres(url) => postgres::Client::connect(url, postgres::NoTls)
+                .unwrap()
+                .query(sql, &[])
+                .unwrap()
+                .iter()
+                .map(|row| row.get(0))
+                .collect(),
+        }
+    }
+}
+
+/// The URL of the PostgreSQL server the tests use (`PUSH_TEST_POSTGRES_URL`, set by
+/// `.ci/run`): a fresh database on it for one test. Without the variable the test is skipped
+/// with a note, except in CI (`CI` set), where it fails: PostgreSQL tests must really run.
+pub(crate) fn postgres_database() -> Option<String> {
+    let Ok(url) = std::env::var("PUSH_TEST_POSTGRES_URL") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "PUSH_TEST_POSTGRES_URL is not set: .ci/run starts PostgreSQL and sets it"
+        );
+        eprintln!("skipped: PUSH_TEST_POSTGRES_URL is not set (see .ci/run to start PostgreSQL)");
+        return None;
+    };
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let name = format!(
+        "push_test_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    let mut admin = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    admin
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .unwrap();
+    let (base, _) = url.rsplit_once('/').unwrap();
+    Some(format!("{base}/{name}"))
+}

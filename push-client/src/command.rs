@@ -1,0 +1,31 @@
+//! What sessions ask of the driver, through the client's command queue.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use async_channel::Sender;
+use push_proto::{Device, Feedback, Payload};
+
+use crate::report::Report;
+
+/// A request from a session to the driver. A session's `Open` is queued when it is created
+/// and its `Close` when it is finished or dropped, both without waiting for room
+/// ([`QueueSender::send_now`](crate::queue::QueueSender::send_now)); its devices queue in
+/// between, waiting for room.
+pub(crate) enum Command {
+    /// A new session.
+    Open {
+        key: u64,
+        payload: Box<Payload>,
+        feedback: Sender<Vec<Feedback>>,
+        listening: Arc<AtomicBool>,
+    },
+    /// One device for a session.
+    Push { key: u64, device: Device },
+    /// No more devices; `reply` receives the report once every device has its feedback
+    /// (`None`: the session was dropped without finishing).
+    Close {
+        key: u64,
+        reply: Option<Sender<Report>>,
+    },
+}

@@ -12,7 +12,8 @@ use push_proto::apns::http2 as apns2;
 use push_proto::fcm;
 use push_smol::{ApnsHttp2Config, Client, Device, HttpConfig};
 
-use crate::bench::{LIMIT, Row, gcm_token, payload, push_all, token};
+use crate::bench::{Row, gcm_token, payload, push_session, token};
+use crate::cli::Connections;
 use crate::cpu::CpuSnapshot;
 use crate::loopback::{fcm_config, fcm_options, mock_tls, start_fcm};
 use crate::mock::{KEY_ID, TEAM_ID, generate_p8};
@@ -31,9 +32,28 @@ pub struct H2Settings {
     /// Notifications per part.
     pub n: u64,
     /// Connections per provider.
-    pub connections: usize,
+    pub connections: Connections,
     /// Delay the mocks add before each answer.
     pub latency: Option<Duration>,
+}
+
+impl H2Settings {
+    /// The raw baseline's connections: the fixed number, 1 with the automatic pool (the raw
+    /// client has none).
+    fn raw_connections(&self) -> usize {
+        match self.connections {
+            Connections::Auto => 1,
+            Connections::Fixed(n) => usize::from(n),
+        }
+    }
+
+    /// Marks the push client's connection count as its pool's choice.
+    fn auto_label(&self) -> &'static str {
+        match self.connections {
+            Connections::Auto => " auto",
+            Connections::Fixed(_) => "",
+        }
+    }
 }
 
 /// A mock APNs HTTP/2 server checking provider tokens from a fresh key; returns it with the
@@ -83,7 +103,7 @@ fn raw_run(
     let n = settings.n;
     let before = CpuSnapshot::take();
     let start = Instant::now();
-    let ok = raw_h2::send_all(target, request, n, settings.connections)?;
+    let ok = raw_h2::send_all(target, request, n, settings.raw_connections())?;
     let elapsed = start.elapsed();
     let cpu = before.until(&CpuSnapshot::take());
     if ok != n || delivered() != n as usize {
@@ -93,6 +113,19 @@ fn raw_run(
         ));
     }
     Ok(Row::new(label, n, elapsed, cpu))
+}
+
+/// Fails unless every one of `n` notifications was reported delivered and counted by the
+/// mock (checked after the session, like the raw baseline's answers: a thread watching the
+/// mock meanwhile would be woken on every delivery and its CPU counted as the client's).
+fn check_delivered(label: &str, n: u64, reported: u64, counted: usize) -> Result<(), String> {
+    if reported == n && counted == n as usize {
+        Ok(())
+    } else {
+        Err(format!(
+            "{label}: {reported} of {n} reported delivered, the mock counted {counted}"
+        ))
+    }
 }
 
 /// `raw-apns-http2`: the pre-built APNs request (one device token, the provider token signed
@@ -126,7 +159,7 @@ pub fn raw_apns(certs: &Certificates, settings: H2Settings) -> Result<Row, Strin
     };
     let label = format!(
         "raw h2 APNs HTTP/2 (token, {} conn, {MAX_STREAMS} streams)",
-        settings.connections
+        settings.raw_connections()
     );
     let target = Target::new(server.addr(), certs)?;
     raw_run(label, &target, &request, settings, || {
@@ -137,35 +170,33 @@ pub fn raw_apns(certs: &Certificates, settings: H2Settings) -> Result<Row, Strin
 /// `apns-http2`: the push client with a provider token.
 pub fn push_apns(certs: &Certificates, settings: H2Settings) -> Result<Row, String> {
     let (server, pem) = apns_mock(certs, settings)?;
+    let mut config = ApnsHttp2Config::new(&server.url())
+        .map_err(|e| e.to_string())?
+        .topic(TOPIC)
+        .provider_key_pem(&pem, KEY_ID, TEAM_ID)
+        .map_err(|e| e.to_string())?
+        .tls(mock_tls(certs, false)?);
+    if let Connections::Fixed(n) = settings.connections {
+        config = config.connections(usize::from(n));
+    }
     let client = Client::builder()
-        .apns_http2(
-            ApnsHttp2Config::new(&server.url())
-                .map_err(|e| e.to_string())?
-                .topic(TOPIC)
-                .provider_key_pem(&pem, KEY_ID, TEAM_ID)
-                .map_err(|e| e.to_string())?
-                .tls(mock_tls(certs, false)?)
-                .connections(settings.connections),
-        )
+        .apns_http2(config)
         .build()
         .map_err(|e| e.to_string())?;
-    let (n, watched) = (settings.n, server.clone());
-    let run = push_all(
-        &client,
+    let n = settings.n;
+    let run = push_session(&client, n, |i| Device::ios(token(i).to_hex()))?;
+    check_delivered(
+        "push APNs HTTP/2",
         n,
-        |i| Device::ios(token(i).to_hex()),
-        move || watched.wait_for_delivered(n as usize, LIMIT),
+        run.delivered,
+        server.total_delivered(),
     )?;
     let label = format!(
-        "push APNs HTTP/2 (token, {} conn, {MAX_STREAMS} streams)",
-        server.connections()
+        "push APNs HTTP/2 (token, {} conn{}, {MAX_STREAMS} streams)",
+        server.connections(),
+        settings.auto_label()
     );
-    Ok(Row::new(
-        label,
-        run.delivered,
-        run.finished,
-        run.finished_cpu,
-    ))
+    Ok(Row::new(label, n, run.elapsed, run.cpu))
 }
 
 /// `raw-fcm`: the pre-built FCM request (one registration token, one access token obtained
@@ -189,7 +220,7 @@ pub fn raw_fcm(certs: &Certificates, settings: H2Settings) -> Result<Row, String
     };
     let label = format!(
         "raw h2 FCM v1 ({} conn, {FCM_STREAMS} streams)",
-        settings.connections
+        settings.raw_connections()
     );
     let target = Target::new(mock.addr(), certs)?;
     raw_run(label, &target, &request, settings, || {
@@ -200,32 +231,23 @@ pub fn raw_fcm(certs: &Certificates, settings: H2Settings) -> Result<Row, String
 /// `fcm`: the push client with the demo service account.
 pub fn push_fcm(certs: &Certificates, settings: H2Settings) -> Result<Row, String> {
     let mock = fcm_mock(certs, settings)?;
-    let in_flight = u32::try_from(settings.connections)
-        .unwrap_or(u32::MAX)
-        .saturating_mul(FCM_STREAMS);
+    let mut config = fcm_config(&mock, certs)?;
+    if let Connections::Fixed(n) = settings.connections {
+        config = config
+            .max_in_flight(u32::from(n).saturating_mul(FCM_STREAMS))
+            .connections(usize::from(n));
+    }
     let client = Client::builder()
-        .fcm(
-            fcm_config(&mock, certs)?
-                .max_in_flight(in_flight)
-                .connections(settings.connections),
-        )
+        .fcm(config)
         .build()
         .map_err(|e| e.to_string())?;
-    let (n, watched) = (settings.n, mock.clone());
-    let run = push_all(
-        &client,
-        n,
-        |i| Device::android(gcm_token(i)),
-        move || watched.wait_for_delivered(n as usize, LIMIT),
-    )?;
+    let n = settings.n;
+    let run = push_session(&client, n, |i| Device::android(gcm_token(i)))?;
+    check_delivered("push FCM v1", n, run.delivered, mock.total_delivered())?;
     let label = format!(
-        "push FCM v1 ({} conn, {FCM_STREAMS} streams)",
-        mock.connections()
+        "push FCM v1 ({} conn{}, {FCM_STREAMS} streams)",
+        mock.connections(),
+        settings.auto_label()
     );
-    Ok(Row::new(
-        label,
-        run.delivered,
-        run.finished,
-        run.finished_cpu,
-    ))
+    Ok(Row::new(label, n, run.elapsed, run.cpu))
 }

@@ -396,11 +396,13 @@ pub struct BenchArgs {
     /// count as delivered.
     #[arg(long, value_name = "MS", default_value_t = 1000)]
     pub apns_grace_ms: u64,
-    /// HTTP/2 connections per provider for apns-http2 and fcm (the push client's
-    /// `connections(n)`, FCM also `max_in_flight` 1000 per connection) and for their raw
-    /// baselines (the notifications split evenly between the connections).
-    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
-    pub connections: u16,
+    /// HTTP/2 connections per provider for apns-http2 and fcm: `auto` (the default) leaves
+    /// them to the push client's automatic pool (as many as the load asks, up to 8), a
+    /// number N fixes them (the client's `connections(n)`, FCM also `max_in_flight` 1000 per
+    /// connection). The raw baselines use N connections (the notifications split evenly
+    /// between them), 1 with `auto`.
+    #[arg(long, value_name = "N|auto", default_value = "auto", value_parser = parse_connections)]
+    pub connections: Connections,
     /// Milliseconds the mock APNs HTTP/2 and FCM servers wait before each answer (a stand-in
     /// for the network round trip), for the push and the raw parts alike; 0 for none.
     #[arg(long = "latency", value_name = "MS", default_value_t = 0)]
@@ -410,4 +412,39 @@ pub struct BenchArgs {
     /// pre-built request over and over, the baselines of apns-http2 and fcm.
     #[arg(long, value_name = "PART")]
     pub only: Vec<String>,
+}
+
+/// How many HTTP/2 connections `push bench` uses per provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Connections {
+    /// The push client's automatic pool.
+    Auto,
+    /// Exactly this many (at least 1).
+    Fixed(u16),
+}
+
+/// Parses `auto` or a number from 1 to 65535.
+fn parse_connections(text: &str) -> Result<Connections, String> {
+    if text == "auto" {
+        return Ok(Connections::Auto);
+    }
+    match text.parse::<u16>() {
+        Ok(n) if n >= 1 => Ok(Connections::Fixed(n)),
+        _ => Err(format!(
+            "{text:?} is neither auto nor a number from 1 to 65535"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Connections, parse_connections};
+
+    #[test]
+    fn bench_connections_are_auto_or_a_positive_number() {
+        assert_eq!(parse_connections("auto"), Ok(Connections::Auto));
+        assert_eq!(parse_connections("4"), Ok(Connections::Fixed(4)));
+        assert!(parse_connections("0").is_err());
+        assert!(parse_connections("many").is_err());
+    }
 }

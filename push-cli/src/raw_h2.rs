@@ -101,6 +101,9 @@ async fn connect(
     let tcp = TcpStream::connect(target.addr)
         .await
         .map_err(|e| format!("raw h2: cannot connect to {}: {e}", target.addr))?;
+    // As the push client's runtimes do: no small frame waits for the peer's delayed ACK.
+    tcp.set_nodelay(true)
+        .map_err(|e| format!("raw h2: cannot set TCP_NODELAY: {e}"))?;
     let name = ServerName::try_from(Certificates::SERVER_NAME).map_err(|e| e.to_string())?;
     let tls = TlsConnector::from(target.tls.clone())
         .connect(name, tcp)

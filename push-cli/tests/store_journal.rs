@@ -92,3 +92,12 @@ fn restore_needs_a_journal_and_a_valid_time() {
     assert_eq!(output.status.code(), Some(2));
     assert!(text(&output.stderr).contains("--since"));
 }
+
+#[test]
+fn store_restore_has_help() {
+    let output = push(&["store", "restore", "--help"].map(String::from));
+    assert!(output.status.success());
+    let help = text(&output.stdout);
+    assert!(help.contains("Usage: push store restore"), "{help}");
+    assert!(help.contains("--on-restore-invalid"), "{help}");
+}

@@ -70,8 +70,10 @@ pub trait HttpConfig: sealed::Settings + Sized {
 
     /// Opens connections as the load asks, at most `connections` (at least 1; default 8 for
     /// HTTP/2, 4 for GCM's HTTP/1.1, which carries one request at a time): a new one when
-    /// every stream of the open ones is busy and requests wait; extra ones that stay idle for
-    /// a minute are closed.
+    /// every stream of the open ones is busy and requests wait, as long as the last one raised
+    /// the rate of answers (more connections help against a long round trip, not when the
+    /// client, the server or the link is the limit); extra ones that stay idle for a minute
+    /// are closed.
     fn max_connections(mut self, connections: usize) -> Self {
         let n = u32::try_from(connections).unwrap_or(u32::MAX);
         let pool = &mut self.engine().pool;

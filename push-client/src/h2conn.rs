@@ -4,25 +4,26 @@
 //! news. What happens is reported to the driver as facts ([`Input`]s, batched per wake-up);
 //! the protocol core decides what they mean.
 
-use std::collections::HashSet;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_channel::{Receiver, Sender};
-use bytes::{Bytes, BytesMut};
-use futures_lite::{FutureExt, StreamExt};
+use bytes::Bytes;
+use futures_lite::StreamExt;
 use futures_rustls::client::TlsStream;
 use futures_util::stream::FuturesUnordered;
-use h2::client::{Connection, ResponseFuture, SendRequest};
+use h2::client::{Connection, SendRequest};
 use push_proto::Route;
 use push_proto::engine::{ConnId, Input, RequestId, StreamEnd};
 use rustls::ClientConfig;
 use tokio_util::compat::{Compat, FuturesAsyncReadCompatExt};
 
+use crate::deadlines::Deadlines;
 use crate::error::Error;
+use crate::h2stream::{Exchange, stream_end};
 use crate::io::{HttpEvent, Io};
 use crate::net::{Endpoint, Timeouts, dial_tls, timeout};
 use crate::runtime::Runtime;
@@ -48,8 +49,6 @@ pub(crate) struct ConnSetup {
 }
 
 type Stream<R> = Compat<TlsStream<<R as Runtime>::Tcp>>;
-type Exchange =
-    Pin<Box<dyn Future<Output = (RequestId, Result<http::Response<Bytes>, StreamEnd>)> + Send>>;
 type Sleep = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// Dials, checks that the server speaks HTTP/2, and shakes hands.
@@ -153,8 +152,10 @@ struct ConnDriver<R: Runtime> {
     ping: Ping,
     requests: Pin<Box<Receiver<Outgoing>>>,
     exchanges: FuturesUnordered<Exchange>,
-    /// Requests started and not yet reported.
-    open: HashSet<RequestId>,
+    /// The request timeout of every open stream.
+    deadlines: Deadlines,
+    /// Wakes the task at the earliest deadline of an open stream.
+    timer: Option<(Instant, Sleep)>,
     reported_streams: u32,
     goaway_reported: bool,
     /// The driver closed the request channel: finish the streams, then end.
@@ -177,6 +178,7 @@ impl<R: Runtime> ConnDriver<R> {
     ) -> Self {
         let ping_pong = connection.ping_pong();
         let ping = Ping::Idle(sleep(&runtime, setup.ping_interval));
+        let deadlines = Deadlines::new(setup.request_timeout);
         let mut driver = ConnDriver {
             runtime,
             setup,
@@ -187,7 +189,8 @@ impl<R: Runtime> ConnDriver<R> {
             ping,
             requests: Box::pin(requests),
             exchanges: FuturesUnordered::new(),
-            open: HashSet::new(),
+            deadlines,
+            timer: None,
             reported_streams: 0,
             goaway_reported: false,
             closing: false,
@@ -211,6 +214,7 @@ impl<R: Runtime> ConnDriver<R> {
         self.poll_ping(cx);
         self.start_requests(cx);
         self.collect(cx);
+        self.poll_deadlines(cx);
         let streams = self.max_streams();
         if streams != self.reported_streams && self.connection.is_some() {
             self.reported_streams = streams;
@@ -286,6 +290,7 @@ impl<R: Runtime> ConnDriver<R> {
 
     /// Opens a stream for each waiting request while h2 has room.
     fn start_requests(&mut self, cx: &mut Context<'_>) {
+        let mut now = None;
         while !self.closing && !self.broken {
             match self.send.poll_ready(cx) {
                 Poll::Pending => return,
@@ -297,14 +302,17 @@ impl<R: Runtime> ConnDriver<R> {
                 Poll::Ready(Ok(())) => {}
             }
             match self.requests.as_mut().poll_next(cx) {
-                Poll::Ready(Some((id, request))) => self.start(id, request),
+                Poll::Ready(Some((id, request))) => {
+                    let now = *now.get_or_insert_with(|| self.runtime.now());
+                    self.start(id, request, now);
+                }
                 Poll::Ready(None) => self.closing = true,
                 Poll::Pending => return,
             }
         }
     }
 
-    fn start(&mut self, id: RequestId, request: http::Request<Bytes>) {
+    fn start(&mut self, id: RequestId, request: http::Request<Bytes>, now: Instant) {
         let (parts, body) = request.into_parts();
         let end_of_stream = body.is_empty();
         let request = http::Request::from_parts(parts, ());
@@ -327,22 +335,14 @@ impl<R: Runtime> ConnDriver<R> {
             });
             return;
         }
-        self.open.insert(id);
-        let deadline = sleep(&self.runtime, self.setup.request_timeout);
-        let max_body = self.setup.max_body;
-        self.exchanges.push(Box::pin(async move {
-            let exchange = async { read_response(response, max_body).await };
-            let timed_out = async {
-                deadline.await;
-                Err(StreamEnd::TimedOut)
-            };
-            (id, exchange.or(timed_out).await)
-        }));
+        let number = self.deadlines.start(now);
+        let exchange = Exchange::new(id, number, response, self.setup.max_body);
+        self.exchanges.push(exchange);
     }
 
     fn collect(&mut self, cx: &mut Context<'_>) {
-        while let Poll::Ready(Some((id, result))) = self.exchanges.poll_next(cx) {
-            self.open.remove(&id);
+        while let Poll::Ready(Some((id, number, result))) = self.exchanges.poll_next(cx) {
+            self.deadlines.done(number);
             match result {
                 Ok(response) => self.events.push(Input::Response { id, response }),
                 Err(end) => {
@@ -356,6 +356,47 @@ impl<R: Runtime> ConnDriver<R> {
         }
     }
 
+    /// Times out the streams past their deadline (dropping a stream resets it), and keeps
+    /// the timer on the next deadline.
+    fn poll_deadlines(&mut self, cx: &mut Context<'_>) {
+        loop {
+            let Some(deadline) = self.deadlines.next_deadline() else {
+                self.timer = None;
+                return;
+            };
+            let (at, timer) = match &mut self.timer {
+                Some((at, timer)) if *at == deadline => (at, timer),
+                _ => {
+                    let timer = sleep_until(&self.runtime, deadline);
+                    let (at, timer) = self.timer.insert((deadline, timer));
+                    (at, timer)
+                }
+            };
+            if timer.as_mut().poll(cx).is_pending() {
+                return;
+            }
+            let now = self.runtime.now().max(*at);
+            self.timer = None;
+            if let Some(below) = self.deadlines.expire(now) {
+                self.time_out(below);
+            }
+        }
+    }
+
+    /// Reports the open streams numbered below `below` as timed out and drops them.
+    fn time_out(&mut self, below: u64) {
+        for exchange in std::mem::take(&mut self.exchanges) {
+            if exchange.number() < below {
+                self.events.push(Input::StreamEnd {
+                    id: exchange.id(),
+                    end: StreamEnd::TimedOut,
+                });
+            } else {
+                self.exchanges.push(exchange);
+            }
+        }
+    }
+
     fn note_goaway(&mut self, error: &h2::Error) {
         if error.is_go_away() && error.is_remote() && !self.goaway_reported {
             self.goaway_reported = true;
@@ -364,8 +405,8 @@ impl<R: Runtime> ConnDriver<R> {
     }
 
     /// Ends the task once no stream is left: when the connection broke, or the driver closed
-    /// it. Requests that never got a stream are reported unsent, streams h2 never finished
-    /// (the connection was dropped under them) as connection errors, then the close.
+    /// it. Requests that never got a stream are reported unsent, then the close. (Every
+    /// stream has reported by then: dropping the connection ends its streams with an error.)
     fn finish_if_over(&mut self) {
         let over = (self.broken || self.closing) && self.exchanges.is_empty();
         if !over || self.done {
@@ -379,56 +420,15 @@ impl<R: Runtime> ConnDriver<R> {
                 end: StreamEnd::NotSent,
             });
         }
-        for id in self.open.drain() {
-            self.events.push(Input::StreamEnd {
-                id,
-                end: StreamEnd::ConnectionError("the connection ended".into()),
-            });
-        }
         self.events.push(Input::Closed { conn: self.conn });
     }
 }
 
 fn sleep<R: Runtime>(runtime: &R, after: Duration) -> Sleep {
-    let deadline = runtime.now() + after;
+    sleep_until(runtime, runtime.now() + after)
+}
+
+fn sleep_until<R: Runtime>(runtime: &R, deadline: Instant) -> Sleep {
     let runtime = runtime.clone();
     Box::pin(async move { runtime.sleep_until(deadline).await })
-}
-
-/// Waits for the response and reads its body, at most `max_body` bytes.
-async fn read_response(
-    response: ResponseFuture,
-    max_body: usize,
-) -> Result<http::Response<Bytes>, StreamEnd> {
-    let (parts, mut body) = response.await.map_err(|e| stream_end(&e))?.into_parts();
-    if body.is_end_stream() {
-        return Ok(http::Response::from_parts(parts, Bytes::new()));
-    }
-    let mut collected = BytesMut::new();
-    while let Some(chunk) = body.data().await {
-        let chunk = chunk.map_err(|e| stream_end(&e))?;
-        let _ = body.flow_control().release_capacity(chunk.len());
-        if collected.len() + chunk.len() > max_body {
-            return Err(StreamEnd::BodyTooLarge);
-        }
-        collected.extend_from_slice(&chunk);
-    }
-    Ok(http::Response::from_parts(parts, collected.freeze()))
-}
-
-/// What an h2 stream error says happened, as a fact for the core. h2 gives a stream the
-/// remote GOAWAY's error only when the stream is above its last stream id, so "GOAWAY from
-/// the remote" means "not processed"; a GOAWAY h2 sent itself (a protocol error it detected)
-/// or an I/O error may have cut a stream the server already processed.
-fn stream_end(error: &h2::Error) -> StreamEnd {
-    if error.is_go_away() && error.is_remote() {
-        StreamEnd::GoAway
-    } else if error.is_reset() && error.is_remote() {
-        match error.reason() {
-            Some(h2::Reason::REFUSED_STREAM) => StreamEnd::Refused,
-            _ => StreamEnd::Reset(error.to_string()),
-        }
-    } else {
-        StreamEnd::ConnectionError(error.to_string())
-    }
 }

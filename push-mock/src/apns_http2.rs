@@ -4,6 +4,7 @@
 //! connection faults of [`Http2Faults`].
 
 use std::collections::HashMap;
+use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,11 +17,13 @@ use h2::RecvStream;
 use h2::server::SendResponse;
 use http::header::{AUTHORIZATION, CONTENT_TYPE};
 use http::request::Parts;
-use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
 use p256::ecdsa::signature::Verifier;
 use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
 use p256::pkcs8::{DecodePrivateKey, DecodePublicKey};
 use push_proto::apns::http2::{ApnsId, ApnsIdGenerator, MAX_COLLAPSE_ID, PushType, Reason};
+use serde::Deserializer as _;
+use serde::de::{IgnoredAny, MapAccess, Visitor};
 use serde_json::Value;
 
 use crate::certs::{Certificates, server_config_with_alpn};
@@ -40,14 +43,20 @@ const FUTURE_SKEW: u64 = 5 * 60;
 /// cleared when it grows past this.
 const MAX_CACHED_TOKENS: usize = 4096;
 /// The `apns-*` headers (and `authorization`) that must not be repeated.
-const SINGLE_HEADERS: [&str; 7] = [
-    "authorization",
-    "apns-id",
-    "apns-topic",
-    "apns-push-type",
-    "apns-priority",
-    "apns-expiration",
-    "apns-collapse-id",
+const APNS_ID: HeaderName = HeaderName::from_static("apns-id");
+const APNS_TOPIC: HeaderName = HeaderName::from_static("apns-topic");
+const APNS_PUSH_TYPE: HeaderName = HeaderName::from_static("apns-push-type");
+const APNS_PRIORITY: HeaderName = HeaderName::from_static("apns-priority");
+const APNS_EXPIRATION: HeaderName = HeaderName::from_static("apns-expiration");
+const APNS_COLLAPSE_ID: HeaderName = HeaderName::from_static("apns-collapse-id");
+const SINGLE_HEADERS: [HeaderName; 7] = [
+    AUTHORIZATION,
+    APNS_ID,
+    APNS_TOPIC,
+    APNS_PUSH_TYPE,
+    APNS_PRIORITY,
+    APNS_EXPIRATION,
+    APNS_COLLAPSE_ID,
 ];
 
 /// How a client authenticates to a [`MockApnsHttp2`].
@@ -882,7 +891,7 @@ struct Outcome {
 }
 
 fn evaluate(context: &Context, head: &Parts, body: &Body) -> Outcome {
-    let apns_id = header(&head.headers, "apns-id")
+    let apns_id = header(&head.headers, &APNS_ID)
         .filter(|id| ApnsId::parse(id).is_ok())
         .map(str::to_owned);
     let mut token = None;
@@ -895,12 +904,12 @@ fn evaluate(context: &Context, head: &Parts, body: &Body) -> Outcome {
 }
 
 /// A header as text; `None` when absent or not visible ASCII.
-fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+fn header<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a str> {
     headers.get(name).and_then(|value| value.to_str().ok())
 }
 
 /// A header that is present but unreadable gives `Err(())`.
-fn optional_header<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, ()> {
+fn optional_header<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Result<Option<&'a str>, ()> {
     match headers.get(name) {
         None => Ok(None),
         Some(value) => value.to_str().map(Some).map_err(|_| ()),
@@ -930,7 +939,7 @@ fn validate(
     let headers = &head.headers;
     if SINGLE_HEADERS
         .iter()
-        .any(|name| headers.get_all(*name).iter().count() > 1)
+        .any(|name| headers.get_all(name).iter().count() > 1)
     {
         return Err(Failure::of(Reason::DuplicateHeaders));
     }
@@ -944,7 +953,7 @@ fn validate(
     }
 
     let topic =
-        optional_header(headers, "apns-topic").map_err(|()| Failure::of(Reason::BadTopic))?;
+        optional_header(headers, &APNS_TOPIC).map_err(|()| Failure::of(Reason::BadTopic))?;
     match (topic, &context.topic) {
         (None, _) if matches!(context.auth, Http2Auth::Token { .. }) => {
             return Err(Failure::of(Reason::MissingTopic));
@@ -959,7 +968,7 @@ fn validate(
         }
         _ => {}
     }
-    let push_type = match optional_header(headers, "apns-push-type") {
+    let push_type = match optional_header(headers, &APNS_PUSH_TYPE) {
         Ok(None) => None,
         Ok(Some(text)) => Some(
             text.parse::<PushType>()
@@ -967,7 +976,7 @@ fn validate(
         ),
         Err(()) => return Err(Failure::of(Reason::InvalidPushType)),
     };
-    let priority = match optional_header(headers, "apns-priority") {
+    let priority = match optional_header(headers, &APNS_PRIORITY) {
         Ok(None) => None,
         Ok(Some("10")) => Some(10),
         Ok(Some("5")) => Some(5),
@@ -977,7 +986,7 @@ fn validate(
     if push_type == Some(PushType::Background) && priority.unwrap_or(10) == 10 {
         return Err(Failure::of(Reason::BadPriority));
     }
-    let expiration = match optional_header(headers, "apns-expiration") {
+    let expiration = match optional_header(headers, &APNS_EXPIRATION) {
         Ok(None) => None,
         Ok(Some(text)) if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) => Some(
             text.parse::<u64>()
@@ -985,15 +994,15 @@ fn validate(
         ),
         Ok(Some(_)) | Err(()) => return Err(Failure::of(Reason::BadExpirationDate)),
     };
-    let collapse_id = match headers.get("apns-collapse-id") {
+    let collapse_id = match headers.get(&APNS_COLLAPSE_ID) {
         None => None,
         Some(value) if value.len() > MAX_COLLAPSE_ID => {
             return Err(Failure::of(Reason::BadCollapseId));
         }
         Some(value) => Some(String::from_utf8_lossy(value.as_bytes()).into_owned()),
     };
-    if headers.contains_key("apns-id")
-        && header(headers, "apns-id").is_none_or(|id| ApnsId::parse(id).is_err())
+    if headers.contains_key(&APNS_ID)
+        && header(headers, &APNS_ID).is_none_or(|id| ApnsId::parse(id).is_err())
     {
         return Err(Failure::of(Reason::BadMessageId));
     }
@@ -1009,10 +1018,7 @@ fn validate(
     if payload.len() > limit {
         return Err(Failure::of(Reason::PayloadTooLarge));
     }
-    if !matches!(
-        serde_json::from_slice::<Value>(payload),
-        Ok(Value::Object(_))
-    ) {
+    if !is_json_object(payload) {
         return Err(Failure::bad_request("BadPayload"));
     }
 
@@ -1035,6 +1041,23 @@ fn validate(
         collapse_id,
         payload: payload.clone(),
     })
+}
+
+/// True when `payload` is one JSON object; its content is skipped, not built.
+fn is_json_object(payload: &[u8]) -> bool {
+    struct Object;
+    impl<'de> Visitor<'de> for Object {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            Ok(())
+        }
+    }
+    let mut json = serde_json::Deserializer::from_slice(payload);
+    json.deserialize_map(Object).is_ok() && json.end().is_ok()
 }
 
 /// The wall clock, UNIX seconds.
@@ -1066,40 +1089,45 @@ fn verify_provider_token(context: &Context, headers: &HeaderMap) -> Result<(), R
         return Err(Reason::MissingProviderToken);
     }
     let record = &context.record;
-    let iat = match record.read(|r| r.verified.get(jwt).copied()) {
-        Some(iat) => iat,
-        None => {
-            // Verified outside the lock: readers are not held up by the signature check.
-            let iat =
-                decode_and_verify(jwt, key_id, team_id, key).ok_or(Reason::InvalidProviderToken)?;
-            record.update(|r| {
-                if r.verified.len() >= MAX_CACHED_TOKENS {
-                    r.verified.clear();
-                }
-                if r.verified.insert(jwt.to_owned(), iat).is_none() {
-                    r.provider_tokens += 1;
-                }
-            });
-            iat
+    // A token seen before is checked under one lock; a new one is verified outside it
+    // (readers are not held up by the signature check).
+    let seen = record.update(|r| {
+        let iat = r.verified.get(jwt).copied()?;
+        Some(check_age(context, r, iat))
+    });
+    if let Some(checked) = seen {
+        return checked;
+    }
+    let iat = decode_and_verify(jwt, key_id, team_id, key).ok_or(Reason::InvalidProviderToken)?;
+    record.update(|r| {
+        if r.verified.len() >= MAX_CACHED_TOKENS {
+            r.verified.clear();
         }
-    };
-    let now = unix_now().saturating_add(record.read(|r| r.clock_ahead));
+        if r.verified.insert(jwt.to_owned(), iat).is_none() {
+            r.provider_tokens += 1;
+        }
+        check_age(context, r, iat)
+    })
+}
+
+/// A verified token issued at `iat`: not from the future, not too old, not expired by the
+/// test.
+fn check_age(context: &Context, r: &mut Record, iat: u64) -> Result<(), Reason> {
+    let now = unix_now().saturating_add(r.clock_ahead);
     if iat > now.saturating_add(FUTURE_SKEW) {
         return Err(Reason::InvalidProviderToken);
     }
     if now.saturating_sub(iat) > context.max_token_age {
         return Err(Reason::ExpiredProviderToken);
     }
-    record.update(|r| {
-        if r.expire_before.is_some_and(|before| iat < before) {
-            return Err(Reason::ExpiredProviderToken);
-        }
-        if r.expire_next > 0 {
-            r.expire_next -= 1;
-            return Err(Reason::ExpiredProviderToken);
-        }
-        Ok(())
-    })
+    if r.expire_before.is_some_and(|before| iat < before) {
+        return Err(Reason::ExpiredProviderToken);
+    }
+    if r.expire_next > 0 {
+        r.expire_next -= 1;
+        return Err(Reason::ExpiredProviderToken);
+    }
+    Ok(())
 }
 
 /// Decodes a provider token and verifies its header, issuer and ES256 signature; returns its

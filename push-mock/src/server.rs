@@ -6,6 +6,7 @@ use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
 use std::thread::{self, JoinHandle};
@@ -95,6 +96,10 @@ impl Drop for ServerThread {
 pub(crate) struct Shared<T> {
     state: Mutex<T>,
     changed: Condvar,
+    /// Readers blocked in [`wait_until`](Self::wait_until); changed and read only with
+    /// `state` locked, so that an update wakes (a system call) only when someone waits and
+    /// no waiter misses the update it waits for.
+    waiters: AtomicUsize,
 }
 
 impl<T> Shared<T> {
@@ -102,6 +107,7 @@ impl<T> Shared<T> {
         Shared {
             state: Mutex::new(state),
             changed: Condvar::new(),
+            waiters: AtomicUsize::new(0),
         }
     }
 
@@ -112,8 +118,13 @@ impl<T> Shared<T> {
 
     /// Changes the state and wakes the waiters.
     pub(crate) fn update<R>(&self, change: impl FnOnce(&mut T) -> R) -> R {
-        let result = change(&mut self.lock());
-        self.changed.notify_all();
+        let mut state = self.lock();
+        let result = change(&mut state);
+        let waiting = self.waiters.load(Ordering::Relaxed) > 0;
+        drop(state);
+        if waiting {
+            self.changed.notify_all();
+        }
         result
     }
 
@@ -134,11 +145,13 @@ impl<T> Shared<T> {
             if left.is_zero() {
                 return false;
             }
+            self.waiters.fetch_add(1, Ordering::Relaxed);
             state = self
                 .changed
                 .wait_timeout(state, left)
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
+            self.waiters.fetch_sub(1, Ordering::Relaxed);
         }
     }
 }

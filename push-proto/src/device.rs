@@ -148,13 +148,20 @@ impl ApnsToken {
 
     /// The lowercase hex form.
     pub fn to_hex(&self) -> String {
-        const DIGITS: &[u8; 16] = b"0123456789abcdef";
         let mut hex = String::with_capacity(2 * Self::LEN);
-        for byte in self.0 {
-            hex.push(char::from(DIGITS[usize::from(byte >> 4)]));
-            hex.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
-        }
+        self.write_hex(&mut hex);
         hex
+    }
+
+    /// Appends the 64 lowercase hex digits to `out`.
+    pub fn write_hex(&self, out: &mut String) {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut hex = [0u8; 2 * Self::LEN];
+        for (pair, byte) in hex.chunks_exact_mut(2).zip(self.0) {
+            pair[0] = DIGITS[usize::from(byte >> 4)];
+            pair[1] = DIGITS[usize::from(byte & 0x0f)];
+        }
+        out.extend(hex.iter().copied().map(char::from));
     }
 }
 

@@ -1,7 +1,7 @@
 //! [`Origin`]: the scheme and authority of a provider's service URL, checked once.
 
 use http::Uri;
-use http::uri::{Authority, Scheme};
+use http::uri::{self, Authority, InvalidUriParts, PathAndQuery, Scheme};
 
 use super::config::ConfigError;
 
@@ -28,12 +28,12 @@ impl Origin {
     }
 
     /// The URI of `path_and_query` (starting with `/`) at this origin.
-    pub(crate) fn uri(&self, path_and_query: &str) -> Result<Uri, http::Error> {
-        Uri::builder()
-            .scheme(self.scheme.clone())
-            .authority(self.authority.clone())
-            .path_and_query(path_and_query)
-            .build()
+    pub(crate) fn uri(&self, path_and_query: String) -> Result<Uri, InvalidUriParts> {
+        let mut parts = uri::Parts::default();
+        parts.scheme = Some(self.scheme.clone());
+        parts.authority = Some(self.authority.clone());
+        parts.path_and_query = PathAndQuery::try_from(path_and_query).ok();
+        Uri::from_parts(parts)
     }
 }
 
@@ -45,7 +45,7 @@ mod tests {
     fn scheme_and_authority_only() {
         let origin = Origin::parse("https://api.push.apple.com/").unwrap();
         assert_eq!(
-            origin.uri("/3/device/ab").unwrap(),
+            origin.uri("/3/device/ab".into()).unwrap(),
             "https://api.push.apple.com/3/device/ab"
         );
         assert!(Origin::parse("http://localhost:8443").is_ok());

@@ -4,6 +4,7 @@ use std::time::Instant;
 
 use super::action::ConnId;
 use super::config::PoolConfig;
+use super::scaling::{Load, Scaling};
 use crate::Backoff;
 
 /// A connection's state.
@@ -40,8 +41,10 @@ pub(crate) enum GiveUp {
 /// The connections of one route and the rules that govern them:
 /// - connections are dialed when requests wait and no stream is free: up to
 ///   `min_connections` at once, then one more at a time while every stream of the open ones is
-///   busy, up to `max_connections`; never towards a connection that allows 0 streams (that is
-///   a pause, not load);
+///   busy, up to `max_connections`, as long as each one raised the rate of answers (see
+///   [`Scaling`]: measured with the open connections before each dial, and growth stops when
+///   the newest one did not pay off); never towards a connection that allows 0 streams (that
+///   is a pause, not load);
 /// - a failed dial, and a connection that closes without answering one stream (GOAWAY(0),
 ///   every stream refused), back off exponentially; after `max_failed_dials` in a row, or at
 ///   once on a fatal error, the waiting requests are given up;
@@ -60,6 +63,7 @@ pub struct Pool {
     stalled_since: Option<Instant>,
     give_up: Option<GiveUp>,
     dials: u64,
+    scaling: Scaling,
 }
 
 impl Pool {
@@ -75,6 +79,7 @@ impl Pool {
             stalled_since: None,
             give_up: None,
             dials: 0,
+            scaling: Scaling::default(),
         }
     }
 
@@ -128,12 +133,17 @@ impl Pool {
             .iter()
             .any(|conn| conn.state == State::Open { limit: 0 });
         let below_min = live < self.config.min_connections as usize;
-        let busy = !dialing
+        let grow = !below_min
+            && !dialing
             && !paused
             && self.free_streams() == 0
-            && live < self.config.max_connections as usize;
-        if !(below_min || busy) {
+            && live < self.config.max_connections as usize
+            && self.scaling.may_grow(live);
+        if !(below_min || grow) {
             return None;
+        }
+        if grow {
+            self.scaling.grew(live);
         }
         let id = ConnId(self.next_conn);
         self.next_conn += 1;
@@ -222,6 +232,7 @@ impl Pool {
         if answered {
             self.failed_dials = 0;
             self.dial_at = None;
+            self.scaling.answered(now);
         }
         if let Some(conn) = self.find(id) {
             conn.in_flight = conn.in_flight.saturating_sub(1);
@@ -244,18 +255,16 @@ impl Pool {
         if self.dial_at.is_some_and(|at| at <= now) {
             self.dial_at = None;
         }
-        let open: Vec<_> = self
-            .conns
-            .iter()
-            .filter_map(|conn| match conn.state {
-                State::Open { limit } => Some(limit),
-                _ => None,
-            })
-            .collect();
+        let mut open = self.conns.iter().filter_map(|conn| match conn.state {
+            State::Open { limit } => Some(limit),
+            _ => None,
+        });
+        // Runs after every input and action: no allocation, the cheap tests first.
         let stalled = waiting > 0
-            && !open.is_empty()
-            && open.iter().all(|limit| *limit == 0)
+            && open.next() == Some(0)
+            && open.all(|limit| limit == 0)
             && self.in_flight() == 0;
+        self.scaling.update(self.load(waiting));
         match (stalled, self.stalled_since) {
             (false, _) => self.stalled_since = None,
             (true, None) => self.stalled_since = Some(now),
@@ -265,6 +274,23 @@ impl Pool {
                     self.give_up = Some(GiveUp::Stalled);
                 }
             }
+        }
+    }
+
+    /// What [`Scaling`] needs to know of the pool.
+    fn load(&self, waiting: usize) -> Load {
+        let open = self
+            .conns
+            .iter()
+            .filter(|conn| matches!(conn.state, State::Open { .. }))
+            .count();
+        Load {
+            open,
+            live: self.live(),
+            steady: open == self.conns.len(),
+            waiting: waiting > 0,
+            busy: self.free_streams() == 0,
+            in_flight: self.in_flight(),
         }
     }
 

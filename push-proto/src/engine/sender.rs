@@ -1,6 +1,5 @@
 //! [`Sender`]: the generic request/response state machine every HTTP provider runs on.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::time::Instant;
 
@@ -9,6 +8,7 @@ use bytes::Bytes;
 use super::action::{Action, ConnId, Input, RequestId, StreamEnd};
 use super::config::{Config, ConfigError};
 use super::credential::{Credential, CredentialFailure, Grant};
+use super::in_flight::InFlightTable;
 use super::pool::{GiveUp, Pool};
 use super::protocol::Protocol;
 use super::report::{Event, Report, Stats};
@@ -94,9 +94,8 @@ pub struct Sender<P: Protocol, C: Credential, T> {
     backoff: Backoff,
     pool: Pool,
     queue: RetryQueue<Entry<P, T>>,
-    in_flight: HashMap<RequestId, InFlight<P, T>>,
+    in_flight: InFlightTable<InFlight<P, T>>,
     outbox: SenderOutbox<P, C, T>,
-    next_request: u64,
     stats: Stats,
 }
 
@@ -126,9 +125,8 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
             credential,
             config,
             queue: RetryQueue::new(),
-            in_flight: HashMap::new(),
+            in_flight: InFlightTable::new(),
             outbox: Outbox::new(),
-            next_request: 0,
             stats: Stats::default(),
         })
     }
@@ -260,17 +258,12 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
                 sent.attempts += 1;
                 sent.linger_until = None;
             }
-            let id = RequestId(self.next_request);
-            self.next_request += 1;
-            self.in_flight.insert(
-                id,
-                InFlight {
-                    entry,
-                    rest,
-                    conn,
-                    generation,
-                },
-            );
+            let id = self.in_flight.insert(InFlight {
+                entry,
+                rest,
+                conn,
+                generation,
+            });
             self.stats.requests += 1;
             self.stats.peak_in_flight = self.stats.peak_in_flight.max(self.in_flight.len());
             return Some(Action::Send { conn, id, request });
@@ -311,12 +304,7 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
     }
 
     fn handle_closed(&mut self, conn: ConnId, now: Instant) {
-        let orphans: Vec<RequestId> = self
-            .in_flight
-            .iter()
-            .filter(|(_, flight)| flight.conn == conn)
-            .map(|(id, _)| *id)
-            .collect();
+        let orphans = self.in_flight.ids_where(|flight| flight.conn == conn);
         for id in orphans {
             let end = StreamEnd::ConnectionError("the connection closed".into());
             self.handle_stream_end(id, end, now);
@@ -327,7 +315,7 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
     /// Takes request `id` out of flight (it `answered`, or ended without a response) and
     /// frees its stream.
     fn land(&mut self, id: RequestId, answered: bool, now: Instant) -> Option<InFlight<P, T>> {
-        let flight = self.in_flight.remove(&id)?;
+        let flight = self.in_flight.remove(id)?;
         self.pool.release(flight.conn, answered, now);
         Some(flight)
     }

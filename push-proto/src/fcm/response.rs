@@ -29,10 +29,12 @@
 //! The body is parsed leniently: a missing, malformed or oversized body leaves no code, and
 //! the status alone decides.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::time::Duration;
 
 use http::{HeaderMap, StatusCode};
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::gcm::retry_after;
@@ -195,7 +197,6 @@ impl Classified {
 
 /// Classifies a response per the table in the module docs.
 pub fn classify(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Classified {
-    let json: Option<Value> = serde_json::from_slice(body).ok();
     let mut classified = Classified {
         status,
         verdict: Verdict::Rejected,
@@ -207,17 +208,26 @@ pub fn classify(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Classif
     };
     if status == StatusCode::OK {
         classified.verdict = Verdict::Delivered;
-        classified.message_id = json
-            .as_ref()
-            .and_then(|json| json.get("name")?.as_str())
-            .map(|name| cut(name.rsplit('/').next().unwrap_or(name)));
+        // Nearly every answer: only its name is read, borrowed from the body.
+        let sent: Option<Sent<'_>> = serde_json::from_slice(body).ok();
+        classified.message_id = sent
+            .and_then(|sent| sent.name)
+            .map(|name| cut(name.rsplit('/').next().unwrap_or(&name)));
         return classified;
     }
+    let json: Option<Value> = serde_json::from_slice(body).ok();
     if let Some(error) = json.as_ref().and_then(|json| json.get("error")) {
         read_error(error, &mut classified);
     }
     classified.verdict = verdict(&classified, headers);
     classified
+}
+
+/// What a success body says: the message's name (`projects/<project>/messages/<id>`).
+#[derive(Deserialize)]
+struct Sent<'a> {
+    #[serde(borrow)]
+    name: Option<Cow<'a, str>>,
 }
 
 /// Fills in code, RPC status, message and field from the `error` object.

@@ -130,7 +130,7 @@ impl FcmProtocol {
             return Err(ConfigError::ProjectId(project.chars().take(64).collect()));
         }
         let uri = origin
-            .uri(&format!("/v1/projects/{project}/messages:send"))
+            .uri(format!("/v1/projects/{project}/messages:send"))
             .map_err(|_| ConfigError::ProjectId(project.clone()))?;
         Ok(FcmProtocol {
             uri,
@@ -184,11 +184,17 @@ impl Protocol for FcmProtocol {
             .as_ref()
             .map(|code| code.as_str().to_owned())
             .or_else(|| classified.rpc_status.clone());
+        // Only a failure is ever described; a delivery (nearly every answer) skips the text.
+        let described = if verdict == engine::Verdict::Delivered {
+            String::new()
+        } else {
+            classified.describe()
+        };
         Answers::All(Answer {
             status: classified.status.as_u16(),
             verdict,
             reason,
-            described: classified.describe(),
+            described,
             id: classified.message_id,
             new_token: None,
         })

@@ -3,7 +3,8 @@
 use std::fmt;
 use std::str::FromStr;
 
-use http::{HeaderMap, HeaderValue};
+use http::header::AUTHORIZATION;
+use http::{HeaderMap, HeaderName, HeaderValue};
 use thiserror::Error;
 
 use crate::payload::{Payload, Priority};
@@ -182,36 +183,62 @@ impl ApnsId {
         if bytes.len() != 36 || [8, 13, 18, 23].iter().any(|&i| bytes[i] != b'-') {
             return Err(not_uuid());
         }
-        let digits: Vec<u8> = bytes.iter().copied().filter(|&b| b != b'-').collect();
+        let mut digits = bytes.iter().copied().filter(|&b| b != b'-');
         let mut out = [0u8; 16];
-        for (byte, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
-            let high = hex(pair[0]).ok_or_else(not_uuid)?;
-            let low = hex(pair[1]).ok_or_else(not_uuid)?;
+        for byte in &mut out {
+            let high = digits.next().and_then(hex).ok_or_else(not_uuid)?;
+            let low = digits.next().and_then(hex).ok_or_else(not_uuid)?;
             *byte = high << 4 | low;
         }
-        if digits.len() != 32 {
+        if digits.next().is_some() {
             return Err(not_uuid());
         }
         Ok(ApnsId(out))
     }
+
+    /// The lowercase canonical form, `8-4-4-4-12` hex digits, without formatting machinery
+    /// (it is written into every request).
+    fn canonical(&self) -> [u8; 36] {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut text = [b'-'; 36];
+        let mut at = 0;
+        for (i, byte) in self.0.iter().enumerate() {
+            if matches!(i, 4 | 6 | 8 | 10) {
+                at += 1;
+            }
+            text[at] = DIGITS[usize::from(byte >> 4)];
+            text[at + 1] = DIGITS[usize::from(byte & 0x0f)];
+            at += 2;
+        }
+        text
+    }
+
+    /// The `apns-id` header value. Marked sensitive so that HPACK never indexes it: every
+    /// request has its own id, and indexing each one would only churn the connection's
+    /// dynamic table (evicting the header values that do repeat) and cost a table search per
+    /// request.
+    pub(crate) fn header_value(&self) -> HeaderValue {
+        let mut value = HeaderValue::from_bytes(&self.canonical())
+            .unwrap_or_else(|_| HeaderValue::from_static(""));
+        value.set_sensitive(true);
+        value
+    }
 }
 
 fn hex(digit: u8) -> Option<u8> {
-    char::from(digit)
-        .to_digit(16)
-        .and_then(|d| u8::try_from(d).ok())
+    match digit {
+        b'0'..=b'9' => Some(digit - b'0'),
+        b'a'..=b'f' => Some(digit - b'a' + 10),
+        b'A'..=b'F' => Some(digit - b'A' + 10),
+        _ => None,
+    }
 }
 
 impl fmt::Display for ApnsId {
     /// Lowercase canonical form.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, byte) in self.0.iter().enumerate() {
-            if matches!(i, 4 | 6 | 8 | 10) {
-                f.write_str("-")?;
-            }
-            write!(f, "{byte:02x}")?;
-        }
-        Ok(())
+        let text = self.canonical();
+        f.write_str(std::str::from_utf8(&text).map_err(|_| fmt::Error)?)
     }
 }
 
@@ -343,15 +370,31 @@ impl Options {
     }
 }
 
-/// The header values of one message, validated once and copied into every request.
+/// `apns-push-type`.
+const APNS_PUSH_TYPE: HeaderName = HeaderName::from_static("apns-push-type");
+/// `apns-topic`.
+const APNS_TOPIC: HeaderName = HeaderName::from_static("apns-topic");
+/// `apns-priority`.
+const APNS_PRIORITY: HeaderName = HeaderName::from_static("apns-priority");
+/// `apns-expiration`.
+const APNS_EXPIRATION: HeaderName = HeaderName::from_static("apns-expiration");
+/// `apns-collapse-id`.
+const APNS_COLLAPSE_ID: HeaderName = HeaderName::from_static("apns-collapse-id");
+/// `apns-id`.
+const APNS_ID: HeaderName = HeaderName::from_static("apns-id");
+/// Headers of a request at most: authorization and the six `apns-*` ones.
+const MAX_HEADERS: usize = 7;
+
+/// The header values of one message, validated and built once, then copied into every
+/// request (a copy shares the bytes).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct HeaderSet {
     pub(crate) push_type: PushType,
-    pub(crate) priority: ApnsPriority,
-    pub(crate) expiration: Option<u64>,
-    pub(crate) collapse_id: Option<CollapseId>,
     pub(crate) apns_id: Option<ApnsId>,
-    pub(crate) topic: Option<HeaderValue>,
+    priority: HeaderValue,
+    expiration: Option<HeaderValue>,
+    collapse_id: Option<CollapseId>,
+    topic: Option<HeaderValue>,
 }
 
 impl HeaderSet {
@@ -364,44 +407,49 @@ impl HeaderSet {
             ),
             None => None,
         };
+        let priority = match options.effective_priority() {
+            ApnsPriority::Immediate => HeaderValue::from_static("10"),
+            ApnsPriority::PowerAware => HeaderValue::from_static("5"),
+            ApnsPriority::Lowest => HeaderValue::from_static("1"),
+        };
         Ok(HeaderSet {
             push_type: options.push_type,
-            priority: options.effective_priority(),
-            expiration: options.expiration,
-            collapse_id: options.collapse_id.clone(),
             apns_id: options.apns_id,
+            priority,
+            expiration: options.expiration.map(HeaderValue::from),
+            collapse_id: options.collapse_id.clone(),
             topic,
         })
     }
 
-    /// Writes the `apns-*` headers (not `authorization`), in a fixed order: push type, topic,
-    /// priority, expiration, collapse id, id.
-    pub(crate) fn write(
+    /// A header map with `authorization` (when given) and the `apns-*` headers, in a fixed
+    /// order: push type, topic, priority, expiration, collapse id, id.
+    pub(crate) fn to_map(
         &self,
-        headers: &mut HeaderMap,
+        authorization: Option<&HeaderValue>,
         default_topic: Option<&HeaderValue>,
         apns_id: ApnsId,
-    ) {
+    ) -> HeaderMap {
+        let mut headers = HeaderMap::with_capacity(MAX_HEADERS);
+        if let Some(authorization) = authorization {
+            headers.insert(AUTHORIZATION, authorization.clone());
+        }
         headers.insert(
-            "apns-push-type",
+            APNS_PUSH_TYPE,
             HeaderValue::from_static(self.push_type.as_str()),
         );
         if let Some(topic) = self.topic.as_ref().or(default_topic) {
-            headers.insert("apns-topic", topic.clone());
+            headers.insert(APNS_TOPIC, topic.clone());
         }
-        headers.insert(
-            "apns-priority",
-            HeaderValue::from(u16::from(self.priority.value())),
-        );
-        if let Some(expiration) = self.expiration {
-            headers.insert("apns-expiration", HeaderValue::from(expiration));
+        headers.insert(APNS_PRIORITY, self.priority.clone());
+        if let Some(expiration) = &self.expiration {
+            headers.insert(APNS_EXPIRATION, expiration.clone());
         }
         if let Some(collapse_id) = &self.collapse_id {
-            headers.insert("apns-collapse-id", collapse_id.0.clone());
+            headers.insert(APNS_COLLAPSE_ID, collapse_id.0.clone());
         }
-        let id = HeaderValue::from_str(&apns_id.to_string())
-            .unwrap_or_else(|_| HeaderValue::from_static(""));
-        headers.insert("apns-id", id);
+        headers.insert(APNS_ID, apns_id.header_value());
+        headers
     }
 }
 

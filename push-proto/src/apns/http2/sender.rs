@@ -5,7 +5,6 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-
 use http::{HeaderValue, Version};
 use thiserror::Error;
 
@@ -22,6 +21,8 @@ use crate::{ApnsToken, DeviceError};
 pub const PRODUCTION_URL: &str = "https://api.push.apple.com";
 /// The development (sandbox) endpoint.
 pub const SANDBOX_URL: &str = "https://api.sandbox.push.apple.com";
+/// The path of a request, before the device token's hex digits.
+const DEVICE_PATH: &str = "/3/device/";
 
 /// The APNs HTTP/2 sender: the engine's [`Sender`](engine::Sender) speaking
 /// [`ApnsProtocol`] with an [`ApnsCredential`]. Make one with [`sender`].
@@ -153,19 +154,19 @@ impl Protocol for ApnsProtocol {
         apns_id: &ApnsId,
         authorization: Option<&HeaderValue>,
     ) -> Result<http::Request<Bytes>, DeviceError> {
-        let uri = self
-            .origin
-            .uri(&format!("/3/device/{}", batch.first()))
-            .map_err(|e| DeviceError::Rejected {
-                provider: "apns",
-                code: format!("cannot build the request URI: {e}"),
-            })?;
+        let mut path = String::with_capacity(DEVICE_PATH.len() + 2 * ApnsToken::LEN);
+        path.push_str(DEVICE_PATH);
+        batch.first().write_hex(&mut path);
+        let uri = self.origin.uri(path).map_err(|e| DeviceError::Rejected {
+            provider: "apns",
+            code: format!("cannot build the request URI: {e}"),
+        })?;
         let body = message.body.clone();
-        let mut request = engine::post(uri, Version::HTTP_2, body, authorization);
-        let headers = request.headers_mut();
-        message
-            .headers
-            .write(headers, self.topic.as_ref(), *apns_id);
+        let mut request = engine::post(uri, Version::HTTP_2, body, None);
+        *request.headers_mut() =
+            message
+                .headers
+                .to_map(authorization, self.topic.as_ref(), *apns_id);
         Ok(request)
     }
 
@@ -173,7 +174,10 @@ impl Protocol for ApnsProtocol {
         let classified = classify(response.status(), response.headers(), response.body());
         let status = classified.status.as_u16();
         let reason = classified.reason.as_str();
-        let described = if reason.is_empty() {
+        // Only a failure is ever described; a delivery (nearly every answer) skips the text.
+        let described = if classified.verdict == response::Verdict::Delivered {
+            String::new()
+        } else if reason.is_empty() {
             format!("HTTP {status}")
         } else {
             format!("{status} {reason}")

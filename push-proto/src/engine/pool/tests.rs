@@ -27,6 +27,24 @@ fn open(pool: &mut Pool, limit: u32, now: Instant) -> ConnId {
     conn
 }
 
+/// Keeps every stream of the open connections busy while requests wait, each stream
+/// answered 10 ms after it was sent (a server bound by its round trip), until the pool knows
+/// the rate with them and may grow.
+fn measure(pool: &mut Pool, now: &mut Instant) {
+    for _ in 0..100_000 {
+        pool.update(*now, 1);
+        if pool.scaling.may_grow(pool.live()) {
+            return;
+        }
+        let busy = pool.conns.iter().find(|conn| conn.in_flight > 0);
+        let conn = busy.expect("a busy stream").id;
+        *now += MS * 10 / pool.in_flight();
+        pool.release(conn, true, *now);
+        assert_eq!(pool.pick(), Some(conn));
+    }
+    panic!("the pool never measured its rate");
+}
+
 #[test]
 fn dials_only_when_requests_wait() {
     let now = Instant::now();
@@ -61,6 +79,13 @@ fn min_connections_are_dialed_together_and_max_bounds_scale_out() {
     pool.handle_connected(b, 1, now);
     assert!(pool.pick().is_some() && pool.pick().is_some());
     assert_eq!(pool.pick(), None);
+    assert_eq!(
+        pool.poll_dial(now, 1),
+        None,
+        "the rate with two is not known yet"
+    );
+    let mut now = now;
+    measure(&mut pool, &mut now);
     // Every stream busy and requests wait: one more, up to max_connections (3).
     let c = pool.poll_dial(now, 1).unwrap();
     pool.handle_connected(c, 1, now);
@@ -77,6 +102,8 @@ fn scale_out_only_when_every_stream_is_busy_and_never_towards_a_paused_connectio
     assert_eq!(pool.pick(), Some(a));
     assert_eq!(pool.poll_dial(now, 1), None, "one stream still free");
     assert_eq!(pool.pick(), Some(a));
+    let mut now = now;
+    measure(&mut pool, &mut now);
     let b = pool.poll_dial(now, 1).expect("all busy: scale out");
     assert_eq!(pool.poll_dial(now, 1), None, "one dial in flight at a time");
     pool.handle_connected(b, 0, now);
@@ -246,7 +273,9 @@ fn idle_extra_connections_are_closed_after_idle_timeout() {
     let mut pool = Pool::new(config(), 0);
     let a = open(&mut pool, 1, start);
     pool.pick();
-    let b = open(&mut pool, 1, start);
+    let mut now = start;
+    measure(&mut pool, &mut now);
+    let b = open(&mut pool, 1, now);
     pool.pick();
     let later = start + Duration::from_secs(5);
     pool.release(a, true, later);

@@ -667,7 +667,9 @@ fn adversarial_servers_are_given_up_on_in_bounded_time() {
 /// Regression: GOAWAY(0) on every connection, each closed by the engine once drained (no
 /// `Closed` from the transport first). The pool used to redial at once, without backoff and
 /// without ever giving up; now each such connection is a failed dial and the route is given
-/// up on after `max_failed_dials`.
+/// up on after `max_failed_dials`. (One connection at a time: none answers, so the pool
+/// never learns that another would raise the rate. The four notifications sent on each run
+/// out of free resends and attempts; the four waiting fail with the route.)
 #[test]
 fn goaway_zero_everywhere_without_transport_closes_is_given_up_on() {
     let model = run(
@@ -679,16 +681,30 @@ fn goaway_zero_everywhere_without_transport_closes_is_given_up_on() {
         ONE,
     )
     .unwrap();
-    let unreachable = model.notes.iter().filter(|note| {
+    let errors: Vec<_> = model
+        .notes
+        .iter()
+        .map(|note| note.report.as_ref().unwrap().outcome.error.clone())
+        .collect();
+    let unreachable = errors.iter().filter(|error| {
         matches!(
-            &note.report.as_ref().unwrap().outcome.error,
+            error,
             Some(DeviceError::Unavailable { last_error, .. })
                 if last_error.starts_with("cannot reach the server")
         )
     });
-    assert_eq!(unreachable.count(), 8);
+    assert!(unreachable.count() >= 4, "{errors:?}");
     assert!(
-        model.sender.stats().dials <= 4,
+        errors
+            .iter()
+            .all(|error| matches!(error, Some(DeviceError::Unavailable { .. }))),
+        "{errors:?}"
+    );
+    // Each group of four can make the route try at most `max_failed_dials` (4) times: the
+    // group waiting for its retry when the pool gives up comes back and tries once more
+    // (the bug redialed at once on every GOAWAY, twice as often).
+    assert!(
+        model.sender.stats().dials <= 8,
         "{:?}",
         model.sender.stats()
     );

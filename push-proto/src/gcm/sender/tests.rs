@@ -42,6 +42,14 @@ fn config() -> Config {
     Config::new("test-key")
 }
 
+/// Settings with exactly `connections` connections (the automatic pool opens more only
+/// once it has measured that they pay off).
+fn config_with(connections: u32) -> Config {
+    let mut config = config();
+    config.engine.pool = PoolConfig::default().fixed(connections);
+    config
+}
+
 pub(super) fn message(payload: &Payload) -> Encoded {
     Message::new(payload, &MessageOptions::default())
         .unwrap()
@@ -258,7 +266,7 @@ fn seven_tokens_in_batches_of_three() {
     let now = Instant::now();
     let config = Config {
         batch_size: 3,
-        ..config()
+        ..config_with(3)
     };
     let tokens = ["t0", "t1", "t2", "t3", "t4", "t5", "t6"];
     let mut sender = sent(config, Payload::new(), &tokens, now);
@@ -279,7 +287,7 @@ fn seven_tokens_in_batches_of_three() {
 #[test]
 fn tokens_of_different_messages_never_share_a_request() {
     let now = Instant::now();
-    let mut sender = sender(config()).unwrap();
+    let mut sender = sender(config_with(3)).unwrap();
     let (hello, bye) = (
         message(&Payload::new().body("hello")),
         message(&Payload::new().body("bye")),
@@ -297,7 +305,7 @@ fn tokens_of_different_messages_never_share_a_request() {
 #[test]
 fn partial_batch_waits_for_linger_or_a_flush() {
     let now = Instant::now();
-    let mut sender = sender(config()).unwrap();
+    let mut sender = sender(config_with(2)).unwrap();
     let message = message(&Payload::new());
     sender.queue(token("a"), message.clone(), 0, now).unwrap();
     let later = now + Duration::from_millis(4);
@@ -319,11 +327,10 @@ fn partial_batch_waits_for_linger_or_a_flush() {
 #[test]
 fn connections_bound_the_requests_in_flight() {
     let now = Instant::now();
-    let mut config = Config {
+    let config = Config {
         batch_size: 1,
-        ..config()
+        ..config_with(2)
     };
-    config.engine.pool = PoolConfig::default().automatic(2);
     let mut sender = sent(config, Payload::new(), &["a", "b", "c"], now);
     let (first, _) = poll_request(&mut sender, now).unwrap();
     assert!(poll_request(&mut sender, now).is_some());

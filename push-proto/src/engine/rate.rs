@@ -1,0 +1,283 @@
+//! Rate control for one provider route: how fast the route may send, learned from the
+//! provider's throttling answers and bounded by an optional explicit cap.
+//!
+//! Providers limit senders by quotas they do not announce (FCM: messages per project per
+//! minute, over a sliding window; APNs: a provider-wide rate), answering `429` beyond them.
+//! Reacting per request (each `429` retried on its own) keeps the route above the quota and
+//! turns most of the excess into refusals. Instead the route paces every request through a
+//! token bucket whose rate is controlled by AIMD:
+//!
+//! - **No limit until the provider asks for one.** A route starts unlimited (or at its cap).
+//! - **Multiplicative decrease.** A throttling answer (`429`) cuts the rate to
+//!   [`DECREASE`] × the current one, or × the rate the provider actually accepted lately
+//!   when lower (successful answers over the `Retry-After` or since the first answer, up to
+//!   two minutes), once per congestion event: throttles of requests sent before the last
+//!   reaction belong to it.
+//!   A `Retry-After` also pauses the route until it passes. Throttles within
+//!   [`MIN_CUT_INTERVAL`] of a cut do not cut again: a quota measured over a window stays
+//!   exhausted for a while after the rate drops, so the route pauses instead (100 ms,
+//!   doubling while throttles go on, reset by a clean answer) until the window drains.
+//! - **Additive increase.** While answers are clean and the pacer is what holds requests back,
+//!   the rate grows by [`INCREASE`] × the rate at the last cut per second (at least
+//!   [`MIN_INCREASE`]), so it probes the quota again and follows it if it grows.
+//!
+//! Why AIMD rather than a bucket sized from the quota: the quota is not announced, it can
+//! change, and it is often shared (several push processes, other services of the same
+//! project), so a fixed size would be wrong as often as right. AIMD needs no knowledge of it,
+//! backs off hard when it is exceeded and probes for room gently while answers are clean.
+//! Tested against simulated sliding-window quotas: one sender follows a quota within a few
+//! percent of refusals and of the time the quota needs; two senders sharing one use most of
+//! it together, neither starving (growth is proportional to each sender's own rate, so their
+//! shares are not equalized).
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+/// The factor a throttling answer applies to the rate.
+pub(crate) const DECREASE: f64 = 0.8;
+/// Growth per second while answers are clean, as a fraction of the rate at the last cut.
+pub(crate) const INCREASE: f64 = 0.04;
+/// The least growth per second (requests per second): a rate cut very low comes back in
+/// seconds, not hours.
+const MIN_INCREASE: f64 = 10.0;
+/// The shortest time between two cuts: a quota measured over a window stays exhausted for a
+/// while after the rate is cut, and its throttles then are the same congestion event.
+pub(crate) const MIN_CUT_INTERVAL: Duration = Duration::from_secs(1);
+/// The first pause when throttles go on right after a cut (doubles while they do).
+const FIRST_PROBE_PAUSE: Duration = Duration::from_millis(100);
+/// The longest such pause.
+const MAX_PROBE_PAUSE: Duration = Duration::from_secs(5);
+/// The rate is never cut below this (requests per second).
+const MIN_RATE: f64 = 1.0;
+/// Requests the bucket may hold: this long at the current rate (at least one request).
+const BURST: Duration = Duration::from_millis(50);
+/// Width of one bucket of the meter of successful answers.
+const METER_SLOT: Duration = Duration::from_millis(100);
+/// How far back the meter remembers.
+const METER_SPAN: Duration = Duration::from_secs(120);
+
+/// The pacing and AIMD state of one route.
+#[derive(Debug)]
+pub(crate) struct RateControl {
+    /// The explicit cap (requests per second).
+    cap: Option<f64>,
+    /// The learned rate; `None` until the provider first throttles.
+    learned: Option<f64>,
+    /// Requests the bucket holds.
+    tokens: f64,
+    refilled_at: Option<Instant>,
+    /// No request before this (a `Retry-After`).
+    paused_until: Option<Instant>,
+    /// When the rate was last cut.
+    cut_at: Option<Instant>,
+    /// When the route last reacted to a throttle (a cut or a pause).
+    reacted_at: Option<Instant>,
+    /// The next pause while the quota stays exhausted after a cut.
+    probe_pause: Duration,
+    /// The rate just before the last cut.
+    rate_at_cut: f64,
+    /// The pacer held a request back since the rate last grew.
+    limited: bool,
+    grown_at: Option<Instant>,
+    /// Successful answers.
+    delivered: Meter,
+    /// Requests let through.
+    sent: Meter,
+}
+
+impl RateControl {
+    /// A route with no learned limit, paced only by `cap` (requests per second) if given.
+    pub(crate) fn new(cap: Option<f64>) -> RateControl {
+        RateControl {
+            cap: cap.filter(|cap| *cap > 0.0),
+            learned: None,
+            tokens: 0.0,
+            refilled_at: None,
+            paused_until: None,
+            cut_at: None,
+            reacted_at: None,
+            probe_pause: FIRST_PROBE_PAUSE,
+            rate_at_cut: 0.0,
+            limited: false,
+            grown_at: None,
+            delivered: Meter::default(),
+            sent: Meter::default(),
+        }
+    }
+
+    /// The rate requests are paced at now (`None`: unlimited).
+    pub(crate) fn rate(&self) -> Option<f64> {
+        match (self.cap, self.learned) {
+            (Some(cap), Some(learned)) => Some(cap.min(learned)),
+            (cap, learned) => cap.or(learned),
+        }
+    }
+
+    /// Takes the permit to send one request at `now`, or says when the next one comes.
+    pub(crate) fn permit(&mut self, now: Instant) -> Result<(), Instant> {
+        if let Some(until) = self.paused_until {
+            if now < until {
+                return Err(until);
+            }
+            self.paused_until = None;
+        }
+        let Some(rate) = self.rate() else {
+            self.sent.count(now);
+            return Ok(());
+        };
+        self.refill(rate, now);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            self.sent.count(now);
+            return Ok(());
+        }
+        self.limited = true;
+        let wait = Duration::from_secs_f64((1.0 - self.tokens) / rate);
+        Err(now + wait.max(Duration::from_micros(1)))
+    }
+
+    /// The next instant a permit may come, without taking one (`None`: now).
+    pub(crate) fn next_permit(&self, now: Instant) -> Option<Instant> {
+        if let Some(until) = self.paused_until.filter(|until| now < *until) {
+            return Some(until);
+        }
+        let rate = self.rate()?;
+        let elapsed = self
+            .refilled_at
+            .map_or(Duration::ZERO, |at| now.saturating_duration_since(at));
+        let tokens = (self.tokens + rate * elapsed.as_secs_f64()).min(burst(rate));
+        (tokens < 1.0).then(|| now + Duration::from_secs_f64((1.0 - tokens) / rate))
+    }
+
+    /// A request sent at `sent_at` was answered without throttling.
+    pub(crate) fn answered(&mut self, now: Instant) {
+        self.delivered.count(now);
+        self.probe_pause = FIRST_PROBE_PAUSE;
+        let Some(learned) = self.learned else {
+            return;
+        };
+        let since = self
+            .grown_at
+            .map_or(Duration::ZERO, |at| now.saturating_duration_since(at));
+        if since < METER_SLOT {
+            return;
+        }
+        self.grown_at = Some(now);
+        if self.limited {
+            self.limited = false;
+            let step = (INCREASE * self.rate_at_cut).max(MIN_INCREASE) * since.as_secs_f64();
+            self.learned = Some(learned + step);
+        }
+    }
+
+    /// A request sent at `sent_at` was throttled (`429`), with the provider's `Retry-After`.
+    pub(crate) fn throttled(
+        &mut self,
+        sent_at: Instant,
+        retry_after: Option<Duration>,
+        now: Instant,
+    ) {
+        if let Some(wait) = retry_after {
+            self.pause_until(now + wait);
+        }
+        if self.reacted_at.is_some_and(|at| sent_at < at) {
+            // Sent before the last reaction: the same congestion event.
+            return;
+        }
+        self.reacted_at = Some(now);
+        if self.cut_at.is_some_and(|cut| now < cut + MIN_CUT_INTERVAL) {
+            // The rate was just cut and the quota is still exhausted: wait for it to drain
+            // (a quota over a window frees up only as old requests leave it), not cut again.
+            if retry_after.is_none() {
+                self.pause_until(now + self.probe_pause);
+                self.probe_pause = (self.probe_pause * 2).min(MAX_PROBE_PAUSE);
+            }
+            return;
+        }
+        // What the provider accepted lately bounds the rate to cut from: over the
+        // `Retry-After` (the time the quota needs to free up) or since the first answer.
+        let horizon = retry_after
+            .unwrap_or(Duration::ZERO)
+            .max(self.delivered.history(now));
+        let accepted = self.delivered.rate(horizon, now);
+        // Unlimited so far: the rate requests went out at over the last second.
+        let current = self.rate().or_else(|| self.sent.rate(Duration::ZERO, now));
+        let current = match (current, accepted) {
+            (Some(current), Some(accepted)) => current.min(accepted),
+            (current, accepted) => current.or(accepted).unwrap_or(MIN_RATE),
+        };
+        self.rate_at_cut = current;
+        self.learned = Some((current * DECREASE).max(MIN_RATE));
+        self.cut_at = Some(now);
+        self.grown_at = Some(now);
+        self.limited = false;
+        self.tokens = 0.0;
+        self.refilled_at = Some(now);
+    }
+
+    fn pause_until(&mut self, until: Instant) {
+        self.paused_until = Some(self.paused_until.map_or(until, |at| at.max(until)));
+    }
+
+    fn refill(&mut self, rate: f64, now: Instant) {
+        let elapsed = self
+            .refilled_at
+            .map_or(Duration::ZERO, |at| now.saturating_duration_since(at));
+        if self.refilled_at.is_none() {
+            self.tokens = burst(rate);
+        }
+        self.tokens = (self.tokens + rate * elapsed.as_secs_f64()).min(burst(rate));
+        self.refilled_at = Some(now);
+    }
+}
+
+/// Events counted per [`METER_SLOT`] over the last [`METER_SPAN`].
+#[derive(Debug, Default)]
+struct Meter {
+    slots: VecDeque<(Instant, u32)>,
+}
+
+impl Meter {
+    fn count(&mut self, now: Instant) {
+        match self.slots.back_mut() {
+            Some((start, count)) if now.saturating_duration_since(*start) < METER_SLOT => {
+                *count = count.saturating_add(1);
+            }
+            _ => self.slots.push_back((now, 1)),
+        }
+        while let Some((start, _)) = self.slots.front() {
+            if now.saturating_duration_since(*start) > METER_SPAN {
+                self.slots.pop_front();
+            } else {
+                break;
+            }
+        }
+    }
+
+    /// How long ago the oldest counted event happened.
+    fn history(&self, now: Instant) -> Duration {
+        self.slots.front().map_or(Duration::ZERO, |(start, _)| {
+            now.saturating_duration_since(*start)
+        })
+    }
+
+    /// Events per second over the last `horizon` (at least one second); `None` if none.
+    fn rate(&self, horizon: Duration, now: Instant) -> Option<f64> {
+        let horizon = horizon.clamp(Duration::from_secs(1), METER_SPAN);
+        let count: u64 = self
+            .slots
+            .iter()
+            .filter(|(start, _)| now.saturating_duration_since(*start) <= horizon)
+            .map(|(_, count)| u64::from(*count))
+            .sum();
+        (count > 0).then(|| count as f64 / horizon.as_secs_f64())
+    }
+}
+
+/// The most requests the bucket holds at `rate`.
+fn burst(rate: f64) -> f64 {
+    (rate * BURST.as_secs_f64()).max(1.0)
+}
+
+#[cfg(test)]
+mod tests;

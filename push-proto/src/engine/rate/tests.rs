@@ -1,0 +1,362 @@
+//! The rate controller against a simulated provider with a sliding-window quota, in
+//! simulated time: the properties issue 12 asks of a whole send, checked without IO.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use super::*;
+
+/// A provider admitting `limit` requests per sliding `window`.
+struct Provider {
+    limit: usize,
+    window: Duration,
+    admitted: VecDeque<Instant>,
+}
+
+impl Provider {
+    /// `Ok` or the `Retry-After` (whole seconds, rounded up, at least one).
+    fn answer(&mut self, at: Instant) -> Result<(), Duration> {
+        while self
+            .admitted
+            .front()
+            .is_some_and(|oldest| *oldest + self.window <= at)
+        {
+            self.admitted.pop_front();
+        }
+        if self.admitted.len() < self.limit {
+            self.admitted.push_back(at);
+            return Ok(());
+        }
+        let wait = self.admitted.front().map_or(self.window, |oldest| {
+            (*oldest + self.window).saturating_duration_since(at)
+        });
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        Err(Duration::from_secs(secs.max(1)))
+    }
+}
+
+/// What a simulated send did.
+#[derive(Debug)]
+struct Run {
+    requests: usize,
+    throttled: usize,
+    elapsed: Duration,
+}
+
+/// Sends `n` notifications through `control` to a provider with that quota, `rtt` round
+/// trip, at most `concurrency` in flight; throttled ones are sent again.
+fn simulate(
+    control: &mut RateControl,
+    provider: &mut Provider,
+    n: usize,
+    rtt: Duration,
+    concurrency: usize,
+    send_retry_after: bool,
+) -> Run {
+    let start = Instant::now();
+    let mut now = start;
+    let mut waiting = n;
+    let mut in_flight: VecDeque<Instant> = VecDeque::new();
+    let (mut requests, mut throttled, mut delivered) = (0, 0, 0);
+    while delivered < n {
+        let mut next_permit = None;
+        while waiting > 0 && in_flight.len() < concurrency {
+            match control.permit(now) {
+                Ok(()) => {
+                    in_flight.push_back(now);
+                    waiting -= 1;
+                    requests += 1;
+                }
+                Err(at) => {
+                    next_permit = Some(at);
+                    break;
+                }
+            }
+        }
+        let next_answer = in_flight.front().map(|sent| *sent + rtt);
+        now = match (next_answer, next_permit) {
+            (Some(a), Some(p)) => a.min(p),
+            (Some(a), None) => a,
+            (None, Some(p)) => p,
+            (None, None) => panic!("stuck: {waiting} waiting, nothing in flight"),
+        };
+        while let Some(sent) = in_flight.front().copied().filter(|s| *s + rtt <= now) {
+            in_flight.pop_front();
+            match provider.answer(sent + rtt / 2) {
+                Ok(()) => {
+                    delivered += 1;
+                    control.answered(now);
+                }
+                Err(retry_after) => {
+                    throttled += 1;
+                    waiting += 1;
+                    control.throttled(sent, send_retry_after.then_some(retry_after), now);
+                }
+            }
+        }
+        assert!(
+            now - start < Duration::from_secs(3600),
+            "the send never ends"
+        );
+    }
+    Run {
+        requests,
+        throttled,
+        elapsed: now - start,
+    }
+}
+
+fn quota(limit: usize, window_secs: u64) -> Provider {
+    Provider {
+        limit,
+        window: Duration::from_secs(window_secs),
+        admitted: VecDeque::new(),
+    }
+}
+
+/// The shortest time `n` requests can take under the quota: the first window's worth at
+/// once, then one window per further window's worth.
+fn quota_time(provider: &Provider, n: usize) -> Duration {
+    let windows = n.div_ceil(provider.limit).saturating_sub(1);
+    provider.window * windows as u32
+}
+
+#[test]
+fn fcm_quota_with_retry_after_is_followed_closely() {
+    // Issue 12's scenario: 200,000 messages against 20,000 per 10 s.
+    let mut provider = quota(20_000, 10);
+    let floor = quota_time(&provider, 200_000);
+    let mut control = RateControl::new(None);
+    let run = simulate(
+        &mut control,
+        &mut provider,
+        200_000,
+        Duration::from_millis(5),
+        800,
+        true,
+    );
+    let share = run.throttled as f64 / run.requests as f64;
+    println!("{run:?} share {share:.4} floor {floor:?}");
+    assert!(share < 0.02, "{run:?}: {share}");
+    assert!(run.elapsed >= floor, "{run:?}");
+    assert!(
+        run.elapsed.as_secs_f64() <= floor.as_secs_f64() * 1.3,
+        "{run:?}"
+    );
+}
+
+#[test]
+fn a_provider_without_retry_after_is_followed_too() {
+    // APNs answers 429 without Retry-After.
+    let mut provider = quota(2_000, 1);
+    let floor = quota_time(&provider, 100_000);
+    let mut control = RateControl::new(None);
+    let run = simulate(
+        &mut control,
+        &mut provider,
+        100_000,
+        Duration::from_millis(20),
+        1000,
+        false,
+    );
+    let share = run.throttled as f64 / run.requests as f64;
+    println!("{run:?} share {share:.4} floor {floor:?}");
+    assert!(share < 0.02, "{run:?}: {share}");
+    assert!(
+        run.elapsed.as_secs_f64() <= floor.as_secs_f64() * 1.3,
+        "{run:?}"
+    );
+}
+
+#[test]
+fn a_cap_paces_without_any_throttling() {
+    let mut provider = quota(1_000_000, 1);
+    let mut control = RateControl::new(Some(500.0));
+    let run = simulate(
+        &mut control,
+        &mut provider,
+        5_000,
+        Duration::from_millis(5),
+        100,
+        true,
+    );
+    assert_eq!(run.throttled, 0);
+    let secs = run.elapsed.as_secs_f64();
+    assert!((9.5..=10.5).contains(&secs), "{run:?}");
+}
+
+#[test]
+fn one_cut_per_congestion_event() {
+    let start = Instant::now();
+    let mut control = RateControl::new(Some(1000.0));
+    let later = start + Duration::from_secs(1);
+    let rate = |control: &RateControl| control.rate().map(f64::round);
+    let (once, twice) = (
+        (1000.0 * DECREASE).round(),
+        (1000.0 * DECREASE * DECREASE).round(),
+    );
+    control.throttled(start, None, later);
+    assert_eq!(rate(&control), Some(once));
+    // Requests sent before the cut were throttled by the same event.
+    control.throttled(start + Duration::from_millis(10), None, later);
+    assert_eq!(rate(&control), Some(once));
+    // Paced at the new rate from the cut on.
+    let gap = Duration::from_secs_f64(1.0 / (1000.0 * DECREASE));
+    assert_eq!(control.next_permit(later), Some(later + gap));
+    // A throttle right after the cut pauses the route (doubling) instead of cutting again.
+    let soon = later + Duration::from_millis(5);
+    control.throttled(later, None, soon);
+    assert_eq!(rate(&control), Some(once));
+    assert_eq!(control.next_permit(soon), Some(soon + FIRST_PROBE_PAUSE));
+    let resumed = soon + FIRST_PROBE_PAUSE;
+    control.throttled(resumed, None, resumed);
+    assert_eq!(
+        control.next_permit(resumed),
+        Some(resumed + FIRST_PROBE_PAUSE * 2)
+    );
+    // Clean answers reset the pause; a throttle a while after the cut cuts again, from the
+    // rate the provider accepted (here the paced rate: 800 answers in the last second).
+    let next = later + MIN_CUT_INTERVAL * 2;
+    for n in 1..=800u32 {
+        control.answered(next - Duration::from_secs(1) + Duration::from_millis(1) * n);
+    }
+    control.throttled(next, None, next);
+    assert_eq!(rate(&control), Some(twice));
+    assert_eq!(
+        control.next_permit(next),
+        Some(next + gap.mul_f64(1.0 / DECREASE))
+    );
+}
+
+#[test]
+fn retry_after_pauses_the_route() {
+    let start = Instant::now();
+    let mut control = RateControl::new(None);
+    assert!(control.permit(start).is_ok());
+    control.throttled(start, Some(Duration::from_secs(3)), start);
+    let resume = start + Duration::from_secs(3);
+    assert_eq!(control.permit(start + Duration::from_secs(1)), Err(resume));
+    assert_eq!(control.next_permit(start), Some(resume));
+    assert!(control.permit(resume).is_ok());
+}
+
+#[test]
+fn growth_needs_clean_answers_while_the_pacer_limits() {
+    let start = Instant::now();
+    let mut control = RateControl::new(None);
+    control.throttled(start, None, start);
+    let cut = control.rate().unwrap_or_default();
+    // Clean answers while nothing waited on the pacer: no evidence the rate is too low.
+    for ms in 1..=20 {
+        control.answered(start + Duration::from_millis(100 * ms));
+    }
+    assert_eq!(control.rate(), Some(cut));
+    // Held back by the pacer, then clean answers: the rate grows.
+    let at = start + Duration::from_secs(3);
+    while control.permit(at).is_ok() {}
+    control.answered(at + Duration::from_millis(500));
+    assert!(control.rate().unwrap_or_default() > cut);
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+
+    /// Whatever the quota, round trip and concurrency: everything is delivered, the quota is
+    /// never beaten, refusals stay bounded (at most what is in flight per window, plus a few
+    /// percent), and the send takes not much longer than the quota allows.
+    #[test]
+    fn any_sliding_quota_is_followed(
+        limit in 200usize..5_000,
+        window_secs in 1u64..20,
+        windows in 5usize..12,
+        rtt_ms in 1u64..60,
+        concurrency in 10usize..1000,
+        retry_after: bool,
+    ) {
+        let mut provider = quota(limit, window_secs);
+        let n = limit * windows;
+        let floor = quota_time(&provider, n);
+        let mut control = RateControl::new(None);
+        let rtt = Duration::from_millis(rtt_ms);
+        let run = simulate(&mut control, &mut provider, n, rtt, concurrency, retry_after);
+        proptest::prop_assert!(run.elapsed >= floor, "{:?}", run);
+        let per_window = concurrency * (windows + 2);
+        let beyond = run.throttled.saturating_sub(per_window);
+        proptest::prop_assert!(beyond * 100 <= run.requests * 3, "{:?}", run);
+        // The client alone needs this long (concurrency / round trip bounds its rate).
+        let client_floor = rtt.as_secs_f64() * n as f64 / concurrency as f64;
+        let slack = floor.as_secs_f64().max(client_floor) * 1.35 + 2.0 * window_secs as f64 + 2.0;
+        proptest::prop_assert!(run.elapsed.as_secs_f64() <= slack, "{:?} > {}", run, slack);
+    }
+}
+
+/// Two senders sharing one quota (two push processes of the same FCM project), each paced by
+/// its own controller: together they use most of it with few refusals, and neither starves.
+/// (Shares are not equal: growth is proportional to each sender's own rate.)
+#[test]
+fn two_senders_share_a_quota() {
+    let start = Instant::now();
+    let mut provider = quota(2_000, 1);
+    let rtt = Duration::from_millis(10);
+    let mut controls = [RateControl::new(None), RateControl::new(None)];
+    // The second sender starts 5 s later, when the first has learned the whole quota.
+    let starts = [start, start + Duration::from_secs(5)];
+    let mut in_flight: [VecDeque<Instant>; 2] = [VecDeque::new(), VecDeque::new()];
+    let mut delivered_late = [0usize; 2];
+    let (mut requests, mut refused) = (0usize, 0usize);
+    let measure_from = start + Duration::from_secs(40);
+    let end = start + Duration::from_secs(60);
+    let mut now = start;
+    while now < end {
+        let mut next = end;
+        for i in 0..2 {
+            if now < starts[i] {
+                next = next.min(starts[i]);
+                continue;
+            }
+            while in_flight[i].len() < 500 {
+                match controls[i].permit(now) {
+                    Ok(()) => in_flight[i].push_back(now),
+                    Err(at) => {
+                        next = next.min(at);
+                        break;
+                    }
+                }
+            }
+            if let Some(sent) = in_flight[i].front() {
+                next = next.min(*sent + rtt);
+            }
+        }
+        now = next;
+        // Answer in the order requests reached the provider.
+        loop {
+            let due = (0..2)
+                .filter_map(|i| in_flight[i].front().map(|sent| (*sent, i)))
+                .filter(|(sent, _)| *sent + rtt <= now)
+                .min();
+            let Some((sent, i)) = due else { break };
+            in_flight[i].pop_front();
+            requests += 1;
+            match provider.answer(sent + rtt / 2) {
+                Ok(()) => {
+                    controls[i].answered(now);
+                    if now >= measure_from {
+                        delivered_late[i] += 1;
+                    }
+                }
+                Err(_) => {
+                    refused += 1;
+                    controls[i].throttled(sent, None, now);
+                }
+            }
+        }
+    }
+    let [a, b] = delivered_late;
+    let total = (a + b) as f64 / 20.0;
+    assert!(total > 2_000.0 * 0.75, "the quota is used: {total}/s");
+    assert!(a.min(b) * 10 >= a + b, "neither starves: {a} vs {b}");
+    assert!(
+        refused * 100 < requests * 3,
+        "{refused} of {requests} refused"
+    );
+}

@@ -35,9 +35,41 @@ struct Entry<P: Protocol, T> {
     reauthenticated: bool,
     /// The end of its time to live: no retry is scheduled past it.
     expires: Option<Instant>,
-    last_error: String,
+    /// The status of the last response.
     last_status: Option<u16>,
-    last_reason: Option<String>,
+    /// What went wrong last; out of line, as most notifications never fail (a smaller entry
+    /// is less memory per queued notification and less to move per request).
+    failure: Option<Box<LastFailure>>,
+}
+
+/// The last error of a notification and the provider's reason with it.
+#[derive(Default)]
+struct LastFailure {
+    error: String,
+    reason: Option<String>,
+}
+
+impl<P: Protocol, T> Entry<P, T> {
+    fn last_error(&self) -> &str {
+        self.failure.as_ref().map_or("", |failure| &failure.error)
+    }
+
+    fn set_last_error(&mut self, error: String) {
+        self.failure.get_or_insert_default().error = error;
+    }
+
+    fn set_last_reason(&mut self, reason: Option<String>) {
+        match (&mut self.failure, reason) {
+            (Some(failure), reason) => failure.reason = reason,
+            (None, None) => {}
+            (None, reason) => {
+                self.failure = Some(Box::new(LastFailure {
+                    error: String::new(),
+                    reason,
+                }))
+            }
+        }
+    }
 }
 
 struct InFlight<P: Protocol, T> {
@@ -143,9 +175,8 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
             free_resends: 0,
             reauthenticated: false,
             expires,
-            last_error: String::new(),
             last_status: None,
-            last_reason: None,
+            failure: None,
         });
         Ok(())
     }
@@ -283,7 +314,7 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
         self.stats.responses += 1;
         let answer = self.protocol.classify(response);
         entry.last_status = Some(answer.status);
-        entry.last_reason = answer.reason.clone();
+        entry.set_last_reason(answer.reason.clone());
         match answer.verdict {
             Verdict::Delivered => {
                 self.outbox.clear_client_error();
@@ -313,7 +344,7 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
                 self.credential.handle_rejected(generation);
                 entry.reauthenticated = true;
                 entry.attempts = entry.attempts.saturating_sub(1);
-                entry.last_error = answer.described;
+                entry.set_last_error(answer.described);
                 self.queue.push_front(entry);
             }
             Verdict::Reauthenticate | Verdict::ClientError => {
@@ -340,7 +371,7 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
             self.stats.refused += 1;
             entry.free_resends += 1;
             entry.attempts = entry.attempts.saturating_sub(1);
-            entry.last_error = end.to_string();
+            entry.set_last_error(end.to_string());
             self.queue.push_front(entry);
             return;
         }
@@ -377,10 +408,10 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
             });
         }
         for entry in self.queue.take_ready() {
-            let last_error = if entry.last_error.is_empty() {
+            let last_error = if entry.last_error().is_empty() {
                 reason.clone()
             } else {
-                format!("{reason}; before: {}", entry.last_error)
+                format!("{reason}; before: {}", entry.last_error())
             };
             let error = DeviceError::Unavailable {
                 attempts: entry.attempts,
@@ -518,10 +549,10 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
         retry_after: Option<Duration>,
         now: Instant,
     ) {
-        entry.last_error = error;
+        entry.set_last_error(error);
         let give_up = |entry: &Entry<P, T>, why: &str| DeviceError::Unavailable {
             attempts: entry.attempts,
-            last_error: format!("{}{why}", entry.last_error),
+            last_error: format!("{}{why}", entry.last_error()),
         };
         if entry.attempts >= self.config.max_attempts {
             let error = give_up(&entry, "");
@@ -543,9 +574,9 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
 
     /// Records the final report of `entry`.
     fn emit(&mut self, entry: Entry<P, T>, error: Option<DeviceError>, answer: Option<Answer>) {
-        let (answered_id, unregistered_at) = match &answer {
+        let (answered_id, unregistered_at) = match answer {
             Some(answer) => (
-                answer.id.clone(),
+                answer.id,
                 match answer.verdict {
                     Verdict::InvalidDevice { since } => since,
                     _ => None,
@@ -564,7 +595,10 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
                 Outcome::delivered(entry.tag)
             }
         };
-        let reason = entry.last_reason.filter(|_| outcome.error.is_some());
+        let reason = entry
+            .failure
+            .and_then(|failure| failure.reason)
+            .filter(|_| outcome.error.is_some());
         self.outbox.report(Report {
             outcome,
             token: entry.token,

@@ -19,7 +19,7 @@ use push_proto::apns::{
 };
 use push_proto::engine;
 use push_proto::fcm;
-use push_proto::gcm::{self, MessageOptions, RequestBody, Sender, parse_results};
+use push_proto::gcm::{self, MessageOptions, RequestBody, parse_results};
 use push_proto::webpush;
 use push_proto::{ApnsToken, DeviceError, GcmToken, Payload};
 
@@ -699,32 +699,32 @@ pub fn gateway(data: &[u8]) {
 // ---------------------------------------------------------------------------------------------
 
 /// A GCM response made of the fuzzer's bytes — status and `Retry-After` / `Date` headers picked
-/// by the first bytes, the rest the body — handed to a `Sender` with a batch in flight; then
-/// every retry fails in transport until the sender gives up. The parser never panics, every
-/// token gets exactly one outcome, and no token is sent more than `max_attempts` times.
+/// by the first bytes, the rest the body — answering the first batch of a GCM sender on the
+/// engine; then every request fails in transport until the sender gives up. The parser never
+/// panics, every token gets exactly one outcome, and no token is sent more than
+/// `max_attempts` times.
 pub fn gcm_response(data: &[u8]) {
     let [tokens, status, retry, body @ ..] = data else {
         return;
     };
     let tokens = usize::from(tokens % 8) + 1;
     let sent: Vec<String> = (0..tokens).map(|i| format!("token-{i}")).collect();
-    if let Ok(verdicts) = parse_results(body, &sent) {
-        assert_eq!(verdicts.len(), tokens, "one verdict per token");
+    if let Ok(answers) = parse_results(body, &sent, None) {
+        assert_eq!(answers.len(), tokens, "one answer per token");
     }
 
     let mut config = gcm::Config::new("key");
-    config.max_attempts = 3;
-    let mut sender: Sender<usize> = Sender::new(config).expect("valid config");
+    config.engine.max_attempts = 3;
+    let mut sender: gcm::Sender<usize> = gcm::sender(config).expect("valid config");
     let message = gcm::Message::new(&Payload::new().body("hi"), &MessageOptions::default())
+        .and_then(|message| message.encode())
         .expect("valid message");
-    let message = sender.open_message(message);
     let mut now = Instant::now();
     for (tag, token) in sent.iter().enumerate() {
         let token = GcmToken::parse(token).expect("valid token");
-        assert!(sender.queue(message, token, tag, now).is_ok());
+        assert!(sender.queue(token, message.clone(), tag, now).is_ok());
     }
-    sender.close_message(message);
-    let (id, _) = sender.poll_request(now).expect("the batch goes out");
+    sender.flush();
 
     let status = [200, 200, 200, 400, 401, 404, 429, 500, 503][usize::from(status % 9)];
     let mut response = http::Response::builder().status(status);
@@ -740,29 +740,42 @@ pub fn gcm_response(data: &[u8]) {
             Err(_) => response,
         },
     };
-    let response = response
-        .body(bytes::Bytes::copy_from_slice(body))
-        .expect("valid response");
-    sender.handle_response(id, response, now);
+    let mut first = Some(
+        response
+            .body(bytes::Bytes::copy_from_slice(body))
+            .expect("valid response"),
+    );
 
     let mut outcomes = vec![0u32; tokens];
-    let mut sends = vec![1u32; tokens];
-    for _ in 0..100 {
-        while let Some(outcome) = sender.poll_outcome() {
-            outcomes[outcome.tag] += 1;
+    let mut sends = vec![0u32; tokens];
+    for _ in 0..200 {
+        while let Some(report) = sender.poll_outcome() {
+            outcomes[report.outcome.tag] += 1;
         }
         while sender.poll_event().is_some() {}
         if sender.is_idle() {
             break;
         }
-        match sender.poll_request(now) {
-            Some((id, request)) => {
+        let input = match sender.poll_action(now) {
+            Some(engine::Action::Dial(conn)) => engine::Input::Connected {
+                conn,
+                max_streams: 1,
+            },
+            Some(engine::Action::Close(_)) => continue,
+            Some(engine::Action::CredentialRequest(_)) => panic!("an API key needs no request"),
+            Some(engine::Action::Send { id, request, .. }) => {
                 let body: RequestBody = serde_json::from_slice(request.body()).expect("our JSON");
                 for token in &body.registration_ids {
                     let index = sent.iter().position(|t| t == token).expect("a sent token");
                     sends[index] += 1;
                 }
-                sender.handle_failure(id, "connection reset", now);
+                match first.take() {
+                    Some(response) => engine::Input::Response { id, response },
+                    None => engine::Input::StreamEnd {
+                        id,
+                        end: engine::StreamEnd::ConnectionError("connection reset".into()),
+                    },
+                }
             }
             None => {
                 now = sender
@@ -770,8 +783,10 @@ pub fn gcm_response(data: &[u8]) {
                     .expect("waiting for something")
                     .max(now);
                 sender.handle_timeout(now);
+                continue;
             }
-        }
+        };
+        sender.handle(input, now);
     }
     assert!(sender.is_idle(), "the sender finishes");
     assert!(
@@ -836,7 +851,7 @@ pub fn apns_http2_response(data: &[u8]) {
     let auth =
         http2::TokenAuth::new(ZeroSigner, "FUZZTEAM12", now, 1_700_000_000).expect("valid ids");
     let mut config = http2::Config::new(http2::PRODUCTION_URL).topic("com.example.fuzz");
-    config.max_attempts = 3;
+    config.engine.max_attempts = 3;
     let mut sender: http2::Sender<u32> =
         http2::sender(config, http2::Auth::Token(auth)).expect("valid config");
     let notification = http2::Notification::new().custom("fuzz", 1);
@@ -887,7 +902,7 @@ fn fcm_sender(now: Instant) -> fcm::Sender<u32> {
     let account = fcm::ServiceAccount::new("fuzz", "fuzz@fuzz.iam.gserviceaccount.com", "k", "");
     let auth = fcm::OAuth::new(&account, ZeroRsaSigner, now, 1_700_000_000).expect("valid uri");
     let mut config = fcm::Config::for_account(&account);
-    config.max_attempts = 3;
+    config.engine.max_attempts = 3;
     let mut sender = fcm::sender(config, auth).expect("valid config");
     let message =
         fcm::Message::new(&Payload::new().body("hi"), &fcm::Options::new()).expect("small message");

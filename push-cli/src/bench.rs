@@ -11,7 +11,7 @@ use futures_lite::StreamExt;
 use push_mock::{Certificates, GatewayOptions, GcmOptions, MockGateway, MockGcm};
 use push_proto::ApnsToken;
 use push_proto::apns::{Format, Frame};
-use push_smol::{ApnsConfig, Client, Device, GcmConfig, Payload};
+use push_smol::{ApnsConfig, Client, Device, GcmConfig, HttpConfig, Payload};
 use rustls::pki_types::ServerName;
 
 use crate::bench_h2::{self, H2Settings};

@@ -10,7 +10,7 @@ use http::{HeaderValue, Method};
 use push_mock::{Certificates, Http2Auth, Http2Options, MockApnsHttp2, MockFcm};
 use push_proto::apns::http2 as apns2;
 use push_proto::fcm;
-use push_smol::{ApnsHttp2Config, Client, Device};
+use push_smol::{ApnsHttp2Config, Client, Device, HttpConfig};
 
 use crate::bench::{Row, gcm_token, payload, push_session, token};
 use crate::cli::Connections;

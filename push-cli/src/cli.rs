@@ -130,8 +130,9 @@ pub struct SendArgs {
     /// binary gateway holds each notification for its grace period).
     #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub in_flight: u64,
-    /// HTTP/2 connections to keep to APNs (--apns-url) and to FCM (--fcm-service-account),
-    /// each; requests go to the least busy one. Default: as many as the load asks, up to 8.
+    /// Connections to keep to each HTTP provider: APNs (--apns-url) and FCM
+    /// (--fcm-service-account) over HTTP/2, GCM (--gcm-url) over HTTP/1.1, one request at a
+    /// time each; requests go to the least busy one. Default: as the load asks, up to 8 (GCM 4).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub connections: Option<u16>,
     /// No progress bar and no summary.

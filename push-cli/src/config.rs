@@ -2,7 +2,9 @@
 
 use std::path::Path;
 
-use push_smol::{ApnsConfig, ApnsHttp2Config, Client, FcmConfig, GcmConfig, Payload, Tls};
+use push_smol::{
+    ApnsConfig, ApnsHttp2Config, Client, FcmConfig, GcmConfig, HttpConfig, Payload, Tls,
+};
 
 use crate::change::ProviderNames;
 use crate::cli::{ApnsArgs, FcmArgs, GcmArgs, MessageArgs};
@@ -149,7 +151,7 @@ pub fn provider_names(apns: &ApnsArgs, fcm: &FcmArgs) -> ProviderNames {
 
 /// A client with the providers the arguments configure; at least one is required. FCM is
 /// preferred over GCM for Android devices when both are given. `connections`, when given,
-/// is the number of HTTP/2 connections to APNs and to FCM.
+/// is the number of connections to each HTTP provider (APNs HTTP/2, FCM, GCM).
 pub fn client(
     apns_args: &ApnsArgs,
     gcm_args: &GcmArgs,
@@ -158,11 +160,12 @@ pub fn client(
 ) -> Result<Client, String> {
     let apns = apns(apns_args)?;
     let mut apns_http2 = apns_http2(apns_args)?;
-    let gcm = gcm(gcm_args)?;
+    let mut gcm = gcm(gcm_args)?;
     let mut fcm = fcm(fcm_args)?;
     if let Some(connections) = connections {
         apns_http2 = apns_http2.map(|config| config.connections(connections));
         fcm = fcm.map(|config| config.connections(connections));
+        gcm = gcm.map(|config| config.connections(connections));
     }
     if apns.is_none() && apns_http2.is_none() && gcm.is_none() && fcm.is_none() {
         return Err("no provider configured: give --apns-url (HTTP/2, with --apns-key-p8 or --apns-cert), --apns (binary gateway, with --apns-cert, --apns-key), --fcm-service-account (FCM HTTP v1) and/or --gcm-url (legacy GCM, with --gcm-key)".into());

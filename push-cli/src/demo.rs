@@ -9,7 +9,7 @@ use std::time::Duration;
 use push_mock::{
     Certificates, GatewayOptions, Http2Auth, Http2Options, MockApnsHttp2, MockGateway, ReasonScript,
 };
-use push_smol::{ApnsConfig, ApnsHttp2Config, Client, Payload};
+use push_smol::{ApnsConfig, ApnsHttp2Config, Client, HttpConfig, Payload};
 
 use self::android::AndroidMock;
 use self::fleet::Protocol;

@@ -3,7 +3,7 @@
 
 use push_mock::fcm::demo_service_account;
 use push_mock::{Certificates, FcmOptions, MockFcm};
-use push_smol::{FcmConfig, Tls};
+use push_smol::{FcmConfig, HttpConfig, Tls};
 
 /// The Firebase project of the mock FCM servers (and of their demo service account).
 pub const FCM_PROJECT: &str = "push-demo";

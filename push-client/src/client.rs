@@ -6,8 +6,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use push_proto::Payload;
 
 use crate::command::Command;
-use crate::config::{ApnsConfig, GcmConfig};
+use crate::config::ApnsConfig;
 use crate::config_fcm::FcmConfig;
+use crate::config_gcm::GcmConfig;
 use crate::config_http2::ApnsHttp2Config;
 use crate::driver::Driver;
 use crate::error::Error;

@@ -6,11 +6,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use push_proto::fcm::{self, OAuth, ServiceAccount};
 
+use crate::config_http::{HttpTransport, sealed_settings};
 use crate::error::Error;
-use crate::net::{Endpoint, Timeouts, https_endpoint};
-use crate::tls::Tls;
+use crate::net::{Endpoint, https_endpoint};
 
-/// FCM HTTP v1 (the live Android protocol), authenticated as a Google service account.
+/// FCM HTTP v1 (the live Android protocol), authenticated as a Google service account. The
+/// settings it shares with the other HTTP providers (TLS, timeouts, retries, connections) are
+/// set through [`HttpConfig`](crate::HttpConfig).
 ///
 /// The service account's private key never appears in `Debug` output, logs or errors.
 ///
@@ -29,11 +31,11 @@ pub struct FcmConfig {
     pub(crate) endpoint: Endpoint,
     pub(crate) core: fcm::Config,
     pub(crate) options: fcm::Options,
-    pub(crate) tls: Tls,
-    pub(crate) timeouts: Timeouts,
-    pub(crate) request_timeout: Duration,
+    pub(crate) transport: HttpTransport,
     pub(crate) ping_interval: Duration,
 }
+
+sealed_settings!(FcmConfig);
 
 impl FcmConfig {
     /// Sends as the service account in `json` (the key file downloaded from the Firebase
@@ -51,9 +53,7 @@ impl FcmConfig {
             endpoint,
             core,
             options: fcm::Options::new(),
-            tls: Tls::default(),
-            timeouts: Timeouts::default(),
-            request_timeout: Duration::from_secs(30),
+            transport: HttpTransport::default(),
             ping_interval: Duration::from_secs(60),
         };
         config.auth(Instant::now())?;
@@ -113,77 +113,10 @@ impl FcmConfig {
         self
     }
 
-    /// TLS roots for the FCM and token endpoints.
-    pub fn tls(mut self, tls: Tls) -> Self {
-        self.tls = tls;
-        self
-    }
-
-    /// How many times one notification is sent at most.
-    pub fn max_attempts(mut self, attempts: u32) -> Self {
-        self.core.max_attempts = attempts;
-        self
-    }
-
-    /// First and longest retry backoff (when FCM gives no `Retry-After`).
-    pub fn backoff(mut self, initial: Duration, max: Duration) -> Self {
-        self.core.initial_backoff = initial;
-        self.core.max_backoff = max;
-        self
-    }
-
     /// Most requests in flight at once over all connections (default: no cap beyond the
     /// connections' stream limits).
     pub fn max_in_flight(mut self, requests: u32) -> Self {
-        self.core.max_in_flight = requests.max(1);
-        self
-    }
-
-    /// Connect and TLS handshake timeouts.
-    pub fn timeouts(mut self, timeouts: Timeouts) -> Self {
-        self.timeouts = timeouts;
-        self
-    }
-
-    /// Longest one request may take before it counts as a transport failure.
-    pub fn request_timeout(mut self, timeout: Duration) -> Self {
-        self.request_timeout = timeout;
-        self
-    }
-
-    /// Keeps exactly `connections` HTTP/2 connections to FCM (at least 1) while there is
-    /// work; requests go to the least busy one. Without this, the client opens connections as
-    /// the load asks (see [`max_connections`](Self::max_connections)).
-    pub fn connections(mut self, connections: usize) -> Self {
-        let n = u32::try_from(connections).unwrap_or(u32::MAX);
-        self.core.pool = self.core.pool.fixed(n);
-        self
-    }
-
-    /// How long requests may wait while every connection to FCM allows 0 streams before
-    /// they end `unavailable` (default 10 s).
-    pub fn stall_timeout(mut self, timeout: Duration) -> Self {
-        self.core.pool.stall_timeout = timeout;
-        self
-    }
-
-    /// The delay after a failed dial (or a connection closed before answering anything),
-    /// doubling per failure in a row up to `max` (default 250 ms to 30 s); after 5 in a row
-    /// the requests waiting for a connection end `unavailable`.
-    pub fn dial_backoff(mut self, initial: Duration, max: Duration) -> Self {
-        self.core.pool.initial_dial_backoff = initial;
-        self.core.pool.max_dial_backoff = max;
-        self
-    }
-
-    /// Opens connections as the load asks, at most `connections` (at least 1; default 8): a
-    /// new one when every stream of the open ones is busy and requests wait, as long as the
-    /// last one raised the rate of answers (more connections help against a long round trip,
-    /// not when the client, the server or the link is the limit); extra ones that stay idle
-    /// for a minute are closed.
-    pub fn max_connections(mut self, connections: usize) -> Self {
-        let n = u32::try_from(connections).unwrap_or(u32::MAX);
-        self.core.pool = self.core.pool.automatic(n);
+        self.core.engine.max_in_flight = requests.max(1);
         self
     }
 

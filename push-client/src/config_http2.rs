@@ -7,9 +7,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use push_proto::apns::http2::{self, Auth, P8Signer, TokenAuth};
 
+use crate::config_http::{HttpTransport, sealed_settings};
 use crate::error::Error;
-use crate::net::{Endpoint, Timeouts, https_endpoint};
-use crate::tls::Tls;
+use crate::net::{Endpoint, https_endpoint};
 
 /// A `.p8` key with its ids; `Debug` never shows the key.
 #[derive(Clone)]
@@ -29,7 +29,9 @@ impl fmt::Debug for ProviderKey {
     }
 }
 
-/// APNs over HTTP/2 (the live provider API).
+/// APNs over HTTP/2 (the live provider API). The settings it shares with the other HTTP
+/// providers (TLS, timeouts, retries, connections) are set through
+/// [`HttpConfig`](crate::HttpConfig).
 ///
 /// ```
 /// # fn main() -> Result<(), push_client::Error> {
@@ -44,24 +46,22 @@ pub struct ApnsHttp2Config {
     pub(crate) endpoint: Endpoint,
     pub(crate) core: http2::Config,
     key: Option<ProviderKey>,
-    pub(crate) tls: Tls,
-    pub(crate) timeouts: Timeouts,
-    pub(crate) request_timeout: Duration,
+    pub(crate) transport: HttpTransport,
     pub(crate) ping_interval: Duration,
 }
 
+sealed_settings!(ApnsHttp2Config);
+
 impl ApnsHttp2Config {
     /// Sends to the service at `url` (`https://host[:port]`), authenticating with the TLS
-    /// client certificate of [`tls`](Self::tls) unless a provider key is set.
+    /// client certificate of [`tls`](crate::HttpConfig::tls) unless a provider key is set.
     pub fn new(url: &str) -> Result<Self, Error> {
         let endpoint = https_endpoint(url, "apns url")?;
         Ok(ApnsHttp2Config {
             endpoint,
             core: http2::Config::new(url.trim_end_matches('/')),
             key: None,
-            tls: Tls::default(),
-            timeouts: Timeouts::default(),
-            request_timeout: Duration::from_secs(30),
+            transport: HttpTransport::default(),
             ping_interval: Duration::from_secs(60),
         })
     }
@@ -112,73 +112,6 @@ impl ApnsHttp2Config {
                 },
                 other => other,
             })
-    }
-
-    /// TLS roots, and the client certificate for certificate authentication.
-    pub fn tls(mut self, tls: Tls) -> Self {
-        self.tls = tls;
-        self
-    }
-
-    /// How many times one notification is sent at most.
-    pub fn max_attempts(mut self, attempts: u32) -> Self {
-        self.core.max_attempts = attempts;
-        self
-    }
-
-    /// First and longest retry backoff.
-    pub fn backoff(mut self, initial: Duration, max: Duration) -> Self {
-        self.core.initial_backoff = initial;
-        self.core.max_backoff = max;
-        self
-    }
-
-    /// Connect and TLS handshake timeouts.
-    pub fn timeouts(mut self, timeouts: Timeouts) -> Self {
-        self.timeouts = timeouts;
-        self
-    }
-
-    /// Longest one request may take before it counts as a transport failure.
-    pub fn request_timeout(mut self, timeout: Duration) -> Self {
-        self.request_timeout = timeout;
-        self
-    }
-
-    /// Keeps exactly `connections` HTTP/2 connections to APNs (at least 1) while there is
-    /// work; requests go to the least busy one. Without this, the client opens connections as
-    /// the load asks (see [`max_connections`](Self::max_connections)).
-    pub fn connections(mut self, connections: usize) -> Self {
-        let n = u32::try_from(connections).unwrap_or(u32::MAX);
-        self.core.pool = self.core.pool.fixed(n);
-        self
-    }
-
-    /// How long requests may wait while every connection to APNs allows 0 streams before
-    /// they end `unavailable` (default 10 s).
-    pub fn stall_timeout(mut self, timeout: Duration) -> Self {
-        self.core.pool.stall_timeout = timeout;
-        self
-    }
-
-    /// The delay after a failed dial (or a connection closed before answering anything),
-    /// doubling per failure in a row up to `max` (default 250 ms to 30 s); after 5 in a row
-    /// the requests waiting for a connection end `unavailable`.
-    pub fn dial_backoff(mut self, initial: Duration, max: Duration) -> Self {
-        self.core.pool.initial_dial_backoff = initial;
-        self.core.pool.max_dial_backoff = max;
-        self
-    }
-
-    /// Opens connections as the load asks, at most `connections` (at least 1; default 8): a
-    /// new one when every stream of the open ones is busy and requests wait, as long as the
-    /// last one raised the rate of answers (more connections help against a long round trip,
-    /// not when the client, the server or the link is the limit); extra ones that stay idle
-    /// for a minute are closed.
-    pub fn max_connections(mut self, connections: usize) -> Self {
-        let n = u32::try_from(connections).unwrap_or(u32::MAX);
-        self.core.pool = self.core.pool.automatic(n);
-        self
     }
 
     /// How often the open connection is pinged (default 60 s); an unanswered ping closes it,

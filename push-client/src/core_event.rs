@@ -1,7 +1,7 @@
 //! What the core's events mean to the client: a finished session, a client-wide error for
 //! the sessions' reports, or something only worth a log line.
 
-use push_proto::{Event, Route, SessionId, apns, engine, fcm, gcm};
+use push_proto::{Event, Route, SessionId, apns, engine, fcm};
 
 use crate::error::Error;
 
@@ -29,7 +29,13 @@ pub(crate) fn meaning(event: Event) -> Meaning {
             return Meaning::LateVerdict;
         }
         Event::Apns(apns::Event::GaveUp { reason }) => Error::GatewayUnreachable { reason },
-        Event::Gcm(gcm::Event::Unauthorized { detail }) => Error::Unauthorized { detail },
+        Event::Gcm(engine::Event::ClientError { reason, .. }) => {
+            Error::Unauthorized { detail: reason }
+        }
+        Event::Gcm(engine::Event::Unreachable { reason }) => Error::Unreachable {
+            provider: Route::Gcm.name(),
+            reason,
+        },
         Event::ApnsHttp2(engine::Event::ClientError { status, reason }) => {
             Error::ApnsRefused { status, reason }
         }

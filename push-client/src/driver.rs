@@ -16,7 +16,6 @@ use crate::command::Command;
 use crate::core_event::{Meaning, meaning};
 use crate::error::Error;
 use crate::gateway_link::GatewayLink;
-use crate::gcm_link::GcmLink;
 use crate::h2route::HttpRoute;
 use crate::io::{HttpEvent, IO_CAPACITY, Io};
 use crate::queue::QueueReceiver;
@@ -35,7 +34,7 @@ pub(crate) struct Driver<R: Runtime> {
     runtime: R,
     push: Push,
     gateway: Option<GatewayLink<R>>,
-    gcm: Option<GcmLink<R>>,
+    gcm: Option<HttpRoute<R>>,
     apns_http2: Option<HttpRoute<R>>,
     fcm: Option<HttpRoute<R>>,
     commands: QueueReceiver<Command>,
@@ -115,7 +114,6 @@ impl<R: Runtime> Driver<R> {
             && self.sessions.is_empty()
             && self.parked.is_none()
             && self.push.is_idle()
-            && self.gcm.as_ref().is_none_or(GcmLink::is_idle)
     }
 
     /// Waits for the next input: a task's report, a command, the core's deadline, or (when a
@@ -263,15 +261,11 @@ impl<R: Runtime> Driver<R> {
                         self.push.handle_apns_closed(now);
                     }
                 }
-                Action::GcmRequest(id, request) => {
-                    if let Some(gcm) = &mut self.gcm {
-                        gcm.send(&self.runtime, &self.io_tx, id, *request);
-                    }
-                }
                 Action::Http(route, action) => {
                     let transport = match route {
                         Route::ApnsHttp2 => self.apns_http2.as_mut(),
                         Route::Fcm => self.fcm.as_mut(),
+                        Route::Gcm => self.gcm.as_mut(),
                     };
                     let input = transport.and_then(|transport| {
                         transport.perform(&self.runtime, &self.io_tx, action)
@@ -288,6 +282,7 @@ impl<R: Runtime> Driver<R> {
         match route {
             Route::ApnsHttp2 => self.apns_http2.as_mut(),
             Route::Fcm => self.fcm.as_mut(),
+            Route::Gcm => self.gcm.as_mut(),
         }
     }
 
@@ -299,10 +294,6 @@ impl<R: Runtime> Driver<R> {
                 .gateway
                 .as_mut()
                 .and_then(|gateway| gateway.handle(&mut self.push, connection, report, now)),
-            Io::Gcm(id, result) => self
-                .gcm
-                .as_mut()
-                .and_then(|gcm| gcm.handle(&mut self.push, id, result, now)),
         };
         if let Some(error) = error {
             self.sessions.client_error(&error);

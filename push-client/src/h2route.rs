@@ -1,16 +1,20 @@
 //! One HTTP provider's transport as the driver sees it: the connection tasks of its route
-//! (one [`h2conn`](crate::h2conn) task per connection the core dials) and, for FCM, the
+//! (one [`h2conn`](crate::h2conn) task per connection the core dials, or one
+//! [`h1conn`](crate::h1conn) task for a route spoken over HTTP/1.1) and, for FCM, the
 //! HTTP/1.1 exchanges with the credential's token endpoint. It performs the core's
 //! [`engine::Action`]s and decides nothing: which connection, when to dial, what a stream end
 //! means is the core's.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
-use async_channel::{Sender, TrySendError};
+use async_channel::{Receiver, Sender, TrySendError};
 use push_proto::Route;
 use push_proto::engine::{self, ConnId, Input, StreamEnd};
 
+use crate::h1conn::{self, H1Setup};
 use crate::h2conn::{self, ConnSetup, Outgoing};
 use crate::http::HttpClient;
 use crate::io::{HttpEvent, Io};
@@ -20,10 +24,37 @@ use crate::runtime::Runtime;
 /// connection's limit, so this only absorbs a limit lowered while requests were on their way.
 const CHANNEL_SLACK: usize = 16;
 
+/// How a route's connections are made.
+pub(crate) enum Connections {
+    /// HTTP/2: many streams per connection.
+    H2(Arc<ConnSetup>),
+    /// HTTP/1.1: one request at a time per connection.
+    H1(Arc<H1Setup>),
+}
+
+impl Connections {
+    /// The task that dials connection `conn` of `route` and drives it, taking its requests
+    /// from `requests` and reporting to `io`.
+    fn task<R: Runtime>(
+        &self,
+        runtime: R,
+        route: Route,
+        conn: ConnId,
+        requests: Receiver<Outgoing>,
+        io: &Sender<Io>,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        let io = io.clone();
+        match self {
+            Self::H2(s) => Box::pin(h2conn::run(runtime, s.clone(), route, conn, requests, io)),
+            Self::H1(s) => Box::pin(h1conn::run(runtime, s.clone(), route, conn, requests, io)),
+        }
+    }
+}
+
 /// One HTTP provider's connections and credential endpoint.
 pub(crate) struct HttpRoute<R: Runtime> {
     route: Route,
-    setup: Arc<ConnSetup>,
+    setup: Connections,
     channel_capacity: usize,
     conns: HashMap<ConnId, Sender<Outgoing>>,
     /// The HTTP/1.1 client for the credential's endpoint (FCM's OAuth2 token endpoint).
@@ -34,13 +65,13 @@ impl<R: Runtime> HttpRoute<R> {
     /// The transport of `route`; `max_streams` is the core's cap per connection.
     pub(crate) fn new(
         route: Route,
-        setup: ConnSetup,
+        setup: Connections,
         max_streams: u32,
         credential: Option<HttpClient<R>>,
     ) -> Self {
         HttpRoute {
             route,
-            setup: Arc::new(setup),
+            setup,
             channel_capacity: usize::try_from(max_streams).unwrap_or(usize::MAX) + CHANNEL_SLACK,
             conns: HashMap::new(),
             credential: credential.map(Arc::new),
@@ -59,14 +90,9 @@ impl<R: Runtime> HttpRoute<R> {
             engine::Action::Dial(conn) => {
                 let (requests, incoming) = async_channel::bounded(self.channel_capacity);
                 self.conns.insert(conn, requests);
-                let task = h2conn::run(
-                    runtime.clone(),
-                    self.setup.clone(),
-                    self.route,
-                    conn,
-                    incoming,
-                    io.clone(),
-                );
+                let task = self
+                    .setup
+                    .task(runtime.clone(), self.route, conn, incoming, io);
                 runtime.spawn(task);
                 None
             }

@@ -1,5 +1,7 @@
-//! HTTP/1.1 exchanges for the HTTP providers: hyper's low-level client over a plain or TLS
-//! stream, keep-alive connections reused across requests.
+//! HTTP/1.1 over hyper's low-level client: an [`Origin`] (where to connect, how to shake
+//! hands, the request in origin form) shared by the HTTP/1.1 connection tasks
+//! ([`h1conn`](crate::h1conn)) and by [`HttpClient`], the keep-alive exchanges with a
+//! credential's endpoint (FCM's OAuth2 token endpoint).
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -10,7 +12,7 @@ use http::header::HOST;
 use http::uri::{PathAndQuery, Scheme};
 use http::{HeaderValue, Request, Response, Uri};
 use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1::{self, SendRequest};
+use hyper::client::conn::http1::{self, Connection, SendRequest};
 use rustls::ClientConfig;
 use smol_hyper::rt::FuturesIo;
 
@@ -20,15 +22,97 @@ use crate::runtime::Runtime;
 use crate::tls::Tls;
 
 /// A byte stream hyper can run over.
-trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}
+pub(crate) trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin> Stream for T {}
 
-/// Exchanges requests with one HTTP(S) origin over a small pool of keep-alive connections.
-pub(crate) struct HttpClient<R: Runtime> {
-    runtime: R,
+/// The hyper connection of one HTTP/1.1 link: drive it for requests to make progress.
+pub(crate) type H1Connection = Connection<FuturesIo<Box<dyn Stream>>, Full<Bytes>>;
+
+/// An `http://` or `https://` origin spoken to over HTTP/1.1.
+#[derive(Debug)]
+pub(crate) struct Origin {
     endpoint: Endpoint,
     host_header: HeaderValue,
     tls: Option<Arc<ClientConfig>>,
+}
+
+impl Origin {
+    /// The origin of `url`; `field` names the setting in errors.
+    pub(crate) fn new(url: &Uri, field: &'static str, tls: &Tls) -> Result<Self, Error> {
+        let invalid = |reason: &str| Error::Config {
+            field,
+            reason: format!("{reason}: {url}"),
+        };
+        let host = url.host().ok_or_else(|| invalid("has no host"))?;
+        let https = match url.scheme() {
+            Some(scheme) if *scheme == Scheme::HTTPS => true,
+            Some(scheme) if *scheme == Scheme::HTTP => false,
+            _ => return Err(invalid("must be an http:// or https:// URL")),
+        };
+        let port = url.port_u16().unwrap_or(if https { 443 } else { 80 });
+        let authority = url.authority().map_or(host, |authority| authority.as_str());
+        let host_header = HeaderValue::from_str(authority).map_err(|_| invalid("bad host"))?;
+        Ok(Origin {
+            endpoint: Endpoint {
+                host: host
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .to_owned(),
+                port,
+            },
+            host_header,
+            tls: if https {
+                Some(tls.client_config(&[b"http/1.1"])?)
+            } else {
+                None
+            },
+        })
+    }
+
+    /// Where it is.
+    pub(crate) fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// Dials (with TLS for `https`) and shakes hands; the connection must be driven for the
+    /// sender to make progress.
+    pub(crate) async fn connect<R: Runtime>(
+        &self,
+        runtime: &R,
+        timeouts: Timeouts,
+    ) -> Result<(SendRequest<Full<Bytes>>, H1Connection), Error> {
+        let stream: Box<dyn Stream> = match &self.tls {
+            Some(config) => {
+                Box::new(dial_tls(runtime, &self.endpoint, config.clone(), timeouts).await?)
+            }
+            None => Box::new(dial(runtime, &self.endpoint, timeouts).await?),
+        };
+        http1::handshake(FuturesIo::new(stream))
+            .await
+            .map_err(|error| Error::Connect {
+                host: self.endpoint.to_string(),
+                reason: format!("HTTP handshake failed: {error}"),
+            })
+    }
+
+    /// `request` as an HTTP/1.1 origin-form request with this origin's `Host` header.
+    pub(crate) fn origin_form(&self, request: Request<Bytes>) -> Request<Full<Bytes>> {
+        let (mut parts, body) = request.into_parts();
+        let path = parts
+            .uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        parts.uri = Uri::from(path);
+        parts.headers.insert(HOST, self.host_header.clone());
+        Request::from_parts(parts, Full::new(body))
+    }
+}
+
+/// Exchanges requests with one origin over a small pool of keep-alive connections.
+pub(crate) struct HttpClient<R: Runtime> {
+    runtime: R,
+    origin: Origin,
     timeouts: Timeouts,
     exchange_timeout: Duration,
     idle: Mutex<Vec<SendRequest<Full<Bytes>>>>,
@@ -44,34 +128,9 @@ impl<R: Runtime> HttpClient<R> {
         timeouts: Timeouts,
         exchange_timeout: Duration,
     ) -> Result<Self, Error> {
-        let invalid = |reason: &str| Error::Config {
-            field,
-            reason: format!("{reason}: {url}"),
-        };
-        let host = url.host().ok_or_else(|| invalid("has no host"))?;
-        let https = match url.scheme() {
-            Some(scheme) if *scheme == Scheme::HTTPS => true,
-            Some(scheme) if *scheme == Scheme::HTTP => false,
-            _ => return Err(invalid("must be an http:// or https:// URL")),
-        };
-        let port = url.port_u16().unwrap_or(if https { 443 } else { 80 });
-        let authority = url.authority().map_or(host, |authority| authority.as_str());
-        let host_header = HeaderValue::from_str(authority).map_err(|_| invalid("bad host"))?;
         Ok(HttpClient {
             runtime,
-            endpoint: Endpoint {
-                host: host
-                    .trim_start_matches('[')
-                    .trim_end_matches(']')
-                    .to_owned(),
-                port,
-            },
-            host_header,
-            tls: if https {
-                Some(tls.client_config(&[b"http/1.1"])?)
-            } else {
-                None
-            },
+            origin: Origin::new(url, field, tls)?,
             timeouts,
             exchange_timeout,
             idle: Mutex::new(Vec::new()),
@@ -85,8 +144,8 @@ impl<R: Runtime> HttpClient<R> {
             Some(sender) => sender,
             None => self.open().await?,
         };
-        let request = self.origin_form(request);
-        let endpoint = &self.endpoint;
+        let request = self.origin.origin_form(request);
+        let endpoint = self.origin.endpoint();
         let exchange = async {
             let failed = |error: hyper::Error| Error::Connect {
                 host: endpoint.to_string(),
@@ -127,40 +186,15 @@ impl<R: Runtime> HttpClient<R> {
         }
     }
 
-    /// The request as an HTTP/1.1 origin-form request with a `Host` header.
-    fn origin_form(&self, request: Request<Bytes>) -> Request<Full<Bytes>> {
-        let (mut parts, body) = request.into_parts();
-        let path = parts
-            .uri
-            .path_and_query()
-            .cloned()
-            .unwrap_or_else(|| PathAndQuery::from_static("/"));
-        parts.uri = Uri::from(path);
-        parts.headers.insert(HOST, self.host_header.clone());
-        Request::from_parts(parts, Full::new(body))
-    }
-
     async fn open(&self) -> Result<SendRequest<Full<Bytes>>, Error> {
-        let stream: Box<dyn Stream> = match &self.tls {
-            Some(config) => Box::new(
-                dial_tls(&self.runtime, &self.endpoint, config.clone(), self.timeouts).await?,
-            ),
-            None => Box::new(dial(&self.runtime, &self.endpoint, self.timeouts).await?),
-        };
-        let (sender, connection) =
-            http1::handshake(FuturesIo::new(stream))
-                .await
-                .map_err(|error| Error::Connect {
-                    host: self.endpoint.to_string(),
-                    reason: format!("HTTP handshake failed: {error}"),
-                })?;
-        let host = self.endpoint.to_string();
+        let (sender, connection) = self.origin.connect(&self.runtime, self.timeouts).await?;
+        let host = self.origin.endpoint().to_string();
         self.runtime.spawn(async move {
             if let Err(error) = connection.await {
                 log::debug!("HTTP connection to {host} ended: {error}");
             }
         });
-        log::debug!("HTTP connection to {} opened", self.endpoint);
+        log::debug!("HTTP connection to {} opened", self.origin.endpoint());
         Ok(sender)
     }
 }

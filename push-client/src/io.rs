@@ -1,10 +1,9 @@
-//! What the driver's helper tasks (connection tasks, writers, HTTP exchanges) report to it,
+//! What the driver's helper tasks (connection tasks, writers, credential exchanges) report to it,
 //! over one bounded channel the driver drains. The driver never sends into this channel.
 
 use bytes::Bytes;
 use push_proto::Route;
 use push_proto::engine::{ConnId, Input};
-use push_proto::gcm::RequestId;
 
 use crate::error::Error;
 
@@ -18,8 +17,6 @@ pub(crate) enum Io {
         connection: u64,
         report: GatewayReport,
     },
-    /// A GCM exchange ended.
-    Gcm(RequestId, Result<http::Response<Bytes>, Error>),
     /// What an HTTP provider's connection tasks or credential exchange report.
     Http(Route, HttpEvent),
 }

@@ -1,24 +1,33 @@
 //! Turns the client's provider configurations into the protocol core and the transports the
 //! driver performs its actions with.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use push_proto::{Push, Route};
 
-use crate::config::{ApnsConfig, GcmConfig};
+use crate::config::ApnsConfig;
 use crate::config_fcm::FcmConfig;
+use crate::config_gcm::GcmConfig;
+use crate::config_http::HttpTransport;
 use crate::config_http2::ApnsHttp2Config;
 use crate::error::Error;
 use crate::feedback_service::FeedbackService;
 use crate::gateway_link::GatewayLink;
-use crate::gcm_link::GcmLink;
+use crate::h1conn::{H1Setup, Link};
 use crate::h2conn::ConnSetup;
-use crate::h2route::HttpRoute;
-use crate::http::HttpClient;
+use crate::h2route::{Connections, HttpRoute};
+use crate::http::{HttpClient, Origin};
+use crate::net::Endpoint;
 use crate::runtime::Runtime;
 
 /// Largest APNs response body read: APNs answers with an empty body or a small JSON object.
 const MAX_APNS_BODY: usize = 16 * 1024;
 /// Largest FCM response body read: Google's error bodies are a few KiB.
 const MAX_FCM_BODY: usize = 256 * 1024;
+/// Largest GCM response body read: a result per token of a batch of up to 1,000, each well
+/// under 200 bytes even with a canonical id.
+const MAX_GCM_BODY: usize = 1024 * 1024;
 
 /// The providers a client was configured with.
 pub(crate) struct Providers<'a> {
@@ -32,8 +41,8 @@ pub(crate) struct Providers<'a> {
 pub(crate) struct Transports<R: Runtime> {
     /// The APNs binary gateway.
     pub(crate) gateway: Option<GatewayLink<R>>,
-    /// GCM's HTTP exchange.
-    pub(crate) gcm: Option<GcmLink<R>>,
+    /// Legacy GCM over HTTP/1.1.
+    pub(crate) gcm: Option<HttpRoute<R>>,
     /// APNs over HTTP/2.
     pub(crate) apns_http2: Option<HttpRoute<R>>,
     /// FCM HTTP v1 and its token endpoint.
@@ -81,15 +90,13 @@ pub(crate) fn assemble<R: Runtime>(
                 field: "apns url",
                 reason: error.to_string(),
             })?;
-        let setup = ConnSetup {
-            endpoint: apns.endpoint.clone(),
-            tls: apns.tls.client_config(&[b"h2"])?,
-            timeouts: apns.timeouts,
-            request_timeout: apns.request_timeout,
-            ping_interval: apns.ping_interval,
-            max_body: MAX_APNS_BODY,
-        };
-        let streams = apns.core.pool.max_streams_per_connection;
+        let setup = h2_setup(
+            &apns.endpoint,
+            &apns.transport,
+            apns.ping_interval,
+            MAX_APNS_BODY,
+        )?;
+        let streams = apns.core.engine.pool.max_streams_per_connection;
         apns_http2 = Some(HttpRoute::new(Route::ApnsHttp2, setup, streams, None));
     }
     let mut gcm = None;
@@ -100,7 +107,7 @@ pub(crate) fn assemble<R: Runtime>(
                 field: error.field,
                 reason: error.reason,
             })?;
-        gcm = Some(GcmLink::new(runtime, config)?);
+        gcm = Some(gcm_route(config)?);
     }
     let mut fcm = None;
     if let Some(config) = providers.fcm {
@@ -128,24 +135,65 @@ pub(crate) fn assemble<R: Runtime>(
     })
 }
 
+/// How an HTTP/2 route's connections to `endpoint` are made.
+fn h2_setup(
+    endpoint: &Endpoint,
+    transport: &HttpTransport,
+    ping_interval: Duration,
+    max_body: usize,
+) -> Result<Connections, Error> {
+    Ok(Connections::H2(Arc::new(ConnSetup {
+        endpoint: endpoint.clone(),
+        tls: transport.tls.client_config(&[b"h2"])?,
+        timeouts: transport.timeouts,
+        request_timeout: transport.request_timeout,
+        ping_interval,
+        max_body,
+    })))
+}
+
 /// FCM's HTTP/2 route with the HTTP/1.1 client of its token endpoint.
 fn fcm_route<R: Runtime>(runtime: &R, config: &FcmConfig) -> Result<HttpRoute<R>, Error> {
-    let setup = ConnSetup {
-        endpoint: config.endpoint.clone(),
-        tls: config.tls.client_config(&[b"h2"])?,
-        timeouts: config.timeouts,
-        request_timeout: config.request_timeout,
-        ping_interval: config.ping_interval,
-        max_body: MAX_FCM_BODY,
-    };
+    let transport = &config.transport;
+    let setup = h2_setup(
+        &config.endpoint,
+        transport,
+        config.ping_interval,
+        MAX_FCM_BODY,
+    )?;
     let token = HttpClient::new(
         runtime.clone(),
         &config.token_uri()?,
         "fcm token url",
-        &config.tls,
-        config.timeouts,
-        config.request_timeout,
+        &transport.tls,
+        transport.timeouts,
+        transport.request_timeout,
     )?;
-    let streams = config.core.pool.max_streams_per_connection;
+    let streams = config.core.engine.pool.max_streams_per_connection;
     Ok(HttpRoute::new(Route::Fcm, setup, streams, Some(token)))
+}
+
+/// GCM's HTTP/1.1 route: push's own connections, or the application's surf client.
+fn gcm_route<R: Runtime>(config: &GcmConfig) -> Result<HttpRoute<R>, Error> {
+    let transport = &config.transport;
+    #[cfg(feature = "surf")]
+    let surf = config.surf.clone().map(Link::Surf);
+    #[cfg(not(feature = "surf"))]
+    let surf = None;
+    let link = match surf {
+        Some(link) => link,
+        None => Link::Hyper(Origin::new(
+            &config.core.endpoint,
+            "gcm endpoint",
+            &transport.tls,
+        )?),
+    };
+    let setup = H1Setup {
+        link,
+        timeouts: transport.timeouts,
+        request_timeout: transport.request_timeout,
+        max_body: MAX_GCM_BODY,
+    };
+    let connections = Connections::H1(Arc::new(setup));
+    Ok(HttpRoute::new(Route::Gcm, connections, 1, None))
 }

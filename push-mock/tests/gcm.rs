@@ -150,7 +150,7 @@ fn every_token_script() {
         ]
     );
     // push-proto's parser agrees.
-    let verdicts = push_proto::gcm::parse_results(&response.body, &ids).unwrap();
+    let verdicts = push_proto::gcm::parse_results(&response.body, &ids, None).unwrap();
     assert_eq!(verdicts.len(), ids.len());
 
     // "busy" is unavailable twice, then delivered.

@@ -25,7 +25,7 @@ use push_proto::apns::{
 };
 use push_proto::engine::{Action, Input, RequestId};
 use push_proto::fcm;
-use push_proto::gcm::{Config, Message, MessageOptions, ResponseBody, Sender, TokenResult};
+use push_proto::gcm::{self, Config, Encoded, Message, MessageOptions, ResponseBody, TokenResult};
 use push_proto::{ApnsToken, GcmToken, Payload, SplitMix64};
 use serde_json::Value;
 
@@ -252,7 +252,7 @@ fn feedback_decode(c: &mut Criterion) {
 
 /// The GCM message of benchmarks 4 and 5: a title, a body, a collapse key, a time to live and
 /// two data fields.
-fn gcm_message() -> Message {
+fn gcm_message() -> Encoded {
     let payload = Payload::new()
         .title("Order shipped")
         .body("Your order #48213 has shipped and arrives Thursday")
@@ -260,7 +260,9 @@ fn gcm_message() -> Message {
         .time_to_live(3600)
         .data("order", "48213")
         .data("kind", "shipping");
-    Message::new(&payload, &MessageOptions::default()).expect("a valid payload")
+    Message::new(&payload, &MessageOptions::default())
+        .and_then(|message| message.encode())
+        .expect("a valid payload")
 }
 
 fn gcm_tokens(rng: &mut Rng) -> Vec<GcmToken> {
@@ -269,23 +271,40 @@ fn gcm_tokens(rng: &mut Rng) -> Vec<GcmToken> {
         .collect()
 }
 
-fn gcm_config() -> Config {
+/// A GCM sender whose 1,000 tokens of `message` are queued (exactly one batch) and flushed.
+fn gcm_sender_with(
+    message: &Encoded,
+    tokens: impl IntoIterator<Item = GcmToken>,
+    now: Instant,
+) -> gcm::Sender<u32> {
     let mut config = Config::new("bench-api-key");
     config.batch_size = N;
-    config
-}
-
-/// A sender with one message whose 1,000 tokens are queued, filling exactly one batch.
-fn gcm_sender_with(message: &Message, tokens: &[GcmToken], now: Instant) -> Sender<u32> {
-    let mut sender = Sender::new(gcm_config()).expect("a valid config");
-    let id = sender.open_message(message.clone());
+    let mut sender = gcm::sender(config).expect("a valid config");
     for (tag, token) in (0u32..).zip(tokens) {
         sender
-            .queue(id, token.clone(), tag, now)
+            .queue(token, message.clone(), tag, now)
             .expect("max_pending is above the batch");
     }
-    sender.close_message(id);
+    sender.flush();
     sender
+}
+
+/// The batch `sender` sends once its connection (one request at a time) is open.
+fn gcm_poll(sender: &mut gcm::Sender<u32>, now: Instant) -> (RequestId, http::Request<Bytes>) {
+    let Some(Action::Dial(conn)) = sender.poll_action(now) else {
+        panic!("a connection first");
+    };
+    sender.handle(
+        Input::Connected {
+            conn,
+            max_streams: 1,
+        },
+        now,
+    );
+    match sender.poll_action(now) {
+        Some(Action::Send { id, request, .. }) => (id, request),
+        other => panic!("one full batch, not {other:?}"),
+    }
 }
 
 /// 4. The request body for 1,000 tokens, alone and through the sender's queue/poll cycle.
@@ -304,27 +323,16 @@ fn gcm_request(c: &mut Criterion) {
     });
     group.bench_function("sender_queue_poll_request", |b| {
         b.iter_batched(
-            || {
-                let sender = Sender::<u32>::new(gcm_config()).expect("a valid config");
-                (sender, tokens.clone())
-            },
-            |(mut sender, tokens)| {
-                let id = sender.open_message(message.clone());
-                for (tag, token) in (0u32..).zip(tokens) {
-                    sender
-                        .queue(id, token, tag, now)
-                        .expect("max_pending is above the batch");
-                }
-                sender.close_message(id);
-                let request = sender.poll_request(now).expect("one full batch");
+            || tokens.clone(),
+            |tokens| {
+                let mut sender = gcm_sender_with(&message, tokens, now);
+                let request = gcm_poll(&mut sender, now);
                 (sender, request)
             },
             BatchSize::LargeInput,
         );
     });
-    let (_, request) = gcm_sender_with(&message, &tokens, now)
-        .poll_request(now)
-        .expect("one full batch");
+    let (_, request) = gcm_poll(&mut gcm_sender_with(&message, tokens, now), now);
     assert_eq!(request.body(), &body);
     memcpy_baseline(&mut group, &body);
     group.finish();
@@ -384,12 +392,12 @@ fn gcm_response(c: &mut Criterion) {
     group.bench_function("handle_response_drain", |b| {
         b.iter_batched(
             || {
-                let mut sender = gcm_sender_with(&message, &tokens, now);
-                let (id, _) = sender.poll_request(now).expect("one full batch");
+                let mut sender = gcm_sender_with(&message, tokens.clone(), now);
+                let (id, _) = gcm_poll(&mut sender, now);
                 (sender, id, http::Response::new(body.clone()))
             },
             |(mut sender, id, response)| {
-                sender.handle_response(id, response, now);
+                sender.handle(Input::Response { id, response }, now);
                 settled = 0;
                 while let Some(outcome) = sender.poll_outcome() {
                     black_box(&outcome);
@@ -438,7 +446,7 @@ fn fcm_sender_with(message: &fcm::Message, tokens: &[GcmToken], now: Instant) ->
     let account = fcm::ServiceAccount::new("bench", "bench@bench.iam.gserviceaccount.com", "k", "");
     let auth = fcm::OAuth::new(&account, ZeroSigner, now, 1_700_000_000).expect("a valid uri");
     let mut config = fcm::Config::for_account(&account);
-    config.max_in_flight = N as u32;
+    config.engine.max_in_flight = N as u32;
     let mut sender = fcm::sender(config, auth).expect("a valid config");
     for (tag, token) in (0u32..).zip(tokens) {
         sender

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use push_proto::Payload;
-use push_proto::engine::{Action, Credential, Grant, Input, Protocol};
+use push_proto::engine::{Action, Batch, Credential, Grant, Input, Protocol};
 use push_proto::webpush::{
     self, Message, Options, Origin, Subscription, Vapid, VapidCredential, VapidKey, WebPushProtocol,
 };
@@ -93,7 +93,7 @@ fn per_message(c: &mut Criterion) {
             let (authorization, _) = grant(&mut cached, now);
             let request = protocol
                 .request(
-                    black_box(&subscription),
+                    Batch::one(black_box(&subscription)),
                     &message,
                     &(),
                     Some(&authorization),
@@ -109,7 +109,7 @@ fn per_message(c: &mut Criterion) {
             fresh.handle_rejected(generation);
             let request = protocol
                 .request(
-                    black_box(&subscription),
+                    Batch::one(black_box(&subscription)),
                     &message,
                     &(),
                     Some(&authorization),

@@ -8,10 +8,10 @@ use bytes::Bytes;
 
 use crate::apns::{self, Gateway, GatewayConfig, http2};
 use crate::device::{ApnsToken, Device, GcmToken, Platform, TokenError};
-use crate::engine;
+use crate::engine::{self, Credential, Protocol};
 use crate::fcm;
 use crate::feedback::{DeviceError, Feedback, Receipt};
-use crate::gcm::{self, Message, MessageId, MessageOptions, RequestId, Sender};
+use crate::gcm::{self, MessageOptions};
 use crate::outcome::{Full, Outcome};
 use crate::payload::Payload;
 
@@ -30,14 +30,20 @@ pub enum Route {
     ApnsHttp2,
     /// FCM HTTP v1 (its credential requests go to the service account's token endpoint).
     Fcm,
+    /// Legacy GCM's HTTP JSON API: batches of tokens over HTTP/1.1.
+    Gcm,
 }
 
 impl Route {
+    /// Every route, in the order [`Push::poll_action`] serves them.
+    const ALL: [Route; 3] = [Route::ApnsHttp2, Route::Fcm, Route::Gcm];
+
     /// The provider's name in logs and errors.
     pub fn name(self) -> &'static str {
         match self {
             Route::ApnsHttp2 => "APNs",
             Route::Fcm => "FCM",
+            Route::Gcm => "GCM",
         }
     }
 }
@@ -57,9 +63,6 @@ pub enum Action {
     /// [`GatewayConfig::max_unwritten_transmits`] writes wait to be reported at once; the
     /// notifications' grace period counts from the report.
     ApnsWrite,
-    /// Send this request to the GCM endpoint, then call [`Push::handle_gcm_response`] or
-    /// [`Push::handle_gcm_failure`] with its id.
-    GcmRequest(RequestId, Box<http::Request<Bytes>>),
     /// Something for an HTTP provider's connections: perform the [`engine::Action`], then
     /// report what happens with [`Push::handle_http`] and the same route.
     Http(Route, engine::Action),
@@ -73,7 +76,7 @@ pub enum Event {
     SessionFinished(SessionId),
     /// A notable APNs gateway event (overflow, protocol violation, gave up connecting).
     Apns(apns::Event),
-    /// A notable GCM event (e.g. the API key was refused).
+    /// A notable GCM event (e.g. the API key was refused: a client error with status 401).
     Gcm(gcm::Event),
     /// A notable APNs HTTP/2 event (refused credentials, a new provider token, ...).
     ApnsHttp2(http2::Event),
@@ -89,8 +92,8 @@ struct Session {
     apns_priority: u8,
     /// The APNs HTTP/2 message, when that provider is configured.
     apns_http2: Option<Result<http2::Message, DeviceError>>,
-    /// The GCM message, or why this payload cannot go to GCM.
-    gcm: Result<MessageId, DeviceError>,
+    /// The GCM message, when that provider is configured.
+    gcm: Option<Result<gcm::Encoded, DeviceError>>,
     /// The FCM message, when that provider is configured.
     fcm: Option<Result<fcm::Message, DeviceError>>,
     outstanding: u64,
@@ -113,7 +116,7 @@ struct Session {
 pub struct Push {
     apns: Option<Gateway<Tag>>,
     apns_http2: Option<http2::Sender<Tag>>,
-    gcm: Option<(Sender<Tag>, MessageOptions)>,
+    gcm: Option<(gcm::Sender<Tag>, MessageOptions)>,
     fcm: Option<(fcm::Sender<Tag>, fcm::Options)>,
     sessions: HashMap<SessionId, Session>,
     next_session: u64,
@@ -167,7 +170,7 @@ impl Push {
         config: gcm::Config,
         options: MessageOptions,
     ) -> Result<Self, gcm::ConfigError> {
-        self.gcm = Some((Sender::new(config)?, options));
+        self.gcm = Some((gcm::sender(config)?, options));
         Ok(self)
     }
 
@@ -194,7 +197,7 @@ impl Push {
     }
 
     /// The GCM sender, when configured (for stats and configuration).
-    pub fn gcm(&self) -> Option<&Sender<Tag>> {
+    pub fn gcm(&self) -> Option<&gcm::Sender<Tag>> {
         self.gcm.as_ref().map(|(sender, _)| sender)
     }
 
@@ -208,12 +211,6 @@ impl Push {
     pub fn open_session(&mut self, payload: &Payload) -> SessionId {
         let id = SessionId(self.next_session);
         self.next_session += 1;
-        let gcm = match &mut self.gcm {
-            Some((sender, options)) => {
-                Message::new(payload, options).map(|message| sender.open_message(message))
-            }
-            None => Err(DeviceError::NoProvider(Platform::Android)),
-        };
         let session = Session {
             apns: payload.to_apns_json().map(Bytes::from),
             apns_expiry: payload.expiry.unwrap_or(0),
@@ -222,7 +219,9 @@ impl Push {
                 let notification = http2::Notification::from_payload(payload);
                 http2::Message::new(&notification, &http2::Options::from_payload(payload))
             }),
-            gcm,
+            gcm: self.gcm.as_ref().map(|(_, options)| {
+                gcm::Message::new(payload, options).and_then(|message| message.encode())
+            }),
             fcm: self
                 .fcm
                 .as_ref()
@@ -253,14 +252,28 @@ impl Push {
             return Ok(());
         };
         let routed = match device.platform {
-            Platform::Ios if self.apns_http2.is_some() => {
-                route_apns_http2(&mut self.apns_http2, session, session_id, device, now)
-            }
+            Platform::Ios if self.apns_http2.is_some() => route_http(
+                self.apns_http2.as_mut(),
+                session.apns_http2.as_ref(),
+                ApnsToken::parse,
+                (session_id, device),
+                now,
+            ),
             Platform::Ios => route_apns(&mut self.apns, session, session_id, device),
-            Platform::Android if self.fcm.is_some() => {
-                route_fcm(&mut self.fcm, session, session_id, device, now)
-            }
-            Platform::Android => route_gcm(&mut self.gcm, session, session_id, device, now),
+            Platform::Android if self.fcm.is_some() => route_http(
+                self.fcm.as_mut().map(|(sender, _)| sender),
+                session.fcm.as_ref(),
+                GcmToken::parse,
+                (session_id, device),
+                now,
+            ),
+            Platform::Android => route_http(
+                self.gcm.as_mut().map(|(sender, _)| sender),
+                session.gcm.as_ref(),
+                GcmToken::parse,
+                (session_id, device),
+                now,
+            ),
         };
         match routed {
             Ok(()) => {
@@ -283,8 +296,10 @@ impl Push {
             return;
         };
         session.closed = true;
-        if let (Ok(message), Some((sender, _))) = (&session.gcm, &mut self.gcm) {
-            sender.close_message(*message);
+        for route in Route::ALL {
+            if let Some(sender) = self.http(route) {
+                sender.flush();
+            }
         }
         self.finish_session_if_done(session_id);
     }
@@ -297,9 +312,27 @@ impl Push {
     /// True when no provider has work left.
     pub fn is_idle(&self) -> bool {
         self.apns.as_ref().is_none_or(Gateway::is_idle)
-            && self.apns_http2.as_ref().is_none_or(|s| s.is_idle())
-            && self.gcm.as_ref().is_none_or(|(sender, _)| sender.is_idle())
-            && self.fcm.as_ref().is_none_or(|(sender, _)| sender.is_idle())
+            && Route::ALL
+                .into_iter()
+                .all(|route| self.http_ref(route).is_none_or(|s| s.is_idle()))
+    }
+
+    /// The sender of `route`, when configured.
+    fn http(&mut self, route: Route) -> Option<&mut dyn HttpSender> {
+        match route {
+            Route::ApnsHttp2 => self.apns_http2.as_mut().map(|s| s as &mut dyn HttpSender),
+            Route::Fcm => self.fcm.as_mut().map(|(s, _)| s as &mut dyn HttpSender),
+            Route::Gcm => self.gcm.as_mut().map(|(s, _)| s as &mut dyn HttpSender),
+        }
+    }
+
+    /// The sender of `route`, when configured, to look at.
+    fn http_ref(&self, route: Route) -> Option<&dyn HttpSender> {
+        match route {
+            Route::ApnsHttp2 => self.apns_http2.as_ref().map(|s| s as &dyn HttpSender),
+            Route::Fcm => self.fcm.as_ref().map(|(s, _)| s as &dyn HttpSender),
+            Route::Gcm => self.gcm.as_ref().map(|(s, _)| s as &dyn HttpSender),
+        }
     }
 
     /// The APNs gateway connection is open.
@@ -349,36 +382,8 @@ impl Push {
 
     /// What happened to an HTTP provider's connection, stream or credential request.
     pub fn handle_http(&mut self, route: Route, input: engine::Input, now: Instant) {
-        match route {
-            Route::ApnsHttp2 => {
-                if let Some(sender) = &mut self.apns_http2 {
-                    sender.handle(input, now);
-                }
-            }
-            Route::Fcm => {
-                if let Some((sender, _)) = &mut self.fcm {
-                    sender.handle(input, now);
-                }
-            }
-        }
-    }
-
-    /// The response to a GCM request.
-    pub fn handle_gcm_response(
-        &mut self,
-        id: RequestId,
-        response: http::Response<Bytes>,
-        now: Instant,
-    ) {
-        if let Some((sender, _)) = &mut self.gcm {
-            sender.handle_response(id, response, now);
-        }
-    }
-
-    /// A GCM request failed in transport (connection refused, reset, timed out).
-    pub fn handle_gcm_failure(&mut self, id: RequestId, reason: &str, now: Instant) {
-        if let Some((sender, _)) = &mut self.gcm {
-            sender.handle_failure(id, reason, now);
+        if let Some(sender) = self.http(route) {
+            sender.handle(input, now);
         }
     }
 
@@ -387,14 +392,10 @@ impl Push {
         if let Some(gateway) = &mut self.apns {
             gateway.handle_timeout(now);
         }
-        if let Some(sender) = &mut self.apns_http2 {
-            sender.handle_timeout(now);
-        }
-        if let Some((sender, _)) = &mut self.gcm {
-            sender.handle_timeout(now);
-        }
-        if let Some((sender, _)) = &mut self.fcm {
-            sender.handle_timeout(now);
+        for route in Route::ALL {
+            if let Some(sender) = self.http(route) {
+                sender.handle_timeout(now);
+            }
         }
     }
 
@@ -414,18 +415,10 @@ impl Push {
                 return Some(Action::ApnsWrite);
             }
         }
-        if let Some(action) = self.apns_http2.as_mut().and_then(|s| s.poll_action(now)) {
-            return Some(Action::Http(Route::ApnsHttp2, action));
-        }
-        if let Some((sender, _)) = &mut self.fcm
-            && let Some(action) = sender.poll_action(now)
-        {
-            return Some(Action::Http(Route::Fcm, action));
-        }
-        let (sender, _) = self.gcm.as_mut()?;
-        sender
-            .poll_request(now)
-            .map(|(id, request)| Action::GcmRequest(id, Box::new(request)))
+        Route::ALL.into_iter().find_map(|route| {
+            let action = self.http(route)?.poll_action(now)?;
+            Some(Action::Http(route, action))
+        })
     }
 
     /// The next device feedback, with the session it belongs to.
@@ -437,11 +430,6 @@ impl Push {
     /// The next event.
     pub fn poll_event(&mut self) -> Option<Event> {
         self.collect_outcomes();
-        if let Some((sender, _)) = &mut self.gcm {
-            while let Some(event) = sender.poll_event() {
-                self.events.push_back(Event::Gcm(event));
-            }
-        }
         if let Some(sender) = &mut self.apns_http2 {
             while let Some(event) = sender.poll_event() {
                 self.events.push_back(Event::ApnsHttp2(event));
@@ -452,61 +440,32 @@ impl Push {
                 self.events.push_back(Event::Fcm(event));
             }
         }
+        if let Some((sender, _)) = &mut self.gcm {
+            while let Some(event) = sender.poll_event() {
+                self.events.push_back(Event::Gcm(event));
+            }
+        }
         self.events.pop_front()
     }
 
     /// When [`handle_timeout`](Push::handle_timeout) should be called next.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let apns = self.apns.as_ref().and_then(Gateway::poll_timeout);
-        let apns_http2 = self
-            .apns_http2
-            .as_ref()
-            .and_then(|sender| sender.poll_timeout());
-        let gcm = self
-            .gcm
-            .as_ref()
-            .and_then(|(sender, _)| sender.poll_timeout());
-        let fcm = self
-            .fcm
-            .as_ref()
-            .and_then(|(sender, _)| sender.poll_timeout());
-        [apns, apns_http2, gcm, fcm].into_iter().flatten().min()
+        let http = Route::ALL
+            .into_iter()
+            .filter_map(|route| self.http_ref(route)?.poll_timeout());
+        http.chain(apns).min()
     }
 
     fn collect_outcomes(&mut self) {
         while let Some(outcome) = self.apns.as_mut().and_then(Gateway::poll_outcome) {
             self.finish_device(outcome);
         }
-        while let Some(report) = self
-            .apns_http2
-            .as_mut()
-            .and_then(|sender| sender.poll_outcome())
-        {
-            self.finish_http_device(report);
+        for route in Route::ALL {
+            while let Some((outcome, receipt)) = self.http(route).and_then(|s| s.poll_report()) {
+                self.finish_device_with(outcome, receipt);
+            }
         }
-        while let Some(outcome) = self
-            .gcm
-            .as_mut()
-            .and_then(|(sender, _)| sender.poll_outcome())
-        {
-            self.finish_device(outcome);
-        }
-        while let Some(report) = self
-            .fcm
-            .as_mut()
-            .and_then(|(sender, _)| sender.poll_outcome())
-        {
-            self.finish_http_device(report);
-        }
-    }
-
-    fn finish_http_device<K>(&mut self, report: engine::Report<K, Tag>) {
-        let receipt = Receipt {
-            id: report.id,
-            reason: report.reason,
-            unregistered_at: report.unregistered_at,
-        };
-        self.finish_device_with(report.outcome, receipt);
     }
 
     fn finish_device(&mut self, outcome: Outcome<Tag>) {
@@ -595,52 +554,71 @@ fn route_apns(
         .map_err(|Full((_, (_, device)))| Routed::Full(device))
 }
 
-fn route_apns_http2(
-    sender: &mut Option<http2::Sender<Tag>>,
-    session: &Session,
-    session_id: SessionId,
-    device: Device,
+/// Queues `device` (tagged with its session) on an HTTP provider's `sender` with the session's
+/// `message` for that provider.
+fn route_http<P: Protocol, C: Credential>(
+    sender: Option<&mut engine::Sender<P, C, Tag>>,
+    message: Option<&Result<P::Message, DeviceError>>,
+    parse: impl FnOnce(&str) -> Result<P::Token, TokenError>,
+    (session_id, device): Tag,
     now: Instant,
 ) -> Result<(), Routed> {
-    let (Some(sender), Some(message)) = (sender, &session.apns_http2) else {
+    let (Some(sender), Some(message)) = (sender, message) else {
         return Err(no_provider(device));
     };
-    let (token, message, device) = prepare(device, ApnsToken::parse, message.as_ref())?;
+    let (token, message, device) = prepare(device, parse, message.as_ref())?;
     sender
         .queue(token, message, (session_id, device), now)
         .map_err(|Full((_, _, (_, device)))| Routed::Full(device))
 }
 
-fn route_gcm(
-    gcm: &mut Option<(Sender<Tag>, MessageOptions)>,
-    session: &Session,
-    session_id: SessionId,
-    device: Device,
-    now: Instant,
-) -> Result<(), Routed> {
-    let Some((sender, _)) = gcm else {
-        return Err(no_provider(device));
-    };
-    let (token, message, device) = prepare(device, GcmToken::parse, session.gcm.as_ref())?;
-    sender
-        .queue(message, token, (session_id, device), now)
-        .map_err(|Full((_, (_, device)))| Routed::Full(device))
+/// What [`Push`] needs of an HTTP provider's engine sender, whatever its protocol and
+/// credential.
+trait HttpSender {
+    fn handle(&mut self, input: engine::Input, now: Instant);
+    fn poll_action(&mut self, now: Instant) -> Option<engine::Action>;
+    fn flush(&mut self);
+    fn handle_timeout(&mut self, now: Instant);
+    fn poll_timeout(&self) -> Option<Instant>;
+    fn is_idle(&self) -> bool;
+    /// The next device's outcome with what the provider said about it.
+    fn poll_report(&mut self) -> Option<(Outcome<Tag>, Receipt)>;
 }
 
-fn route_fcm(
-    fcm: &mut Option<(fcm::Sender<Tag>, fcm::Options)>,
-    session: &Session,
-    session_id: SessionId,
-    device: Device,
-    now: Instant,
-) -> Result<(), Routed> {
-    let (Some((sender, _)), Some(message)) = (fcm, &session.fcm) else {
-        return Err(no_provider(device));
-    };
-    let (token, message, device) = prepare(device, GcmToken::parse, message.as_ref())?;
-    sender
-        .queue(token, message, (session_id, device), now)
-        .map_err(|Full((_, _, (_, device)))| Routed::Full(device))
+impl<P: Protocol, C: Credential> HttpSender for engine::Sender<P, C, Tag> {
+    fn handle(&mut self, input: engine::Input, now: Instant) {
+        engine::Sender::handle(self, input, now);
+    }
+
+    fn poll_action(&mut self, now: Instant) -> Option<engine::Action> {
+        engine::Sender::poll_action(self, now)
+    }
+
+    fn flush(&mut self) {
+        engine::Sender::flush(self);
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        engine::Sender::handle_timeout(self, now);
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        engine::Sender::poll_timeout(self)
+    }
+
+    fn is_idle(&self) -> bool {
+        engine::Sender::is_idle(self)
+    }
+
+    fn poll_report(&mut self) -> Option<(Outcome<Tag>, Receipt)> {
+        let report = self.poll_outcome()?;
+        let receipt = Receipt {
+            id: report.id,
+            reason: report.reason,
+            unregistered_at: report.unregistered_at,
+        };
+        Some((report.outcome, receipt))
+    }
 }
 
 #[cfg(test)]

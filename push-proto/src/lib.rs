@@ -12,12 +12,14 @@
 //! - [`apns`]: binary frames (commands 0, 1, 2) and error responses in both directions, the
 //!   [`apns::Gateway`] connection state machine with its resend window, the
 //!   feedback-service codec, and the HTTP/2 provider API ([`apns::http2`]).
-//! - [`gcm`]: request bodies, the [`gcm::Sender`] batching / retry state machine and the
-//!   response classification.
-//! - [`fcm`]: Google's live protocol, FCM HTTP v1: the service account and its RS256
-//!   assertion, the [`fcm::OAuth`] access-token state machine, the message encoded once and
-//!   spliced per token, the response table, and the [`fcm::Sender`] (one request per device,
-//!   in-flight limit, retries, token refresh).
+//! - [`engine`]: the one request/response [`engine::Sender`] every HTTP provider runs on
+//!   (queues, batches, retries, connections, stats), with a protocol and a credential plugged
+//!   in.
+//! - [`gcm`]: legacy GCM on the engine: request bodies for batches of up to 1,000 tokens and
+//!   the per-token classification of the results (canonical ids).
+//! - [`fcm`]: Google's live protocol, FCM HTTP v1 on the engine: the service account and its
+//!   RS256 assertion, the [`fcm::OAuth`] access-token state machine, the message encoded once
+//!   and spliced per token, the response table.
 //! - [`webpush`]: Web Push to browsers: the subscription, RFC 8291 message encryption,
 //!   VAPID tokens, the declarative payload form, the response table, and the protocol and
 //!   credential the [`engine`] sends them with, one sender per push-service origin.
@@ -34,7 +36,8 @@
 //!
 //! ```
 //! use std::time::Instant;
-//! use push_proto::{Action, Device, Event, Payload, Push, gcm};
+//! use push_proto::engine::{Action as Http, Input};
+//! use push_proto::{Action, Device, Event, Payload, Push, Route, gcm};
 //!
 //! let mut push = Push::new()
 //!     .with_gcm(gcm::Config::new("api-key"), gcm::MessageOptions::default())
@@ -46,12 +49,19 @@
 //!
 //! let mut apns_bytes = Vec::new();
 //! while let Some(action) = push.poll_action(now, &mut apns_bytes) {
-//!     if let Action::GcmRequest(id, request) = action {
-//!         assert_eq!(request.headers()["authorization"], "key=api-key");
-//!         // Send it with any HTTP client; here, the service's answer is made up.
-//!         let body = r#"{"multicast_id":1,"success":1,"failure":0,"canonical_ids":0,
-//!                        "results":[{"message_id":"0:1"}]}"#;
-//!         push.handle_gcm_response(id, http::Response::new(body.into()), now);
+//!     let Action::Http(route, action) = action else { continue };
+//!     match action {
+//!         // Open an HTTP/1.1 connection to the endpoint (one request at a time).
+//!         Http::Dial(conn) => push.handle_http(route, Input::Connected { conn, max_streams: 1 }, now),
+//!         Http::Send { id, request, .. } => {
+//!             assert_eq!((route, request.headers()["authorization"].as_bytes()), (Route::Gcm, &b"key=api-key"[..]));
+//!             // Send it with any HTTP client; here, the service's answer is made up.
+//!             let body = r#"{"multicast_id":1,"success":1,"failure":0,"canonical_ids":0,
+//!                            "results":[{"message_id":"0:1"}]}"#;
+//!             let response = http::Response::new(body.into());
+//!             push.handle_http(route, Input::Response { id, response }, now);
+//!         }
+//!         _ => {}
 //!     }
 //! }
 //! let (_, feedback) = push.poll_feedback().expect("one feedback per device");

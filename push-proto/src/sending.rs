@@ -1,4 +1,4 @@
-//! The bookkeeping every request-per-notification sender shares (APNs HTTP/2, FCM v1): the
+//! The bookkeeping of the engine's sender (APNs HTTP/2, FCM v1, GCM): the
 //! queue of notifications ready to send with the retries waiting for their time, and the
 //! outbox of final results and client-wide events with its count of unreported
 //! notifications.
@@ -35,6 +35,16 @@ impl<E> RetryQueue<E> {
     /// The next entry to send.
     pub(crate) fn pop_front(&mut self) -> Option<E> {
         self.ready.pop_front()
+    }
+
+    /// The entries ready to send, in order.
+    pub(crate) fn ready(&self) -> impl Iterator<Item = &E> {
+        self.ready.iter()
+    }
+
+    /// The entries ready to send, in order, to change them in place.
+    pub(crate) fn ready_mut(&mut self) -> impl Iterator<Item = &mut E> {
+        self.ready.iter_mut()
     }
 
     /// True when an entry is ready to send.

@@ -10,7 +10,7 @@ use push_mock::{
     Certificates, FcmOptions, FcmScript, Http2Auth, Http2Options, MockApnsHttp2, MockFcm,
     ReasonScript,
 };
-use push_smol::{ApnsHttp2Config, Client, Device, FcmConfig, Payload, Tls};
+use push_smol::{ApnsHttp2Config, Client, Device, FcmConfig, HttpConfig, Payload, Tls};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 

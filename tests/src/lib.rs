@@ -8,7 +8,9 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use futures_lite::StreamExt;
-use push_client::{ApnsConfig, Client, Feedback, GcmConfig, Report, Runtime, Session, Tls};
+use push_client::{
+    ApnsConfig, Client, Feedback, GcmConfig, HttpConfig, Report, Runtime, Session, Tls,
+};
 use push_mock::{Certificates, GatewayOptions, GcmOptions, MockGateway, MockGcm, TokenScript};
 use push_proto::{ApnsToken, Device, Payload};
 
@@ -47,6 +49,7 @@ macro_rules! scenarios {
             gcm_over_https,
             sessions_share_one_gateway_connection,
             gcm_through_the_applications_surf_client,
+            gcm_oversized_answer_is_cut_while_read,
             a_dropped_session_still_delivers_and_the_client_goes_on,
             apns_http2_reasons_give_one_outcome_per_device,
             apns_http2_goaway_mid_stream_loses_nothing,

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use futures_lite::StreamExt;
-use push_client::{Client, Error, FcmConfig, Runtime};
+use push_client::{Client, Error, FcmConfig, HttpConfig, Runtime};
 use push_mock::fcm::{demo_service_account, wrong_key_service_account};
 use push_mock::{Certificates, FcmOptions, FcmScript, MockFcm};
 use push_proto::Device;

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use push_client::{ApnsHttp2Config, Error, Runtime};
+use push_client::{ApnsHttp2Config, Error, HttpConfig, Runtime};
 use push_mock::{Certificates, Http2Auth, Http2Options, MockApnsHttp2};
 use push_proto::Device;
 

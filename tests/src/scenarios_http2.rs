@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use futures_lite::StreamExt;
-use push_client::{ApnsHttp2Config, Client, Error, Runtime};
+use push_client::{ApnsHttp2Config, Client, Error, HttpConfig, Runtime};
 use push_mock::{Certificates, Http2Auth, Http2Options, MockApnsHttp2, ReasonScript};
 use push_proto::Device;
 

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use push_client::{ApnsHttp2Config, Client, Error, Feedback, Report};
+use push_client::{ApnsHttp2Config, Client, Error, Feedback, HttpConfig, Report};
 use push_mock::Certificates;
 use push_proto::Device;
 use push_scenarios::sim::{ApnsBehaviour, ApnsModel, Sim};

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use push_mock::{Certificates, GcmOptions, MockFcm, MockGcm};
-use push_smol::{ClientBuilder, GcmConfig};
+use push_smol::{ClientBuilder, GcmConfig, HttpConfig};
 
 use super::fleet::{Expected, Protocol, Script};
 use crate::loopback::{FCM_PROJECT, fcm_config, fcm_options, mock_tls, start_fcm};

@@ -6,7 +6,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use http::HeaderValue;
 use push_mock::{Certificates, MockWebPush};
-use push_proto::engine::{Credential, Grant, Protocol};
+use push_proto::engine::{Batch, Credential, Grant, Protocol};
 use push_proto::webpush::{
     Message, Origin, Subscription, Vapid, VapidCredential, VapidKey, WebPushProtocol,
 };
@@ -55,7 +55,7 @@ pub fn request(json: &str, message: &Message, authorization: &HeaderValue) -> ht
     let subscription = Subscription::from_json(json).unwrap();
     let protocol = WebPushProtocol::new(subscription.origin().clone());
     protocol
-        .request(&subscription, message, &(), Some(authorization))
+        .request(Batch::one(&subscription), message, &(), Some(authorization))
         .unwrap()
 }
 

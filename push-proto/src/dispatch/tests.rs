@@ -134,16 +134,23 @@ fn one_loop_drives_both_providers_to_one_feedback_per_device() {
                     apns_out.clear();
                     push.handle_apns_written(now);
                 }
-                Action::Http(..) => panic!("no HTTP/2 provider configured"),
-                Action::GcmRequest(id, request) => {
+                Action::Http(Route::Gcm, engine::Action::Dial(conn)) => {
+                    let connected = engine::Input::Connected {
+                        conn,
+                        max_streams: 1,
+                    };
+                    push.handle_http(Route::Gcm, connected, now);
+                }
+                Action::Http(Route::Gcm, engine::Action::Send { id, request, .. }) => {
                     assert_eq!(request.headers()["authorization"], "key=test-key");
                     let body: RequestBody = serde_json::from_slice(request.body()).unwrap();
                     assert_eq!(body.registration_ids, ["a", "b", "c"]);
                     let results = r#"{"multicast_id":1,"success":2,"failure":1,"canonical_ids":1,"results":[
                         {"message_id":"1"},{"message_id":"2","registration_id":"b2"},{"error":"NotRegistered"}]}"#;
                     let response = http::Response::new(Bytes::from(results));
-                    push.handle_gcm_response(id, response, now);
+                    push.handle_http(Route::Gcm, engine::Input::Response { id, response }, now);
                 }
+                Action::Http(route, action) => panic!("unexpected {route:?} {action:?}"),
             }
         }
         while let Some(event) = push.poll_event() {

@@ -116,6 +116,10 @@ pub enum ConfigError {
     /// A count that must be at least 1 is zero.
     #[error("{0} must be at least 1")]
     Zero(&'static str),
+    /// A provider's `base_url` is not `scheme://authority` (a path other than `/` is not
+    /// allowed).
+    #[error("base_url must be scheme://host[:port] without a path, got {0:?}")]
+    BaseUrl(String),
 }
 
 impl Config {

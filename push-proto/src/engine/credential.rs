@@ -1,5 +1,6 @@
 //! [`Credential`]: what goes into a request's `authorization` header, behind one seam.
 
+use std::fmt;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -90,16 +91,43 @@ pub trait Credential {
     fn stats(&self) -> CredentialStats;
 }
 
-/// No `authorization` header: the transport authenticates (a TLS client certificate).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct NoCredential;
+/// A credential that never changes: a fixed `authorization` header (GCM's `key=<API key>`),
+/// or none (a TLS client certificate authenticates). `Debug` never shows the header.
+#[derive(Clone, Default)]
+pub struct FixedCredential {
+    authorization: Option<HeaderValue>,
+}
 
-impl Credential for NoCredential {
+impl FixedCredential {
+    /// No `authorization` header.
+    pub fn none() -> Self {
+        FixedCredential::default()
+    }
+
+    /// `authorization` on every request (marked sensitive).
+    pub fn header(mut authorization: HeaderValue) -> Self {
+        authorization.set_sensitive(true);
+        FixedCredential {
+            authorization: Some(authorization),
+        }
+    }
+}
+
+impl fmt::Debug for FixedCredential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shown = self.authorization.as_ref().map(|_| "<redacted>");
+        f.debug_struct("FixedCredential")
+            .field("authorization", &shown)
+            .finish()
+    }
+}
+
+impl Credential for FixedCredential {
     type Event = std::convert::Infallible;
 
     fn grant(&mut self, _now: Instant) -> Grant {
         Grant::Ready {
-            authorization: None,
+            authorization: self.authorization.clone(),
             generation: 0,
         }
     }
@@ -116,5 +144,25 @@ impl Credential for NoCredential {
 
     fn stats(&self) -> CredentialStats {
         CredentialStats::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fixed_header_is_granted_and_never_shown() {
+        let mut key = FixedCredential::header(HeaderValue::from_static("key=secret"));
+        assert!(!format!("{key:?}").contains("secret"));
+        let Grant::Ready { authorization, .. } = key.grant(Instant::now()) else {
+            panic!("a fixed credential is always ready");
+        };
+        assert_eq!(authorization.unwrap(), "key=secret");
+        let Grant::Ready { authorization, .. } = FixedCredential::none().grant(Instant::now())
+        else {
+            panic!("no credential is always ready");
+        };
+        assert!(authorization.is_none());
     }
 }

@@ -1,7 +1,7 @@
 //! [`Sender`]: the generic request/response state machine every HTTP provider runs on.
 
 use std::fmt;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 
@@ -12,9 +12,14 @@ use super::in_flight::InFlightTable;
 use super::pool::{GiveUp, Pool};
 use super::protocol::Protocol;
 use super::report::{Event, Report, Stats};
-use super::verdict::{Answer, Verdict};
+use super::verdict::Answers;
 use crate::sending::{Outbox, RetryQueue};
-use crate::{Backoff, DeviceError, Full, Outcome, TokenError};
+use crate::{Backoff, DeviceError, Full};
+use batching::with_batch;
+use fate::Fate;
+
+mod batching;
+mod fate;
 
 /// The outbox of a sender: reports, events, and the last client-wide error's kind.
 type SenderOutbox<P, C, T> =
@@ -35,13 +40,19 @@ struct Entry<P: Protocol, T> {
     reauthenticated: bool,
     /// The end of its time to live: no retry is scheduled past it.
     expires: Option<Instant>,
+    /// Until when it may wait for more notifications to share its request (a batching
+    /// protocol's linger; cleared once it was sent, flushed or waited long enough).
+    linger_until: Option<Instant>,
     last_error: String,
     last_status: Option<u16>,
     last_reason: Option<String>,
 }
 
+/// One request handed out: the notification it carries, or the first of its batch and the
+/// others (empty, without allocating, for a request per notification).
 struct InFlight<P: Protocol, T> {
     entry: Entry<P, T>,
+    rest: Vec<Entry<P, T>>,
     conn: ConnId,
     /// The credential generation it was sent with.
     generation: u64,
@@ -52,6 +63,7 @@ struct InFlight<P: Protocol, T> {
 ///
 /// # Driving it
 /// 1. [`queue`](Self::queue) notifications; on [`Full`], drain the outputs and offer it again.
+///    With a batching protocol, [`flush`](Self::flush) when no more are coming for now.
 /// 2. After every input, drain [`poll_action`](Self::poll_action) until `None` and perform each
 ///    [`Action`]; report what happens with [`handle`](Self::handle).
 /// 3. Drain [`poll_outcome`](Self::poll_outcome) and [`poll_event`](Self::poll_event).
@@ -68,6 +80,10 @@ struct InFlight<P: Protocol, T> {
 ///   stream ended by a connection error (including one the client's HTTP/2 library detected)
 ///   counts, only `REFUSED_STREAM`, a GOAWAY's unprocessed streams and never-opened streams
 ///   are free.
+/// - A batching protocol's request carries up to [`Protocol::max_batch`] consecutive ready
+///   notifications of one message; a partial batch at the end of the queue waits up to
+///   [`Protocol::linger`] for more. Each notification of a batch keeps its own attempts,
+///   retries (only the ones that need it are sent again) and report.
 /// - Responses are classified by the [`Protocol`]; transient verdicts retry after
 ///   `Retry-After` or the backoff; a refused credential is renewed and the notification sent
 ///   once more; client-wide refusals are reported once per distinct kind in a row.
@@ -134,6 +150,10 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
             .time_to_live(&message)
             .and_then(|ttl| now.checked_add(ttl));
         let meta = self.protocol.prepare(&message);
+        let linger = self.protocol.linger();
+        let linger_until = (self.protocol.max_batch() > 1 && !linger.is_zero())
+            .then(|| now.checked_add(linger))
+            .flatten();
         self.queue.push_back(Entry {
             token,
             message,
@@ -143,6 +163,7 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
             free_resends: 0,
             reauthenticated: false,
             expires,
+            linger_until,
             last_error: String::new(),
             last_status: None,
             last_reason: None,
@@ -150,9 +171,18 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
         Ok(())
     }
 
+    /// No more notifications are coming for now: the partial batch of those queued so far
+    /// goes out without waiting for its linger.
+    pub fn flush(&mut self) {
+        for entry in self.queue.ready_mut() {
+            entry.linger_until = None;
+        }
+    }
+
     /// The next thing the transport must do, if any.
     pub fn poll_action(&mut self, now: Instant) -> Option<Action> {
         self.queue.promote(now);
+        self.end_linger(now);
         self.settle(now);
         if self.queue.has_ready() {
             match self.credential.poll_request(now) {
@@ -185,6 +215,7 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
             if self.pool.free_streams() == 0 {
                 return None;
             }
+            let size = self.next_batch(now)?;
             let (authorization, generation) = match self.credential.grant(now) {
                 Grant::Wait => return None,
                 Grant::Ready {
@@ -199,26 +230,37 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
                 }
             };
             let mut entry = self.queue.pop_front()?;
-            let built = self.protocol.request(
-                &entry.token,
-                &entry.message,
-                &entry.meta,
-                authorization.as_ref(),
-            );
+            let mut rest: Vec<Entry<P, T>> = std::iter::from_fn(|| self.queue.pop_front())
+                .take(size - 1)
+                .collect();
+            let built = with_batch(&entry, &rest, |batch| {
+                let auth = authorization.as_ref();
+                self.protocol
+                    .request(batch, &entry.message, &entry.meta, auth)
+            });
             let request = match built {
                 Ok(request) => request,
                 Err(error) => {
-                    self.emit(entry, Some(error), None);
+                    for entry in std::iter::once(entry).chain(rest) {
+                        self.emit(entry, Some(error.clone()), None);
+                    }
                     continue;
                 }
             };
             let Some(conn) = self.pool.pick() else {
+                for entry in rest.into_iter().rev() {
+                    self.queue.push_front(entry);
+                }
                 self.queue.push_front(entry);
                 return None;
             };
-            entry.attempts += 1;
+            for sent in std::iter::once(&mut entry).chain(&mut rest) {
+                sent.attempts += 1;
+                sent.linger_until = None;
+            }
             let id = self.in_flight.insert(InFlight {
                 entry,
+                rest,
                 conn,
                 generation,
             });
@@ -270,92 +312,84 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
         self.pool.handle_closed(conn, now);
     }
 
+    /// Takes request `id` out of flight (it `answered`, or ended without a response) and
+    /// frees its stream.
+    fn land(&mut self, id: RequestId, answered: bool, now: Instant) -> Option<InFlight<P, T>> {
+        let flight = self.in_flight.remove(id)?;
+        self.pool.release(flight.conn, answered, now);
+        Some(flight)
+    }
+
     fn handle_response(&mut self, id: RequestId, response: &http::Response<Bytes>, now: Instant) {
         let Some(InFlight {
-            mut entry,
-            conn,
+            entry,
+            rest,
             generation,
-        }) = self.in_flight.remove(id)
+            ..
+        }) = self.land(id, true, now)
         else {
             return;
         };
-        self.pool.release(conn, true, now);
         self.stats.responses += 1;
-        let answer = self.protocol.classify(response);
-        entry.last_status = Some(answer.status);
-        entry.last_reason = answer.reason.clone();
-        match answer.verdict {
-            Verdict::Delivered => {
-                self.outbox.clear_client_error();
-                self.emit(entry, None, Some(answer));
-            }
-            Verdict::InvalidDevice { .. } => {
-                self.emit(entry, Some(DeviceError::InvalidDevice), Some(answer));
-            }
-            Verdict::InvalidToken => {
-                let error = TokenError::RejectedByService(answer.described.clone()).into();
-                self.emit(entry, Some(error), Some(answer));
-            }
-            Verdict::PayloadTooLarge => {
-                let error = self.protocol.too_large(&entry.message);
-                self.emit(entry, Some(error), Some(answer));
-            }
-            Verdict::Retry {
-                retry_after,
-                client_wide,
-            } => {
-                if client_wide {
-                    self.client_error(&answer);
+        let answers = with_batch(&entry, &rest, |batch| {
+            self.protocol.classify(response, batch)
+        });
+        let mut fate = Fate::new(generation, now);
+        let mut again = Vec::new();
+        match answers {
+            Answers::All(answer) => {
+                // In order; the last (usually the only) notification takes the answer itself.
+                let mut answer = Some(answer);
+                let mut entries = std::iter::once(entry).chain(rest).peekable();
+                while let Some(entry) = entries.next() {
+                    let this = match entries.peek() {
+                        Some(_) => answer.clone(),
+                        None => answer.take(),
+                    };
+                    if let Some(this) = this {
+                        again.extend(self.answer(entry, this, &mut fate));
+                    }
                 }
-                self.retry(entry, answer.described, retry_after, now);
             }
-            Verdict::Reauthenticate if !entry.reauthenticated => {
-                self.credential.handle_rejected(generation);
-                entry.reauthenticated = true;
-                entry.attempts = entry.attempts.saturating_sub(1);
-                entry.last_error = answer.described;
-                self.queue.push_front(entry);
-            }
-            Verdict::Reauthenticate | Verdict::ClientError => {
-                self.client_error(&answer);
-                let error = self.rejected(answer.described.clone());
-                self.emit(entry, Some(error), Some(answer));
-            }
-            Verdict::Rejected => {
-                let error = self.rejected(answer.described.clone());
-                self.emit(entry, Some(error), Some(answer));
+            Answers::Each(answers) => {
+                let mut answers = answers.into_iter();
+                for entry in std::iter::once(entry).chain(rest) {
+                    match answers.next() {
+                        Some(answer) => again.extend(self.answer(entry, answer, &mut fate)),
+                        None => {
+                            let error = self.rejected("the response has no result for it".into());
+                            self.emit(entry, Some(error), None);
+                        }
+                    }
+                }
             }
         }
+        self.send_next(again);
     }
 
     fn handle_stream_end(&mut self, id: RequestId, end: StreamEnd, now: Instant) {
-        let Some(InFlight {
-            mut entry, conn, ..
-        }) = self.in_flight.remove(id)
-        else {
+        let Some(flight) = self.land(id, false, now) else {
             return;
         };
-        self.pool.release(conn, false, now);
-        if end.unprocessed() && entry.free_resends < self.config.max_free_resends {
-            self.stats.refused += 1;
-            entry.free_resends += 1;
-            entry.attempts = entry.attempts.saturating_sub(1);
-            entry.last_error = end.to_string();
-            self.queue.push_front(entry);
-            return;
-        }
-        self.stats.transport_failures += 1;
-        let error = if end.unprocessed() {
-            format!("{end}, {} times", entry.free_resends + 1)
-        } else {
-            format!("transport failure: {end}")
-        };
-        self.retry(entry, error, None, now);
+        let InFlight {
+            entry,
+            rest,
+            generation,
+            ..
+        } = flight;
+        let mut fate = Fate::new(generation, now);
+        let again = std::iter::once(entry)
+            .chain(rest)
+            .filter_map(|entry| self.stream_ended(entry, &end, &mut fate))
+            .collect();
+        self.send_next(again);
     }
 
-    /// Time has passed: due retries become ready, the pool's timers run.
+    /// Time has passed: due retries become ready, lingering batches may go, the pool's timers
+    /// run.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.queue.promote(now);
+        self.end_linger(now);
         self.settle(now);
     }
 
@@ -400,6 +434,7 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
         };
         [
             self.queue.next_due(),
+            self.lingering_until(),
             credential,
             self.pool.poll_timeout(waiting),
         ]
@@ -474,13 +509,6 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
         }
     }
 
-    fn rejected(&self, code: String) -> DeviceError {
-        DeviceError::Rejected {
-            provider: self.protocol.provider(),
-            code,
-        }
-    }
-
     /// Fails every notification waiting to be sent: the credential they wait for will not
     /// come.
     fn fail_ready_credential(&mut self, failure: &CredentialFailure) {
@@ -495,87 +523,10 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
             self.emit(entry, Some(error), None);
         }
     }
-
-    /// Reports a client-wide error, once per distinct status and reason in a row.
-    fn client_error(&mut self, answer: &Answer) {
-        self.collect_credential_events();
-        let reason = answer.reason.clone().unwrap_or_default();
-        self.outbox
-            .client_error((answer.status, reason), |(status, reason)| {
-                Event::ClientError {
-                    status: *status,
-                    reason: reason.clone(),
-                }
-            });
-    }
-
-    /// Schedules `entry` again after `retry_after` or the backoff, unless it is out of
-    /// attempts or the retry would come after its time to live.
-    fn retry(
-        &mut self,
-        mut entry: Entry<P, T>,
-        error: String,
-        retry_after: Option<Duration>,
-        now: Instant,
-    ) {
-        entry.last_error = error;
-        let give_up = |entry: &Entry<P, T>, why: &str| DeviceError::Unavailable {
-            attempts: entry.attempts,
-            last_error: format!("{}{why}", entry.last_error),
-        };
-        if entry.attempts >= self.config.max_attempts {
-            let error = give_up(&entry, "");
-            return self.emit(entry, Some(error), None);
-        }
-        let delay =
-            retry_after.unwrap_or_else(|| self.backoff.delay(entry.attempts.saturating_sub(1)));
-        let Some(due) = now.checked_add(delay) else {
-            let error = give_up(&entry, "; retry delay out of range");
-            return self.emit(entry, Some(error), None);
-        };
-        if entry.expires.is_some_and(|expires| due > expires) {
-            let error = give_up(&entry, "; its time to live ends before the next attempt");
-            return self.emit(entry, Some(error), None);
-        }
-        self.stats.retries += 1;
-        self.queue.schedule(due, entry);
-    }
-
-    /// Records the final report of `entry`.
-    fn emit(&mut self, entry: Entry<P, T>, error: Option<DeviceError>, answer: Option<Answer>) {
-        let (answered_id, unregistered_at) = match &answer {
-            Some(answer) => (
-                answer.id.clone(),
-                match answer.verdict {
-                    Verdict::InvalidDevice { since } => since,
-                    _ => None,
-                },
-            ),
-            None => (None, None),
-        };
-        let id = answered_id.or_else(|| self.protocol.sent_id(&entry.meta));
-        let outcome = match error {
-            Some(error) => {
-                self.stats.failed += 1;
-                Outcome::failed(entry.tag, error)
-            }
-            None => {
-                self.stats.delivered += 1;
-                Outcome::delivered(entry.tag)
-            }
-        };
-        let reason = entry.last_reason.filter(|_| outcome.error.is_some());
-        self.outbox.report(Report {
-            outcome,
-            token: entry.token,
-            status: entry.last_status,
-            reason,
-            id,
-            unregistered_at,
-        });
-    }
 }
 
+#[cfg(test)]
+mod batch_tests;
 #[cfg(test)]
 mod model_tests;
 #[cfg(test)]

@@ -16,12 +16,21 @@ pub(crate) fn poll_send<P: Protocol, C: Credential, T>(
     sender: &mut Sender<P, C, T>,
     now: Instant,
 ) -> Option<(RequestId, http::Request<Bytes>)> {
+    poll_send_on(sender, now, STREAMS)
+}
+
+/// Like [`poll_send`], with connections that allow `streams` streams (1: HTTP/1.1).
+pub(crate) fn poll_send_on<P: Protocol, C: Credential, T>(
+    sender: &mut Sender<P, C, T>,
+    now: Instant,
+    streams: u32,
+) -> Option<(RequestId, http::Request<Bytes>)> {
     loop {
         match sender.poll_action(now)? {
             Action::Dial(conn) => sender.handle(
                 Input::Connected {
                     conn,
-                    max_streams: STREAMS,
+                    max_streams: streams,
                 },
                 now,
             ),

@@ -1,5 +1,5 @@
-//! [`Verdict`] and [`Answer`]: what a provider's response means, in one vocabulary shared by
-//! every protocol.
+//! [`Verdict`], [`Answer`] and [`Answers`]: what a provider's response means, in one
+//! vocabulary shared by every protocol.
 
 use std::time::Duration;
 
@@ -45,8 +45,12 @@ pub struct Answer {
     pub verdict: Verdict,
     /// The provider's reason or error code (`BadDeviceToken`, `UNREGISTERED`, ...), if any.
     pub reason: Option<String>,
-    /// The provider's id of the notification (`apns-id`, FCM's message name), if it gave one.
+    /// The provider's id of the notification (`apns-id`, FCM's message name, GCM's
+    /// `message_id`), if it gave one.
     pub id: Option<String>,
+    /// For a delivered notification: the token the provider wants used from now on instead of
+    /// the one sent (GCM's canonical registration id), if it differs.
+    pub new_token: Option<String>,
     /// A one-line description for reports: status, reason, detail.
     pub described: String,
 }
@@ -59,7 +63,20 @@ impl Answer {
             verdict,
             reason: None,
             id: None,
+            new_token: None,
             described: format!("HTTP {status}"),
         }
     }
+}
+
+/// What one response means for the notifications its request carried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answers {
+    /// The same answer for every notification of the request (always so for a request that
+    /// carries one notification).
+    All(Answer),
+    /// One answer per notification, in the order of the request's
+    /// [`Batch`](super::Batch) (GCM answers a batch token by token). A notification without an
+    /// answer in the list fails as rejected.
+    Each(Vec<Answer>),
 }

@@ -5,8 +5,8 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::header::{AUTHORIZATION, CONTENT_TYPE};
-use http::{HeaderValue, Method, Uri};
+use http::header::CONTENT_TYPE;
+use http::{HeaderValue, Uri, Version};
 use thiserror::Error;
 
 use super::message::{MAX_MESSAGE_SIZE, Message};
@@ -14,7 +14,7 @@ use super::oauth::{OAuth, TokenError, TokenUpdate};
 use super::response::{self, classify};
 use super::service_account::ServiceAccount;
 use crate::engine::{
-    self, Answer, Credential, CredentialFailure, CredentialStats, PoolConfig, Protocol,
+    self, Answer, Answers, Batch, Credential, CredentialFailure, CredentialStats, Origin, Protocol,
 };
 use crate::jose::SignError;
 use crate::{DeviceError, GcmToken};
@@ -41,39 +41,21 @@ pub struct Config {
     pub project_id: String,
     /// Ask FCM to validate messages without delivering them (`"validate_only": true`).
     pub validate_only: bool,
-    /// Notifications queued and not yet reported, beyond which `queue` answers `Full`.
-    pub max_pending: usize,
-    /// Most requests in flight at once over all connections; the servers' stream limits
-    /// lower it further.
-    pub max_in_flight: u32,
-    /// How many times one notification may be sent (see [`engine::Config::max_attempts`]).
-    pub max_attempts: u32,
-    /// First retry delay when the response has no `Retry-After`; doubles per attempt.
-    pub initial_backoff: Duration,
-    /// Longest retry delay.
-    pub max_backoff: Duration,
-    /// Seed of the backoff jitter.
-    pub seed: u64,
-    /// The connections.
-    pub pool: PoolConfig,
+    /// The engine's settings (pending bound, requests in flight, attempts, backoff,
+    /// connections).
+    pub engine: engine::Config,
 }
 
 impl Config {
-    /// Defaults for `project_id`: [`DEFAULT_BASE_URL`], no validate-only, 100,000 pending,
-    /// no in-flight cap beyond the connections' stream limits, 3 attempts, backoff from 1 s to
-    /// 60 s, seed 0, the default pool.
+    /// Defaults for `project_id`: [`DEFAULT_BASE_URL`], no validate-only, the engine's
+    /// defaults (100,000 pending, no in-flight cap beyond the connections' stream limits,
+    /// 3 attempts, backoff from 1 s to 60 s, seed 0, the default pool).
     pub fn new(project_id: impl Into<String>) -> Self {
         Config {
             base_url: DEFAULT_BASE_URL.into(),
             project_id: project_id.into(),
             validate_only: false,
-            max_pending: 100_000,
-            max_in_flight: u32::MAX,
-            max_attempts: 3,
-            initial_backoff: Duration::from_secs(1),
-            max_backoff: Duration::from_secs(60),
-            seed: 0,
-            pool: PoolConfig::default(),
+            engine: engine::Config::default(),
         }
     }
 
@@ -87,13 +69,10 @@ impl Config {
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
 pub enum ConfigError {
-    /// `base_url` is not `scheme://authority` (a path other than `/` is not allowed).
-    #[error("base_url must be like https://fcm.googleapis.com, got {0:?}")]
-    BaseUrl(String),
     /// `project_id` is empty or has characters a project id cannot have.
     #[error("project_id must be letters, digits, '-', '.', ':' or '_', got {0:?}")]
     ProjectId(String),
-    /// A generic setting is unusable.
+    /// A generic setting (or the base URL) is unusable.
     #[error(transparent)]
     Engine(#[from] engine::ConfigError),
 }
@@ -126,21 +105,8 @@ pub enum TokenEvent {
 /// A sender for `config` authenticating with `auth`, or the first invalid field.
 pub fn sender<T>(config: Config, auth: OAuth) -> Result<Sender<T>, ConfigError> {
     let protocol = FcmProtocol::new(&config)?;
-    let engine = engine::Config {
-        max_pending: config.max_pending,
-        max_in_flight: config.max_in_flight,
-        max_attempts: config.max_attempts,
-        initial_backoff: config.initial_backoff,
-        max_backoff: config.max_backoff,
-        seed: config.seed,
-        pool: config.pool.clone(),
-        ..engine::Config::default()
-    };
-    Ok(engine::Sender::new(
-        protocol,
-        FcmCredential::new(auth),
-        engine,
-    )?)
+    let credential = FcmCredential::new(auth);
+    Ok(engine::Sender::new(protocol, credential, config.engine)?)
 }
 
 /// FCM's rules: `POST /v1/projects/<project>/messages:send` with the message spliced per
@@ -154,13 +120,7 @@ pub struct FcmProtocol {
 impl FcmProtocol {
     /// The protocol for `config`'s endpoint and project.
     pub fn new(config: &Config) -> Result<Self, ConfigError> {
-        let bad_url = || ConfigError::BaseUrl(config.base_url.clone());
-        let base: Uri = config.base_url.parse().map_err(|_| bad_url())?;
-        let path_ok = base.path_and_query().is_none_or(|p| p.as_str() == "/");
-        let (Some(scheme), Some(authority), true) = (base.scheme(), base.authority(), path_ok)
-        else {
-            return Err(bad_url());
-        };
+        let origin = Origin::parse(&config.base_url)?;
         let project = &config.project_id;
         let project_ok = !project.is_empty()
             && project
@@ -169,8 +129,8 @@ impl FcmProtocol {
         if !project_ok {
             return Err(ConfigError::ProjectId(project.chars().take(64).collect()));
         }
-        let uri = format!("{scheme}://{authority}/v1/projects/{project}/messages:send")
-            .parse()
+        let uri = origin
+            .uri(format!("/v1/projects/{project}/messages:send"))
             .map_err(|_| ConfigError::ProjectId(project.clone()))?;
         Ok(FcmProtocol {
             uri,
@@ -192,25 +152,19 @@ impl Protocol for FcmProtocol {
 
     fn request(
         &self,
-        token: &GcmToken,
+        batch: Batch<'_, GcmToken>,
         message: &Message,
         _meta: &(),
         authorization: Option<&HeaderValue>,
     ) -> Result<http::Request<Bytes>, DeviceError> {
-        let body = message.body_for(token.as_str(), self.validate_only);
-        let mut request = http::Request::new(body);
-        *request.method_mut() = Method::POST;
-        *request.uri_mut() = self.uri.clone();
-        *request.version_mut() = http::Version::HTTP_2;
-        let headers = request.headers_mut();
-        if let Some(authorization) = authorization {
-            headers.insert(AUTHORIZATION, authorization.clone());
-        }
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        let body = message.body_for(batch.first().as_str(), self.validate_only);
+        let mut request = engine::post(self.uri.clone(), Version::HTTP_2, body, authorization);
+        let json = HeaderValue::from_static("application/json");
+        request.headers_mut().insert(CONTENT_TYPE, json);
         Ok(request)
     }
 
-    fn classify(&self, response: &http::Response<Bytes>) -> Answer {
+    fn classify(&self, response: &http::Response<Bytes>, _batch: Batch<'_, GcmToken>) -> Answers {
         let classified = classify(response.status(), response.headers(), response.body());
         let verdict = match classified.verdict {
             response::Verdict::Delivered => engine::Verdict::Delivered,
@@ -236,13 +190,14 @@ impl Protocol for FcmProtocol {
         } else {
             classified.describe()
         };
-        Answer {
+        Answers::All(Answer {
             status: classified.status.as_u16(),
             verdict,
             reason,
             described,
             id: classified.message_id,
-        }
+            new_token: None,
+        })
     }
 
     fn too_large(&self, message: &Message) -> DeviceError {

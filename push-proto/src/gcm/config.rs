@@ -1,10 +1,13 @@
-//! [`Config`]: how a GCM [`Sender`](super::Sender) batches, paces and retries.
+//! [`Config`]: where GCM requests go, with which key, how tokens are batched, and the
+//! engine's settings.
 
 use std::fmt;
 use std::time::Duration;
 
-use http::{HeaderValue, Uri};
+use http::Uri;
 use thiserror::Error;
+
+use crate::engine::{self, PoolConfig};
 
 /// The original GCM endpoint. `https://fcm.googleapis.com/fcm/send` speaks the same protocol.
 pub const DEFAULT_ENDPOINT: &str = "https://android.googleapis.com/gcm/send";
@@ -12,10 +15,11 @@ pub const DEFAULT_ENDPOINT: &str = "https://android.googleapis.com/gcm/send";
 /// Most tokens GCM accepts in one request.
 pub const MAX_BATCH_SIZE: usize = 1000;
 
-/// Settings of a GCM [`Sender`](super::Sender). Start from [`Config::new`] and adjust fields.
+/// Settings of the GCM sender. Start from [`Config::new`] and adjust fields.
 ///
 /// `Debug` never shows the API key.
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct Config {
     /// The server API key, sent as `Authorization: key=<api_key>`.
     pub api_key: String,
@@ -23,21 +27,12 @@ pub struct Config {
     pub endpoint: Uri,
     /// Tokens per request, `1..=1000` (default 1000).
     pub batch_size: usize,
-    /// How many times one token is sent at most, counting the first send (default 5).
-    pub max_attempts: u32,
-    /// Backoff before the first retry (default 1 s); doubles per retry, with jitter.
-    pub initial_backoff: Duration,
-    /// Backoff ceiling (default 60 s).
-    pub max_backoff: Duration,
-    /// Seed for the backoff jitter, so runs are reproducible (default 0).
-    pub seed: u64,
-    /// Requests in flight at once (default 4).
-    pub max_in_flight: usize,
-    /// How long a partial batch waits for more tokens after its first one (default 10 ms).
+    /// How long a partial batch waits for more tokens (default 10 ms); a session's close
+    /// sends it at once.
     pub linger: Duration,
-    /// Tokens accepted but whose outcome has not been polled yet, before
-    /// [`queue`](super::Sender::queue) says [`Full`](crate::Full) (default 10,000).
-    pub max_pending: usize,
+    /// The engine's settings. GCM's defaults: 10,000 pending, 5 attempts, backoff from 1 s to
+    /// 60 s, 1 to 4 connections as the load asks (HTTP/1.1: one request per connection).
+    pub engine: engine::Config,
 }
 
 /// A [`Config`] field has an unusable value.
@@ -50,6 +45,21 @@ pub struct ConfigError {
     pub reason: String,
 }
 
+impl From<engine::ConfigError> for ConfigError {
+    fn from(error: engine::ConfigError) -> Self {
+        match error {
+            engine::ConfigError::Zero(field) => ConfigError {
+                field,
+                reason: "must be at least 1".into(),
+            },
+            engine::ConfigError::BaseUrl(url) => ConfigError {
+                field: "endpoint",
+                reason: format!("must be an absolute URL, got {url:?}"),
+            },
+        }
+    }
+}
+
 impl Config {
     /// Defaults, with `api_key`.
     pub fn new(api_key: impl Into<String>) -> Self {
@@ -57,47 +67,14 @@ impl Config {
             api_key: api_key.into(),
             endpoint: Uri::from_static(DEFAULT_ENDPOINT),
             batch_size: MAX_BATCH_SIZE,
-            max_attempts: 5,
-            initial_backoff: Duration::from_secs(1),
-            max_backoff: Duration::from_secs(60),
-            seed: 0,
-            max_in_flight: 4,
             linger: Duration::from_millis(10),
-            max_pending: 10_000,
+            engine: engine::Config {
+                max_pending: 10_000,
+                max_attempts: 5,
+                pool: PoolConfig::default().automatic(4),
+                ..engine::Config::default()
+            },
         }
-    }
-
-    /// Checks every field; returns the `Authorization` header value on success.
-    pub(crate) fn validate(&self) -> Result<HeaderValue, ConfigError> {
-        let error = |field, reason: String| Err(ConfigError { field, reason });
-        if !(1..=MAX_BATCH_SIZE).contains(&self.batch_size) {
-            return error(
-                "batch_size",
-                format!("must be in 1..={MAX_BATCH_SIZE}, got {}", self.batch_size),
-            );
-        }
-        if self.max_attempts == 0 {
-            return error("max_attempts", "must be at least 1".into());
-        }
-        if self.max_in_flight == 0 {
-            return error("max_in_flight", "must be at least 1".into());
-        }
-        if self.max_pending == 0 {
-            return error("max_pending", "must be at least 1".into());
-        }
-        if self.endpoint.scheme().is_none() || self.endpoint.authority().is_none() {
-            return error(
-                "endpoint",
-                format!("must be an absolute URI, got {}", self.endpoint),
-            );
-        }
-        if self.api_key.is_empty() {
-            return error("api_key", "must not be empty".into());
-        }
-        let mut header = HeaderValue::from_str(&format!("key={}", self.api_key))
-            .or_else(|_| error("api_key", "must be printable ASCII".into()))?;
-        header.set_sensitive(true);
-        Ok(header)
     }
 }
 
@@ -107,13 +84,8 @@ impl fmt::Debug for Config {
             .field("api_key", &"<redacted>")
             .field("endpoint", &self.endpoint)
             .field("batch_size", &self.batch_size)
-            .field("max_attempts", &self.max_attempts)
-            .field("initial_backoff", &self.initial_backoff)
-            .field("max_backoff", &self.max_backoff)
-            .field("seed", &self.seed)
-            .field("max_in_flight", &self.max_in_flight)
             .field("linger", &self.linger)
-            .field("max_pending", &self.max_pending)
+            .field("engine", &self.engine)
             .finish()
     }
 }
@@ -123,33 +95,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn defaults_are_valid_and_key_is_redacted() {
-        let config = Config::new("secret-key");
-        assert_eq!(
-            config.validate().unwrap().to_str().unwrap(),
-            "key=secret-key"
-        );
-        let debug = format!("{config:?}");
+    fn the_key_is_redacted() {
+        let debug = format!("{:?}", Config::new("secret-key"));
         assert!(!debug.contains("secret-key"), "{debug}");
         assert!(debug.contains("<redacted>"));
-    }
-
-    #[test]
-    fn bad_fields_are_named() {
-        let check = |change: fn(&mut Config), field| {
-            let mut config = Config::new("k");
-            change(&mut config);
-            let error = config.validate().unwrap_err();
-            assert_eq!(error.field, field);
-            assert!(error.to_string().contains(field));
-        };
-        check(|c| c.batch_size = 0, "batch_size");
-        check(|c| c.batch_size = 1001, "batch_size");
-        check(|c| c.max_attempts = 0, "max_attempts");
-        check(|c| c.max_in_flight = 0, "max_in_flight");
-        check(|c| c.max_pending = 0, "max_pending");
-        check(|c| c.api_key = "bad\nkey".into(), "api_key");
-        check(|c| c.api_key = String::new(), "api_key");
-        check(|c| c.endpoint = Uri::from_static("/gcm/send"), "endpoint");
     }
 }

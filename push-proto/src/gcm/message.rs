@@ -1,4 +1,5 @@
-//! The GCM request body: a validated [`Message`] plus the `registration_ids` of one batch.
+//! The GCM request body: a validated [`Message`], [`Encoded`] once per session, plus the
+//! `registration_ids` of one batch.
 //!
 //! A [`Payload`] maps onto the body like this (absent fields are left out of the JSON):
 //!
@@ -98,12 +99,51 @@ pub struct RequestBody {
     pub message: Message,
 }
 
-/// Borrowed form of [`RequestBody`], to serialize without copying.
-#[derive(Serialize)]
-struct RequestBodyRef<'a> {
-    registration_ids: &'a [&'a str],
-    #[serde(flatten)]
-    message: &'a Message,
+/// A [`Message`] encoded once, for every batch it goes to: its JSON fields in a shared
+/// buffer (cheap to clone per device) and its time to live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Encoded {
+    /// The message's JSON object, without `registration_ids`.
+    fields: Bytes,
+    time_to_live: Option<u32>,
+}
+
+impl Encoded {
+    /// True when `self` and `other` are the same message: cheap for clones of one encoding
+    /// (one shared buffer), else a comparison of the bytes.
+    pub(crate) fn same_as(&self, other: &Encoded) -> bool {
+        let shared = self.fields.as_ptr() == other.fields.as_ptr()
+            && self.fields.len() == other.fields.len();
+        (shared || self.fields == other.fields) && self.time_to_live == other.time_to_live
+    }
+
+    /// The message's `time_to_live` in seconds, if set.
+    pub fn time_to_live(&self) -> Option<u32> {
+        self.time_to_live
+    }
+
+    /// The size of the encoded message fields, in bytes.
+    pub(crate) fn encoded_len(&self) -> usize {
+        self.fields.len()
+    }
+
+    /// The JSON request body sending this message to `registration_ids`:
+    /// `{"registration_ids":[...], <message fields>}`.
+    pub fn request_body(&self, registration_ids: &[&str]) -> Result<Bytes, DeviceError> {
+        let ids_len: usize = registration_ids.iter().map(|id| id.len() + 3).sum();
+        let mut body = Vec::with_capacity(24 + ids_len + self.fields.len());
+        body.extend_from_slice(br#"{"registration_ids":"#);
+        serde_json::to_writer(&mut body, registration_ids)
+            .map_err(|error| DeviceError::InvalidPayload(error.to_string()))?;
+        match self.fields.strip_prefix(b"{") {
+            Some(rest) if rest != b"}" => {
+                body.push(b',');
+                body.extend_from_slice(rest);
+            }
+            _ => body.push(b'}'),
+        }
+        Ok(Bytes::from(body))
+    }
 }
 
 impl Message {
@@ -172,16 +212,14 @@ impl Message {
         self.notification.as_ref()
     }
 
-    /// The JSON request body sending this message to `registration_ids`:
-    /// `{"registration_ids":[...], <message fields>}`.
-    pub fn request_body(&self, registration_ids: &[&str]) -> Result<Bytes, DeviceError> {
-        let body = RequestBodyRef {
-            registration_ids,
-            message: self,
-        };
-        serde_json::to_vec(&body)
-            .map(Bytes::from)
-            .map_err(|error| DeviceError::InvalidPayload(error.to_string()))
+    /// The message encoded once for all its batches.
+    pub fn encode(&self) -> Result<Encoded, DeviceError> {
+        let fields = serde_json::to_vec(self)
+            .map_err(|error| DeviceError::InvalidPayload(error.to_string()))?;
+        Ok(Encoded {
+            fields: Bytes::from(fields),
+            time_to_live: self.time_to_live,
+        })
     }
 }
 
@@ -205,6 +243,8 @@ mod tests {
             .data("ref", "123");
         let message = Message::new(&payload, &MessageOptions::default()).unwrap();
         let body = message
+            .encode()
+            .unwrap()
             .request_body(&["tokA", "tokB", "tokC", "tokD"])
             .unwrap();
         // `data` keys come out sorted; JSON objects are unordered, so this equals the example.
@@ -228,6 +268,8 @@ mod tests {
         };
         let body = Message::new(&payload, &options)
             .unwrap()
+            .encode()
+            .unwrap()
             .request_body(&["a"])
             .unwrap();
         let value: Value = serde_json::from_slice(&body).unwrap();
@@ -242,6 +284,30 @@ mod tests {
                 "notification": {"title": "T", "badge": "3", "click_action": "OPEN"}
             })
         );
+    }
+
+    #[test]
+    fn the_same_message_whether_shared_or_encoded_twice() {
+        let encode = |payload: &Payload| {
+            let message = Message::new(payload, &MessageOptions::default()).unwrap();
+            message.encode().unwrap()
+        };
+        let hello = encode(&Payload::new().body("hello"));
+        assert!(hello.same_as(&hello.clone()));
+        assert!(hello.same_as(&encode(&Payload::new().body("hello"))));
+        assert!(!hello.same_as(&encode(&Payload::new().body("bye"))));
+        let lasting = encode(&Payload::new().body("hello").time_to_live(60));
+        assert!(!hello.same_as(&lasting));
+    }
+
+    #[test]
+    fn an_empty_message_still_makes_an_object() {
+        let encoded = Message::new(&Payload::new(), &MessageOptions::default())
+            .unwrap()
+            .encode()
+            .unwrap();
+        let body = encoded.request_body(&["a\"b"]).unwrap();
+        assert_eq!(&body[..], br#"{"registration_ids":["a\"b"]}"#);
     }
 
     #[test]
@@ -305,7 +371,9 @@ mod tests {
             prop_assume!(!payload.data.keys().any(|key| is_reserved(key)));
             let message = Message::new(&payload, &MessageOptions::default()).unwrap();
             let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
-            let body = message.request_body(&refs).unwrap();
+            let encoded = message.encode().unwrap();
+            prop_assert_eq!(encoded.time_to_live(), payload.time_to_live);
+            let body = encoded.request_body(&refs).unwrap();
             let parsed: RequestBody = serde_json::from_slice(&body).unwrap();
             prop_assert_eq!(&parsed.registration_ids, &ids);
             prop_assert_eq!(&parsed.message, &message);

@@ -1,22 +1,25 @@
-//! The HTTP 200 response body, and what each per-token result means.
+//! The HTTP 200 response body, and what each per-token result means for the engine.
 //!
-//! `results[i]` belongs to `registration_ids[i]` of the request. Classification:
+//! `results[i]` belongs to `registration_ids[i]` of the request. Classification (each result
+//! becomes one engine [`Answer`]):
 //!
-//! | result                                          | [`Verdict`]                                |
-//! |-------------------------------------------------|--------------------------------------------|
-//! | `message_id`                                    | `Delivered { new_token: None }`            |
-//! | `message_id` + `registration_id` ≠ sent token   | `Delivered { new_token: Some(canonical) }` |
-//! | `NotRegistered`, `InvalidRegistration`, `MismatchSenderId`, `MissingRegistration` | `Failed(InvalidDevice)` |
-//! | `Unavailable`, `InternalServerError`            | `Retry { rate_limited: false }`            |
-//! | `DeviceMessageRateExceeded`, `TopicsMessageRateExceeded` | `Retry { rate_limited: true }`    |
-//! | any other error string                          | `Failed(Rejected { provider: "gcm", code })` |
-//! | neither `message_id` nor `error`                | `Failed(Rejected { .. "malformed result" })` |
+//! | result                                          | [`Verdict`]                                  |
+//! |-------------------------------------------------|----------------------------------------------|
+//! | `message_id`                                    | `Delivered` (`id`: the message id)           |
+//! | `message_id` + `registration_id` ≠ sent token   | `Delivered`, `new_token`: the canonical id   |
+//! | `NotRegistered`, `InvalidRegistration`, `MismatchSenderId`, `MissingRegistration` | `InvalidDevice` |
+//! | `Unavailable`, `InternalServerError`            | `Retry` after the response's `Retry-After`, else the backoff |
+//! | `DeviceMessageRateExceeded`, `TopicsMessageRateExceeded` | `Retry` after the backoff (Google asks for exponential backoff on rate limits) |
+//! | any other error string                          | `Rejected` with that code                     |
+//! | neither `message_id` nor `error`                | `Rejected` (`malformed result`)               |
+
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use thiserror::Error;
 
-use crate::feedback::DeviceError;
+use crate::engine::{Answer, Verdict};
 
 /// The JSON body of an HTTP 200 response. Only `results` is required.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -51,81 +54,69 @@ pub struct TokenResult {
     pub error: Option<String>,
 }
 
-/// What to do with one token after its result.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
-    /// Delivered; `new_token` is the canonical token when it differs from the sent one.
-    Delivered {
-        /// The token to store instead of the sent one.
-        new_token: Option<String>,
-    },
-    /// Failed for good.
-    Failed(DeviceError),
-    /// Failed for now; send again later.
-    Retry {
-        /// The service's error code (e.g. `Unavailable`).
-        error: String,
-        /// A rate limit: wait at least the computed backoff even if `Retry-After` is shorter.
-        rate_limited: bool,
-    },
-}
-
-/// The body could not be matched with the request; the whole batch fails with
-/// [`MalformedResponse::error`].
+/// The body could not be matched with the request: the whole batch is rejected with this
+/// description.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[error("malformed response: {0}")]
 pub struct MalformedResponse(pub String);
 
-impl MalformedResponse {
-    /// The error every token of the batch gets.
-    pub fn error(&self) -> DeviceError {
-        DeviceError::Rejected {
-            provider: "gcm",
-            code: self.to_string(),
-        }
-    }
-}
-
 impl TokenResult {
-    /// Classifies this result for the token it was `sent` to.
-    pub fn verdict(&self, sent: &str) -> Verdict {
-        match (&self.error, &self.message_id) {
-            (Some(error), _) => classify_error(error),
-            (None, Some(_)) => Verdict::Delivered {
-                new_token: self.registration_id.clone().filter(|id| id != sent),
-            },
-            (None, None) => Verdict::Failed(DeviceError::Rejected {
-                provider: "gcm",
-                code: "malformed result: neither message_id nor error".into(),
-            }),
+    /// What this result means for the token it was `sent` to; transient errors retry after
+    /// `retry_after` (the response's `Retry-After`) when given.
+    pub fn answer(&self, sent: &str, retry_after: Option<Duration>) -> Answer {
+        let (verdict, code) = match (&self.error, &self.message_id) {
+            (Some(error), _) => (classify_error(error, retry_after), error.clone()),
+            (None, Some(id)) => {
+                return Answer {
+                    status: 200,
+                    verdict: Verdict::Delivered,
+                    reason: None,
+                    id: Some(match id {
+                        Value::String(id) => id.clone(),
+                        other => other.to_string(),
+                    }),
+                    new_token: self.registration_id.clone().filter(|id| id != sent),
+                    // Nothing to describe, and a batch has a thousand of these.
+                    described: String::new(),
+                };
+            }
+            (None, None) => (
+                Verdict::Rejected,
+                "malformed result: neither message_id nor error".to_owned(),
+            ),
+        };
+        Answer {
+            reason: Some(code.clone()),
+            described: code,
+            ..Answer::new(200, verdict)
         }
     }
 }
 
-/// The verdict for an error string.
-pub fn classify_error(error: &str) -> Verdict {
-    let retry = |rate_limited| Verdict::Retry {
-        error: error.to_owned(),
-        rate_limited,
+/// The verdict for an error string; transient errors other than rate limits retry after
+/// `retry_after` when given.
+pub fn classify_error(error: &str, retry_after: Option<Duration>) -> Verdict {
+    let retry = |retry_after| Verdict::Retry {
+        retry_after,
+        client_wide: false,
     };
     match error {
         "NotRegistered" | "InvalidRegistration" | "MismatchSenderId" | "MissingRegistration" => {
-            Verdict::Failed(DeviceError::InvalidDevice)
+            Verdict::InvalidDevice { since: None }
         }
-        "Unavailable" | "InternalServerError" => retry(false),
-        "DeviceMessageRateExceeded" | "TopicsMessageRateExceeded" => retry(true),
-        _ => Verdict::Failed(DeviceError::Rejected {
-            provider: "gcm",
-            code: error.to_owned(),
-        }),
+        "Unavailable" | "InternalServerError" => retry(retry_after),
+        "DeviceMessageRateExceeded" | "TopicsMessageRateExceeded" => retry(None),
+        _ => Verdict::Rejected,
     }
 }
 
-/// Parses a 200 body for a request that went to `sent`, giving one verdict per token in order.
+/// Parses a 200 body for a request that went to `sent`, giving one answer per token in
+/// order (see [`TokenResult::answer`]).
 pub fn parse_results<S: AsRef<str>>(
     body: &[u8],
     sent: &[S],
-) -> Result<Vec<Verdict>, MalformedResponse> {
+    retry_after: Option<Duration>,
+) -> Result<Vec<Answer>, MalformedResponse> {
     let parsed: ResponseBody =
         serde_json::from_slice(body).map_err(|error| MalformedResponse(error.to_string()))?;
     if parsed.results.len() != sent.len() {
@@ -139,7 +130,7 @@ pub fn parse_results<S: AsRef<str>>(
         .results
         .iter()
         .zip(sent)
-        .map(|(result, token)| result.verdict(token.as_ref()))
+        .map(|(result, token)| result.answer(token.as_ref(), retry_after))
         .collect())
 }
 
@@ -151,23 +142,32 @@ mod tests {
     const WORKED: &str = r#"{"multicast_id":5555,"success":2,"failure":2,"canonical_ids":1,
  "results":[{"message_id":"0:1%abc"},{"message_id":"0:2%abc","registration_id":"tokB2"},{"error":"NotRegistered"},{"error":"Unavailable"}]}"#;
 
+    fn verdicts(answers: &[Answer]) -> Vec<&Verdict> {
+        answers.iter().map(|answer| &answer.verdict).collect()
+    }
+
     #[test]
     fn worked_example() {
-        let verdicts = parse_results(WORKED.as_bytes(), &["tokA", "tokB", "tokC", "tokD"]);
+        let wait = Some(Duration::from_secs(3));
+        let answers =
+            parse_results(WORKED.as_bytes(), &["tokA", "tokB", "tokC", "tokD"], wait).unwrap();
         assert_eq!(
-            verdicts.unwrap(),
+            verdicts(&answers),
             [
-                Verdict::Delivered { new_token: None },
-                Verdict::Delivered {
-                    new_token: Some("tokB2".into())
-                },
-                Verdict::Failed(DeviceError::InvalidDevice),
-                Verdict::Retry {
-                    error: "Unavailable".into(),
-                    rate_limited: false
+                &Verdict::Delivered,
+                &Verdict::Delivered,
+                &Verdict::InvalidDevice { since: None },
+                &Verdict::Retry {
+                    retry_after: wait,
+                    client_wide: false
                 },
             ]
         );
+        assert_eq!(answers[0].id.as_deref(), Some("0:1%abc"));
+        assert_eq!(answers[0].new_token, None);
+        assert_eq!(answers[1].new_token.as_deref(), Some("tokB2"));
+        assert_eq!(answers[2].reason.as_deref(), Some("NotRegistered"));
+        assert_eq!(answers[3].described, "Unavailable");
     }
 
     #[test]
@@ -176,75 +176,79 @@ mod tests {
             r#"{{"multicast_id":{},"results":[{{"message_id":7,"registration_id":"a"}}]}}"#,
             u64::MAX
         );
-        let verdicts = parse_results(body.as_bytes(), &["a"]).unwrap();
-        assert_eq!(verdicts, [Verdict::Delivered { new_token: None }]);
+        let answers = parse_results(body.as_bytes(), &["a"], None).unwrap();
+        assert_eq!(verdicts(&answers), [&Verdict::Delivered]);
+        assert_eq!(
+            (answers[0].new_token.as_deref(), answers[0].id.as_deref()),
+            (None, Some("7"))
+        );
         let negative = r#"{"multicast_id":-5,"results":[]}"#;
-        assert_eq!(parse_results::<&str>(negative.as_bytes(), &[]), Ok(vec![]));
+        assert_eq!(
+            parse_results::<&str>(negative.as_bytes(), &[], None),
+            Ok(vec![])
+        );
     }
 
     #[test]
     fn error_table() {
+        let wait = Some(Duration::from_secs(9));
         for code in [
+            "NotRegistered",
             "MismatchSenderId",
             "InvalidRegistration",
             "MissingRegistration",
         ] {
             assert_eq!(
-                classify_error(code),
-                Verdict::Failed(DeviceError::InvalidDevice)
+                classify_error(code, wait),
+                Verdict::InvalidDevice { since: None }
             );
         }
-        assert!(matches!(
-            classify_error("InternalServerError"),
-            Verdict::Retry {
-                rate_limited: false,
-                ..
-            }
-        ));
+        let retry = |retry_after| Verdict::Retry {
+            retry_after,
+            client_wide: false,
+        };
+        assert_eq!(classify_error("InternalServerError", wait), retry(wait));
         for code in ["DeviceMessageRateExceeded", "TopicsMessageRateExceeded"] {
-            assert!(matches!(
-                classify_error(code),
-                Verdict::Retry {
-                    rate_limited: true,
-                    ..
-                }
-            ));
+            assert_eq!(
+                classify_error(code, wait),
+                retry(None),
+                "rate limits back off"
+            );
         }
         for code in ["MessageTooBig", "InvalidDataKey", "InvalidTtl", "Whatever"] {
-            assert_eq!(
-                classify_error(code),
-                Verdict::Failed(DeviceError::Rejected {
-                    provider: "gcm",
-                    code: code.into()
-                })
-            );
+            assert_eq!(classify_error(code, wait), Verdict::Rejected);
+            let answer = TokenResult {
+                error: Some(code.into()),
+                ..TokenResult::default()
+            }
+            .answer("a", wait);
+            assert_eq!((answer.described.as_str(), answer.status), (code, 200));
         }
+        let neither = TokenResult::default().answer("a", None);
+        assert_eq!(neither.verdict, Verdict::Rejected);
+        assert!(neither.described.starts_with("malformed result"));
     }
 
     #[test]
     fn mismatch_and_garbage_are_errors() {
-        let short = parse_results(WORKED.as_bytes(), &["a", "b", "c"]).unwrap_err();
+        let short = parse_results(WORKED.as_bytes(), &["a", "b", "c"], None).unwrap_err();
         assert_eq!(
             short.to_string(),
             "malformed response: 4 results for 3 tokens"
         );
-        assert!(parse_results(b"<html>oops</html>", &["a"]).is_err());
-        assert!(parse_results(br#"{"success":1}"#, &["a"]).is_err());
-        assert!(matches!(
-            short.error(),
-            DeviceError::Rejected { provider: "gcm", code } if code.starts_with("malformed response: ")
-        ));
+        assert!(parse_results(b"<html>oops</html>", &["a"], None).is_err());
+        assert!(parse_results(br#"{"success":1}"#, &["a"], None).is_err());
     }
 
     proptest! {
         #[test]
         fn arbitrary_bytes_never_panic(body in proptest::collection::vec(any::<u8>(), 0..200)) {
-            let _ = parse_results(&body, &["a", "b"]);
+            let _ = parse_results(&body, &["a", "b"], None);
         }
 
         #[test]
         fn json_like_text_never_panics(body in r#"[{}\[\]",:a-z0-9 ]{0,80}"#) {
-            let _ = parse_results(body.as_bytes(), &["a"]);
+            let _ = parse_results(body.as_bytes(), &["a"], None);
         }
     }
 }

@@ -71,6 +71,7 @@ pub fn classify(response: &http::Response<Bytes>) -> Answer {
         verdict,
         reason,
         id,
+        new_token: None,
         described,
     }
 }

@@ -5,8 +5,8 @@ use std::fmt;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE};
-use http::{HeaderValue, Method};
+use http::header::{CONTENT_ENCODING, CONTENT_TYPE};
+use http::{HeaderValue, Version};
 
 use super::credential::{VapidCredential, VapidEvent};
 use super::ece::{EncryptError, MAX_BODY, encrypt};
@@ -16,7 +16,7 @@ use super::randomness::{Randomness, SystemRandomness};
 use super::response::classify;
 use super::subscription::Subscription;
 use crate::DeviceError;
-use crate::engine::{self, Answer, PoolConfig, Protocol};
+use crate::engine::{self, Answers, Batch, Protocol};
 
 /// The provider name in errors.
 const PROVIDER: &str = "webpush";
@@ -30,42 +30,10 @@ pub type Report<T> = engine::Report<Subscription, T>;
 /// A client-wide Web Push event.
 pub type Event = engine::Event<VapidEvent>;
 
-/// Settings of a Web Push sender (the engine's, with Web Push's defaults).
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Config {
-    /// Notifications queued and not yet reported, beyond which `queue` answers `Full`.
-    pub max_pending: usize,
-    /// Most requests in flight at once over all connections; the service's stream limits
-    /// lower it further.
-    pub max_in_flight: u32,
-    /// How many times one notification may be sent (see [`engine::Config::max_attempts`]).
-    pub max_attempts: u32,
-    /// First retry delay when the response has no `Retry-After`; doubles per attempt.
-    pub initial_backoff: Duration,
-    /// Longest retry delay.
-    pub max_backoff: Duration,
-    /// Seed of the backoff jitter.
-    pub seed: u64,
-    /// The connections to the origin.
-    pub pool: PoolConfig,
-}
-
-impl Default for Config {
-    /// 100,000 pending, no in-flight cap beyond the stream limits, 3 attempts, backoff from
-    /// 1 s to 60 s, seed 0, the default pool.
-    fn default() -> Self {
-        Config {
-            max_pending: 100_000,
-            max_in_flight: u32::MAX,
-            max_attempts: 3,
-            initial_backoff: Duration::from_secs(1),
-            max_backoff: Duration::from_secs(60),
-            seed: 0,
-            pool: PoolConfig::default(),
-        }
-    }
-}
+/// Settings of a Web Push sender: the engine's (Web Push adds none; its defaults are the
+/// engine's: 100,000 pending, no in-flight cap beyond the stream limits, 3 attempts, backoff
+/// from 1 s to 60 s, seed 0, the default pool).
+pub type Config = engine::Config;
 
 /// A sender for the origin of `credential`, with the system's randomness.
 pub fn sender<T>(
@@ -73,17 +41,7 @@ pub fn sender<T>(
     credential: VapidCredential,
 ) -> Result<Sender<T>, engine::ConfigError> {
     let protocol = WebPushProtocol::new(credential.origin().clone());
-    let engine = engine::Config {
-        max_pending: config.max_pending,
-        max_in_flight: config.max_in_flight,
-        max_attempts: config.max_attempts,
-        initial_backoff: config.initial_backoff,
-        max_backoff: config.max_backoff,
-        seed: config.seed,
-        pool: config.pool,
-        ..engine::Config::default()
-    };
-    engine::Sender::new(protocol, credential, engine)
+    engine::Sender::new(protocol, credential, config)
 }
 
 /// Web Push's rules for one origin: `POST <endpoint>` with the message encrypted for the
@@ -136,11 +94,12 @@ impl Protocol for WebPushProtocol {
 
     fn request(
         &self,
-        subscription: &Subscription,
+        batch: Batch<'_, Subscription>,
         message: &Message,
         _meta: &(),
         authorization: Option<&HeaderValue>,
     ) -> Result<http::Request<Bytes>, DeviceError> {
+        let subscription = batch.first();
         if subscription.origin() != &self.origin {
             return Err(DeviceError::Rejected {
                 provider: PROVIDER,
@@ -167,14 +126,9 @@ impl Protocol for WebPushProtocol {
                 code: format!("cannot encrypt: {other}"),
             },
         })?;
-        let mut request = http::Request::new(Bytes::from(body));
-        *request.method_mut() = Method::POST;
-        *request.uri_mut() = subscription.endpoint().clone();
-        *request.version_mut() = http::Version::HTTP_2;
+        let uri = subscription.endpoint().clone();
+        let mut request = engine::post(uri, Version::HTTP_2, Bytes::from(body), authorization);
         let headers = request.headers_mut();
-        if let Some(authorization) = authorization {
-            headers.insert(AUTHORIZATION, authorization.clone());
-        }
         message.write_headers(headers);
         headers.insert(CONTENT_ENCODING, HeaderValue::from_static("aes128gcm"));
         headers.insert(
@@ -184,8 +138,12 @@ impl Protocol for WebPushProtocol {
         Ok(request)
     }
 
-    fn classify(&self, response: &http::Response<Bytes>) -> Answer {
-        classify(response)
+    fn classify(
+        &self,
+        response: &http::Response<Bytes>,
+        _batch: Batch<'_, Subscription>,
+    ) -> Answers {
+        Answers::All(classify(response))
     }
 
     fn too_large(&self, message: &Message) -> DeviceError {

@@ -5,15 +5,16 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::uri::{self, Authority, PathAndQuery, Scheme};
-use http::{HeaderValue, Method, Uri};
+use http::{HeaderValue, Version};
 use thiserror::Error;
 
 use super::headers::{ApnsId, ApnsIdGenerator};
 use super::jwt::{SignError, TokenAuth};
 use super::message::Message;
 use super::response::{self, classify};
-use crate::engine::{self, Answer, Credential, CredentialStats, Grant, PoolConfig, Protocol};
+use crate::engine::{
+    self, Answer, Answers, Batch, Credential, CredentialStats, Grant, Origin, Protocol,
+};
 use crate::{ApnsToken, DeviceError};
 
 /// The production endpoint.
@@ -40,6 +41,13 @@ pub enum Auth {
     Token(TokenAuth),
 }
 
+/// A sender for `config` authenticating with `auth`, or the first invalid field.
+pub fn sender<T>(config: Config, auth: Auth) -> Result<Sender<T>, ConfigError> {
+    let protocol = ApnsProtocol::new(&config)?;
+    let credential = ApnsCredential::new(auth);
+    Ok(engine::Sender::new(protocol, credential, config.engine)?)
+}
+
 /// Settings of the APNs HTTP/2 sender.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -50,33 +58,19 @@ pub struct Config {
     /// The default `apns-topic` (usually the bundle id); a message's own topic overrides it.
     /// Required by APNs with token auth.
     pub topic: Option<String>,
-    /// Notifications queued and not yet reported, beyond which `queue` answers `Full`.
-    pub max_pending: usize,
-    /// How many times one notification may be sent (see [`engine::Config::max_attempts`]).
-    pub max_attempts: u32,
-    /// First retry delay when the response has no `Retry-After`; doubles per attempt.
-    pub initial_backoff: Duration,
-    /// Longest retry delay.
-    pub max_backoff: Duration,
-    /// Seed of the backoff jitter and of generated `apns-id`s.
-    pub seed: u64,
-    /// The connections.
-    pub pool: PoolConfig,
+    /// The engine's settings (pending bound, attempts, backoff, connections); its seed also
+    /// seeds the generated `apns-id`s.
+    pub engine: engine::Config,
 }
 
 impl Config {
-    /// Defaults for `base_url`: no default topic, 100,000 pending, 3 attempts, backoff from
-    /// 1 s to 60 s, seed 0, the default pool (1 to 8 connections as the load asks).
+    /// Defaults for `base_url`: no default topic, the engine's defaults (100,000 pending,
+    /// 3 attempts, backoff from 1 s to 60 s, seed 0, 1 to 8 connections as the load asks).
     pub fn new(base_url: impl Into<String>) -> Self {
         Config {
             base_url: base_url.into(),
             topic: None,
-            max_pending: 100_000,
-            max_attempts: 3,
-            initial_backoff: Duration::from_secs(1),
-            max_backoff: Duration::from_secs(60),
-            seed: 0,
-            pool: PoolConfig::default(),
+            engine: engine::Config::default(),
         }
     }
 
@@ -91,13 +85,10 @@ impl Config {
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
 pub enum ConfigError {
-    /// `base_url` is not `scheme://authority` (a path other than `/` is not allowed).
-    #[error("base_url must be like https://api.push.apple.com, got {0:?}")]
-    BaseUrl(String),
     /// `topic` is not a valid header value.
     #[error("topic is not a valid header value")]
     Topic,
-    /// A generic setting is unusable.
+    /// A generic setting (or the base URL) is unusable.
     #[error(transparent)]
     Engine(#[from] engine::ConfigError),
 }
@@ -106,6 +97,9 @@ pub enum ConfigError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum TokenEvent {
+    /// The [`Signer`](super::Signer) failed; the notification that needed the token failed
+    /// with [`DeviceError::Rejected`].
+    SignerFailed(SignError),
     /// A new provider token was signed.
     Refreshed {
         /// Its generation (1 for the first token).
@@ -113,36 +107,13 @@ pub enum TokenEvent {
         /// Its `iat` claim.
         iat: u64,
     },
-    /// The [`Signer`](super::Signer) failed; the notification that needed the token failed
-    /// with [`DeviceError::Rejected`].
-    SignerFailed(SignError),
-}
-
-/// A sender for `config` authenticating with `auth`, or the first invalid field.
-pub fn sender<T>(config: Config, auth: Auth) -> Result<Sender<T>, ConfigError> {
-    let protocol = ApnsProtocol::new(&config)?;
-    let engine = engine::Config {
-        max_pending: config.max_pending,
-        max_attempts: config.max_attempts,
-        initial_backoff: config.initial_backoff,
-        max_backoff: config.max_backoff,
-        seed: config.seed,
-        pool: config.pool.clone(),
-        ..engine::Config::default()
-    };
-    Ok(engine::Sender::new(
-        protocol,
-        ApnsCredential::new(auth),
-        engine,
-    )?)
 }
 
 /// APNs' rules: `POST /3/device/<token>` with the `apns-*` headers, and the response table of
 /// [`response`].
 #[derive(Debug)]
 pub struct ApnsProtocol {
-    scheme: Scheme,
-    authority: Authority,
+    origin: Origin,
     topic: Option<HeaderValue>,
     ids: ApnsIdGenerator,
 }
@@ -150,23 +121,15 @@ pub struct ApnsProtocol {
 impl ApnsProtocol {
     /// The protocol for `config`'s endpoint and topic.
     pub fn new(config: &Config) -> Result<Self, ConfigError> {
-        let bad_url = || ConfigError::BaseUrl(config.base_url.clone());
-        let uri: Uri = config.base_url.parse().map_err(|_| bad_url())?;
-        let path_ok = uri.path_and_query().is_none_or(|p| p.as_str() == "/");
-        let (Some(scheme), Some(authority), true) =
-            (uri.scheme().cloned(), uri.authority().cloned(), path_ok)
-        else {
-            return Err(bad_url());
-        };
+        let origin = Origin::parse(&config.base_url)?;
         let topic = match &config.topic {
             Some(topic) => Some(HeaderValue::from_str(topic).map_err(|_| ConfigError::Topic)?),
             None => None,
         };
         Ok(ApnsProtocol {
-            scheme,
-            authority,
+            origin,
             topic,
-            ids: ApnsIdGenerator::new(config.seed ^ 0x5eed_a9e5),
+            ids: ApnsIdGenerator::new(config.engine.seed ^ 0x5eed_a9e5),
         })
     }
 }
@@ -186,26 +149,20 @@ impl Protocol for ApnsProtocol {
 
     fn request(
         &self,
-        token: &ApnsToken,
+        batch: Batch<'_, ApnsToken>,
         message: &Message,
         apns_id: &ApnsId,
         authorization: Option<&HeaderValue>,
     ) -> Result<http::Request<Bytes>, DeviceError> {
         let mut path = String::with_capacity(DEVICE_PATH.len() + 2 * ApnsToken::LEN);
         path.push_str(DEVICE_PATH);
-        token.write_hex(&mut path);
-        let mut uri = uri::Parts::default();
-        uri.scheme = Some(self.scheme.clone());
-        uri.authority = Some(self.authority.clone());
-        uri.path_and_query = PathAndQuery::try_from(path).ok();
-        let uri = Uri::from_parts(uri).map_err(|e| DeviceError::Rejected {
+        batch.first().write_hex(&mut path);
+        let uri = self.origin.uri(path).map_err(|e| DeviceError::Rejected {
             provider: "apns",
             code: format!("cannot build the request URI: {e}"),
         })?;
-        let mut request = http::Request::new(message.body.clone());
-        *request.method_mut() = Method::POST;
-        *request.uri_mut() = uri;
-        *request.version_mut() = http::Version::HTTP_2;
+        let body = message.body.clone();
+        let mut request = engine::post(uri, Version::HTTP_2, body, None);
         *request.headers_mut() =
             message
                 .headers
@@ -213,7 +170,7 @@ impl Protocol for ApnsProtocol {
         Ok(request)
     }
 
-    fn classify(&self, response: &http::Response<Bytes>) -> Answer {
+    fn classify(&self, response: &http::Response<Bytes>, _batch: Batch<'_, ApnsToken>) -> Answers {
         let classified = classify(response.status(), response.headers(), response.body());
         let status = classified.status.as_u16();
         let reason = classified.reason.as_str();
@@ -242,13 +199,14 @@ impl Protocol for ApnsProtocol {
             response::Verdict::ClientError => engine::Verdict::ClientError,
             response::Verdict::Rejected => engine::Verdict::Rejected,
         };
-        Answer {
+        Answers::All(Answer {
             status,
             verdict,
             reason: (!reason.is_empty()).then(|| reason.to_owned()),
             id: classified.apns_id.map(|id| id.to_string()),
+            new_token: None,
             described,
-        }
+        })
     }
 
     fn too_large(&self, message: &Message) -> DeviceError {

@@ -1,6 +1,7 @@
 //! A model-based test of the engine: scripted servers per connection, simulated time, the
-//! real [`Sender`] with the test protocol. The model keeps, per notification, what the server
-//! saw (sends, responses, stream ends) and checks:
+//! real [`Sender`] with the test protocol, one notification per request or batches of them
+//! (answered as a whole or notification by notification). The model keeps, per notification,
+//! what the server saw (sends, responses, stream ends) and checks:
 //! - every queued notification ends in exactly one report, consistent with what the server
 //!   did (delivered exactly when it answered 200; `unavailable` carries the attempts the
 //!   model counted);
@@ -19,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 
-use super::tests::{TestSender, test_sender};
+use super::tests::{TestProtocol, TestSender, test_sender_with};
 use super::*;
 use crate::engine::PoolConfig;
 
@@ -56,8 +57,9 @@ enum Dial {
 #[derive(Debug, Clone, Copy)]
 enum Step {
     /// The stream at this index (modulo, oldest first) is answered with a status (429 and
-    /// 503 with `Retry-After` seconds when given).
-    Answer(usize, u16, Option<u8>),
+    /// 503 with `Retry-After` seconds when given); with `true`, a batch is answered
+    /// notification by notification (see [`each_status`]).
+    Answer(usize, u16, Option<u8>, bool),
     /// The stream at this index ends without a response.
     End(usize, u8),
     /// GOAWAY on a connection: streams from this index on were not processed.
@@ -85,8 +87,8 @@ fn dial() -> impl Strategy<Value = Dial> {
 fn step() -> impl Strategy<Value = Step> {
     let status = prop::sample::select(vec![200u16, 200, 200, 429, 503, 401, 410, 403, 500]);
     prop_oneof![
-        8 => (any::<usize>(), status, prop::option::of(0u8..6))
-            .prop_map(|(i, s, r)| Step::Answer(i, s, r)),
+        8 => (any::<usize>(), status, prop::option::of(0u8..6), any::<bool>())
+            .prop_map(|(i, s, r, e)| Step::Answer(i, s, r, e)),
         3 => (any::<usize>(), 0u8..6).prop_map(|(i, k)| Step::End(i, k)),
         1 => (any::<usize>(), 0usize..4).prop_map(|(c, k)| Step::GoAway(c, k)),
         1 => any::<usize>().prop_map(Step::ConnectionError),
@@ -95,6 +97,31 @@ fn step() -> impl Strategy<Value = Step> {
         1 => Just(Step::GoAwayAll),
         2 => (0u64..5_000).prop_map(Step::Wait),
     ]
+}
+
+/// The status of the `k`th notification of a batch answered notification by notification.
+fn each_status(status: u16, k: usize) -> u16 {
+    [status, 200, 503, 410][k % 4]
+}
+
+/// How requests carry notifications: the most per request, and the linger.
+#[derive(Debug, Clone, Copy)]
+struct Batching {
+    max: usize,
+    linger: Duration,
+}
+
+fn batching() -> impl Strategy<Value = Batching> {
+    prop_oneof![
+        2 => Just(Batching { max: 1, linger: Duration::ZERO }),
+        1 => (2usize..5, prop::sample::select(vec![0u64, 10]))
+            .prop_map(|(max, ms)| Batching { max, linger: Duration::from_millis(ms) }),
+    ]
+}
+
+/// The message of notification `n`: two kinds, so that batches also split on the message.
+fn message_of(n: u32) -> Option<Duration> {
+    (n % 4 == 3).then(|| Duration::from_secs(3600))
 }
 
 fn server() -> impl Strategy<Value = Server> {
@@ -136,14 +163,22 @@ struct Model {
     notes: Vec<Note>,
     next_note: usize,
     conns: BTreeMap<ConnId, Conn>,
-    flights: BTreeMap<RequestId, (ConnId, usize)>,
+    /// Each request's connection and notifications.
+    flights: BTreeMap<RequestId, (ConnId, Vec<usize>)>,
     dials: Vec<Dial>,
     dialed: usize,
     calm: bool,
+    batching: Batching,
 }
 
 impl Model {
-    fn new(server: Server, devices: usize, dials: Vec<Dial>, seed: u64) -> Self {
+    fn new(
+        server: Server,
+        devices: usize,
+        dials: Vec<Dial>,
+        seed: u64,
+        batching: Batching,
+    ) -> Self {
         let config = Config {
             max_pending: 8,
             max_attempts: MAX_ATTEMPTS,
@@ -163,8 +198,13 @@ impl Model {
             },
             ..Config::default()
         };
+        let protocol = TestProtocol {
+            batch: batching.max,
+            linger: batching.linger,
+            ..TestProtocol::default()
+        };
         Model {
-            sender: test_sender(config),
+            sender: test_sender_with(protocol, config),
             server,
             now: Instant::now(),
             notes: (0..devices).map(|_| Note::default()).collect(),
@@ -174,41 +214,58 @@ impl Model {
             dials,
             dialed: 0,
             calm: false,
+            batching,
         }
     }
 
-    /// Records the fate of request `id`: `Ok((status, retry_after))` answered, `Err(end)`
-    /// ended.
+    /// Records the fate of request `id`: `Ok((status, retry_after, each))` answered (each
+    /// notification with its own status when `each`), `Err(end)` ended.
     fn fate(
         &mut self,
         id: RequestId,
-        fate: Result<(u16, Option<u8>), StreamEnd>,
+        fate: Result<(u16, Option<u8>, bool), StreamEnd>,
     ) -> Result<(), TestCaseError> {
-        let (conn, n) = self.flights.remove(&id).expect("a request in flight");
+        let (conn, batch) = self.flights.remove(&id).expect("a request in flight");
         if let Some(conn) = self.conns.get_mut(&conn) {
             conn.streams.retain(|s| *s != id);
         }
-        let note = &mut self.notes[n];
-        match &fate {
-            Ok((401, _)) if note.reauth == 0 => note.reauth += 1,
-            Ok((status, _)) => {
-                note.counted += 1;
-                note.delivered += u32::from(*status == 200);
-                note.last_status = Some(*status);
+        for (k, &n) in batch.iter().enumerate() {
+            let note = &mut self.notes[n];
+            match &fate {
+                Ok((status, _, each)) => {
+                    let status = if *each {
+                        each_status(*status, k)
+                    } else {
+                        *status
+                    };
+                    if status == 401 && note.reauth == 0 {
+                        note.reauth += 1;
+                    } else {
+                        note.counted += 1;
+                        note.delivered += u32::from(status == 200);
+                        note.last_status = Some(status);
+                    }
+                }
+                Err(end) if end.unprocessed() && note.free < MAX_FREE => note.free += 1,
+                Err(_) => note.counted += 1,
             }
-            Err(end) if end.unprocessed() && note.free < MAX_FREE => note.free += 1,
-            Err(_) => note.counted += 1,
+            prop_assert!(
+                note.counted <= MAX_ATTEMPTS,
+                "{n}: processed too often: {note:?}"
+            );
+            prop_assert!(note.delivered <= 1, "{n}: delivered twice");
         }
-        prop_assert!(
-            note.counted <= MAX_ATTEMPTS,
-            "{n}: processed too often: {note:?}"
-        );
-        prop_assert!(note.delivered <= 1, "{n}: delivered twice");
         let input = match fate {
-            Ok((status, retry_after)) => {
+            Ok((status, retry_after, each)) => {
                 let mut response = http::Response::builder().status(status);
                 if let Some(seconds) = retry_after {
                     response = response.header("retry-after", seconds.to_string());
+                }
+                if each {
+                    let statuses: Vec<String> = (0..batch.len())
+                        .map(|k| each_status(status, k).to_string())
+                        .collect();
+                    response = response.status(200).header("x-each", statuses.join(","));
                 }
                 Input::Response {
                     id,
@@ -228,7 +285,7 @@ impl Model {
             self.collect_reports()?;
             while self.next_note < self.notes.len() {
                 let n = self.next_note as u32;
-                match self.sender.queue(n, None, n, self.now) {
+                match self.sender.queue(n, message_of(n), n, self.now) {
                     Ok(()) => {
                         self.next_note += 1;
                         progress = true;
@@ -253,7 +310,16 @@ impl Model {
             match action {
                 Action::Dial(conn) => self.dial(conn),
                 Action::Send { conn, id, request } => {
-                    let n: usize = request.uri().path()[1..].parse().unwrap();
+                    let batch: Vec<usize> = request.uri().path()[1..]
+                        .split(',')
+                        .map(|n| n.parse().unwrap())
+                        .collect();
+                    prop_assert!(batch.len() <= self.batching.max.max(1), "{batch:?}");
+                    let message = message_of(batch[0] as u32);
+                    prop_assert!(
+                        batch.iter().all(|&n| message_of(n as u32) == message),
+                        "one message per batch: {batch:?}"
+                    );
                     let open = self.conns.get_mut(&conn);
                     prop_assert!(open.is_some(), "sent on {conn}, not open");
                     let open = open.unwrap();
@@ -265,11 +331,13 @@ impl Model {
                         open.limit
                     );
                     open.streams.push(id);
-                    self.flights.insert(id, (conn, n));
-                    let note = &mut self.notes[n];
-                    prop_assert!(note.report.is_none(), "{n} sent after its report");
-                    note.sends += 1;
-                    prop_assert!(note.sends <= MAX_ATTEMPTS + MAX_FREE + 1, "{n}: {note:?}");
+                    for &n in &batch {
+                        let note = &mut self.notes[n];
+                        prop_assert!(note.report.is_none(), "{n} sent after its report");
+                        note.sends += 1;
+                        prop_assert!(note.sends <= MAX_ATTEMPTS + MAX_FREE + 1, "{n}: {note:?}");
+                    }
+                    self.flights.insert(id, (conn, batch));
                 }
                 Action::Close(conn) => {
                     let closed = self.conns.remove(&conn);
@@ -360,13 +428,15 @@ impl Model {
     fn close(&mut self, conn: ConnId) -> Result<(), TestCaseError> {
         if let Some(state) = self.conns.remove(&conn) {
             for id in state.streams {
-                let (_, n) = self.flights.remove(&id).unwrap();
-                self.notes[n].counted += 1;
-                prop_assert!(
-                    self.notes[n].counted <= MAX_ATTEMPTS,
-                    "{n}: {:?}",
-                    self.notes[n]
-                );
+                let (_, batch) = self.flights.remove(&id).unwrap();
+                for n in batch {
+                    self.notes[n].counted += 1;
+                    prop_assert!(
+                        self.notes[n].counted <= MAX_ATTEMPTS,
+                        "{n}: {:?}",
+                        self.notes[n]
+                    );
+                }
             }
             self.sender.handle(Input::Closed { conn }, self.now);
         }
@@ -375,9 +445,9 @@ impl Model {
 
     fn scripted(&mut self, step: Step) -> Result<(), TestCaseError> {
         match step {
-            Step::Answer(i, status, retry_after) => {
+            Step::Answer(i, status, retry_after, each) => {
                 if let Some(id) = self.pick_stream(i) {
-                    self.fate(id, Ok((status, retry_after)))?;
+                    self.fate(id, Ok((status, retry_after, each)))?;
                 }
             }
             Step::End(i, kind) => {
@@ -461,7 +531,7 @@ impl Model {
                     return Ok(());
                 }
                 if let Some(id) = first_stream {
-                    return self.fate(id, Ok((200, None)));
+                    return self.fate(id, Ok((200, None, false)));
                 }
             }
             _ => {}
@@ -489,8 +559,9 @@ fn run(
     dials: Vec<Dial>,
     steps: Vec<Step>,
     seed: u64,
+    batching: Batching,
 ) -> Result<Model, TestCaseError> {
-    let mut model = Model::new(server, devices, dials, seed);
+    let mut model = Model::new(server, devices, dials, seed, batching);
     let start = model.now;
     let mut calm_since = start;
     let mut steps = steps.into_iter();
@@ -548,6 +619,18 @@ fn run(
     Ok(model)
 }
 
+/// One notification per request.
+const ONE: Batching = Batching {
+    max: 1,
+    linger: Duration::ZERO,
+};
+
+/// Batches of up to 3, lingering 10 ms.
+const BATCHES: Batching = Batching {
+    max: 3,
+    linger: Duration::from_millis(10),
+};
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
@@ -558,8 +641,9 @@ proptest! {
         dials in prop::collection::vec(dial(), 0..6),
         steps in prop::collection::vec(step(), 0..150),
         seed in any::<u64>(),
+        batching in batching(),
     ) {
-        run(server, devices, dials, steps, seed)?;
+        run(server, devices, dials, steps, seed, batching)?;
     }
 }
 
@@ -573,7 +657,10 @@ fn adversarial_servers_are_given_up_on_in_bounded_time() {
         Server::GoAwayZero { close: false },
         Server::DialFails,
     ] {
-        run(server, 20, Vec::new(), Vec::new(), 7).unwrap_or_else(|e| panic!("{server:?}: {e}"));
+        for batching in [ONE, BATCHES] {
+            run(server, 20, Vec::new(), Vec::new(), 7, batching)
+                .unwrap_or_else(|e| panic!("{server:?} {batching:?}: {e}"));
+        }
     }
 }
 
@@ -591,6 +678,7 @@ fn goaway_zero_everywhere_without_transport_closes_is_given_up_on() {
         Vec::new(),
         Vec::new(),
         3,
+        ONE,
     )
     .unwrap();
     let errors: Vec<_> = model
@@ -633,6 +721,7 @@ fn a_passed_dial_backoff_is_not_a_deadline() {
         vec![Dial::Limit(0)],
         steps,
         263_499_641_803_648_544,
+        ONE,
     )
     .unwrap();
 }

@@ -9,55 +9,29 @@ use http::HeaderValue;
 
 use super::*;
 use crate::engine::test_support::{end, poll_send, respond, response, sends};
+use crate::engine::{Answer, Batch, Verdict};
 use crate::engine::{CredentialStats, PoolConfig};
 
 /// A protocol whose answers are spelled by their status: the request goes to
-/// `https://test/<token>` with header `x-id: <meta>`; see [`TestProtocol::classify`].
+/// `https://test/<token>,<token>...` with header `x-id: <meta>`; see
+/// [`TestProtocol::classify`]. With `batch` above 1, notifications with the same time to live
+/// share requests.
 #[derive(Debug, Default)]
 pub(super) struct TestProtocol {
-    next: u32,
+    /// The last meta handed out.
+    pub(super) next: u32,
+    /// Most notifications per request (0 and 1: one).
+    pub(super) batch: usize,
+    /// How long a partial batch waits for more.
+    pub(super) linger: Duration,
 }
 
 /// A test message: its time to live.
 pub(super) type Ttl = Option<Duration>;
 
-impl Protocol for TestProtocol {
-    type Token = u32;
-    type Message = Ttl;
-    type Meta = u32;
-
-    fn provider(&self) -> &'static str {
-        "test"
-    }
-
-    fn prepare(&mut self, _message: &Ttl) -> u32 {
-        self.next += 1;
-        self.next
-    }
-
-    fn request(
-        &self,
-        token: &u32,
-        _message: &Ttl,
-        meta: &u32,
-        authorization: Option<&HeaderValue>,
-    ) -> Result<http::Request<Bytes>, DeviceError> {
-        let mut request = http::Request::builder()
-            .method("POST")
-            .uri(format!("https://test/{token}"))
-            .header("x-id", meta.to_string());
-        if let Some(authorization) = authorization {
-            request = request.header("authorization", authorization);
-        }
-        Ok(request.body(Bytes::new()).unwrap())
-    }
-
-    /// 200 delivered (`x-answer-id` is the provider's id), 410 invalid device (`x-since`),
-    /// 400 invalid token, 413 too large, 429 and 503 retry (`retry-after` seconds; 503 also
-    /// client-wide), 401 reauthenticate, 403 client error, anything else rejected. The body is
-    /// the reason.
-    fn classify(&self, response: &http::Response<Bytes>) -> Answer {
-        let status = response.status().as_u16();
+impl TestProtocol {
+    /// The answer `status` spells (see [`TestProtocol::classify`]).
+    fn answer(status: u16, response: &http::Response<Bytes>) -> Answer {
         let header = |name: &str| {
             response
                 .headers()
@@ -90,6 +64,74 @@ impl Protocol for TestProtocol {
             described: format!("{status} {reason}"),
             reason: (!reason.is_empty()).then_some(reason),
             id: header("x-answer-id"),
+            new_token: header("x-new-token"),
+        }
+    }
+}
+
+impl Protocol for TestProtocol {
+    type Token = u32;
+    type Message = Ttl;
+    type Meta = u32;
+
+    fn provider(&self) -> &'static str {
+        "test"
+    }
+
+    fn max_batch(&self) -> usize {
+        self.batch
+    }
+
+    fn batchable(&self, a: &Ttl, b: &Ttl) -> bool {
+        a == b
+    }
+
+    fn linger(&self) -> Duration {
+        self.linger
+    }
+
+    fn prepare(&mut self, _message: &Ttl) -> u32 {
+        self.next += 1;
+        self.next
+    }
+
+    fn request(
+        &self,
+        batch: Batch<'_, u32>,
+        _message: &Ttl,
+        meta: &u32,
+        authorization: Option<&HeaderValue>,
+    ) -> Result<http::Request<Bytes>, DeviceError> {
+        let tokens: Vec<String> = batch.tokens().map(u32::to_string).collect();
+        let mut request = http::Request::builder()
+            .method("POST")
+            .uri(format!("https://test/{}", tokens.join(",")))
+            .header("x-id", meta.to_string());
+        if let Some(authorization) = authorization {
+            request = request.header("authorization", authorization);
+        }
+        Ok(request.body(Bytes::new()).unwrap())
+    }
+
+    /// 200 delivered (`x-answer-id` is the provider's id, `x-new-token` a new token), 410
+    /// invalid device (`x-since`), 400 invalid token, 413 too large, 429 and 503 retry
+    /// (`retry-after` seconds; 503 also client-wide), 401 reauthenticate, 403 client error,
+    /// anything else rejected. The body is the reason. A header `x-each: <status>,...` answers
+    /// a batch notification by notification, each as its status says.
+    fn classify(&self, response: &http::Response<Bytes>, _batch: Batch<'_, u32>) -> Answers {
+        let each = response
+            .headers()
+            .get("x-each")
+            .and_then(|v| v.to_str().ok());
+        match each {
+            Some(statuses) => Answers::Each(
+                statuses
+                    .split(',')
+                    .filter_map(|status| status.parse().ok())
+                    .map(|status| Self::answer(status, response))
+                    .collect(),
+            ),
+            None => Answers::All(Self::answer(response.status().as_u16(), response)),
         }
     }
 
@@ -205,12 +247,17 @@ pub(super) type TestSender = Sender<TestProtocol, TestCredential, u32>;
 
 /// A sender whose credential is already granted (generation 1).
 pub(super) fn test_sender(config: Config) -> TestSender {
+    test_sender_with(TestProtocol::default(), config)
+}
+
+/// A sender speaking `protocol` whose credential is already granted (generation 1).
+pub(super) fn test_sender_with(protocol: TestProtocol, config: Config) -> TestSender {
     let credential = TestCredential {
         generation: 1,
         ready: true,
         ..TestCredential::default()
     };
-    Sender::new(TestProtocol::default(), credential, config).unwrap()
+    Sender::new(protocol, credential, config).unwrap()
 }
 
 fn answer(status: u16, reason: &str) -> http::Response<Bytes> {

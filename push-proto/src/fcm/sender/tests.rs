@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::*;
 use crate::engine::test_support::{end, poll_credential, poll_send, respond, sends};
-use crate::engine::{Action, Input, StreamEnd};
+use crate::engine::{Action, Input, PoolConfig, StreamEnd};
 use crate::fcm::message::SendRequest;
 use crate::fcm::oauth::tests::grant;
 use crate::fcm::response::tests::rpc_error;
@@ -88,13 +88,16 @@ fn the_request_is_exact() {
     sender.queue(token(1), message(None), 1, now).unwrap();
     authorize(&mut sender, "ya29.a", now);
     let (_, request) = poll_send(&mut sender, now).unwrap();
-    assert_eq!(request.method(), Method::POST);
+    assert_eq!(request.method(), http::Method::POST);
     assert_eq!(request.version(), http::Version::HTTP_2);
     assert_eq!(
         request.uri(),
         "https://fcm.googleapis.com/v1/projects/demo-project/messages:send"
     );
-    assert_eq!(request.headers()[AUTHORIZATION], "Bearer ya29.a");
+    assert_eq!(
+        request.headers()[http::header::AUTHORIZATION],
+        "Bearer ya29.a"
+    );
     assert_eq!(request.headers()[CONTENT_TYPE], "application/json");
     assert_eq!(request.headers().len(), 2);
     assert_eq!(
@@ -171,7 +174,7 @@ fn the_token_is_refreshed_before_it_expires() {
     // The next action is the token request, not a send with the old token.
     authorize(&mut sender, "new", later);
     let (_, request) = poll_send(&mut sender, later).unwrap();
-    assert_eq!(request.headers()[AUTHORIZATION], "Bearer new");
+    assert_eq!(request.headers()[http::header::AUTHORIZATION], "Bearer new");
 }
 
 /// Changed with the engine: the server's limit is per connection (`Input::Connected` /
@@ -181,8 +184,8 @@ fn the_token_is_refreshed_before_it_expires() {
 fn the_in_flight_limit_is_the_smaller_of_config_and_server() {
     let now = Instant::now();
     let mut config = Config::new("demo-project");
-    config.max_in_flight = 2;
-    config.pool = PoolConfig::default().fixed(1);
+    config.engine.max_in_flight = 2;
+    config.engine.pool = PoolConfig::default().fixed(1);
     let mut sender = sender_with(config, now);
     for i in 0..5 {
         sender.queue(token(i), message(None), i, now).unwrap();
@@ -215,7 +218,7 @@ fn the_in_flight_limit_is_the_smaller_of_config_and_server() {
 fn backpressure_hands_the_notification_back() {
     let now = Instant::now();
     let mut config = Config::new("demo-project");
-    config.max_pending = 1;
+    config.engine.max_pending = 1;
     let mut sender = sender_with(config, now);
     sender.queue(token(0), message(None), 0, now).unwrap();
     let Err(Full((returned, _, 1))) = sender.queue(token(1), message(None), 1, now) else {
@@ -320,7 +323,10 @@ fn an_unauthenticated_answer_refreshes_the_token_once() {
     // The token was dropped: the next action is one token request, no send.
     authorize(&mut sender, "fresh", now);
     let (first, request) = poll_send(&mut sender, now).unwrap();
-    assert_eq!(request.headers()[AUTHORIZATION], "Bearer fresh");
+    assert_eq!(
+        request.headers()[http::header::AUTHORIZATION],
+        "Bearer fresh"
+    );
     let (second, _) = poll_send(&mut sender, now).unwrap();
     respond(&mut sender, first, delivered(1), now);
     respond(&mut sender, second, unauthenticated, now);
@@ -568,7 +574,10 @@ fn bad_configurations_are_refused() {
     };
     let mut config = Config::new("p");
     config.base_url = "https://fcm.googleapis.com/v1".into();
-    assert!(matches!(attempt(config), ConfigError::BaseUrl(_)));
+    assert!(matches!(
+        attempt(config),
+        ConfigError::Engine(engine::ConfigError::BaseUrl(_))
+    ));
     for project in ["", "a/b", "a b", "x?y"] {
         assert!(
             matches!(attempt(Config::new(project)), ConfigError::ProjectId(_)),
@@ -576,7 +585,7 @@ fn bad_configurations_are_refused() {
         );
     }
     let mut config = Config::new("p");
-    config.max_in_flight = 0;
+    config.engine.max_in_flight = 0;
     assert_eq!(
         attempt(config),
         ConfigError::Engine(engine::ConfigError::Zero("max_in_flight"))

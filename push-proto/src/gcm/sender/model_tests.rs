@@ -1,5 +1,7 @@
-//! Model-based test: the sender against a simulated server with scripted per-token results,
-//! random whole-request 503s and transport failures, on simulated time.
+//! Model-based test: the GCM protocol on the engine against a simulated server with scripted
+//! per-token results, random whole-request 503s and transport failures, on simulated time,
+//! over connections that take one request each (HTTP/1.1). Every token ends in exactly one
+//! correct outcome, whatever the batches, the answer order and the retries.
 
 use std::time::{Duration, Instant};
 
@@ -7,10 +9,11 @@ use bytes::Bytes;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
-use super::tests::{ids, response, token};
+use super::tests::{ids, message, response, token};
 use super::*;
-use crate::Payload;
-use crate::gcm::{HttpDate, MessageOptions};
+use crate::engine::{Action, Input, PoolConfig, StreamEnd};
+use crate::gcm::HttpDate;
+use crate::{Outcome, Payload};
 
 /// What the server answers for one token, by how often it has seen it.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -139,17 +142,35 @@ fn run(sender: &mut Sender<usize>, server: &mut Server, reverse: bool) -> Vec<Ou
     let mut now = Instant::now();
     let mut outcomes = Vec::new();
     for _ in 0..10_000 {
-        let mut requests: Vec<_> = std::iter::from_fn(|| sender.poll_request(now)).collect();
+        let mut requests = Vec::new();
+        while let Some(action) = sender.poll_action(now) {
+            match action {
+                Action::Dial(conn) => {
+                    let connected = Input::Connected {
+                        conn,
+                        max_streams: 1,
+                    };
+                    sender.handle(connected, now);
+                }
+                Action::Send { id, request, .. } => requests.push((id, request)),
+                Action::Close(_) => {}
+                Action::CredentialRequest(_) => panic!("an API key needs no request"),
+            }
+        }
         if reverse {
             requests.reverse();
         }
-        for (id, request) in &requests {
-            match server.answer(request) {
-                Ok(answer) => sender.handle_response(*id, answer, now),
-                Err(reason) => sender.handle_failure(*id, &reason, now),
-            }
+        for (id, request) in requests.iter().cloned() {
+            let input = match server.answer(&request) {
+                Ok(response) => Input::Response { id, response },
+                Err(reason) => Input::StreamEnd {
+                    id,
+                    end: StreamEnd::ConnectionError(reason),
+                },
+            };
+            sender.handle(input, now);
         }
-        outcomes.extend(std::iter::from_fn(|| sender.poll_outcome()));
+        outcomes.extend(std::iter::from_fn(|| sender.poll_outcome()).map(|r| r.outcome));
         if requests.is_empty() {
             match sender.poll_timeout() {
                 Some(due) => {
@@ -171,30 +192,29 @@ proptest! {
         scripts in proptest::collection::vec(scripts(), 1..25),
         fates in proptest::collection::vec(fates(), 0..12),
         batch_size in 1usize..6,
-        max_in_flight in 1usize..4,
+        connections in 1u32..4,
         seed in any::<u64>(),
-        close in any::<bool>(),
+        flush in any::<bool>(),
         reverse in any::<bool>(),
     ) {
-        let config = Config {
+        let mut config = Config {
             batch_size,
-            max_in_flight,
-            max_attempts: MAX_ATTEMPTS,
-            initial_backoff: Duration::from_millis(100),
-            max_backoff: Duration::from_secs(2),
-            seed,
             ..Config::new("k")
         };
-        let mut sender = Sender::new(config).unwrap();
-        let message = Message::new(&Payload::new().data("k", "v"), &MessageOptions::default())
-            .unwrap();
-        let id = sender.open_message(message);
+        config.engine.pool = PoolConfig::default().automatic(connections);
+        config.engine.max_attempts = MAX_ATTEMPTS;
+        config.engine.initial_backoff = Duration::from_millis(100);
+        config.engine.max_backoff = Duration::from_secs(2);
+        config.engine.seed = seed;
+        let mut sender = sender(config).unwrap();
+        let message = message(&Payload::new().data("k", "v"));
         let start = Instant::now();
         for index in 0..scripts.len() {
-            sender.queue(id, token(&format!("t{index}")), index, start).unwrap();
+            let token = token(&format!("t{index}"));
+            sender.queue(token, message.clone(), index, start).unwrap();
         }
-        if close {
-            sender.close_message(id);
+        if flush {
+            sender.flush();
         }
         let count = scripts.len();
         let mut server = Server {

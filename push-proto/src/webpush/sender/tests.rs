@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use p256::SecretKey;
 
 use super::*;
-use crate::engine::Verdict;
 use crate::engine::test_support::{poll_send, respond, response, sends};
+use crate::engine::{Answer, Verdict};
 use crate::jose::base64url_decode;
 use crate::webpush::ece::tests::{decrypt, rfc8291};
 use crate::webpush::message::Options;
@@ -66,7 +66,7 @@ fn the_request_is_encrypted_for_the_subscription_and_authorized_for_the_origin()
         .queue(subscription(&endpoint(1)), message(60), 1, now)
         .unwrap();
     let (id, request) = poll_send(&mut sender, now).unwrap();
-    assert_eq!(request.method(), Method::POST);
+    assert_eq!(request.method(), http::Method::POST);
     assert_eq!(request.uri(), endpoint(1).as_str());
     assert_eq!(request.version(), http::Version::HTTP_2);
     let headers = request.headers();
@@ -312,8 +312,13 @@ fn the_protocol_describes_itself() {
         protocol.time_to_live(&message(9)),
         Some(Duration::from_secs(9))
     );
-    assert_eq!(
-        protocol.classify(&response(201, "")).verdict,
-        Verdict::Delivered
-    );
+    let subscription = subscription(&endpoint(1));
+    let answers = protocol.classify(&response(201, ""), Batch::one(&subscription));
+    assert!(matches!(
+        answers,
+        Answers::All(Answer {
+            verdict: Verdict::Delivered,
+            ..
+        })
+    ));
 }

@@ -12,7 +12,7 @@ use super::tests::{alert, reason, response, token};
 use super::*;
 use crate::Full;
 use crate::apns::http2::jwt::tests::test_signer;
-use crate::engine::{Action, ConnId, Input, RequestId, StreamEnd};
+use crate::engine::{Action, ConnId, Input, PoolConfig, RequestId, StreamEnd};
 
 /// What the simulated server does with one device's requests.
 #[derive(Debug, Clone, Copy)]
@@ -51,7 +51,8 @@ enum Step {
     GoAway(usize),
     /// The server's stream limit changes.
     Limit(u32),
-    /// Time passes.
+    /// Time passes (scripted: at least 1 ms; 0 runs to the next deadline, only once nothing
+    /// is in flight).
     Wait(u64),
 }
 
@@ -60,7 +61,7 @@ fn step() -> impl Strategy<Value = Step> {
         6 => any::<usize>().prop_map(Step::Answer),
         1 => any::<usize>().prop_map(Step::GoAway),
         1 => (0u32..5).prop_map(Step::Limit),
-        1 => (0u64..120_000).prop_map(Step::Wait),
+        1 => (1u64..120_000).prop_map(Step::Wait),
     ]
 }
 
@@ -124,11 +125,11 @@ fn run(plans: Vec<Plan>, steps: Vec<Step>, seed: u64) -> Result<(), TestCaseErro
     let mut now = start;
     let auth = TokenAuth::new(test_signer(), "TEAM123456", start, 1_700_000_000).unwrap();
     let mut config = Config::new(PRODUCTION_URL).topic("com.example.app");
-    config.max_attempts = MAX_ATTEMPTS;
-    config.seed = seed;
-    config.max_pending = 8;
-    config.pool = PoolConfig::default().fixed(1);
-    config.pool.stall_timeout = Duration::from_secs(1 << 30);
+    config.engine.max_attempts = MAX_ATTEMPTS;
+    config.engine.seed = seed;
+    config.engine.max_pending = 8;
+    config.engine.pool = PoolConfig::default().fixed(1);
+    config.engine.pool.stall_timeout = Duration::from_secs(1 << 30);
     let mut sender: Sender<usize> = sender(config, Auth::Token(auth)).unwrap();
     let devices = plans.len();
     let mut server = Server {

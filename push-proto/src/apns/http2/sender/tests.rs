@@ -10,7 +10,7 @@ use super::*;
 use crate::apns::http2::jwt::tests::{test_signer, verify};
 use crate::apns::http2::{ApnsPriority, Notification, Options, PushType, Reason};
 use crate::engine::test_support::{end, poll_send, respond, sends};
-use crate::engine::{ConnId, Input, StreamEnd};
+use crate::engine::{ConnId, Input, PoolConfig, StreamEnd};
 use crate::{Full, Payload};
 
 pub(super) use crate::engine::test_support::response;
@@ -68,7 +68,7 @@ fn request_is_byte_exact_with_every_header() {
     sender.queue(token(0xab), message, 7, now).unwrap();
     let (_, request) = poll_send(&mut sender, now + Duration::from_secs(2)).unwrap();
 
-    assert_eq!(request.method(), Method::POST);
+    assert_eq!(request.method(), http::Method::POST);
     assert_eq!(request.version(), http::Version::HTTP_2);
     assert_eq!(
         request.uri().to_string(),
@@ -146,7 +146,7 @@ fn config_is_validated() {
     ] {
         assert!(matches!(
             sender::<u32>(Config::new(url), Auth::Certificate),
-            Err(ConfigError::BaseUrl(_))
+            Err(ConfigError::Engine(engine::ConfigError::BaseUrl(_)))
         ));
     }
     assert!(sender::<u32>(Config::new("http://127.0.0.1:2197/"), Auth::Certificate).is_ok());
@@ -156,15 +156,15 @@ fn config_is_validated() {
         Some(ConfigError::Topic)
     );
     config.topic = None;
-    config.max_attempts = 0;
+    config.engine.max_attempts = 0;
     assert_eq!(
         sender::<u32>(config.clone(), Auth::Certificate).err(),
         Some(ConfigError::Engine(engine::ConfigError::Zero(
             "max_attempts"
         )))
     );
-    config.max_attempts = 1;
-    config.pool.max_connections = 0;
+    config.engine.max_attempts = 1;
+    config.engine.pool.max_connections = 0;
     assert_eq!(
         sender::<u32>(config, Auth::Certificate).err(),
         Some(ConfigError::Engine(engine::ConfigError::Zero(
@@ -177,7 +177,7 @@ fn config_is_validated() {
 fn queue_is_bounded() {
     let now = Instant::now();
     let mut config = config();
-    config.max_pending = 1;
+    config.engine.max_pending = 1;
     let mut sender: Sender<u32> = sender(config, Auth::Certificate).unwrap();
     sender.queue(token(1), alert(), 1, now).unwrap();
     let Err(Full((back, _, tag))) = sender.queue(token(2), alert(), 2, now) else {
@@ -343,7 +343,7 @@ fn server_errors_use_the_backoff_and_transport_failures_count() {
 fn refused_streams_are_resent_without_counting_an_attempt() {
     let now = Instant::now();
     let mut config = config();
-    config.max_attempts = 1;
+    config.engine.max_attempts = 1;
     let mut sender: Sender<u32> = sender(config, Auth::Certificate).unwrap();
     for i in 0..3 {
         sender.queue(token(i), alert(), u32::from(i), now).unwrap();
@@ -398,7 +398,7 @@ fn refused_streams_are_resent_without_counting_an_attempt() {
 fn a_server_refusing_every_stream_is_given_up_on() {
     let now = Instant::now();
     let mut config = config();
-    config.max_attempts = 2;
+    config.engine.max_attempts = 2;
     let mut sender: Sender<u32> = sender(config, Auth::Certificate).unwrap();
     sender.queue(token(1), alert(), 1, now).unwrap();
     let mut at = now;
@@ -430,7 +430,7 @@ fn a_server_refusing_every_stream_is_given_up_on() {
 fn stream_limit_drops_to_one_and_is_restored() {
     let now = Instant::now();
     let mut config = config();
-    config.pool = PoolConfig::default().fixed(1);
+    config.engine.pool = PoolConfig::default().fixed(1);
     let mut sender: Sender<u32> = sender(config, Auth::Certificate).unwrap();
     for i in 0..10 {
         sender.queue(token(i), alert(), u32::from(i), now).unwrap();

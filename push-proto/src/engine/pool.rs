@@ -14,6 +14,9 @@ enum State {
     Dialing,
     /// Open, allowing `limit` streams (already capped by `max_streams_per_connection`).
     Open { limit: u32 },
+    /// Open, but taking no new streams: opening it did not raise the rate of answers. Closed
+    /// once idle for `idle_timeout`; open again when another connection ends.
+    Parked { limit: u32 },
     /// The server sent GOAWAY: no new streams.
     Draining,
 }
@@ -43,8 +46,9 @@ pub(crate) enum GiveUp {
 ///   `min_connections` at once, then one more at a time while every stream of the open ones is
 ///   busy, up to `max_connections`, as long as each one raised the rate of answers (see
 ///   [`Scaling`]: measured with the open connections before each dial, and growth stops when
-///   the newest one did not pay off); never towards a connection that allows 0 streams (that
-///   is a pause, not load);
+///   the newest one did not pay off, and that one is parked: it takes no new streams, and is
+///   closed once idle or used again when another connection ends); never towards a
+///   connection that allows 0 streams (that is a pause, not load);
 /// - a failed dial, and a connection that closes without answering one stream (GOAWAY(0),
 ///   every stream refused), back off exponentially; after `max_failed_dials` in a row, or at
 ///   once on a fatal error, the waiting requests are given up;
@@ -173,7 +177,7 @@ impl Pool {
     pub fn handle_max_streams(&mut self, id: ConnId, max_streams: u32) {
         let cap = self.config.max_streams_per_connection;
         if let Some(Conn {
-            state: State::Open { limit },
+            state: State::Open { limit } | State::Parked { limit },
             ..
         }) = self.find(id)
         {
@@ -192,12 +196,17 @@ impl Pool {
     pub fn handle_goaway(&mut self, id: ConnId) {
         if let Some(conn) = self.find(id) {
             conn.state = State::Draining;
+            self.unpark();
         }
     }
 
     /// Connection `id` ended; one that never answered a stream counts as a failed dial.
     pub fn handle_closed(&mut self, id: ConnId, now: Instant) {
-        if self.remove(id).is_some_and(|conn| conn.answered == 0) {
+        let closed = self.remove(id);
+        if closed.is_some() {
+            self.unpark();
+        }
+        if closed.is_some_and(|conn| conn.answered == 0) {
             self.failure(
                 "the connection closed before answering any request",
                 false,
@@ -233,6 +242,9 @@ impl Pool {
             self.failed_dials = 0;
             self.dial_at = None;
             self.scaling.answered(now);
+            if self.scaling.take_park() {
+                self.park_newest();
+            }
         }
         if let Some(conn) = self.find(id) {
             conn.in_flight = conn.in_flight.saturating_sub(1);
@@ -243,7 +255,36 @@ impl Pool {
         }
     }
 
-    /// True when `id` is a connection of the pool (dialing, open or draining).
+    /// Parks the newest open connection (the one whose opening did not pay off), unless only
+    /// `min_connections` are open.
+    fn park_newest(&mut self) {
+        let min = self.config.min_connections as usize;
+        let open = self.conns.iter().filter(|conn| is_open(conn.state));
+        if open.count() <= min {
+            return;
+        }
+        let newest = self
+            .conns
+            .iter_mut()
+            .filter(|conn| is_open(conn.state))
+            .max_by_key(|conn| conn.id);
+        if let Some(conn) = newest
+            && let State::Open { limit } = conn.state
+        {
+            conn.state = State::Parked { limit };
+        }
+    }
+
+    /// Another connection ended (or none open allows a stream): parked ones are used again.
+    fn unpark(&mut self) {
+        for conn in &mut self.conns {
+            if let State::Parked { limit } = conn.state {
+                conn.state = State::Open { limit };
+            }
+        }
+    }
+
+    /// True when `id` is a connection of the pool (dialing, open, parked or draining).
     pub fn contains(&self, id: ConnId) -> bool {
         self.conns.iter().any(|conn| conn.id == id)
     }
@@ -254,6 +295,13 @@ impl Pool {
     pub fn update(&mut self, now: Instant, waiting: usize) {
         if self.dial_at.is_some_and(|at| at <= now) {
             self.dial_at = None;
+        }
+        let usable = self
+            .conns
+            .iter()
+            .any(|conn| matches!(conn.state, State::Open { limit } if limit > 0));
+        if !usable {
+            self.unpark();
         }
         let mut open = self.conns.iter().filter_map(|conn| match conn.state {
             State::Open { limit } => Some(limit),
@@ -308,7 +356,7 @@ impl Pool {
         let live = self.live();
         let index = self.conns.iter().position(|conn| match conn.state {
             State::Draining => conn.in_flight == 0,
-            State::Open { .. } => {
+            State::Open { .. } | State::Parked { .. } => {
                 live > min
                     && conn.in_flight == 0
                     && now.saturating_duration_since(conn.idle_since) >= idle
@@ -340,7 +388,7 @@ impl Pool {
             .filter(|conn| {
                 live > self.config.min_connections as usize
                     && conn.in_flight == 0
-                    && matches!(conn.state, State::Open { .. })
+                    && matches!(conn.state, State::Open { .. } | State::Parked { .. })
             })
             .filter_map(|conn| conn.idle_since.checked_add(self.config.idle_timeout))
             .min();
@@ -351,6 +399,11 @@ impl Pool {
     pub fn config(&self) -> &PoolConfig {
         &self.config
     }
+}
+
+/// Open and taking new streams (possibly none, while its limit is 0).
+fn is_open(state: State) -> bool {
+    matches!(state, State::Open { .. })
 }
 
 #[cfg(test)]

@@ -5,10 +5,10 @@
 //! the server's capacity or by the link, it adds cost and no throughput. So the pool
 //! measures the rate of answers with the connections it has, opens one more only once it
 //! knows that rate, measures again, and stops growing when the newest connection did not
-//! raise the rate by at least half an average connection's share. It keeps the
-//! connections it has (closing one that carries streams would cost more than it saves); the
-//! limit holds until a connection closes (idle, GOAWAY, failure), when the pool may grow
-//! again.
+//! raise the rate by at least half an average connection's share. That newest connection is
+//! then parked (the pool gives it no new streams and closes it once idle, rather than cutting
+//! its streams); the limit holds until a connection ends (idle, GOAWAY, failure), when the
+//! pool may grow again.
 
 use std::time::{Duration, Instant};
 
@@ -82,6 +82,8 @@ pub(crate) struct Scaling {
     before_dial: Option<Rate>,
     /// No scale-out while this many connections or more are live.
     ceiling: Option<usize>,
+    /// The newest connection did not pay off: the pool parks it.
+    park: bool,
 }
 
 impl Scaling {
@@ -112,6 +114,7 @@ impl Scaling {
             && !rate.gained_over(&before)
         {
             self.ceiling = Some(rate.conns);
+            self.park = true;
         }
         self.measured = Some(rate);
     }
@@ -155,6 +158,11 @@ impl Scaling {
     pub(crate) fn may_grow(&self, open: usize) -> bool {
         self.ceiling.is_none_or(|ceiling| open < ceiling)
             && self.measured.is_some_and(|rate| rate.conns == open)
+    }
+
+    /// True once after the newest connection was found not to pay off.
+    pub(crate) fn take_park(&mut self) -> bool {
+        std::mem::take(&mut self.park)
     }
 
     /// One more connection is being dialed beyond the minimum, with `open` open.
@@ -222,6 +230,7 @@ mod tests {
         run(&mut scaling, 2, 20, MS, &mut now);
         assert!(!scaling.may_grow(2), "the second one did not pay off");
         assert_eq!(scaling.ceiling, Some(2));
+        assert!(scaling.take_park() && !scaling.take_park(), "parked once");
         // One of them closes: the pool may grow again once it measured the one left.
         scaling.update(Load {
             live: 1,

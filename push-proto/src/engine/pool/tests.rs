@@ -338,3 +338,91 @@ fn a_drained_connection_that_answered_nothing_counts_as_a_failed_dial() {
     }
     assert!(matches!(pool.take_give_up(), Some(GiveUp::Unreachable(_))));
 }
+
+/// Answers one busy stream every `per_answer` and sends another wherever a stream is free,
+/// with requests waiting, until `done` holds.
+fn answer_until(
+    pool: &mut Pool,
+    now: &mut Instant,
+    per_answer: Duration,
+    done: impl Fn(&Pool) -> bool,
+) {
+    for _ in 0..100_000 {
+        pool.update(*now, 1);
+        if done(pool) {
+            return;
+        }
+        let busy = pool.conns.iter().find(|conn| conn.in_flight > 0);
+        let conn = busy.expect("a busy stream").id;
+        *now += per_answer;
+        pool.release(conn, true, *now);
+        while pool.pick().is_some() {}
+    }
+    panic!("never done");
+}
+
+fn parked(pool: &Pool) -> Vec<ConnId> {
+    let parked = pool
+        .conns
+        .iter()
+        .filter(|c| matches!(c.state, State::Parked { .. }));
+    parked.map(|conn| conn.id).collect()
+}
+
+#[test]
+fn a_connection_that_does_not_raise_the_rate_is_parked_then_closed_once_idle() {
+    let mut now = Instant::now();
+    let mut pool = Pool::new(config(), 0);
+    let a = open(&mut pool, 2, now);
+    while pool.pick().is_some() {}
+    // Bound by CPU: one answer per millisecond, however many connections.
+    let known = |pool: &Pool| pool.scaling.may_grow(pool.live());
+    answer_until(&mut pool, &mut now, MS, known);
+    let b = open(&mut pool, 2, now);
+    while pool.pick().is_some() {}
+    answer_until(&mut pool, &mut now, MS, |pool| !parked(pool).is_empty());
+    assert_eq!(parked(&pool), [b], "the newest one");
+    assert_eq!(pool.live(), 2);
+    let a_busy = pool
+        .conns
+        .iter()
+        .find(|conn| conn.id == a)
+        .unwrap()
+        .in_flight;
+    assert_eq!(pool.free_streams(), 2 - a_busy, "only a's streams count");
+    while pool.pick().is_some() {}
+    assert_eq!(pool.poll_dial(now, 1), None, "no more growth");
+    // b's streams end; it takes no new ones, and is closed once idle.
+    for _ in 0..2 {
+        if pool.conns.iter().any(|c| c.id == b && c.in_flight > 0) {
+            pool.release(b, true, now);
+        }
+    }
+    assert_eq!(pool.pick(), None, "a is busy and b parked");
+    let idle = now + Duration::from_secs(60);
+    assert_eq!(pool.poll_timeout(1), Some(idle));
+    assert_eq!(pool.poll_close(idle), Some(b));
+    assert_eq!(pool.live(), 1);
+    assert!(pool.contains(a));
+}
+
+#[test]
+fn a_parked_connection_is_used_again_when_another_one_ends() {
+    let mut now = Instant::now();
+    let mut pool = Pool::new(config(), 0);
+    let a = open(&mut pool, 2, now);
+    while pool.pick().is_some() {}
+    // Bound by CPU: one answer per millisecond, however many connections.
+    let known = |pool: &Pool| pool.scaling.may_grow(pool.live());
+    answer_until(&mut pool, &mut now, MS, known);
+    let b = open(&mut pool, 2, now);
+    while pool.pick().is_some() {}
+    answer_until(&mut pool, &mut now, MS, |pool| !parked(pool).is_empty());
+    assert_eq!(parked(&pool), [b]);
+    pool.handle_goaway(a);
+    assert!(parked(&pool).is_empty());
+    for _ in 0..2 {
+        pool.release(b, true, now);
+    }
+    assert_eq!(pool.pick(), Some(b));
+}

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 const GAIN_DIVISOR: u128 = 2;
 /// A measurement skips as many answers as streams were in flight when it started (they were
 /// sent before), then counts `TURNS` times as many (each stream turns over that often).
-const TURNS: u64 = 4;
+const TURNS: u64 = 8;
 
 /// The rate of answers with `conns` connections: `answers` in `elapsed`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -43,9 +43,41 @@ struct Entry<P: Protocol, T> {
     /// Until when it may wait for more notifications to share its request (a batching
     /// protocol's linger; cleared once it was sent, flushed or waited long enough).
     linger_until: Option<Instant>,
-    last_error: String,
+    /// The status of the last response.
     last_status: Option<u16>,
-    last_reason: Option<String>,
+    /// What went wrong last; out of line, as most notifications never fail (a smaller entry
+    /// is less memory per queued notification and less to move per request).
+    failure: Option<Box<LastFailure>>,
+}
+
+/// The last error of a notification and the provider's reason with it.
+#[derive(Default)]
+struct LastFailure {
+    error: String,
+    reason: Option<String>,
+}
+
+impl<P: Protocol, T> Entry<P, T> {
+    fn last_error(&self) -> &str {
+        self.failure.as_ref().map_or("", |failure| &failure.error)
+    }
+
+    fn set_last_error(&mut self, error: String) {
+        self.failure.get_or_insert_default().error = error;
+    }
+
+    fn set_last_reason(&mut self, reason: Option<String>) {
+        match (&mut self.failure, reason) {
+            (Some(failure), reason) => failure.reason = reason,
+            (None, None) => {}
+            (None, reason) => {
+                self.failure = Some(Box::new(LastFailure {
+                    error: String::new(),
+                    reason,
+                }))
+            }
+        }
+    }
 }
 
 /// One request handed out: the notification it carries, or the first of its batch and the
@@ -164,9 +196,8 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
             reauthenticated: false,
             expires,
             linger_until,
-            last_error: String::new(),
             last_status: None,
-            last_reason: None,
+            failure: None,
         });
         Ok(())
     }
@@ -411,10 +442,10 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
             });
         }
         for entry in self.queue.take_ready() {
-            let last_error = if entry.last_error.is_empty() {
+            let last_error = if entry.last_error().is_empty() {
                 reason.clone()
             } else {
-                format!("{reason}; before: {}", entry.last_error)
+                format!("{reason}; before: {}", entry.last_error())
             };
             let error = DeviceError::Unavailable {
                 attempts: entry.attempts,

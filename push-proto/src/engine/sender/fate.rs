@@ -47,7 +47,7 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
         fate: &mut Fate,
     ) -> Option<Entry<P, T>> {
         entry.last_status = Some(answer.status);
-        entry.last_reason = answer.reason.clone();
+        entry.set_last_reason(answer.reason.clone());
         match answer.verdict {
             Verdict::Delivered => {
                 self.outbox.clear_client_error();
@@ -77,7 +77,7 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
                 self.credential.handle_rejected(fate.generation);
                 entry.reauthenticated = true;
                 entry.attempts = entry.attempts.saturating_sub(1);
-                entry.last_error = answer.described;
+                entry.set_last_error(answer.described);
                 return Some(entry);
             }
             Verdict::Reauthenticate | Verdict::ClientError => {
@@ -105,7 +105,7 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
             self.stats.refused += 1;
             entry.free_resends += 1;
             entry.attempts = entry.attempts.saturating_sub(1);
-            entry.last_error = end.to_string();
+            entry.set_last_error(end.to_string());
             return Some(entry);
         }
         self.stats.transport_failures += 1;
@@ -147,10 +147,10 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
         retry_after: Option<Duration>,
         fate: &mut Fate,
     ) {
-        entry.last_error = error;
+        entry.set_last_error(error);
         let give_up = |entry: &Entry<P, T>, why: &str| DeviceError::Unavailable {
             attempts: entry.attempts,
-            last_error: format!("{}{why}", entry.last_error),
+            last_error: format!("{}{why}", entry.last_error()),
         };
         if entry.attempts >= self.config.max_attempts {
             let error = give_up(&entry, "");
@@ -207,7 +207,10 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
                 }
             }
         };
-        let reason = entry.last_reason.filter(|_| outcome.error.is_some());
+        let reason = entry
+            .failure
+            .and_then(|failure| failure.reason)
+            .filter(|_| outcome.error.is_some());
         self.outbox.report(Report {
             outcome,
             token: entry.token,

@@ -3,9 +3,11 @@
 //! Another connection raises throughput only while the connections are bound by the round
 //! trip (every stream waits for the network or the server's own latency). Bound by CPU, by
 //! the server's capacity or by the link, it adds cost and no throughput. So the pool
-//! measures the rate of answers with the connections it has, opens one more only once it
-//! knows that rate, measures again, and stops growing when the newest connection did not
-//! raise the rate by at least half an average connection's share. That newest connection is
+//! measures the rate of answers with the connections it has (twice, keeping the better: a
+//! first measurement may fall in a busy moment of the client, such as the start of a large
+//! session), opens one more only once it knows that rate, measures again, and stops growing
+//! when the newest connection did not raise the rate by at least half an average
+//! connection's share. That newest connection is
 //! then parked (the pool gives it no new streams and closes it once idle, rather than cutting
 //! its streams); the limit holds until a connection ends (idle, GOAWAY, failure), when the
 //! pool may grow again.
@@ -19,7 +21,7 @@ use std::time::{Duration, Instant};
 const GAIN_DIVISOR: u128 = 2;
 /// A measurement skips as many answers as streams were in flight when it started (they were
 /// sent before), then counts `TURNS` times as many (each stream turns over that often).
-const TURNS: u64 = 8;
+const TURNS: u64 = 4;
 
 /// The rate of answers with `conns` connections: `answers` in `elapsed`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +32,12 @@ struct Rate {
 }
 
 impl Rate {
+    /// True when `self` is at least as fast as `other`.
+    fn at_least(&self, other: &Rate) -> bool {
+        u128::from(self.answers) * other.elapsed.as_nanos()
+            >= u128::from(other.answers) * self.elapsed.as_nanos()
+    }
+
     /// True when `self`, measured with one connection more than `before`, is at least
     /// 1 + 1/(`GAIN_DIVISOR` × `before.conns`) times `before` (exact integer arithmetic).
     fn gained_over(&self, before: &Rate) -> bool {
@@ -76,7 +84,9 @@ pub(crate) struct Scaling {
     /// Answers on every connection since creation.
     answered: u64,
     window: Option<Window>,
-    /// The rate with the connections open now, once measured.
+    /// The first of the two measurements with the connections open now.
+    first: Option<Rate>,
+    /// The rate with the connections open now (the better of two measurements).
     measured: Option<Rate>,
     /// The rate measured before the last scale-out.
     before_dial: Option<Rate>,
@@ -115,8 +125,15 @@ impl Scaling {
         {
             self.ceiling = Some(rate.conns);
             self.park = true;
+            self.first = None;
+            return;
         }
-        self.measured = Some(rate);
+        match self.first.take() {
+            Some(first) if first.conns == rate.conns => {
+                self.measured = Some(if rate.at_least(&first) { rate } else { first });
+            }
+            _ => self.first = Some(rate),
+        }
     }
 
     /// Follows the pool's load: a measurement runs while the pool is steady, requests wait
@@ -127,6 +144,7 @@ impl Scaling {
         }
         if !load.waiting && load.in_flight == 0 {
             // Idle: the next burst is measured afresh.
+            self.first = None;
             self.measured = None;
             self.before_dial = None;
         }
@@ -188,7 +206,23 @@ mod tests {
         }
     }
 
-    /// Feeds `streams` × (1 + TURNS) answers, one every `per_answer`, while `open`
+    /// Feeds enough answers for one measurement, one every `per_answer`, while `open`
+    /// connections with `streams` in flight stay busy.
+    fn run_once(
+        scaling: &mut Scaling,
+        open: usize,
+        streams: u32,
+        per_answer: Duration,
+        now: &mut Instant,
+    ) {
+        for _ in 0..u64::from(streams) * (1 + TURNS) + 1 {
+            scaling.update(load(open, streams));
+            *now += per_answer;
+            scaling.answered(*now);
+        }
+    }
+
+    /// Feeds enough answers for two measurements, one every `per_answer`, while `open`
     /// connections with `streams` in flight stay busy.
     fn run(
         scaling: &mut Scaling,
@@ -197,7 +231,7 @@ mod tests {
         per_answer: Duration,
         now: &mut Instant,
     ) {
-        for _ in 0..u64::from(streams) * (1 + TURNS) + 1 {
+        for _ in 0..2 * (u64::from(streams) * (1 + TURNS) + 1) {
             scaling.update(load(open, streams));
             *now += per_answer;
             scaling.answered(*now);
@@ -239,6 +273,21 @@ mod tests {
         assert_eq!(scaling.ceiling, None);
         run(&mut scaling, 1, 10, MS, &mut now);
         assert!(scaling.may_grow(1));
+    }
+
+    #[test]
+    fn the_better_of_two_measurements_is_the_reference() {
+        let mut now = Instant::now();
+        let mut scaling = Scaling::default();
+        // A busy start: the first measurement is slow, the second at full speed.
+        run_once(&mut scaling, 1, 10, MS * 2, &mut now);
+        assert!(!scaling.may_grow(1), "one measurement is not enough");
+        run_once(&mut scaling, 1, 10, MS, &mut now);
+        assert!(scaling.may_grow(1));
+        scaling.grew(1);
+        // Two connections at the full speed of one: twice the slow start, no gain.
+        run_once(&mut scaling, 2, 20, MS, &mut now);
+        assert!(scaling.take_park());
     }
 
     #[test]

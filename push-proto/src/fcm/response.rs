@@ -298,6 +298,10 @@ fn invalid_argument(classified: &Classified) -> Verdict {
 
 /// `text`, cut to [`MAX_TEXT`] characters.
 fn cut(text: &str) -> String {
+    if text.len() <= MAX_TEXT {
+        // At most MAX_TEXT bytes, so at most as many characters: copied whole.
+        return text.to_owned();
+    }
     text.chars().take(MAX_TEXT).collect()
 }
 

@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use super::action::ConnId;
+use super::action::{ConnId, StreamEnd};
 use super::config::PoolConfig;
 use super::scaling::{Load, Scaling};
 use crate::Backoff;
@@ -28,6 +28,10 @@ struct Conn {
     in_flight: u32,
     /// Streams answered with a response on this connection.
     answered: u64,
+    /// It refused a stream (REFUSED_STREAM) since it last answered one: new streams go to
+    /// other connections first, so a resend does not bounce off a server that is busy or
+    /// closing.
+    refusing: bool,
     /// Since when nothing is in flight.
     idle_since: Instant,
 }
@@ -54,8 +58,9 @@ pub(crate) enum GiveUp {
 ///   once on a fatal error, the waiting requests are given up;
 /// - while every open connection allows 0 streams and requests wait, a stall timer runs; when
 ///   it fires, the waiting requests are given up;
-/// - a connection the server sent GOAWAY on takes no new streams; extra idle connections are
-///   closed after `idle_timeout`.
+/// - a connection the server sent GOAWAY on, or one that could not open a stream, takes no
+///   new streams; extra idle connections are closed after `idle_timeout`;
+/// - a connection that refused a stream is picked last until it answers one again.
 #[derive(Debug)]
 pub struct Pool {
     config: PoolConfig,
@@ -157,6 +162,7 @@ impl Pool {
             state: State::Dialing,
             in_flight: 0,
             answered: 0,
+            refusing: false,
             idle_since: now,
         });
         Some(id)
@@ -225,13 +231,29 @@ impl Pool {
         }
     }
 
-    /// The least busy open connection with a free stream, counting one more stream on it.
+    /// A stream on `id` ended without a response (after [`release`](Self::release)): a
+    /// stream that could not be opened means the connection takes no new ones (the server
+    /// is going away, or the connection broke before saying so); a refused one makes it the
+    /// last choice until it answers again.
+    pub fn handle_stream_end(&mut self, id: ConnId, end: &StreamEnd) {
+        let Some(conn) = self.find(id) else {
+            return;
+        };
+        match end {
+            StreamEnd::NotSent if conn.state != State::Draining => self.handle_goaway(id),
+            StreamEnd::Refused => conn.refusing = true,
+            _ => {}
+        }
+    }
+
+    /// The least busy open connection with a free stream (one that refused a stream only
+    /// when no other has room), counting one more stream on it.
     pub fn pick(&mut self) -> Option<ConnId> {
         let conn = self
             .conns
             .iter_mut()
             .filter(|conn| matches!(conn.state, State::Open { limit } if conn.in_flight < limit))
-            .min_by_key(|conn| conn.in_flight)?;
+            .min_by_key(|conn| (conn.refusing, conn.in_flight))?;
         conn.in_flight += 1;
         Some(conn.id)
     }
@@ -249,6 +271,7 @@ impl Pool {
         if let Some(conn) = self.find(id) {
             conn.in_flight = conn.in_flight.saturating_sub(1);
             conn.answered += u64::from(answered);
+            conn.refusing &= !answered;
             if conn.in_flight == 0 {
                 conn.idle_since = now;
             }

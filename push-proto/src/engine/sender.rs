@@ -406,8 +406,9 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
             entry,
             rest,
             generation,
-            ..
+            conn,
         } = flight;
+        self.pool.handle_stream_end(conn, &end);
         let mut fate = Fate::new(generation, now);
         let again = std::iter::once(entry)
             .chain(rest)

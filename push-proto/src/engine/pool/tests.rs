@@ -268,6 +268,49 @@ fn goaway_drains_the_connection() {
 }
 
 #[test]
+fn a_stream_that_could_not_be_opened_drains_the_connection() {
+    let now = Instant::now();
+    let mut pool = Pool::new(config(), 0);
+    let a = open(&mut pool, 10, now);
+    assert_eq!(pool.pick(), Some(a));
+    assert_eq!(pool.pick(), Some(a));
+    pool.release(a, false, now);
+    pool.handle_stream_end(a, &StreamEnd::NotSent);
+    // Not picked again (its resend would bounce off the same connection), a new one dialed.
+    assert_eq!((pool.free_streams(), pool.live()), (0, 0));
+    assert_eq!(pool.pick(), None);
+    assert!(pool.poll_dial(now, 1).is_some());
+}
+
+#[test]
+fn a_connection_that_refused_a_stream_is_picked_last_until_it_answers() {
+    let now = Instant::now();
+    let two = PoolConfig {
+        min_connections: 2,
+        ..config()
+    };
+    let mut pool = Pool::new(two, 0);
+    let a = open(&mut pool, 10, now);
+    let b = pool.poll_dial(now, 1).expect("a second dial");
+    pool.handle_connected(b, 10, now);
+    assert_eq!(pool.pick(), Some(a));
+    pool.release(a, false, now);
+    pool.handle_stream_end(a, &StreamEnd::Refused);
+    // b is busier than a from here on, yet takes the streams while a has refused.
+    for _ in 0..10 {
+        assert_eq!(pool.pick(), Some(b));
+    }
+    assert_eq!(pool.pick(), Some(a), "a when nothing else has room");
+    // An answer on a makes it an ordinary choice again.
+    pool.release(a, true, now);
+    pool.release(b, true, now);
+    assert_eq!(pool.pick(), Some(a));
+    // Other ends change nothing.
+    pool.handle_stream_end(a, &StreamEnd::TimedOut);
+    assert_eq!(pool.live(), 2);
+}
+
+#[test]
 fn idle_extra_connections_are_closed_after_idle_timeout() {
     let start = Instant::now();
     let mut pool = Pool::new(config(), 0);

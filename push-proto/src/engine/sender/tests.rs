@@ -475,11 +475,12 @@ fn the_time_to_live_bounds_retries() {
 }
 
 /// Streams the server certainly did not process are sent again for free, `max_free_resends`
-/// times; beyond that each counts as an attempt.
+/// times; beyond that each counts as an attempt. (A stream that could not be opened drains
+/// its connection, which answered nothing: the next one is dialed after the dial backoff.)
 #[test]
 fn unprocessed_stream_ends_are_free_up_to_max_free_resends() {
     for kind in [StreamEnd::Refused, StreamEnd::GoAway, StreamEnd::NotSent] {
-        let now = Instant::now();
+        let mut now = Instant::now();
         let config = Config {
             max_attempts: 1,
             max_free_resends: 2,
@@ -489,11 +490,18 @@ fn unprocessed_stream_ends_are_free_up_to_max_free_resends() {
         sender.queue(1, None, 1, now).unwrap();
         let mut ids = Vec::new();
         for _ in 0..3 {
-            let (id, request) = poll_send(&mut sender, now).expect("sent again at once");
+            let (id, request) = poll_send(&mut sender, now).expect("sent again");
             // The same notification (its meta) each time.
             assert_eq!(request.headers()["x-id"], "1");
             ids.push(id);
             end(&mut sender, id, kind.clone(), now);
+            if kind == StreamEnd::NotSent {
+                // The drained connection closes (a failed dial: it answered nothing); the
+                // next is dialed once the backoff has passed.
+                assert!(poll_send(&mut sender, now).is_none());
+                now += Duration::from_secs(60);
+                sender.handle_timeout(now);
+            }
         }
         ids.dedup();
         assert_eq!(ids.len(), 3, "a new request id per send");

@@ -94,11 +94,17 @@ pub async fn fcm_mixed_outcomes_with_503s<R: Runtime>() {
         server.status_counts()[&503] > 2_000,
         "the seeded 503s were answered"
     );
-    // The pool opens more connections while every stream is busy (at most 8 by default);
-    // no connection was lost and redialed.
+    // The pool opens more connections while every stream is busy (at most 8 by default),
+    // none was lost and redialed. (An extra connection that did not raise the rate is parked
+    // and closed after 60 s idle, which a run slowed by a loaded machine reaches: the first
+    // one stays.)
     let connections = server.connections();
     assert!((1..=8).contains(&connections), "{connections} connections");
-    assert_eq!(server.closed_connections(), 0, "no connection was lost");
+    assert!(
+        server.closed_connections() < connections,
+        "{} of {connections} connections closed",
+        server.closed_connections()
+    );
     assert_eq!(server.access_tokens_issued(), 1);
     assert_eq!(
         report.errors,

@@ -12,7 +12,10 @@ use proptest::prelude::*;
 use super::tests::{ZeroSigner, answer, delivered, message, token};
 use super::*;
 use crate::Full;
-use crate::engine::{Action, ConnId, Input, PoolConfig, RequestId, StreamEnd};
+use crate::engine::test_support::{
+    MAX_ATTEMPTS, MAX_FREE, OneConn, Step, step, take_outcomes, wait,
+};
+use crate::engine::{Action, Input, PoolConfig, RequestId, StreamEnd};
 use crate::fcm::message::SendRequest;
 use crate::fcm::oauth::tests::grant;
 use crate::fcm::response::tests::rpc_error;
@@ -48,40 +51,6 @@ fn plan() -> impl Strategy<Value = Plan> {
         1 => Just(Plan::UnauthenticatedOnce),
     ]
 }
-
-/// One step of the scripted part of a run.
-#[derive(Debug, Clone, Copy)]
-enum Step {
-    /// Answer the in-flight request at this index (modulo).
-    Answer(usize),
-    /// The request at this index (modulo) failed in transport before the server saw it.
-    Fail(usize),
-    /// GOAWAY: every in-flight request from this index (modulo) on was not processed.
-    GoAway(usize),
-    /// The server's stream limit changes.
-    Limit(u32),
-    /// The token endpoint answers the request in flight: a grant, a 503, or a lost
-    /// connection.
-    Token(u8),
-    /// Time passes (scripted: at least 1 ms; 0 runs to the next deadline, only once nothing
-    /// is in flight).
-    Wait(u64),
-}
-
-fn step() -> impl Strategy<Value = Step> {
-    prop_oneof![
-        6 => any::<usize>().prop_map(Step::Answer),
-        1 => any::<usize>().prop_map(Step::Fail),
-        1 => any::<usize>().prop_map(Step::GoAway),
-        1 => (0u32..5).prop_map(Step::Limit),
-        2 => (0u8..3).prop_map(Step::Token),
-        1 => (1u64..120_000).prop_map(Step::Wait),
-    ]
-}
-
-const MAX_ATTEMPTS: u32 = 3;
-/// The engine's default `max_free_resends`.
-const MAX_FREE: u32 = 5;
 
 struct Server {
     plans: Vec<Plan>,
@@ -190,8 +159,7 @@ fn run(plans: Vec<Plan>, steps: Vec<Step>, seed: u64) -> Result<(), TestCaseErro
         transient: vec![0; devices],
         refused: vec![0; devices],
     };
-    let mut limit = 1u32;
-    let mut conn: Option<ConnId> = None;
+    let mut conn = OneConn::new();
     let mut flying: Vec<(RequestId, usize, String)> = Vec::new();
     let mut token_in_flight = false;
     let mut grants = 0u32;
@@ -216,21 +184,10 @@ fn run(plans: Vec<Plan>, steps: Vec<Step>, seed: u64) -> Result<(), TestCaseErro
                     prop_assert_eq!(request.uri(), "https://oauth2.googleapis.com/token");
                     token_in_flight = true;
                 }
-                Action::Dial(id) => {
-                    prop_assert!(conn.is_none(), "one fixed connection");
-                    conn = Some(id);
-                    let max_streams = limit;
-                    sender.handle(
-                        Input::Connected {
-                            conn: id,
-                            max_streams,
-                        },
-                        now,
-                    );
-                }
+                Action::Dial(id) => conn.dial(&mut sender, id, now)?,
                 Action::Send { id, request, .. } => {
                     prop_assert!(
-                        sender.in_flight() <= limit.min(4) as usize,
+                        sender.in_flight() <= conn.limit.min(4) as usize,
                         "in-flight limit"
                     );
                     let body: SendRequest = serde_json::from_slice(request.body()).unwrap();
@@ -244,12 +201,7 @@ fn run(plans: Vec<Plan>, steps: Vec<Step>, seed: u64) -> Result<(), TestCaseErro
                 Action::Close(other) => prop_assert!(false, "closed {}", other),
             }
         }
-        while let Some(report) = sender.poll_outcome() {
-            let device = report.outcome.tag;
-            prop_assert!(reports[device].is_none(), "two outcomes for {}", device);
-            reports[device] = Some(report);
-        }
-        while sender.poll_event().is_some() {}
+        take_outcomes(&mut sender, &mut reports)?;
         if next_device == devices && sender.is_idle() {
             break;
         }
@@ -257,7 +209,7 @@ fn run(plans: Vec<Plan>, steps: Vec<Step>, seed: u64) -> Result<(), TestCaseErro
             // Script over: tokens granted, a generous limit, everything answered, time runs.
             if token_in_flight {
                 Step::Token(0)
-            } else if limit < 10 {
+            } else if conn.limit < 10 {
                 Step::Limit(10)
             } else if flying.is_empty() {
                 Step::Wait(0)
@@ -297,13 +249,7 @@ fn run(plans: Vec<Plan>, steps: Vec<Step>, seed: u64) -> Result<(), TestCaseErro
                     sender.handle(Input::StreamEnd { id, end }, now);
                 }
             }
-            Step::Limit(n) => {
-                limit = n;
-                if let Some(conn) = conn {
-                    let max_streams = n;
-                    sender.handle(Input::MaxStreams { conn, max_streams }, now);
-                }
-            }
+            Step::Limit(n) => conn.set_limit(&mut sender, n, now),
             Step::Token(_) if !token_in_flight => {}
             Step::Token(kind) => {
                 token_in_flight = false;
@@ -317,15 +263,7 @@ fn run(plans: Vec<Plan>, steps: Vec<Step>, seed: u64) -> Result<(), TestCaseErro
                     _ => sender.handle(Input::CredentialFailure("connection reset".into()), now),
                 }
             }
-            Step::Wait(ms) => {
-                now += Duration::from_millis(ms);
-                if ms == 0 {
-                    let due = sender.poll_timeout();
-                    prop_assert!(due.is_some(), "stuck: nothing in flight, nothing due");
-                    now = due.unwrap_or(now).max(now);
-                }
-                sender.handle_timeout(now);
-            }
+            Step::Wait(ms) => wait(&mut sender, &mut now, ms)?,
         }
     }
     prop_assert!(sender.is_idle(), "the sender finishes");
@@ -360,7 +298,7 @@ proptest! {
     #[test]
     fn one_outcome_per_device_and_delivered_exactly_when_the_server_delivered(
         plans in proptest::collection::vec(plan(), 1..24),
-        steps in proptest::collection::vec(step(), 0..200),
+        steps in proptest::collection::vec(step(true), 0..200),
         seed in any::<u64>(),
     ) {
         run(plans, steps, seed)?;

@@ -12,7 +12,10 @@ use super::tests::{alert, reason, response, token};
 use super::*;
 use crate::Full;
 use crate::apns::http2::jwt::tests::test_signer;
-use crate::engine::{Action, ConnId, Input, PoolConfig, RequestId, StreamEnd};
+use crate::engine::test_support::{
+    MAX_ATTEMPTS, MAX_FREE, OneConn, Step, step, take_outcomes, wait,
+};
+use crate::engine::{Action, Input, PoolConfig, RequestId, StreamEnd};
 
 /// What the simulated server does with one device's requests.
 #[derive(Debug, Clone, Copy)]
@@ -41,33 +44,6 @@ fn plan() -> impl Strategy<Value = Plan> {
         1 => Just(Plan::ExpiredOnce),
     ]
 }
-
-/// One step of the scripted part of a run.
-#[derive(Debug, Clone, Copy)]
-enum Step {
-    /// Answer the in-flight request at this index (modulo).
-    Answer(usize),
-    /// GOAWAY: every in-flight request from this index (modulo) on was not processed.
-    GoAway(usize),
-    /// The server's stream limit changes.
-    Limit(u32),
-    /// Time passes (scripted: at least 1 ms; 0 runs to the next deadline, only once nothing
-    /// is in flight).
-    Wait(u64),
-}
-
-fn step() -> impl Strategy<Value = Step> {
-    prop_oneof![
-        6 => any::<usize>().prop_map(Step::Answer),
-        1 => any::<usize>().prop_map(Step::GoAway),
-        1 => (0u32..5).prop_map(Step::Limit),
-        1 => (1u64..120_000).prop_map(Step::Wait),
-    ]
-}
-
-const MAX_ATTEMPTS: u32 = 3;
-/// The engine's default `max_free_resends`.
-const MAX_FREE: u32 = 5;
 
 struct Server {
     plans: Vec<Plan>,
@@ -138,8 +114,7 @@ fn run(plans: Vec<Plan>, steps: Vec<Step>, seed: u64) -> Result<(), TestCaseErro
         delivered: vec![0; devices],
         refused: vec![0; devices],
     };
-    let mut limit = 1u32;
-    let mut conn: Option<ConnId> = None;
+    let mut conn = OneConn::new();
     let mut flying: Vec<(RequestId, usize)> = Vec::new();
     let mut reports: Vec<Option<Report<usize>>> = vec![None; devices];
     let mut next_device = 0;
@@ -156,19 +131,9 @@ fn run(plans: Vec<Plan>, steps: Vec<Step>, seed: u64) -> Result<(), TestCaseErro
         }
         while let Some(action) = sender.poll_action(now) {
             match action {
-                Action::Dial(id) => {
-                    prop_assert!(conn.is_none(), "one fixed connection");
-                    conn = Some(id);
-                    sender.handle(
-                        Input::Connected {
-                            conn: id,
-                            max_streams: limit,
-                        },
-                        now,
-                    );
-                }
+                Action::Dial(id) => conn.dial(&mut sender, id, now)?,
                 Action::Send { id, request, .. } => {
-                    prop_assert!(sender.in_flight() <= limit as usize, "stream limit");
+                    prop_assert!(sender.in_flight() <= conn.limit as usize, "stream limit");
                     let hex = request.uri().path().trim_start_matches("/3/device/");
                     let device = by_token[&ApnsToken::parse(hex).unwrap()];
                     flying.push((id, device));
@@ -176,18 +141,13 @@ fn run(plans: Vec<Plan>, steps: Vec<Step>, seed: u64) -> Result<(), TestCaseErro
                 other => prop_assert!(false, "unexpected {:?}", other),
             }
         }
-        while let Some(report) = sender.poll_outcome() {
-            let device = report.outcome.tag;
-            prop_assert!(reports[device].is_none(), "two outcomes for {device}");
-            reports[device] = Some(report);
-        }
-        while sender.poll_event().is_some() {}
+        take_outcomes(&mut sender, &mut reports)?;
         if next_device == devices && sender.is_idle() {
             break;
         }
         let step = steps.next().unwrap_or({
             // Script over: a generous limit, answer everything, let time run.
-            if limit < 10 {
+            if conn.limit < 10 {
                 Step::Limit(10)
             } else if flying.is_empty() {
                 Step::Wait(0)
@@ -209,27 +169,9 @@ fn run(plans: Vec<Plan>, steps: Vec<Step>, seed: u64) -> Result<(), TestCaseErro
                     sender.handle(Input::StreamEnd { id, end }, now);
                 }
             }
-            Step::Limit(n) => {
-                limit = n;
-                if let Some(conn) = conn {
-                    sender.handle(
-                        Input::MaxStreams {
-                            conn,
-                            max_streams: n,
-                        },
-                        now,
-                    );
-                }
-            }
-            Step::Wait(ms) => {
-                now += Duration::from_millis(ms);
-                if ms == 0 {
-                    let due = sender.poll_timeout();
-                    prop_assert!(due.is_some(), "stuck: nothing in flight, nothing due");
-                    now = due.unwrap_or(now).max(now);
-                }
-                sender.handle_timeout(now);
-            }
+            Step::Limit(n) => conn.set_limit(&mut sender, n, now),
+            Step::Wait(ms) => wait(&mut sender, &mut now, ms)?,
+            Step::Fail(_) | Step::Token(_) => unreachable!("not scripted here"),
         }
     }
     prop_assert!(sender.is_idle(), "the sender finishes");
@@ -269,7 +211,7 @@ proptest! {
     #[test]
     fn one_outcome_per_device_and_at_most_one_delivery(
         plans in proptest::collection::vec(plan(), 1..24),
-        steps in proptest::collection::vec(step(), 0..200),
+        steps in proptest::collection::vec(step(false), 0..200),
         seed in any::<u64>(),
     ) {
         run(plans, steps, seed)?;

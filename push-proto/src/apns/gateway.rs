@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use super::frame::encode_checkpoint;
 use super::{ErrorResponse, Format, Frame, Status};
 use crate::backoff::Backoff;
 use crate::device::ApnsToken;
@@ -33,8 +34,15 @@ pub struct GatewayConfig {
     /// How long a written notification must go unchallenged before it counts as delivered.
     pub grace: Duration,
     /// Capacity of the resend window (written, unconfirmed notifications); writing pauses
-    /// while it is full.
+    /// while it is full. It bounds the memory held for resends, and with checkpoints off,
+    /// the throughput of a connection (`window / grace`).
     pub window: usize,
+    /// Whether a full window ends with a checkpoint: a frame without a device token, which the
+    /// gateway answers with status 2 naming it, then closes. That answer proves every
+    /// notification written before it accepted, so the window is delivered at once and the
+    /// next connection starts empty, instead of writing pausing until the grace period passes.
+    /// Ignored for the simple format (no identifiers). On by default.
+    pub checkpoints: bool,
     /// Capacity of the queue of notifications waiting to be written ([`Full`] beyond it).
     pub max_pending: usize,
     /// How many times one notification may be sent before it is given up.
@@ -68,8 +76,8 @@ impl Default for GatewayConfig {
 }
 
 impl GatewayConfig {
-    /// Defaults for `format`: its payload limit, 1 s grace, a 100,000-entry window, 10,000
-    /// queued, 3 attempts, 5 connection attempts with backoff from 100 ms to 30 s, resend on
+    /// Defaults for `format`: its payload limit, 1 s grace, a 100,000-entry window ended by a
+    /// checkpoint, 10,000 queued, 3 attempts, 5 connection attempts with backoff from 100 ms to 30 s, resend on
     /// silent close, 64 KiB per transmit, 4 transmits waiting to be written.
     pub fn new(format: Format) -> Self {
         GatewayConfig {
@@ -77,6 +85,7 @@ impl GatewayConfig {
             payload_limit: format.payload_limit(),
             grace: Duration::from_secs(1),
             window: 100_000,
+            checkpoints: true,
             max_pending: 10_000,
             max_attempts: 3,
             max_connect_attempts: 5,
@@ -168,6 +177,8 @@ pub struct GatewayStats {
     pub error_responses: u64,
     /// Bytes written, counted when the transport reports them written.
     pub bytes_written: u64,
+    /// Checkpoints answered: each delivered the window before it at once.
+    pub checkpoints: u64,
 }
 
 #[derive(Debug)]
@@ -231,11 +242,17 @@ enum Connection {
 ///   that limit again (up to the window): a gateway that drops connections after some frames
 ///   is probed with smaller bursts instead of having the same tail resent until it gives up.
 /// - The window is bounded ([`GatewayConfig::window`]): when it is full, nothing more is
-///   written until its oldest entry is confirmed, so one connection carries at most
-///   `window / grace` notifications per second. Nothing is ever presumed delivered early: an
-///   error response that arrives after the grace period, naming a notification already
-///   presumed delivered, is reported as [`Event::WindowOverflow`] and everything still in the
-///   window is resent.
+///   written on the connection. By default ([`GatewayConfig::checkpoints`]) the full window
+///   ends with a checkpoint, a frame without a device token that the gateway must reject:
+///   its error response names the checkpoint, so everything written before it was read and
+///   accepted, and the whole window is delivered at once; the gateway closes, and writing
+///   goes on over a new connection. Without checkpoints, writing waits until the oldest entry
+///   is confirmed, so one connection carries at most `window / grace` notifications per
+///   second. A checkpoint left unanswered changes nothing: its window is confirmed by the
+///   grace period, then the connection is closed and the next one opened. Nothing is ever
+///   presumed delivered early: an error response that arrives after the grace period, naming
+///   a notification already presumed delivered, is reported as [`Event::WindowOverflow`] and
+///   everything still in the window is resent.
 ///
 /// | status | outcome of the named notification | the rest |
 /// |---|---|---|
@@ -278,6 +295,9 @@ pub struct Gateway<T> {
     /// How many notifications may be unconfirmed at once: the window, less after silent
     /// closes (halved each time, regrown by confirmations).
     unconfirmed_limit: usize,
+    /// The identifier of the checkpoint written on this connection, if any: nothing more is
+    /// written on it.
+    checkpoint: Option<u32>,
     connect_requested: bool,
     close_requested: bool,
     received: Vec<u8>,
@@ -304,6 +324,7 @@ impl<T> Gateway<T> {
             unwritten_frames: 0,
             connection: Connection::Down { retry_at: None },
             unconfirmed_limit: window,
+            checkpoint: None,
             connect_requested: false,
             close_requested: false,
             received: Vec::with_capacity(ErrorResponse::LEN),
@@ -376,6 +397,7 @@ impl<T> Gateway<T> {
     pub fn handle_connected(&mut self, _now: Instant) {
         self.connection = Connection::Up;
         self.presumed_on_connection = 0;
+        self.checkpoint = None;
         self.forget_transmits();
         self.received.clear();
         self.stats.connections += 1;
@@ -440,6 +462,7 @@ impl<T> Gateway<T> {
     pub fn handle_closed(&mut self, now: Instant) {
         let silent = self.connection == Connection::Up;
         self.connection = Connection::Down { retry_at: None };
+        self.checkpoint = None;
         self.close_requested = false;
         self.received.clear();
         self.forget_transmits();
@@ -466,6 +489,10 @@ impl<T> Gateway<T> {
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.connection == Connection::Up {
             self.confirm_aged(now);
+            if self.checkpoint.is_some() && self.window.is_empty() {
+                // Unanswered, yet its window is confirmed: move on to a new connection.
+                self.begin_close();
+            }
         }
         if let Connection::Down {
             retry_at: Some(retry_at),
@@ -498,6 +525,7 @@ impl<T> Gateway<T> {
     /// [`GatewayConfig::max_unwritten_transmits`] transmits wait to be reported written.
     pub fn poll_transmit(&mut self, out: &mut Vec<u8>) -> usize {
         if self.connection != Connection::Up
+            || self.checkpoint.is_some()
             || self.unwritten.len() >= self.config.max_unwritten_transmits.max(1)
         {
             return 0;
@@ -533,6 +561,9 @@ impl<T> Gateway<T> {
                 identifier,
                 written_at: None,
             });
+        }
+        if self.window.len() >= limit && !self.window.is_empty() {
+            self.write_checkpoint(out);
         }
         let bytes = out.len() - start;
         if bytes > 0 {
@@ -642,6 +673,9 @@ impl<T> Gateway<T> {
     }
 
     fn handle_error_response(&mut self, now: Instant, response: ErrorResponse) {
+        if self.checkpoint == Some(response.identifier) {
+            return self.checkpoint_answered();
+        }
         self.stats.error_responses += 1;
         let Some(oldest) = self.window.front().map(|written| written.identifier) else {
             return self.late_or_bogus(now, response);
@@ -726,6 +760,30 @@ impl<T> Gateway<T> {
         self.confirm_aged(now);
         self.handle_silent_close();
         self.failures += 1;
+        self.begin_close();
+    }
+
+    /// Ends a full window with a checkpoint, when the format can name one.
+    fn write_checkpoint(&mut self, out: &mut Vec<u8>) {
+        if !self.config.checkpoints {
+            return;
+        }
+        let identifier = self.next_identifier;
+        if encode_checkpoint(self.config.format, identifier, out) {
+            self.next_identifier = self.next_identifier.wrapping_add(1);
+            self.checkpoint = Some(identifier);
+        }
+    }
+
+    /// The gateway rejected the checkpoint: it read and accepted everything written before
+    /// it (the rest of the window, as nothing is written after a checkpoint), and closes.
+    fn checkpoint_answered(&mut self) {
+        self.stats.checkpoints += 1;
+        self.forget_transmits();
+        while let Some(written) = self.window.pop_front() {
+            self.deliver(written.queued.tag);
+        }
+        self.failures = 0;
         self.begin_close();
     }
 

@@ -167,6 +167,11 @@ pub struct ApnsArgs {
     /// The legacy APNs binary gateway, e.g. gateway.push.apple.com:2195 (certificate auth).
     #[arg(long, value_name = "HOST:PORT", requires_all = ["apns_cert", "apns_key"])]
     pub apns: Option<String>,
+    /// With --apns: whether a full resend window ends with a checkpoint, a frame the gateway
+    /// must reject, whose answer confirms the window at once (`on`); `off` waits the grace
+    /// period instead, for a gateway that treats malformed frames as abuse.
+    #[arg(long, value_name = "on|off", default_value = "on", value_parser = parse_on_off, action = clap::ArgAction::Set)]
+    pub apns_checkpoints: bool,
     /// The APNs HTTP/2 provider API, e.g. https://api.push.apple.com (or
     /// https://api.sandbox.push.apple.com): iOS devices go over HTTP/2 instead of the binary
     /// gateway. Authenticate with --apns-key-p8, --apns-key-id, --apns-team-id (token) or with

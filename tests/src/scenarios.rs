@@ -121,8 +121,7 @@ pub async fn apns_shutdown_resends_the_rest<R: Runtime>() {
 /// the scenario's time limit, so nothing can be confirmed by waiting: every full window is
 /// confirmed by its checkpoint's answer, a bad token resends only what followed it, every good
 /// device reaches the gateway exactly once, every bad one gets one `invalid_device`.
-pub async fn apns_checkpoints_confirm_full_windows_and_errors_resend_only_the_rest<R: Runtime>()
-{
+pub async fn apns_checkpoints_confirm_full_windows_and_errors_resend_only_the_rest<R: Runtime>() {
     // Windows: 0-999, 1000-1500 (bad 1500), 1501-2500, 2501-3500, 3501-4200 (bad 4200),
     // 4201-5200, 5201-6200, 6201-7200, 7201-7777 (bad 7777), 7778-8777, 8778-9777: the last
     // one is full, so no notification is left for a grace period to confirm.

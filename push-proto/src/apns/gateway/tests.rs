@@ -85,7 +85,11 @@ fn transmit_unwritten(gateway: &mut Gateway<u32>) -> Vec<(u32, u32)> {
                 };
                 frames.push((identifier, CHECKPOINT));
                 let mut checkpoint = Vec::new();
-                assert!(encode_checkpoint(gateway.config.format, identifier, &mut checkpoint));
+                assert!(encode_checkpoint(
+                    gateway.config.format,
+                    identifier,
+                    &mut checkpoint
+                ));
                 assert_eq!(rest, checkpoint, "a checkpoint ends the transmit");
                 rest = &[];
             }
@@ -313,7 +317,11 @@ fn a_full_window_ends_with_a_checkpoint_whose_answer_delivers_it_at_once() {
     assert_eq!(outcomes(&mut gateway), [(0, None), (1, None), (2, None)]);
     assert_eq!(gateway.poll_event(), Some(Event::Close));
     gateway.handle_closed(t0);
-    assert_eq!(gateway.poll_event(), Some(Event::Connect), "at once, no backoff");
+    assert_eq!(
+        gateway.poll_event(),
+        Some(Event::Connect),
+        "at once, no backoff"
+    );
     gateway.handle_connected(t0);
     assert_eq!(transmit(&mut gateway, t0), [(4, 3), (5, 4)]);
     let stats = gateway.stats();
@@ -326,7 +334,10 @@ fn a_bad_token_before_the_checkpoint_is_settled_as_usual() {
     let t0 = Instant::now();
     let mut gateway = checkpointed(4, t0);
     gateway.handle_input(t0, &error_response(Status::InvalidToken, 1));
-    assert_eq!(outcomes(&mut gateway), [(0, None), (1, Some("invalid_device"))]);
+    assert_eq!(
+        outcomes(&mut gateway),
+        [(0, None), (1, Some("invalid_device"))]
+    );
     assert_eq!(gateway.poll_event(), Some(Event::Close));
     gateway.handle_closed(t0);
     assert_eq!(gateway.poll_event(), Some(Event::Connect));
@@ -377,7 +388,10 @@ fn the_simple_format_has_no_checkpoints() {
     gateway.poll_transmit(&mut out);
     let mut expected = Vec::new();
     for i in 0..2 {
-        notification(i).frame(Format::Simple, i).encode(&mut expected).unwrap();
+        notification(i)
+            .frame(Format::Simple, i)
+            .encode(&mut expected)
+            .unwrap();
     }
     assert_eq!(out, expected, "two frames and no checkpoint");
 }

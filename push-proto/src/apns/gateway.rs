@@ -12,6 +12,11 @@ use crate::device::ApnsToken;
 use crate::feedback::DeviceError;
 use crate::outcome::{Full, Outcome};
 
+/// How many notifications a checkpoint proved accepted are reported per
+/// [`Gateway::handle_timeout`]: a window's outcomes come in slices, between which the driver
+/// goes on writing, instead of one burst that holds up the next window.
+const RELEASE_SLICE: usize = 1024;
+
 /// What to do with notifications of unknown fate when a connection closes without an error
 /// response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -245,8 +250,10 @@ enum Connection {
 ///   written on the connection. By default ([`GatewayConfig::checkpoints`]) the full window
 ///   ends with a checkpoint, a frame without a device token that the gateway must reject:
 ///   its error response names the checkpoint, so everything written before it was read and
-///   accepted, and the whole window is delivered at once; the gateway closes, and writing
-///   goes on over a new connection. Without checkpoints, writing waits until the oldest entry
+///   accepted, and the whole window is delivered (reported in slices, one per
+///   [`handle_timeout`](Gateway::handle_timeout), due at once, so that writing the next
+///   window goes on between them); the gateway closes, and writing goes on over a new
+///   connection. Without checkpoints, writing waits until the oldest entry
 ///   is confirmed, so one connection carries at most `window / grace` notifications per
 ///   second. A checkpoint left unanswered changes nothing: its window is confirmed by the
 ///   grace period, then the connection is closed and the next one opened. Nothing is ever
@@ -298,6 +305,12 @@ pub struct Gateway<T> {
     /// The identifier of the checkpoint written on this connection, if any: nothing more is
     /// written on it.
     checkpoint: Option<u32>,
+    /// The tags of notifications a checkpoint proved accepted, oldest first, not reported yet
+    /// (only the tag: the window keeps its allocation for the next connection); a slice is
+    /// reported from `release_at` on, at every `handle_timeout`.
+    confirmed: VecDeque<T>,
+    /// When the next slice of `confirmed` is due (the checkpoint's answer).
+    release_at: Option<Instant>,
     connect_requested: bool,
     close_requested: bool,
     received: Vec<u8>,
@@ -325,6 +338,8 @@ impl<T> Gateway<T> {
             connection: Connection::Down { retry_at: None },
             unconfirmed_limit: window,
             checkpoint: None,
+            confirmed: VecDeque::new(),
+            release_at: None,
             connect_requested: false,
             close_requested: false,
             received: Vec::with_capacity(ErrorResponse::LEN),
@@ -353,7 +368,7 @@ impl<T> Gateway<T> {
 
     /// Notifications queued or written whose outcome is not known yet.
     pub fn unresolved(&self) -> usize {
-        self.pending.len() + self.window.len()
+        self.pending.len() + self.window.len() + self.confirmed.len()
     }
 
     /// True when every queued notification has an outcome (drained or not).
@@ -415,6 +430,7 @@ impl<T> Gateway<T> {
     /// refused client certificate): everything queued or unconfirmed fails as `unavailable`
     /// with `reason` at once, and [`Event::GaveUp`] follows. Later notifications start over.
     pub fn handle_fatal_error(&mut self, _now: Instant, reason: &str) {
+        self.release_confirmed(usize::MAX);
         match self.connection {
             Connection::Up => self.begin_close(),
             Connection::Connecting => self.connection = Connection::Down { retry_at: None },
@@ -484,9 +500,13 @@ impl<T> Gateway<T> {
         self.want_connection();
     }
 
-    /// Time passed: confirms notifications older than the grace period and allows
-    /// reconnecting once a backoff expired.
+    /// Time passed: reports the next slice of what a checkpoint confirmed, confirms
+    /// notifications older than the grace period and allows reconnecting once a backoff
+    /// expired.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self.release_at.is_some_and(|at| now >= at) {
+            self.release_confirmed(RELEASE_SLICE);
+        }
         if self.connection == Connection::Up {
             self.confirm_aged(now);
             if self.checkpoint.is_some() && self.window.is_empty() {
@@ -533,7 +553,10 @@ impl<T> Gateway<T> {
         let mut frames = 0;
         let start = out.len();
         let limit = self.unconfirmed_limit.min(self.config.window);
-        while out.len() - start < self.config.max_transmit && self.window.len() < limit {
+        // What a checkpoint confirmed and is not reported yet counts against the window too:
+        // the memory held stays bounded by it.
+        let room = limit.saturating_sub(self.confirmed.len());
+        while out.len() - start < self.config.max_transmit && self.window.len() < room {
             let Some(queued) = self.pending.pop_front() else {
                 break;
             };
@@ -597,7 +620,7 @@ impl<T> Gateway<T> {
 
     /// When `handle_timeout` should be called next.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        match self.connection {
+        let connection = match self.connection {
             Connection::Up => self
                 .window
                 .front()
@@ -605,7 +628,8 @@ impl<T> Gateway<T> {
                 .map(|written_at| written_at + self.config.grace),
             Connection::Down { retry_at } if !self.pending.is_empty() => retry_at,
             _ => None,
-        }
+        };
+        connection.into_iter().chain(self.release_at).min()
     }
 
     fn want_connection(&mut self) {
@@ -646,9 +670,26 @@ impl<T> Gateway<T> {
     }
 
     fn deliver(&mut self, tag: T) {
-        self.stats.delivered += 1;
         self.unconfirmed_limit = (self.unconfirmed_limit + 1).min(self.config.window);
+        self.report_delivered(tag);
+    }
+
+    fn report_delivered(&mut self, tag: T) {
+        self.stats.delivered += 1;
         self.outcomes.push_back(Outcome::delivered(tag));
+    }
+
+    /// Reports up to `slice` notifications a checkpoint confirmed, oldest first.
+    fn release_confirmed(&mut self, slice: usize) {
+        for _ in 0..slice {
+            let Some(tag) = self.confirmed.pop_front() else {
+                break;
+            };
+            self.report_delivered(tag);
+        }
+        if self.confirmed.is_empty() {
+            self.release_at = None;
+        }
     }
 
     fn fail(&mut self, tag: T, error: DeviceError) {
@@ -674,7 +715,7 @@ impl<T> Gateway<T> {
 
     fn handle_error_response(&mut self, now: Instant, response: ErrorResponse) {
         if self.checkpoint == Some(response.identifier) {
-            return self.checkpoint_answered();
+            return self.checkpoint_answered(now);
         }
         self.stats.error_responses += 1;
         let Some(oldest) = self.window.front().map(|written| written.identifier) else {
@@ -776,13 +817,17 @@ impl<T> Gateway<T> {
     }
 
     /// The gateway rejected the checkpoint: it read and accepted everything written before
-    /// it (the rest of the window, as nothing is written after a checkpoint), and closes.
-    fn checkpoint_answered(&mut self) {
+    /// it (the rest of the window, as nothing is written after a checkpoint), and closes. The
+    /// window is delivered: its first slice is reported now, the rest at the next timeouts.
+    fn checkpoint_answered(&mut self, now: Instant) {
         self.stats.checkpoints += 1;
         self.forget_transmits();
-        while let Some(written) = self.window.pop_front() {
-            self.deliver(written.queued.tag);
-        }
+        self.unconfirmed_limit =
+            (self.unconfirmed_limit + self.window.len()).min(self.config.window);
+        let tags = self.window.drain(..).map(|written| written.queued.tag);
+        self.confirmed.extend(tags);
+        self.release_at = Some(now);
+        self.release_confirmed(RELEASE_SLICE);
         self.failures = 0;
         self.begin_close();
     }

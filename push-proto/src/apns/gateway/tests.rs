@@ -330,6 +330,38 @@ fn a_full_window_ends_with_a_checkpoint_whose_answer_delivers_it_at_once() {
 }
 
 #[test]
+fn a_confirmed_window_is_reported_in_slices_while_the_next_is_written() {
+    let t0 = Instant::now();
+    let total = RELEASE_SLICE as u32 * 2 + 10;
+    let config = GatewayConfig {
+        window: total as usize,
+        max_pending: total as usize + 1,
+        max_transmit: usize::MAX,
+        ..config()
+    };
+    let mut gateway = connected(config, total, t0);
+    assert_eq!(transmit(&mut gateway, t0).len(), total as usize + 1);
+    gateway.handle_input(t0, &error_response(Status::MissingDeviceToken, total));
+    assert_eq!(outcomes(&mut gateway).len(), RELEASE_SLICE);
+    assert_eq!(gateway.poll_event(), Some(Event::Close));
+    gateway.handle_closed(t0);
+    gateway.queue(notification(total), total).unwrap();
+    assert_eq!(gateway.poll_event(), Some(Event::Connect));
+    gateway.handle_connected(t0);
+    assert_eq!(transmit(&mut gateway, t0), [(total + 1, total)]);
+    assert_eq!(gateway.poll_timeout(), Some(t0), "the next slice is due");
+    gateway.handle_timeout(t0);
+    let second = outcomes(&mut gateway);
+    assert_eq!(second.len(), RELEASE_SLICE);
+    assert_eq!(second[0], (RELEASE_SLICE as u32, None), "oldest first");
+    gateway.handle_timeout(t0);
+    assert_eq!(outcomes(&mut gateway).len(), 10);
+    assert_eq!(gateway.poll_timeout(), Some(t0 + GRACE), "only the new window's grace");
+    assert_eq!(gateway.unresolved(), 1);
+    assert_eq!(gateway.stats().delivered, u64::from(total));
+}
+
+#[test]
 fn a_bad_token_before_the_checkpoint_is_settled_as_usual() {
     let t0 = Instant::now();
     let mut gateway = checkpointed(4, t0);

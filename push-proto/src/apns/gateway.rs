@@ -44,7 +44,7 @@ pub struct GatewayConfig {
     pub window: usize,
     /// Whether a full window ends with a checkpoint: a frame without a device token, which the
     /// gateway answers with status 2 naming it, then closes. That answer proves every
-    /// notification written before it accepted, so the window is delivered at once and the
+    /// notification written before it accepted, so the window is confirmed at once and the
     /// next connection starts empty, instead of writing pausing until the grace period passes.
     /// Ignored for the simple format (no identifiers). On by default.
     pub checkpoints: bool,
@@ -178,11 +178,11 @@ pub struct GatewayStats {
     pub failed: u64,
     /// Connections opened.
     pub connections: u64,
-    /// Error responses received.
+    /// Error responses received (checkpoints' answers not counted).
     pub error_responses: u64,
     /// Bytes written, counted when the transport reports them written.
     pub bytes_written: u64,
-    /// Checkpoints answered: each delivered the window before it at once.
+    /// Checkpoints answered: each confirmed the window before it at once.
     pub checkpoints: u64,
 }
 

@@ -356,7 +356,11 @@ fn a_confirmed_window_is_reported_in_slices_while_the_next_is_written() {
     assert_eq!(second[0], (RELEASE_SLICE as u32, None), "oldest first");
     gateway.handle_timeout(t0);
     assert_eq!(outcomes(&mut gateway).len(), 10);
-    assert_eq!(gateway.poll_timeout(), Some(t0 + GRACE), "only the new window's grace");
+    assert_eq!(
+        gateway.poll_timeout(),
+        Some(t0 + GRACE),
+        "only the new window's grace"
+    );
     assert_eq!(gateway.unresolved(), 1);
     assert_eq!(gateway.stats().delivered, u64::from(total));
 }

@@ -34,19 +34,7 @@ pub async fn apns_bad_tokens_are_reported_and_everything_else_delivered_once<R: 
     let gateway = start_gateway(options, &certs);
     let (client, feedback, report) = send_ios::<R>(&gateway, &certs, TOTAL).await;
 
-    let outcomes = by_token(&feedback);
-    assert_eq!(feedback.len(), TOTAL as usize, "one feedback per device");
-    for n in 0..TOTAL {
-        let token = token(n);
-        let outcome = &outcomes[&token.to_hex()];
-        if bad.contains(&n) {
-            assert_eq!(outcome, &[Some("invalid_device")], "bad device {n}");
-            assert_eq!(gateway.accepted_count(&token), 0, "bad device {n}");
-        } else {
-            assert_eq!(outcome, &[None], "good device {n}");
-            assert_eq!(gateway.accepted_count(&token), 1, "good device {n}");
-        }
-    }
+    assert_bad_rejected_and_good_accepted_once(&gateway, &feedback, TOTAL, |n| bad.contains(&n));
     assert_eq!(report.pushed, u64::from(TOTAL));
     assert_eq!(report.delivered, u64::from(TOTAL) - bad.len() as u64);
     assert_eq!(report.failed_with("invalid_device"), bad.len() as u64);
@@ -140,19 +128,7 @@ pub async fn apns_checkpoints_confirm_full_windows_and_errors_resend_only_the_re
     let devices = (0..TOTAL).map(|n| Device::ios(token(n).to_hex()));
     let (feedback, report) = within::<R, _>(LIMIT, send_all(client.send(payload()), devices)).await;
 
-    let outcomes = by_token(&feedback);
-    assert_eq!(feedback.len(), TOTAL as usize, "one feedback per device");
-    for n in 0..TOTAL {
-        let token = token(n);
-        let outcome = &outcomes[&token.to_hex()];
-        if BAD.contains(&n) {
-            assert_eq!(outcome, &[Some("invalid_device")], "bad device {n}");
-            assert_eq!(gateway.accepted_count(&token), 0, "bad device {n}");
-        } else {
-            assert_eq!(outcome, &[None], "good device {n}");
-            assert_eq!(gateway.accepted_count(&token), 1, "good device {n}");
-        }
-    }
+    assert_bad_rejected_and_good_accepted_once(&gateway, &feedback, TOTAL, |n| BAD.contains(&n));
     assert_eq!(report.delivered, u64::from(TOTAL) - BAD.len() as u64);
     let answers = gateway.error_responses();
     let count = |status| answers.iter().filter(|a| a.status == status).count();
@@ -275,6 +251,29 @@ pub async fn bad_input_gets_feedback_and_the_rest_goes_through<R: Runtime>() {
         by_token(&feedback)["nobody-sends-this"],
         [Some("no_provider")]
     );
+}
+
+/// One feedback for each of the `total` numbered devices: `invalid_device` for a bad one, which
+/// never reached the gateway; delivered for a good one, which reached it exactly once.
+fn assert_bad_rejected_and_good_accepted_once(
+    gateway: &push_mock::MockGateway,
+    feedback: &[push_client::Feedback],
+    total: u32,
+    bad: impl Fn(u32) -> bool,
+) {
+    let outcomes = by_token(feedback);
+    assert_eq!(feedback.len(), total as usize, "one feedback per device");
+    for n in 0..total {
+        let token = token(n);
+        let outcome = &outcomes[&token.to_hex()];
+        if bad(n) {
+            assert_eq!(outcome, &[Some("invalid_device")], "bad device {n}");
+            assert_eq!(gateway.accepted_count(&token), 0, "bad device {n}");
+        } else {
+            assert_eq!(outcome, &[None], "good device {n}");
+            assert_eq!(gateway.accepted_count(&token), 1, "good device {n}");
+        }
+    }
 }
 
 /// Sends `total` numbered iOS devices through a new client of `gateway`; returns the client

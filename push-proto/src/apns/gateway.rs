@@ -82,8 +82,8 @@ impl Default for GatewayConfig {
 
 impl GatewayConfig {
     /// Defaults for `format`: its payload limit, 1 s grace, a 100,000-entry window ended by a
-    /// checkpoint, 10,000 queued, 3 attempts, 5 connection attempts with backoff from 100 ms to 30 s, resend on
-    /// silent close, 64 KiB per transmit, 4 transmits waiting to be written.
+    /// checkpoint, 10,000 queued, 3 attempts, 5 connection attempts with backoff from 100 ms
+    /// to 30 s, resend on silent close, 64 KiB per transmit, 4 transmits waiting to be written.
     pub fn new(format: Format) -> Self {
         GatewayConfig {
             format,
@@ -253,13 +253,13 @@ enum Connection {
 ///   accepted, and the whole window is delivered (reported in slices, one per
 ///   [`handle_timeout`](Gateway::handle_timeout), due at once, so that writing the next
 ///   window goes on between them); the gateway closes, and writing goes on over a new
-///   connection. Without checkpoints, writing waits until the oldest entry
-///   is confirmed, so one connection carries at most `window / grace` notifications per
-///   second. A checkpoint left unanswered changes nothing: its window is confirmed by the
-///   grace period, then the connection is closed and the next one opened. Nothing is ever
-///   presumed delivered early: an error response that arrives after the grace period, naming
-///   a notification already presumed delivered, is reported as [`Event::WindowOverflow`] and
-///   everything still in the window is resent.
+///   connection. Without checkpoints, writing waits until the oldest entry is confirmed, so
+///   one connection carries at most `window / grace` notifications per second. A checkpoint
+///   left unanswered changes nothing: its window is confirmed by the grace period, then the
+///   connection is closed and the next one opened. Nothing is ever presumed delivered early:
+///   an error response that arrives after the grace period, naming a notification already
+///   presumed delivered, is reported as [`Event::WindowOverflow`] and everything still in
+///   the window is resent.
 ///
 /// | status | outcome of the named notification | the rest |
 /// |---|---|---|

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use push_proto::apns::http2;
 use push_proto::apns::{
-    ErrorResponse, Event, FeedbackDecoder, FeedbackTuple, Format, Frame, Gateway, GatewayConfig,
-    Notification, SilentClose, Status,
+    DecodeError, ErrorResponse, Event, FeedbackDecoder, FeedbackTuple, Format, Frame, Gateway,
+    GatewayConfig, Notification, SilentClose, Status,
 };
 use push_proto::engine;
 use push_proto::fcm;
@@ -446,9 +446,21 @@ impl Driver {
         let mut frames = 0;
         let mut rest = &out[1..];
         let mut last_len = 0;
+        let mut checkpoint_len = 0;
         while !rest.is_empty() {
             let (frame, used) = match Frame::decode(rest) {
                 Ok(Some(decoded)) => decoded,
+                // A checkpoint: no token, the next identifier, and the last bytes written
+                // until the connection closes.
+                Err(DecodeError::MissingToken {
+                    identifier: Some(identifier),
+                }) if self.format != Format::Simple => {
+                    assert_eq!(identifier, self.next_identifier, "checkpoint identifier");
+                    self.next_identifier = self.next_identifier.wrapping_add(1);
+                    checkpoint_len = rest.len();
+                    assert!(checkpoint_len <= 13, "a checkpoint ends the transmit");
+                    break;
+                }
                 other => panic!("poll_transmit wrote an undecodable frame: {other:?}"),
             };
             assert_eq!(frame.format, self.format);
@@ -476,7 +488,7 @@ impl Driver {
         }
         if written > 0 {
             assert!(
-                written - last_len < self.max_transmit,
+                written - checkpoint_len - last_len < self.max_transmit,
                 "{written} bytes written with max_transmit {}",
                 self.max_transmit
             );

@@ -317,10 +317,11 @@ pub fn command(args: BenchArgs) -> Result<(), Failure> {
         latency: (args.latency_ms > 0).then(|| Duration::from_millis(args.latency_ms)),
     };
     println!(
-        "push bench: {n} notifications per part, payload {} bytes, APNs window {} grace {} ms, HTTP/2 {} conn latency {} ms, peak RSS at start {} KiB{}",
+        "push bench: {n} notifications per part, payload {} bytes, APNs window {} grace {} ms checkpoints {}, HTTP/2 {} conn latency {} ms, peak RSS at start {} KiB{}",
         payload().to_apns_json().map(|j| j.len()).unwrap_or(0),
         args.apns_window,
         args.apns_grace_ms,
+        if args.apns_checkpoints { "on" } else { "off" },
         match args.connections {
             Connections::Auto => "auto".to_owned(),
             Connections::Fixed(n) => n.to_string(),
@@ -349,7 +350,8 @@ pub fn command(args: BenchArgs) -> Result<(), Failure> {
                     .map_err(|e| run(e.to_string()))?
                     .tls(mock_tls(&certs, true).map_err(run)?)
                     .resend_window(args.apns_window)
-                    .grace(Duration::from_millis(args.apns_grace_ms)),
+                    .grace(Duration::from_millis(args.apns_grace_ms))
+                    .checkpoints(args.apns_checkpoints),
             )
             .build()
             .map_err(|e| run(e.to_string()))?;
@@ -365,7 +367,7 @@ pub fn command(args: BenchArgs) -> Result<(), Failure> {
         let label = "push APNs (accepted by gateway)".to_owned();
         let accepted = Row::new(label, n, measured.reached, measured.reached_cpu);
         accepted.print();
-        let label = "push APNs (all confirmed, +grace)".to_owned();
+        let label = "push APNs (all confirmed)".to_owned();
         let session = measured.session;
         Row::new(label, session.delivered, session.elapsed, session.cpu).print();
         if let Some(raw_row) = &raw_row {

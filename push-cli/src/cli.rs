@@ -167,6 +167,11 @@ pub struct ApnsArgs {
     /// The legacy APNs binary gateway, e.g. gateway.push.apple.com:2195 (certificate auth).
     #[arg(long, value_name = "HOST:PORT", requires_all = ["apns_cert", "apns_key"])]
     pub apns: Option<String>,
+    /// With --apns: whether a full resend window ends with a checkpoint, a frame the gateway
+    /// must reject, whose answer confirms the window at once (`on`); `off` waits the grace
+    /// period instead, for a gateway that treats malformed frames as abuse.
+    #[arg(long, value_name = "on|off", default_value = "on", value_parser = parse_on_off, action = clap::ArgAction::Set)]
+    pub apns_checkpoints: bool,
     /// The APNs HTTP/2 provider API, e.g. https://api.push.apple.com (or
     /// https://api.sandbox.push.apple.com): iOS devices go over HTTP/2 instead of the binary
     /// gateway. Authenticate with --apns-key-p8, --apns-key-id, --apns-team-id (token) or with
@@ -388,10 +393,15 @@ pub struct BenchArgs {
     /// Registration ids per GCM request.
     #[arg(long, value_name = "N", default_value_t = 1000)]
     pub gcm_batch: usize,
-    /// APNs resend window (notifications held until their grace period passes); with
-    /// --apns-grace-ms it bounds throughput (window / grace) and memory (window).
+    /// APNs resend window (notifications held until confirmed): it bounds memory, and with
+    /// --apns-checkpoints off, throughput (window / grace).
     #[arg(long, value_name = "N", default_value_t = 100_000)]
     pub apns_window: usize,
+    /// APNs checkpoints: whether a full window ends with a frame the gateway must reject,
+    /// which confirms the window at once (`on`, the client's default) instead of after the
+    /// grace period (`off`).
+    #[arg(long, value_name = "on|off", default_value = "on", value_parser = parse_on_off, action = clap::ArgAction::Set)]
+    pub apns_checkpoints: bool,
     /// APNs grace period in milliseconds: how long a notification must go unchallenged to
     /// count as delivered.
     #[arg(long, value_name = "MS", default_value_t = 1000)]
@@ -412,6 +422,15 @@ pub struct BenchArgs {
     /// pre-built request over and over, the baselines of apns-http2 and fcm.
     #[arg(long, value_name = "PART")]
     pub only: Vec<String>,
+}
+
+/// `on` or `off`.
+fn parse_on_off(text: &str) -> Result<bool, String> {
+    match text {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        other => Err(format!("{other}: expected on or off")),
+    }
 }
 
 /// How many HTTP/2 connections `push bench` uses per provider.
@@ -438,7 +457,14 @@ fn parse_connections(text: &str) -> Result<Connections, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::{Connections, parse_connections};
+    use super::{Connections, parse_connections, parse_on_off};
+
+    #[test]
+    fn checkpoints_are_on_or_off() {
+        assert_eq!(parse_on_off("on"), Ok(true));
+        assert_eq!(parse_on_off("off"), Ok(false));
+        assert!(parse_on_off("yes").is_err());
+    }
 
     #[test]
     fn bench_connections_are_auto_or_a_positive_number() {

@@ -59,7 +59,7 @@ pub fn apns(args: &ApnsArgs) -> Result<Option<ApnsConfig>, String> {
     };
     let tls = tls(args.apns_ca.as_deref(), Some((cert, key)))?;
     let config = ApnsConfig::new(gateway).map_err(|e| e.to_string())?;
-    Ok(Some(config.tls(tls)))
+    Ok(Some(config.tls(tls).checkpoints(args.apns_checkpoints)))
 }
 
 /// GCM settings from the arguments, if `--gcm-url` was given. The key is never shown.

@@ -89,6 +89,15 @@ impl ApnsConfig {
         self
     }
 
+    /// Whether a full resend window ends with a checkpoint (on by default): a frame the
+    /// gateway must reject, whose answer confirms the window at once, after which writing
+    /// goes on over a new connection. Off, a full window waits for the grace period, so a
+    /// connection carries at most window / grace notifications per second.
+    pub fn checkpoints(mut self, on: bool) -> Self {
+        self.core.checkpoints = on;
+        self
+    }
+
     /// What to do with unconfirmed notifications when the gateway closes silently.
     pub fn silent_close(mut self, policy: SilentClose) -> Self {
         self.core.silent_close = policy;
@@ -125,7 +134,9 @@ mod tests {
             .unwrap()
             .format(Format::Enhanced)
             .grace(Duration::from_millis(5))
-            .resend_window(7);
+            .resend_window(7)
+            .checkpoints(false);
+        assert!(!apns.core.checkpoints);
         assert_eq!(apns.core.payload_limit, 256);
         assert_eq!(apns.core.grace, Duration::from_millis(5));
         assert_eq!(apns.core.window, 7);

@@ -161,7 +161,10 @@ impl ApnsToken {
             pair[0] = DIGITS[usize::from(byte >> 4)];
             pair[1] = DIGITS[usize::from(byte & 0x0f)];
         }
-        out.extend(hex.iter().copied().map(char::from));
+        // Hex digits are ASCII: one copy, not a UTF-8 encoding per character.
+        if let Ok(hex) = std::str::from_utf8(&hex) {
+            out.push_str(hex);
+        }
     }
 }
 

@@ -37,6 +37,7 @@ macro_rules! scenarios {
             apns_bad_tokens_are_reported_and_everything_else_delivered_once,
             apns_silent_closes_lose_nothing,
             apns_shutdown_resends_the_rest,
+            apns_checkpoints_confirm_full_windows_and_errors_resend_only_the_rest,
             gcm_mixed_outcomes_with_503s,
             bad_input_gets_feedback_and_the_rest_goes_through,
             untrusted_server_certificate_is_a_clear_error,

@@ -6,7 +6,7 @@ use std::time::Duration;
 use futures_lite::StreamExt;
 use push_client::{Error, HttpConfig, Runtime};
 use push_mock::{Certificates, GatewayOptions, MockFeedback};
-use push_proto::apns::FeedbackTuple;
+use push_proto::apns::{FeedbackTuple, Status};
 use push_proto::{Device, DeviceError, Payload};
 
 use crate::{
@@ -34,19 +34,7 @@ pub async fn apns_bad_tokens_are_reported_and_everything_else_delivered_once<R: 
     let gateway = start_gateway(options, &certs);
     let (client, feedback, report) = send_ios::<R>(&gateway, &certs, TOTAL).await;
 
-    let outcomes = by_token(&feedback);
-    assert_eq!(feedback.len(), TOTAL as usize, "one feedback per device");
-    for n in 0..TOTAL {
-        let token = token(n);
-        let outcome = &outcomes[&token.to_hex()];
-        if bad.contains(&n) {
-            assert_eq!(outcome, &[Some("invalid_device")], "bad device {n}");
-            assert_eq!(gateway.accepted_count(&token), 0, "bad device {n}");
-        } else {
-            assert_eq!(outcome, &[None], "good device {n}");
-            assert_eq!(gateway.accepted_count(&token), 1, "good device {n}");
-        }
-    }
+    assert_bad_rejected_and_good_accepted_once(&gateway, &feedback, TOTAL, |n| bad.contains(&n));
     assert_eq!(report.pushed, u64::from(TOTAL));
     assert_eq!(report.delivered, u64::from(TOTAL) - bad.len() as u64);
     assert_eq!(report.failed_with("invalid_device"), bad.len() as u64);
@@ -115,6 +103,39 @@ pub async fn apns_shutdown_resends_the_rest<R: Runtime>() {
         assert_eq!(gateway.accepted_count(&token(n)), 1, "device {n}");
     }
     assert!(gateway.connections() >= 10);
+}
+
+/// A window of 1,000 ended by checkpoints, three bad tokens, and a grace period longer than
+/// the scenario's time limit, so nothing can be confirmed by waiting: every full window is
+/// confirmed by its checkpoint's answer, a bad token resends only what followed it, every good
+/// device reaches the gateway exactly once, every bad one gets one `invalid_device`.
+pub async fn apns_checkpoints_confirm_full_windows_and_errors_resend_only_the_rest<R: Runtime>() {
+    // Windows: 0-999, 1000-1500 (bad 1500), 1501-2500, 2501-3500, 3501-4200 (bad 4200),
+    // 4201-5200, 5201-6200, 6201-7200, 7201-7777 (bad 7777), 7778-8777, 8778-9777: the last
+    // one is full, so no notification is left for a grace period to confirm.
+    const TOTAL: u32 = 9_778;
+    const BAD: [u32; 3] = [1_500, 4_200, 7_777];
+    let certs = certs();
+    let options = GatewayOptions {
+        bad_tokens: BAD.iter().map(|&n| token(n)).collect(),
+        ..GatewayOptions::default()
+    };
+    let gateway = start_gateway(options, &certs);
+    let apns = mock_apns(&localhost(&gateway), &certs)
+        .resend_window(1_000)
+        .grace(LIMIT * 2);
+    let client = builder::<R>().apns(apns).build().expect("client");
+    let devices = (0..TOTAL).map(|n| Device::ios(token(n).to_hex()));
+    let (feedback, report) = within::<R, _>(LIMIT, send_all(client.send(payload()), devices)).await;
+
+    assert_bad_rejected_and_good_accepted_once(&gateway, &feedback, TOTAL, |n| BAD.contains(&n));
+    assert_eq!(report.delivered, u64::from(TOTAL) - BAD.len() as u64);
+    let answers = gateway.error_responses();
+    let count = |status| answers.iter().filter(|a| a.status == status).count();
+    assert_eq!(count(Status::MissingDeviceToken), 8, "one per full window");
+    assert_eq!(count(Status::InvalidToken), BAD.len());
+    assert_eq!(answers.len(), 11);
+    assert_eq!(gateway.connections(), 11);
 }
 
 /// 20,000 GCM tokens mixing NotRegistered, InvalidRegistration, canonical ids and
@@ -230,6 +251,29 @@ pub async fn bad_input_gets_feedback_and_the_rest_goes_through<R: Runtime>() {
         by_token(&feedback)["nobody-sends-this"],
         [Some("no_provider")]
     );
+}
+
+/// One feedback for each of the `total` numbered devices: `invalid_device` for a bad one, which
+/// never reached the gateway; delivered for a good one, which reached it exactly once.
+fn assert_bad_rejected_and_good_accepted_once(
+    gateway: &push_mock::MockGateway,
+    feedback: &[push_client::Feedback],
+    total: u32,
+    bad: impl Fn(u32) -> bool,
+) {
+    let outcomes = by_token(feedback);
+    assert_eq!(feedback.len(), total as usize, "one feedback per device");
+    for n in 0..total {
+        let token = token(n);
+        let outcome = &outcomes[&token.to_hex()];
+        if bad(n) {
+            assert_eq!(outcome, &[Some("invalid_device")], "bad device {n}");
+            assert_eq!(gateway.accepted_count(&token), 0, "bad device {n}");
+        } else {
+            assert_eq!(outcome, &[None], "good device {n}");
+            assert_eq!(gateway.accepted_count(&token), 1, "good device {n}");
+        }
+    }
 }
 
 /// Sends `total` numbered iOS devices through a new client of `gateway`; returns the client

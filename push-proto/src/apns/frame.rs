@@ -263,6 +263,28 @@ impl Frame {
     }
 }
 
+/// Appends a checkpoint: a frame in `format` that names `identifier` and carries no device
+/// token, which a gateway answers with status 2 (missing device token) naming `identifier`
+/// ([`DecodeError::MissingToken`]). Returns false, appending nothing, for the simple format,
+/// whose frames have no identifier to name.
+pub(crate) fn encode_checkpoint(format: Format, identifier: u32, out: &mut Vec<u8>) -> bool {
+    match format {
+        Format::Simple => return false,
+        Format::Enhanced => {
+            out.push(format.command());
+            out.extend_from_slice(&identifier.to_be_bytes());
+            // Expiry 0, then an empty token and an empty payload.
+            out.extend_from_slice(&[0; 8]);
+        }
+        Format::Framed => {
+            out.push(format.command());
+            out.extend_from_slice(&7u32.to_be_bytes());
+            put_item(out, ITEM_IDENTIFIER, &identifier.to_be_bytes());
+        }
+    }
+    true
+}
+
 fn put_item(out: &mut Vec<u8>, item: u8, data: &[u8]) {
     out.push(item);
     // Items are a 32-byte token, a payload checked against u16 above, or 1-4 byte integers.
@@ -525,6 +547,28 @@ mod tests {
             Frame::decode(&frame),
             Err(DecodeError::BadItem { item: 5, len: 1 })
         );
+    }
+
+    #[test]
+    fn a_checkpoint_is_answered_with_status_2_naming_it() {
+        for format in [Format::Enhanced, Format::Framed] {
+            let mut out = vec![];
+            assert!(encode_checkpoint(format, 0xdead_beef, &mut out));
+            let error = Frame::decode(&out).unwrap_err();
+            assert_eq!(
+                error,
+                DecodeError::MissingToken {
+                    identifier: Some(0xdead_beef)
+                }
+            );
+            assert_eq!(
+                error.status(),
+                Some((crate::apns::Status::MissingDeviceToken, 0xdead_beef))
+            );
+        }
+        let mut out = vec![];
+        assert!(!encode_checkpoint(Format::Simple, 1, &mut out));
+        assert!(out.is_empty());
     }
 
     fn any_frame() -> impl Strategy<Value = Frame> {

@@ -5,11 +5,17 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use super::frame::encode_checkpoint;
 use super::{ErrorResponse, Format, Frame, Status};
 use crate::backoff::Backoff;
 use crate::device::ApnsToken;
 use crate::feedback::DeviceError;
 use crate::outcome::{Full, Outcome};
+
+/// How many notifications a checkpoint proved accepted are reported per
+/// [`Gateway::handle_timeout`]: a window's outcomes come in slices, between which the driver
+/// goes on writing, instead of one burst that holds up the next window.
+const RELEASE_SLICE: usize = 1024;
 
 /// What to do with notifications of unknown fate when a connection closes without an error
 /// response.
@@ -33,8 +39,15 @@ pub struct GatewayConfig {
     /// How long a written notification must go unchallenged before it counts as delivered.
     pub grace: Duration,
     /// Capacity of the resend window (written, unconfirmed notifications); writing pauses
-    /// while it is full.
+    /// while it is full. It bounds the memory held for resends, and with checkpoints off,
+    /// the throughput of a connection (`window / grace`).
     pub window: usize,
+    /// Whether a full window ends with a checkpoint: a frame without a device token, which the
+    /// gateway answers with status 2 naming it, then closes. That answer proves every
+    /// notification written before it accepted, so the window is confirmed at once and the
+    /// next connection starts empty, instead of writing pausing until the grace period passes.
+    /// Ignored for the simple format (no identifiers). On by default.
+    pub checkpoints: bool,
     /// Capacity of the queue of notifications waiting to be written ([`Full`] beyond it).
     pub max_pending: usize,
     /// How many times one notification may be sent before it is given up.
@@ -68,15 +81,16 @@ impl Default for GatewayConfig {
 }
 
 impl GatewayConfig {
-    /// Defaults for `format`: its payload limit, 1 s grace, a 100,000-entry window, 10,000
-    /// queued, 3 attempts, 5 connection attempts with backoff from 100 ms to 30 s, resend on
-    /// silent close, 64 KiB per transmit, 4 transmits waiting to be written.
+    /// Defaults for `format`: its payload limit, 1 s grace, a 100,000-entry window ended by a
+    /// checkpoint, 10,000 queued, 3 attempts, 5 connection attempts with backoff from 100 ms
+    /// to 30 s, resend on silent close, 64 KiB per transmit, 4 transmits waiting to be written.
     pub fn new(format: Format) -> Self {
         GatewayConfig {
             format,
             payload_limit: format.payload_limit(),
             grace: Duration::from_secs(1),
             window: 100_000,
+            checkpoints: true,
             max_pending: 10_000,
             max_attempts: 3,
             max_connect_attempts: 5,
@@ -164,10 +178,12 @@ pub struct GatewayStats {
     pub failed: u64,
     /// Connections opened.
     pub connections: u64,
-    /// Error responses received.
+    /// Error responses received (checkpoints' answers not counted).
     pub error_responses: u64,
     /// Bytes written, counted when the transport reports them written.
     pub bytes_written: u64,
+    /// Checkpoints answered: each confirmed the window before it at once.
+    pub checkpoints: u64,
 }
 
 #[derive(Debug)]
@@ -231,11 +247,19 @@ enum Connection {
 ///   that limit again (up to the window): a gateway that drops connections after some frames
 ///   is probed with smaller bursts instead of having the same tail resent until it gives up.
 /// - The window is bounded ([`GatewayConfig::window`]): when it is full, nothing more is
-///   written until its oldest entry is confirmed, so one connection carries at most
-///   `window / grace` notifications per second. Nothing is ever presumed delivered early: an
-///   error response that arrives after the grace period, naming a notification already
-///   presumed delivered, is reported as [`Event::WindowOverflow`] and everything still in the
-///   window is resent.
+///   written on the connection. By default ([`GatewayConfig::checkpoints`]) the full window
+///   ends with a checkpoint, a frame without a device token that the gateway must reject:
+///   its error response names the checkpoint, so everything written before it was read and
+///   accepted, and the whole window is delivered (reported in slices, one per
+///   [`handle_timeout`](Gateway::handle_timeout), due at once, so that writing the next
+///   window goes on between them); the gateway closes, and writing goes on over a new
+///   connection. Without checkpoints, writing waits until the oldest entry is confirmed, so
+///   one connection carries at most `window / grace` notifications per second. A checkpoint
+///   left unanswered changes nothing: its window is confirmed by the grace period, then the
+///   connection is closed and the next one opened. Nothing is ever presumed delivered early:
+///   an error response that arrives after the grace period, naming a notification already
+///   presumed delivered, is reported as [`Event::WindowOverflow`] and everything still in
+///   the window is resent.
 ///
 /// | status | outcome of the named notification | the rest |
 /// |---|---|---|
@@ -278,6 +302,15 @@ pub struct Gateway<T> {
     /// How many notifications may be unconfirmed at once: the window, less after silent
     /// closes (halved each time, regrown by confirmations).
     unconfirmed_limit: usize,
+    /// The identifier of the checkpoint written on this connection, if any: nothing more is
+    /// written on it.
+    checkpoint: Option<u32>,
+    /// The tags of notifications a checkpoint proved accepted, oldest first, not reported yet
+    /// (only the tag: the window keeps its allocation for the next connection); a slice is
+    /// reported from `release_at` on, at every `handle_timeout`.
+    confirmed: VecDeque<T>,
+    /// When the next slice of `confirmed` is due (the checkpoint's answer).
+    release_at: Option<Instant>,
     connect_requested: bool,
     close_requested: bool,
     received: Vec<u8>,
@@ -304,6 +337,9 @@ impl<T> Gateway<T> {
             unwritten_frames: 0,
             connection: Connection::Down { retry_at: None },
             unconfirmed_limit: window,
+            checkpoint: None,
+            confirmed: VecDeque::new(),
+            release_at: None,
             connect_requested: false,
             close_requested: false,
             received: Vec::with_capacity(ErrorResponse::LEN),
@@ -332,7 +368,7 @@ impl<T> Gateway<T> {
 
     /// Notifications queued or written whose outcome is not known yet.
     pub fn unresolved(&self) -> usize {
-        self.pending.len() + self.window.len()
+        self.pending.len() + self.window.len() + self.confirmed.len()
     }
 
     /// True when every queued notification has an outcome (drained or not).
@@ -376,6 +412,7 @@ impl<T> Gateway<T> {
     pub fn handle_connected(&mut self, _now: Instant) {
         self.connection = Connection::Up;
         self.presumed_on_connection = 0;
+        self.checkpoint = None;
         self.forget_transmits();
         self.received.clear();
         self.stats.connections += 1;
@@ -393,6 +430,7 @@ impl<T> Gateway<T> {
     /// refused client certificate): everything queued or unconfirmed fails as `unavailable`
     /// with `reason` at once, and [`Event::GaveUp`] follows. Later notifications start over.
     pub fn handle_fatal_error(&mut self, _now: Instant, reason: &str) {
+        self.release_confirmed(usize::MAX);
         match self.connection {
             Connection::Up => self.begin_close(),
             Connection::Connecting => self.connection = Connection::Down { retry_at: None },
@@ -440,6 +478,7 @@ impl<T> Gateway<T> {
     pub fn handle_closed(&mut self, now: Instant) {
         let silent = self.connection == Connection::Up;
         self.connection = Connection::Down { retry_at: None };
+        self.checkpoint = None;
         self.close_requested = false;
         self.received.clear();
         self.forget_transmits();
@@ -461,11 +500,19 @@ impl<T> Gateway<T> {
         self.want_connection();
     }
 
-    /// Time passed: confirms notifications older than the grace period and allows
-    /// reconnecting once a backoff expired.
+    /// Time passed: reports the next slice of what a checkpoint confirmed, confirms
+    /// notifications older than the grace period and allows reconnecting once a backoff
+    /// expired.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self.release_at.is_some_and(|at| now >= at) {
+            self.release_confirmed(RELEASE_SLICE);
+        }
         if self.connection == Connection::Up {
             self.confirm_aged(now);
+            if self.checkpoint.is_some() && self.window.is_empty() {
+                // Unanswered, yet its window is confirmed: move on to a new connection.
+                self.begin_close();
+            }
         }
         if let Connection::Down {
             retry_at: Some(retry_at),
@@ -498,6 +545,7 @@ impl<T> Gateway<T> {
     /// [`GatewayConfig::max_unwritten_transmits`] transmits wait to be reported written.
     pub fn poll_transmit(&mut self, out: &mut Vec<u8>) -> usize {
         if self.connection != Connection::Up
+            || self.checkpoint.is_some()
             || self.unwritten.len() >= self.config.max_unwritten_transmits.max(1)
         {
             return 0;
@@ -505,7 +553,10 @@ impl<T> Gateway<T> {
         let mut frames = 0;
         let start = out.len();
         let limit = self.unconfirmed_limit.min(self.config.window);
-        while out.len() - start < self.config.max_transmit && self.window.len() < limit {
+        // What a checkpoint confirmed and is not reported yet counts against the window too:
+        // the memory held stays bounded by it.
+        let room = limit.saturating_sub(self.confirmed.len());
+        while out.len() - start < self.config.max_transmit && self.window.len() < room {
             let Some(queued) = self.pending.pop_front() else {
                 break;
             };
@@ -533,6 +584,9 @@ impl<T> Gateway<T> {
                 identifier,
                 written_at: None,
             });
+        }
+        if self.window.len() >= limit && !self.window.is_empty() {
+            self.write_checkpoint(out);
         }
         let bytes = out.len() - start;
         if bytes > 0 {
@@ -566,7 +620,7 @@ impl<T> Gateway<T> {
 
     /// When `handle_timeout` should be called next.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        match self.connection {
+        let connection = match self.connection {
             Connection::Up => self
                 .window
                 .front()
@@ -574,7 +628,8 @@ impl<T> Gateway<T> {
                 .map(|written_at| written_at + self.config.grace),
             Connection::Down { retry_at } if !self.pending.is_empty() => retry_at,
             _ => None,
-        }
+        };
+        connection.into_iter().chain(self.release_at).min()
     }
 
     fn want_connection(&mut self) {
@@ -615,9 +670,26 @@ impl<T> Gateway<T> {
     }
 
     fn deliver(&mut self, tag: T) {
-        self.stats.delivered += 1;
         self.unconfirmed_limit = (self.unconfirmed_limit + 1).min(self.config.window);
+        self.report_delivered(tag);
+    }
+
+    fn report_delivered(&mut self, tag: T) {
+        self.stats.delivered += 1;
         self.outcomes.push_back(Outcome::delivered(tag));
+    }
+
+    /// Reports up to `slice` notifications a checkpoint confirmed, oldest first.
+    fn release_confirmed(&mut self, slice: usize) {
+        for _ in 0..slice {
+            let Some(tag) = self.confirmed.pop_front() else {
+                break;
+            };
+            self.report_delivered(tag);
+        }
+        if self.confirmed.is_empty() {
+            self.release_at = None;
+        }
     }
 
     fn fail(&mut self, tag: T, error: DeviceError) {
@@ -642,6 +714,9 @@ impl<T> Gateway<T> {
     }
 
     fn handle_error_response(&mut self, now: Instant, response: ErrorResponse) {
+        if self.checkpoint == Some(response.identifier) {
+            return self.checkpoint_answered(now);
+        }
         self.stats.error_responses += 1;
         let Some(oldest) = self.window.front().map(|written| written.identifier) else {
             return self.late_or_bogus(now, response);
@@ -726,6 +801,34 @@ impl<T> Gateway<T> {
         self.confirm_aged(now);
         self.handle_silent_close();
         self.failures += 1;
+        self.begin_close();
+    }
+
+    /// Ends a full window with a checkpoint, when the format can name one.
+    fn write_checkpoint(&mut self, out: &mut Vec<u8>) {
+        if !self.config.checkpoints {
+            return;
+        }
+        let identifier = self.next_identifier;
+        if encode_checkpoint(self.config.format, identifier, out) {
+            self.next_identifier = self.next_identifier.wrapping_add(1);
+            self.checkpoint = Some(identifier);
+        }
+    }
+
+    /// The gateway rejected the checkpoint: it read and accepted everything written before
+    /// it (the rest of the window, as nothing is written after a checkpoint), and closes. The
+    /// window is delivered: its first slice is reported now, the rest at the next timeouts.
+    fn checkpoint_answered(&mut self, now: Instant) {
+        self.stats.checkpoints += 1;
+        self.forget_transmits();
+        self.unconfirmed_limit =
+            (self.unconfirmed_limit + self.window.len()).min(self.config.window);
+        let tags = self.window.drain(..).map(|written| written.queued.tag);
+        self.confirmed.extend(tags);
+        self.release_at = Some(now);
+        self.release_confirmed(RELEASE_SLICE);
+        self.failures = 0;
         self.begin_close();
     }
 

@@ -35,6 +35,14 @@ fn config() -> GatewayConfig {
     }
 }
 
+/// [`config`] without checkpoints: a full window waits for the grace period.
+fn grace_only() -> GatewayConfig {
+    GatewayConfig {
+        checkpoints: false,
+        ..config()
+    }
+}
+
 /// Queues `0..n` tagged by number and connects.
 fn connected(config: GatewayConfig, n: u32, now: Instant) -> Gateway<u32> {
     let mut gateway = Gateway::new(config);
@@ -54,15 +62,38 @@ fn transmit(gateway: &mut Gateway<u32>, now: Instant) -> Vec<(u32, u32)> {
     frames
 }
 
-/// Frames of one `poll_transmit` the transport has not written yet.
+/// The token number standing for a checkpoint in [`transmit`]'s list.
+const CHECKPOINT: u32 = u32::MAX;
+
+/// Frames of one `poll_transmit` the transport has not written yet; a checkpoint (always
+/// last) is listed as `(identifier, CHECKPOINT)`.
 fn transmit_unwritten(gateway: &mut Gateway<u32>) -> Vec<(u32, u32)> {
     let mut out = Vec::new();
     gateway.poll_transmit(&mut out);
     let mut rest = &out[..];
     let mut frames = Vec::new();
-    while let Some((frame, used)) = Frame::decode(rest).unwrap() {
-        frames.push((frame.identifier.unwrap(), token_number(&frame.token)));
-        rest = &rest[used..];
+    loop {
+        match Frame::decode(rest) {
+            Ok(Some((frame, used))) => {
+                frames.push((frame.identifier.unwrap(), token_number(&frame.token)));
+                rest = &rest[used..];
+            }
+            Ok(None) => break,
+            Err(error) => {
+                let Some((Status::MissingDeviceToken, identifier)) = error.status() else {
+                    panic!("not a checkpoint: {error}");
+                };
+                frames.push((identifier, CHECKPOINT));
+                let mut checkpoint = Vec::new();
+                assert!(encode_checkpoint(
+                    gateway.config.format,
+                    identifier,
+                    &mut checkpoint
+                ));
+                assert_eq!(rest, checkpoint, "a checkpoint ends the transmit");
+                rest = &[];
+            }
+        }
     }
     assert!(rest.is_empty());
     frames
@@ -172,7 +203,7 @@ fn transient_status_retries_the_notification_a_bounded_number_of_times() {
 #[test]
 fn silent_close_resends_the_unconfirmed_tail_by_default() {
     let t0 = Instant::now();
-    let mut gateway = connected(config(), 2, t0);
+    let mut gateway = connected(grace_only(), 2, t0);
     transmit(&mut gateway, t0);
     gateway.handle_queue_more(2);
     let t1 = t0 + GRACE;
@@ -196,7 +227,7 @@ fn silent_close_resends_the_unconfirmed_tail_by_default() {
 #[test]
 fn a_silent_close_halves_the_unconfirmed_burst_and_confirmations_regrow_it() {
     let t0 = Instant::now();
-    let mut gateway = connected(config(), 8, t0);
+    let mut gateway = connected(grace_only(), 8, t0);
     assert_eq!(transmit(&mut gateway, t0).len(), 8);
     gateway.handle_closed(t0);
     let retry_at = gateway.poll_timeout().unwrap();
@@ -234,7 +265,7 @@ fn silent_close_reports_the_tail_under_the_report_policy() {
 #[test]
 fn repeated_silent_closes_end_in_unconfirmed_not_a_loop() {
     let t0 = Instant::now();
-    let mut gateway = connected(config(), 1, t0);
+    let mut gateway = connected(grace_only(), 1, t0);
     let mut now = t0;
     for _ in 0..3 {
         assert_eq!(transmit(&mut gateway, now).len(), 1);
@@ -254,13 +285,151 @@ fn a_full_window_pauses_writing_until_the_oldest_is_confirmed() {
     let t0 = Instant::now();
     let config = GatewayConfig {
         window: 2,
-        ..config()
+        ..grace_only()
     };
     let mut gateway = connected(config, 3, t0);
     assert_eq!(transmit(&mut gateway, t0), [(0, 0), (1, 1)]);
     assert_eq!(transmit(&mut gateway, t0), []);
     gateway.handle_timeout(t0 + GRACE);
     assert_eq!(transmit(&mut gateway, t0 + GRACE), [(2, 2)]);
+}
+
+/// A gateway with a window of 3 whose first transmit filled it and ended with a checkpoint.
+fn checkpointed(n: u32, t0: Instant) -> Gateway<u32> {
+    let config = GatewayConfig {
+        window: 3,
+        ..config()
+    };
+    let mut gateway = connected(config, n, t0);
+    assert_eq!(
+        transmit(&mut gateway, t0),
+        [(0, 0), (1, 1), (2, 2), (3, CHECKPOINT)]
+    );
+    assert_eq!(transmit(&mut gateway, t0), [], "nothing after a checkpoint");
+    gateway
+}
+
+#[test]
+fn a_full_window_ends_with_a_checkpoint_whose_answer_delivers_it_at_once() {
+    let t0 = Instant::now();
+    let mut gateway = checkpointed(5, t0);
+    gateway.handle_input(t0, &error_response(Status::MissingDeviceToken, 3));
+    assert_eq!(outcomes(&mut gateway), [(0, None), (1, None), (2, None)]);
+    assert_eq!(gateway.poll_event(), Some(Event::Close));
+    gateway.handle_closed(t0);
+    assert_eq!(
+        gateway.poll_event(),
+        Some(Event::Connect),
+        "at once, no backoff"
+    );
+    gateway.handle_connected(t0);
+    assert_eq!(transmit(&mut gateway, t0), [(4, 3), (5, 4)]);
+    let stats = gateway.stats();
+    assert_eq!((stats.checkpoints, stats.error_responses), (1, 0));
+    assert_eq!((stats.delivered, stats.requeued), (3, 0));
+}
+
+#[test]
+fn a_confirmed_window_is_reported_in_slices_while_the_next_is_written() {
+    let t0 = Instant::now();
+    let total = RELEASE_SLICE as u32 * 2 + 10;
+    let config = GatewayConfig {
+        window: total as usize,
+        max_pending: total as usize + 1,
+        max_transmit: usize::MAX,
+        ..config()
+    };
+    let mut gateway = connected(config, total, t0);
+    assert_eq!(transmit(&mut gateway, t0).len(), total as usize + 1);
+    gateway.handle_input(t0, &error_response(Status::MissingDeviceToken, total));
+    assert_eq!(outcomes(&mut gateway).len(), RELEASE_SLICE);
+    assert_eq!(gateway.poll_event(), Some(Event::Close));
+    gateway.handle_closed(t0);
+    gateway.queue(notification(total), total).unwrap();
+    assert_eq!(gateway.poll_event(), Some(Event::Connect));
+    gateway.handle_connected(t0);
+    assert_eq!(transmit(&mut gateway, t0), [(total + 1, total)]);
+    assert_eq!(gateway.poll_timeout(), Some(t0), "the next slice is due");
+    gateway.handle_timeout(t0);
+    let second = outcomes(&mut gateway);
+    assert_eq!(second.len(), RELEASE_SLICE);
+    assert_eq!(second[0], (RELEASE_SLICE as u32, None), "oldest first");
+    gateway.handle_timeout(t0);
+    assert_eq!(outcomes(&mut gateway).len(), 10);
+    assert_eq!(
+        gateway.poll_timeout(),
+        Some(t0 + GRACE),
+        "only the new window's grace"
+    );
+    assert_eq!(gateway.unresolved(), 1);
+    assert_eq!(gateway.stats().delivered, u64::from(total));
+}
+
+#[test]
+fn a_bad_token_before_the_checkpoint_is_settled_as_usual() {
+    let t0 = Instant::now();
+    let mut gateway = checkpointed(4, t0);
+    gateway.handle_input(t0, &error_response(Status::InvalidToken, 1));
+    assert_eq!(
+        outcomes(&mut gateway),
+        [(0, None), (1, Some("invalid_device"))]
+    );
+    assert_eq!(gateway.poll_event(), Some(Event::Close));
+    gateway.handle_closed(t0);
+    assert_eq!(gateway.poll_event(), Some(Event::Connect));
+    gateway.handle_connected(t0);
+    // The discarded 2 first, then 3; the old checkpoint's identifier is never reused.
+    assert_eq!(transmit(&mut gateway, t0), [(4, 2), (5, 3)]);
+    assert_eq!(gateway.stats().checkpoints, 0);
+}
+
+#[test]
+fn an_unanswered_checkpoint_falls_back_to_the_grace_period() {
+    let t0 = Instant::now();
+    let mut gateway = checkpointed(4, t0);
+    gateway.handle_timeout(t0 + GRACE);
+    assert_eq!(outcomes(&mut gateway), [(0, None), (1, None), (2, None)]);
+    assert_eq!(gateway.poll_event(), Some(Event::Close));
+    gateway.handle_closed(t0 + GRACE);
+    assert_eq!(gateway.poll_event(), Some(Event::Connect));
+    gateway.handle_connected(t0 + GRACE);
+    assert_eq!(transmit(&mut gateway, t0 + GRACE), [(4, 3)]);
+}
+
+#[test]
+fn a_silent_close_after_a_checkpoint_resends_its_window() {
+    let t0 = Instant::now();
+    let mut gateway = checkpointed(3, t0);
+    gateway.handle_closed(t0);
+    assert_eq!(outcomes(&mut gateway), []);
+    gateway.handle_timeout(t0 + Duration::from_secs(1));
+    assert_eq!(gateway.poll_event(), Some(Event::Connect));
+    gateway.handle_connected(t0 + Duration::from_secs(1));
+    // Halved to 1 after the silent close: one notification, then a checkpoint.
+    assert_eq!(
+        transmit(&mut gateway, t0 + Duration::from_secs(1)),
+        [(4, 0), (5, CHECKPOINT)]
+    );
+}
+
+#[test]
+fn the_simple_format_has_no_checkpoints() {
+    let t0 = Instant::now();
+    let config = GatewayConfig {
+        window: 2,
+        ..GatewayConfig::new(Format::Simple)
+    };
+    let mut gateway = connected(config, 3, t0);
+    let mut out = Vec::new();
+    gateway.poll_transmit(&mut out);
+    let mut expected = Vec::new();
+    for i in 0..2 {
+        notification(i)
+            .frame(Format::Simple, i)
+            .encode(&mut expected)
+            .unwrap();
+    }
+    assert_eq!(out, expected, "two frames and no checkpoint");
 }
 
 #[test]
@@ -329,7 +498,7 @@ fn unwritten_frames_of_a_closed_connection_count_an_attempt() {
     let t0 = Instant::now();
     let config = GatewayConfig {
         max_attempts: 2,
-        ..config()
+        ..grace_only()
     };
     let mut gateway = connected(config, 1, t0);
     let mut now = t0;
@@ -543,7 +712,15 @@ impl SimServer {
     /// after the write, once the connection has been quiet.
     fn receive(&mut self, bytes: &[u8], idle_drops: bool) -> Verdict {
         let mut rest = bytes;
-        while let Some((frame, used)) = Frame::decode(rest).unwrap() {
+        loop {
+            let (frame, used) = match Frame::decode(rest) {
+                Ok(Some(decoded)) => decoded,
+                Ok(None) => break,
+                Err(error) => {
+                    let (status, identifier) = error.status().unwrap();
+                    return Verdict::Rejected(error_response(status, identifier));
+                }
+            };
             rest = &rest[used..];
             if !idle_drops && self.drop_after == Some(self.accepted_on_connection) {
                 return Verdict::Dropped;
@@ -660,17 +837,19 @@ fn small_config(window: usize, seed: u64) -> GatewayConfig {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(128))]
 
-    /// Bad tokens at random positions and connections dropped when idle: every good token is
-    /// accepted exactly once and delivered; every bad one gets exactly one invalid_device.
+    /// Bad tokens at random positions and connections dropped when idle, with a window large
+    /// or small (ending in checkpoints): every good token is accepted exactly once and
+    /// delivered; every bad one gets exactly one invalid_device.
     #[test]
     fn exactly_once_with_bad_tokens_and_idle_drops(
         total in 1u32..300,
         bad in proptest::collection::btree_set(0u32..300, 0..30),
         drops in proptest::collection::vec(0usize..40, 0..10),
         write_lag in 0usize..4,
+        window in prop_oneof![Just(10_000usize), 4usize..64],
         seed in any::<u64>(),
     ) {
-        let config = small_config(10_000, seed);
+        let config = small_config(window, seed);
         let (results, server, overflows) =
             simulate(total, bad.clone(), drops, true, write_lag, config);
         prop_assert_eq!(overflows, 0);

@@ -12,6 +12,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use push_proto::apns::broadcast::{self, ApiError, ChannelApi, ChannelInfo, Environment};
 use push_proto::apns::http2;
 use push_proto::apns::{
     ErrorResponse, Event, FeedbackDecoder, FeedbackTuple, Format, Frame, Gateway, GatewayConfig,
@@ -1195,4 +1196,101 @@ fn webpush_sender(now: Instant) -> webpush::Sender<u32> {
         .queue(subscription, message, 0, now)
         .expect("room for one");
     sender
+}
+
+// ---------------------------------------------------------------------------------------------
+// apns_broadcast_response
+// ---------------------------------------------------------------------------------------------
+
+/// The channel-management and broadcast classifiers on arbitrary answers: never panic, succeed
+/// only on the documented status of their operation, return ids that are valid and survive a
+/// round trip, and call an answer rejected exactly when its status is 4xx or 5xx.
+pub fn apns_broadcast_response(data: &[u8]) {
+    let [op, status_pick, extras, body @ ..] = data else {
+        return;
+    };
+    let statuses = [200, 201, 204, 400, 403, 404, 405, 410, 413, 429, 500, 503];
+    let status = match statuses.get(usize::from(*status_pick)) {
+        Some(status) => *status,
+        None => 100 + u16::from(*status_pick) * 3,
+    };
+    let mut response = http::Response::builder().status(status);
+    response = match extras % 4 {
+        0 => response,
+        1 => match http::HeaderValue::from_bytes(body) {
+            Ok(value) => response.header("apns-channel-id", value),
+            Err(_) => response,
+        },
+        2 => response
+            .header("apns-request-id", "EC1BF194-B3B2-424A-89A9-5A918A6E6B5D")
+            .header("apns-channel-id", "dHN0LXNyY2gtY2hubA==")
+            .header("retry-after", (extras / 4).to_string()),
+        _ => match http::HeaderValue::from_bytes(body) {
+            Ok(value) => response
+                .header("apns-request-id", value.clone())
+                .header("retry-after", value),
+            Err(_) => response,
+        },
+    };
+    let Ok(response) = response.body(bytes::Bytes::copy_from_slice(body)) else {
+        return;
+    };
+    let api = ChannelApi::new(Environment::Development, "com.example.fuzz").expect("valid ids");
+    let (success, error) = match op % 5 {
+        0 => {
+            let result = api.classify_create(&response);
+            if let Ok(id) = &result {
+                assert_eq!(broadcast::ChannelId::new(id.as_str()).as_ref(), Ok(id));
+                assert_eq!(response.headers()["apns-channel-id"], id.as_str());
+            }
+            (201, result.err())
+        }
+        1 => {
+            let result = api.classify_read(&response);
+            if let Ok(info) = result {
+                assert_eq!(ChannelInfo::from_body(&info.to_body()), Some(info));
+            }
+            (200, result.err())
+        }
+        2 => (204, api.classify_delete(&response).err()),
+        3 => {
+            let result = api.classify_list(&response);
+            if let Ok(ids) = &result {
+                let again = response_with(200, broadcast::list_body(ids));
+                assert_eq!(
+                    api.classify_list(&again).as_ref(),
+                    Ok(ids),
+                    "list round trip"
+                );
+            }
+            (200, result.err())
+        }
+        _ => (200, broadcast::classify_broadcast(&response).err()),
+    };
+    match error {
+        None => assert_eq!(status, success, "success only on the documented status"),
+        Some(ApiError::Rejected {
+            status: got,
+            reason,
+            ..
+        }) => {
+            assert_eq!(got.as_u16(), status);
+            assert!(got.is_client_error() || got.is_server_error());
+            assert!(
+                reason.as_str().chars().count() <= 100,
+                "reason kept bounded"
+            );
+        }
+        Some(ApiError::Malformed { status: got, .. }) => {
+            assert_eq!(got.as_u16(), status);
+            assert!(!got.is_client_error() && !got.is_server_error());
+        }
+        Some(other) => panic!("undocumented error kind: {other:?}"),
+    }
+}
+
+fn response_with(status: u16, body: bytes::Bytes) -> http::Response<bytes::Bytes> {
+    let mut response = http::Response::new(body);
+    *response.status_mut() = http::StatusCode::from_u16(status).expect("valid status");
+    response
 }

@@ -1210,28 +1210,35 @@ pub fn apns_broadcast_response(data: &[u8]) {
         return;
     };
     let statuses = [200, 201, 204, 400, 403, 404, 405, 410, 413, 429, 500, 503];
-    let status = match statuses.get(usize::from(*status_pick)) {
-        Some(status) => *status,
-        None => 100 + u16::from(*status_pick) * 3,
+    let status = statuses
+        .get(usize::from(*status_pick))
+        .copied()
+        .unwrap_or(100 + u16::from(*status_pick) * 3);
+    // The body's bytes double as a header value, when they form one.
+    let raw = http::HeaderValue::from_bytes(body).ok();
+    let fixed = |text: &'static str| Some(http::HeaderValue::from_static(text));
+    let headers: Vec<(&str, Option<http::HeaderValue>)> = match extras % 4 {
+        0 => vec![],
+        1 => vec![("apns-channel-id", raw)],
+        2 => vec![
+            (
+                "apns-request-id",
+                fixed("EC1BF194-B3B2-424A-89A9-5A918A6E6B5D"),
+            ),
+            ("apns-channel-id", fixed("dHN0LXNyY2gtY2hubA==")),
+            (
+                "retry-after",
+                http::HeaderValue::from_str(&(extras / 4).to_string()).ok(),
+            ),
+        ],
+        _ => vec![("apns-request-id", raw.clone()), ("retry-after", raw)],
     };
     let mut response = http::Response::builder().status(status);
-    response = match extras % 4 {
-        0 => response,
-        1 => match http::HeaderValue::from_bytes(body) {
-            Ok(value) => response.header("apns-channel-id", value),
-            Err(_) => response,
-        },
-        2 => response
-            .header("apns-request-id", "EC1BF194-B3B2-424A-89A9-5A918A6E6B5D")
-            .header("apns-channel-id", "dHN0LXNyY2gtY2hubA==")
-            .header("retry-after", (extras / 4).to_string()),
-        _ => match http::HeaderValue::from_bytes(body) {
-            Ok(value) => response
-                .header("apns-request-id", value.clone())
-                .header("retry-after", value),
-            Err(_) => response,
-        },
-    };
+    for (name, value) in headers {
+        if let Some(value) = value {
+            response = response.header(name, value);
+        }
+    }
     let Ok(response) = response.body(bytes::Bytes::copy_from_slice(body)) else {
         return;
     };

@@ -23,7 +23,9 @@ use thiserror::Error;
 
 pub use channels::{ChannelApi, ChannelInfo, StoragePolicy, list_body};
 pub use reason::{ApiError, BroadcastReason};
-pub use send::{BroadcastRequest, BroadcastSent, MAX_BROADCAST_PAYLOAD, classify_broadcast};
+pub use send::{
+    BroadcastOptions, BroadcastRequest, BroadcastSent, MAX_BROADCAST_PAYLOAD, classify_broadcast,
+};
 
 /// The most channels an app may keep per environment (development and production each).
 pub const MAX_CHANNELS: usize = 10_000;

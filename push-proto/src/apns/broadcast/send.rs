@@ -22,15 +22,15 @@ pub const MAX_BROADCAST_PAYLOAD: usize = 5120;
 /// when built.
 ///
 /// ```
-/// use push_proto::apns::broadcast::{BroadcastRequest, ChannelId, Environment};
+/// use push_proto::apns::broadcast::{BroadcastOptions, BroadcastRequest, ChannelId, Environment};
 /// use push_proto::apns::live_activity::{Change, Content};
 ///
 /// let channel = ChannelId::new("dHN0LXNyY2gtY2hubA==")?;
 /// let change = Change::Update(Content::new(1_700_000_000, Default::default()));
+/// let options = BroadcastOptions { expiration: Some(0), ..BroadcastOptions::default() };
 /// let broadcast = BroadcastRequest::new(
-///     Environment::Production.broadcast_url(), "com.example.app", channel, &change,
-/// )?
-/// .expiration(0);
+///     Environment::Production.broadcast_url(), "com.example.app", channel, &change, options,
+/// )?;
 /// let request = broadcast.to_request();
 /// assert_eq!(request.uri(), "https://api.push.apple.com/4/broadcasts/apps/com.example.app");
 /// assert_eq!(request.headers()["apns-channel-id"], "dHN0LXNyY2gtY2hubA==");
@@ -42,9 +42,19 @@ pub struct BroadcastRequest {
     uri: http::Uri,
     channel: ChannelId,
     body: Bytes,
-    priority: Option<ApnsPriority>,
-    expiration: Option<u64>,
-    request_id: Option<ApnsId>,
+    options: BroadcastOptions,
+}
+
+/// Header options of a broadcast.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BroadcastOptions {
+    /// `apns-priority`: 10 (immediate), 5 or 1; APNs' default is 10.
+    pub priority: Option<ApnsPriority>,
+    /// `apns-expiration`: UNIX seconds until which APNs may store the broadcast; channels
+    /// with [`StoragePolicy::NoStorage`](super::StoragePolicy::NoStorage) take only 0.
+    pub expiration: Option<u64>,
+    /// `apns-request-id`, echoed by APNs.
+    pub request_id: Option<ApnsId>,
 }
 
 impl BroadcastRequest {
@@ -56,35 +66,15 @@ impl BroadcastRequest {
         bundle_id: &str,
         channel: ChannelId,
         change: &Change,
+        options: BroadcastOptions,
     ) -> Result<Self, BuildError> {
         check_bundle_id(bundle_id)?;
         Ok(BroadcastRequest {
             uri: uri(base_url, &format!("/4/broadcasts/apps/{bundle_id}"))?,
             channel,
             body: change.encode_within(MAX_BROADCAST_PAYLOAD)?,
-            priority: None,
-            expiration: None,
-            request_id: None,
+            options,
         })
-    }
-
-    /// `apns-priority`: 10 (immediate), 5 or 1; APNs' default is 10.
-    pub fn priority(mut self, priority: ApnsPriority) -> Self {
-        self.priority = Some(priority);
-        self
-    }
-
-    /// `apns-expiration`: UNIX seconds until which APNs may store the broadcast; channels
-    /// with [`StoragePolicy::NoStorage`](super::StoragePolicy::NoStorage) take only 0.
-    pub fn expiration(mut self, unix_seconds: u64) -> Self {
-        self.expiration = Some(unix_seconds);
-        self
-    }
-
-    /// `apns-request-id`, echoed by APNs.
-    pub fn request_id(mut self, id: ApnsId) -> Self {
-        self.request_id = Some(id);
-        self
     }
 
     /// The encoded payload.
@@ -100,8 +90,8 @@ impl BroadcastRequest {
         let headers = request.headers_mut();
         headers.insert("apns-channel-id", self.channel.header_value());
         headers.insert("apns-push-type", HeaderValue::from_static("liveactivity"));
-        delivery_headers(headers, self.priority, self.expiration);
-        if let Some(id) = self.request_id {
+        delivery_headers(headers, self.options.priority, self.options.expiration);
+        if let Some(id) = self.options.request_id {
             headers.insert("apns-request-id", id.header_value());
         }
         request
@@ -144,16 +134,19 @@ mod tests {
     #[test]
     fn request_exact() {
         let id = ApnsId::from_bytes([0xab; 16]);
+        let options = BroadcastOptions {
+            priority: Some(ApnsPriority::PowerAware),
+            expiration: Some(1_800_000_000),
+            request_id: Some(id),
+        };
         let request = BroadcastRequest::new(
             Environment::Development.broadcast_url(),
             "com.example.app",
             channel(),
             &end(),
+            options,
         )
         .unwrap()
-        .priority(ApnsPriority::PowerAware)
-        .expiration(1_800_000_000)
-        .request_id(id)
         .to_request();
         assert_eq!(request.method(), Method::POST);
         assert_eq!(
@@ -184,12 +177,34 @@ mod tests {
             Change::Update(Content::new(1, state.as_object().unwrap().clone()))
         };
         let base = Environment::Production.broadcast_url();
-        let fits = BroadcastRequest::new(base, "com.example.app", channel(), &sized(5120));
+        let fits = BroadcastRequest::new(
+            base,
+            "com.example.app",
+            channel(),
+            &sized(5120),
+            BroadcastOptions::default(),
+        );
         assert_eq!(fits.unwrap().body().len(), 5120);
         // Over the device limit, within the broadcast one.
-        assert!(BroadcastRequest::new(base, "com.example.app", channel(), &sized(4097)).is_ok());
+        assert!(
+            BroadcastRequest::new(
+                base,
+                "com.example.app",
+                channel(),
+                &sized(4097),
+                BroadcastOptions::default()
+            )
+            .is_ok()
+        );
         assert_eq!(
-            BroadcastRequest::new(base, "com.example.app", channel(), &sized(5121)).unwrap_err(),
+            BroadcastRequest::new(
+                base,
+                "com.example.app",
+                channel(),
+                &sized(5121),
+                BroadcastOptions::default()
+            )
+            .unwrap_err(),
             BuildError::PayloadTooLarge {
                 size: 5121,
                 limit: 5120

@@ -12,7 +12,9 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use push_proto::apns::broadcast::{self, ApiError, ChannelApi, ChannelInfo, Environment};
+use push_proto::apns::broadcast::{
+    self, ApiError, ChannelApi, ChannelInfo, ChannelOp, Environment, MAX_BROADCAST_PAYLOAD,
+};
 use push_proto::apns::http2;
 use push_proto::apns::{
     ErrorResponse, Event, FeedbackDecoder, FeedbackTuple, Format, Frame, Gateway, GatewayConfig,
@@ -1300,4 +1302,74 @@ fn response_with(status: u16, body: bytes::Bytes) -> http::Response<bytes::Bytes
     let mut response = http::Response::new(body);
     *response.status_mut() = http::StatusCode::from_u16(status).expect("valid status");
     response
+}
+
+// ---------------------------------------------------------------------------------------------
+// apns_broadcast_request
+// ---------------------------------------------------------------------------------------------
+
+/// The server-side readers on arbitrary requests (what a mock receives): never panic, and a
+/// channel request they accept is rebuilt by `ChannelApi` into one they read identically; a
+/// broadcast they accept has a payload within the limit.
+///
+/// Layout: a method byte, a path byte, then `0xff`-separated fields: bundle id, channel id,
+/// priority, expiration, request id, push type, body.
+pub fn apns_broadcast_request(data: &[u8]) {
+    let [method, path, rest @ ..] = data else {
+        return;
+    };
+    let mut fields = rest.split(|&b| b == 0xff);
+    let mut field = || fields.next().unwrap_or_default();
+    let bundle = String::from_utf8_lossy(field()).into_owned();
+    let method = [
+        http::Method::GET,
+        http::Method::POST,
+        http::Method::DELETE,
+        http::Method::PUT,
+    ][usize::from(method % 4)]
+    .clone();
+    let path = match path % 4 {
+        0 => format!("/1/apps/{bundle}/channels"),
+        1 => format!("/1/apps/{bundle}/all-channels"),
+        2 => format!("/4/broadcasts/apps/{bundle}"),
+        _ => bundle.clone(),
+    };
+    let Ok(uri) = format!("https://fuzz{path}").parse::<http::Uri>() else {
+        return;
+    };
+    let mut request = http::Request::new(bytes::Bytes::new());
+    *request.method_mut() = method;
+    *request.uri_mut() = uri;
+    for name in [
+        "apns-channel-id",
+        "apns-priority",
+        "apns-expiration",
+        "apns-request-id",
+        "apns-push-type",
+    ] {
+        let value = field();
+        if let (false, Ok(value)) = (value.is_empty(), http::HeaderValue::from_bytes(value)) {
+            request.headers_mut().insert(name, value);
+        }
+    }
+    *request.body_mut() = bytes::Bytes::copy_from_slice(field());
+
+    if let Ok(call) = broadcast::parse_channel_request(&request) {
+        let api = ChannelApi::with_base_url("https://fuzz", &call.bundle_id).expect("checked");
+        let rebuilt = match &call.op {
+            ChannelOp::Create(policy) => api.create(*policy, call.request_id),
+            ChannelOp::Read(id) => api.read(id, call.request_id),
+            ChannelOp::Delete(id) => api.delete(id, call.request_id),
+            ChannelOp::List => api.list(call.request_id),
+        };
+        assert_eq!(
+            broadcast::parse_channel_request(&rebuilt).as_ref(),
+            Ok(&call),
+            "round trip"
+        );
+    }
+    if let Ok(call) = broadcast::parse_broadcast_request(&request) {
+        assert!(!call.payload.is_empty() && call.payload.len() <= MAX_BROADCAST_PAYLOAD);
+        assert_eq!(request.headers()["apns-channel-id"], call.channel.as_str());
+    }
 }

@@ -94,3 +94,8 @@ fn webpush_response_corpus() {
 fn apns_broadcast_response_corpus() {
     replay("apns_broadcast_response", harness::apns_broadcast_response);
 }
+
+#[test]
+fn apns_broadcast_request_corpus() {
+    replay("apns_broadcast_request", harness::apns_broadcast_request);
+}

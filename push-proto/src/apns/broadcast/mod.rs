@@ -7,6 +7,8 @@
 //! - [`BroadcastRequest`] builds the one `POST /4/broadcasts/apps/<bundle id>` request for
 //!   a channel, its payload size checked before anything is sent; [`classify_broadcast`] gives
 //!   the request id or an [`ApiError`] (a broadcast has no per-device feedback).
+//! - [`parse_channel_request`] and [`parse_broadcast_request`] read those requests back, for
+//!   servers and mocks, or give the [`BroadcastReason`] to refuse them with.
 //!
 //! Nothing here opens a connection or signs a token: the driver sends the requests over
 //! HTTP/2 with the same credential as device sends (`authorization: bearer <JWT>` or the
@@ -15,6 +17,7 @@
 mod channels;
 mod reason;
 mod send;
+mod server;
 
 use std::fmt;
 
@@ -25,6 +28,9 @@ pub use channels::{ChannelApi, ChannelInfo, StoragePolicy, list_body};
 pub use reason::{ApiError, BroadcastReason};
 pub use send::{
     BroadcastOptions, BroadcastRequest, BroadcastSent, MAX_BROADCAST_PAYLOAD, classify_broadcast,
+};
+pub use server::{
+    BroadcastCall, ChannelCall, ChannelOp, parse_broadcast_request, parse_channel_request,
 };
 
 /// The most channels an app may keep per environment (development and production each).

@@ -12,6 +12,9 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use push_proto::apns::broadcast::{
+    self, ApiError, ChannelApi, ChannelInfo, ChannelOp, Environment, MAX_BROADCAST_PAYLOAD,
+};
 use push_proto::apns::http2;
 use push_proto::apns::{
     DecodeError, ErrorResponse, Event, FeedbackDecoder, FeedbackTuple, Format, Frame, Gateway,
@@ -1207,4 +1210,178 @@ fn webpush_sender(now: Instant) -> webpush::Sender<u32> {
         .queue(subscription, message, 0, now)
         .expect("room for one");
     sender
+}
+
+// ---------------------------------------------------------------------------------------------
+// apns_broadcast_response
+// ---------------------------------------------------------------------------------------------
+
+/// The channel-management and broadcast classifiers on arbitrary answers: never panic, succeed
+/// only on the documented status of their operation, return ids that are valid and survive a
+/// round trip, and call an answer rejected exactly when its status is 4xx or 5xx.
+pub fn apns_broadcast_response(data: &[u8]) {
+    let [op, status_pick, extras, body @ ..] = data else {
+        return;
+    };
+    let statuses = [200, 201, 204, 400, 403, 404, 405, 410, 413, 429, 500, 503];
+    let status = statuses
+        .get(usize::from(*status_pick))
+        .copied()
+        .unwrap_or(100 + u16::from(*status_pick) * 3);
+    // The body's bytes double as a header value, when they form one.
+    let raw = http::HeaderValue::from_bytes(body).ok();
+    let fixed = |text: &'static str| Some(http::HeaderValue::from_static(text));
+    let headers: Vec<(&str, Option<http::HeaderValue>)> = match extras % 4 {
+        0 => vec![],
+        1 => vec![("apns-channel-id", raw)],
+        2 => vec![
+            (
+                "apns-request-id",
+                fixed("EC1BF194-B3B2-424A-89A9-5A918A6E6B5D"),
+            ),
+            ("apns-channel-id", fixed("dHN0LXNyY2gtY2hubA==")),
+            (
+                "retry-after",
+                http::HeaderValue::from_str(&(extras / 4).to_string()).ok(),
+            ),
+        ],
+        _ => vec![("apns-request-id", raw.clone()), ("retry-after", raw)],
+    };
+    let mut response = http::Response::builder().status(status);
+    for (name, value) in headers {
+        if let Some(value) = value {
+            response = response.header(name, value);
+        }
+    }
+    let Ok(response) = response.body(bytes::Bytes::copy_from_slice(body)) else {
+        return;
+    };
+    let api = ChannelApi::new(Environment::Development, "com.example.fuzz").expect("valid ids");
+    let (success, error) = match op % 5 {
+        0 => {
+            let result = api.classify_create(&response);
+            if let Ok(id) = &result {
+                assert_eq!(broadcast::ChannelId::new(id.as_str()).as_ref(), Ok(id));
+                assert_eq!(response.headers()["apns-channel-id"], id.as_str());
+            }
+            (201, result.err())
+        }
+        1 => {
+            let result = api.classify_read(&response);
+            if let Ok(info) = result {
+                assert_eq!(ChannelInfo::from_body(&info.to_body()), Some(info));
+            }
+            (200, result.err())
+        }
+        2 => (204, api.classify_delete(&response).err()),
+        3 => {
+            let result = api.classify_list(&response);
+            if let Ok(ids) = &result {
+                let again = response_with(200, broadcast::list_body(ids));
+                assert_eq!(
+                    api.classify_list(&again).as_ref(),
+                    Ok(ids),
+                    "list round trip"
+                );
+            }
+            (200, result.err())
+        }
+        _ => (200, broadcast::classify_broadcast(&response).err()),
+    };
+    match error {
+        None => assert_eq!(status, success, "success only on the documented status"),
+        Some(ApiError::Rejected {
+            status: got,
+            reason,
+            ..
+        }) => {
+            assert_eq!(got.as_u16(), status);
+            assert!(got.is_client_error() || got.is_server_error());
+            assert!(
+                reason.as_str().chars().count() <= 100,
+                "reason kept bounded"
+            );
+        }
+        Some(ApiError::Malformed { status: got, .. }) => {
+            assert_eq!(got.as_u16(), status);
+            assert!(!got.is_client_error() && !got.is_server_error());
+        }
+        Some(other) => panic!("undocumented error kind: {other:?}"),
+    }
+}
+
+fn response_with(status: u16, body: bytes::Bytes) -> http::Response<bytes::Bytes> {
+    let mut response = http::Response::new(body);
+    *response.status_mut() = http::StatusCode::from_u16(status).expect("valid status");
+    response
+}
+
+// ---------------------------------------------------------------------------------------------
+// apns_broadcast_request
+// ---------------------------------------------------------------------------------------------
+
+/// The server-side readers on arbitrary requests (what a mock receives): never panic, and a
+/// channel request they accept is rebuilt by `ChannelApi` into one they read identically; a
+/// broadcast they accept has a payload within the limit.
+///
+/// Layout: a method byte, a path byte, then `0xff`-separated fields: bundle id, channel id,
+/// priority, expiration, request id, push type, body.
+pub fn apns_broadcast_request(data: &[u8]) {
+    let [method, path, rest @ ..] = data else {
+        return;
+    };
+    let mut fields = rest.split(|&b| b == 0xff);
+    let mut field = || fields.next().unwrap_or_default();
+    let bundle = String::from_utf8_lossy(field()).into_owned();
+    let method = [
+        http::Method::GET,
+        http::Method::POST,
+        http::Method::DELETE,
+        http::Method::PUT,
+    ][usize::from(method % 4)]
+    .clone();
+    let path = match path % 4 {
+        0 => format!("/1/apps/{bundle}/channels"),
+        1 => format!("/1/apps/{bundle}/all-channels"),
+        2 => format!("/4/broadcasts/apps/{bundle}"),
+        _ => bundle.clone(),
+    };
+    let Ok(uri) = format!("https://fuzz{path}").parse::<http::Uri>() else {
+        return;
+    };
+    let mut request = http::Request::new(bytes::Bytes::new());
+    *request.method_mut() = method;
+    *request.uri_mut() = uri;
+    for name in [
+        "apns-channel-id",
+        "apns-priority",
+        "apns-expiration",
+        "apns-request-id",
+        "apns-push-type",
+    ] {
+        let value = field();
+        if let (false, Ok(value)) = (value.is_empty(), http::HeaderValue::from_bytes(value)) {
+            request.headers_mut().insert(name, value);
+        }
+    }
+    *request.body_mut() = bytes::Bytes::copy_from_slice(field());
+
+    if let Ok(call) = broadcast::parse_channel_request(&request) {
+        let api = ChannelApi::with_base_url("https://fuzz", &call.bundle_id).expect("checked");
+        let rebuilt = match &call.op {
+            ChannelOp::Create(policy) => api.create(*policy, call.request_id),
+            ChannelOp::Read(id) => api.read(id, call.request_id),
+            ChannelOp::Delete(id) => api.delete(id, call.request_id),
+            ChannelOp::List => api.list(call.request_id),
+        };
+        assert_eq!(
+            broadcast::parse_channel_request(&rebuilt).as_ref(),
+            Ok(&call),
+            "round trip"
+        );
+    }
+    if let Ok(call) = broadcast::parse_broadcast_request(&request) {
+        assert!(!call.payload.is_empty() && call.payload.len() <= MAX_BROADCAST_PAYLOAD);
+        assert_eq!(request.headers()["apns-channel-id"], call.channel.as_str());
+    }
 }

@@ -89,3 +89,13 @@ fn webpush_subscription_corpus() {
 fn webpush_response_corpus() {
     replay("webpush_response", harness::webpush_response);
 }
+
+#[test]
+fn apns_broadcast_response_corpus() {
+    replay("apns_broadcast_response", harness::apns_broadcast_response);
+}
+
+#[test]
+fn apns_broadcast_request_corpus() {
+    replay("apns_broadcast_request", harness::apns_broadcast_request);
+}

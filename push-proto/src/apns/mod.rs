@@ -1,13 +1,20 @@
 //! Apple's push protocols: the binary gateway (port 2195) and feedback service (port 2196),
-//! and the HTTP/2 provider API ([`http2`]) that replaced them.
+//! and the HTTP/2 provider API ([`http2`]) that replaced them; broadcast channels
+//! ([`broadcast`]), Live Activity pushes ([`live_activity`]) and widget pushes ([`widgets`]).
 
+pub mod broadcast;
+mod device_push;
 mod error_response;
 mod feedback;
 mod frame;
 mod gateway;
 pub mod http2;
+pub mod live_activity;
 #[cfg(test)]
 pub(crate) mod test_vectors;
+pub mod widgets;
+
+pub use device_push::DeviceOptions;
 
 pub use error_response::{ErrorResponse, NotAnErrorResponse, Status};
 pub use feedback::{FeedbackDecoder, FeedbackEncodeError, FeedbackTuple, TruncatedFeedback};

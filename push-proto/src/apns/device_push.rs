@@ -2,9 +2,9 @@
 //! with the push type and topic that kind of push requires.
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Method, Request};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 
-use super::broadcast::{BuildError, check_bundle_id, uri};
+use super::broadcast::{ApiError, BuildError, check_bundle_id, expect, uri};
 use super::http2::{ApnsId, ApnsPriority};
 use crate::ApnsToken;
 
@@ -53,6 +53,17 @@ pub(crate) fn device_request(
     Ok(request)
 }
 
+/// The answer to a Live Activity or widget push: `200` gives the `apns-id` APNs echoed (when
+/// it is a valid UUID), a 4xx or 5xx the typed rejection with its reason.
+pub fn classify_device(response: &Response<Bytes>) -> Result<Option<ApnsId>, ApiError> {
+    expect(response, StatusCode::OK)?;
+    Ok(response
+        .headers()
+        .get("apns-id")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|text| ApnsId::parse(text).ok()))
+}
+
 /// `apns-priority` and `apns-expiration`, when set.
 pub(crate) fn delivery_headers(
     headers: &mut HeaderMap,
@@ -67,5 +78,40 @@ pub(crate) fn delivery_headers(
     }
     if let Some(expiration) = expiration {
         headers.insert("apns-expiration", HeaderValue::from(expiration));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apns::broadcast::BroadcastReason;
+    use crate::apns::http2::Reason;
+
+    fn answer(status: u16, headers: &[(&str, &str)], body: &'static str) -> Response<Bytes> {
+        let mut builder = Response::builder().status(status);
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        builder.body(Bytes::from_static(body.as_bytes())).unwrap()
+    }
+
+    #[test]
+    fn device_answers() {
+        let id = "ABABABAB-ABAB-ABAB-ABAB-ABABABABABAB";
+        assert_eq!(
+            classify_device(&answer(200, &[("apns-id", id)], "")),
+            Ok(Some(ApnsId::from_bytes([0xab; 16])))
+        );
+        assert_eq!(classify_device(&answer(200, &[], "")), Ok(None));
+        let bad = classify_device(&answer(400, &[], r#"{"reason":"BadPayload"}"#)).unwrap_err();
+        assert!(matches!(
+            bad,
+            ApiError::Rejected { reason: BroadcastReason::Provider(Reason::Other(ref text)), .. }
+                if text == "BadPayload"
+        ));
+        assert!(matches!(
+            classify_device(&answer(204, &[], "")),
+            Err(ApiError::Malformed { .. })
+        ));
     }
 }

@@ -14,7 +14,7 @@ pub mod live_activity;
 pub(crate) mod test_vectors;
 pub mod widgets;
 
-pub use device_push::DeviceOptions;
+pub use device_push::{DeviceOptions, classify_device};
 
 pub use error_response::{ErrorResponse, NotAnErrorResponse, Status};
 pub use feedback::{FeedbackDecoder, FeedbackEncodeError, FeedbackTuple, TruncatedFeedback};

@@ -24,6 +24,7 @@ use std::fmt;
 use http::HeaderValue;
 use thiserror::Error;
 
+pub(crate) use channels::expect;
 pub use channels::{ChannelApi, ChannelInfo, StoragePolicy, list_body};
 pub use reason::{ApiError, BroadcastReason};
 pub use send::{

@@ -33,11 +33,13 @@ pub enum PushType {
     Location,
     /// A Push to Talk update (topic `<bundle>.voip-ptt`).
     PushToTalk,
+    /// A WidgetKit reload request (topic `<bundle>.push-type.widgets`).
+    Widgets,
 }
 
 impl PushType {
     /// Every push type, in a stable order.
-    pub const ALL: [PushType; 9] = [
+    pub const ALL: [PushType; 10] = [
         PushType::Alert,
         PushType::Background,
         PushType::Voip,
@@ -47,6 +49,7 @@ impl PushType {
         PushType::Mdm,
         PushType::Location,
         PushType::PushToTalk,
+        PushType::Widgets,
     ];
 
     /// The header value (`alert`, `background`, ...).
@@ -61,6 +64,7 @@ impl PushType {
             PushType::Mdm => "mdm",
             PushType::Location => "location",
             PushType::PushToTalk => "pushtotalk",
+            PushType::Widgets => "widgets",
         }
     }
 

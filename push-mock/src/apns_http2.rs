@@ -21,14 +21,17 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, Status
 use p256::ecdsa::signature::Verifier;
 use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
 use p256::pkcs8::{DecodePrivateKey, DecodePublicKey};
+use push_proto::apns::broadcast::BroadcastReason;
 use push_proto::apns::http2::{ApnsId, ApnsIdGenerator, MAX_COLLAPSE_ID, PushType, Reason};
 use serde::Deserializer as _;
 use serde::de::{IgnoredAny, MapAccess, Visitor};
 use serde_json::Value;
 
+use crate::apns_broadcast::{self, BroadcastDelivery, Channels, Reply};
 use crate::certs::{Certificates, server_config_with_alpn};
 use crate::http2::{self, Body, ConnectionStats, Http2Record, Http2Setup, Stream};
 use crate::http2_faults::Http2Faults;
+use crate::live_activity_check::{Target, check_live_activity, check_widgets};
 use crate::quota::{Quota, QuotaState};
 use crate::server::{Records, ServerThread, Shared, invalid_input};
 
@@ -231,6 +234,9 @@ pub struct Http2Options {
     /// sliding `window`; beyond it `429 {"reason":"TooManyRequests"}` (APNs sends no
     /// `Retry-After`). Refused requests do not count. `None`: unlimited.
     pub rate_limit: Option<Quota>,
+    /// Most broadcast channels the app may have at once (APNs: 10,000 per environment);
+    /// one more is refused `400 CannotCreateChannelConfig`.
+    pub max_channels: usize,
 }
 
 impl Default for Http2Options {
@@ -250,6 +256,7 @@ impl Default for Http2Options {
             stream_limit_changes: Vec::new(),
             faults: Http2Faults::default(),
             rate_limit: None,
+            max_channels: push_proto::apns::broadcast::MAX_CHANNELS,
         }
     }
 }
@@ -335,6 +342,12 @@ impl Http2Options {
         self
     }
 
+    /// Sets [`max_channels`](Self::max_channels).
+    pub fn max_channels(mut self, max: usize) -> Self {
+        self.max_channels = max;
+        self
+    }
+
     /// Sets the provider-wide [`rate_limit`](Self::rate_limit): `limit` requests per sliding
     /// `window`.
     pub fn rate_limit(mut self, limit: u32, window: Duration) -> Self {
@@ -406,6 +419,8 @@ struct Record {
     verified: HashMap<String, u64>,
     provider_tokens: usize,
     ids: ApnsIdGenerator,
+    /// Broadcast channels and the broadcasts sent to them.
+    channels: Channels,
 }
 
 /// What every stream handler needs.
@@ -455,7 +470,20 @@ impl Http2Record for Record {
 /// 10. `apns-id` a canonical UUID (`400 BadMessageId`);
 /// 11. the payload: not empty (`400 PayloadEmpty`), at most 4096 bytes, 5120 for `voip`
 ///     (`413 PayloadTooLarge`), a JSON object (`400 BadPayload`, a reason of this mock);
-/// 12. the token's [`ReasonScript`], if any.
+/// 12. for `liveactivity` and `widgets` pushes: a topic with the push type's suffix (`400
+///     BadTopic`), and the payload's documented fields (`400 BadPayload`: an `event` of
+///     `start`, `update` or `end`, `timestamp` and `content-state` always, `attributes-type`
+///     and `attributes` only and always with `start`, `dismissal-date` only with `end`, dates
+///     in whole seconds; a widget push is `{"aps":{"content-changed":true}}`);
+/// 13. the token's [`ReasonScript`], if any.
+///
+/// The same port also serves the broadcast channel API (Apple serves it on its own hosts and
+/// ports): `/1/apps/<bundle id>/channels` and `/all-channels` (create, read, delete, list;
+/// at most [`Http2Options::max_channels`] channels, then `400 CannotCreateChannelConfig`)
+/// and `POST /4/broadcasts/apps/<bundle id>` (headers checked as push-proto's
+/// `parse_broadcast_request` does, the payload a Live Activity `update` or `end`, an unknown
+/// or deleted channel `400 ChannelNotRegistered`); see [`broadcasts`](Self::broadcasts) and
+/// [`broadcast_count`](Self::broadcast_count).
 ///
 /// Then it answers `200` with an empty body and the `apns-id` header (the request's, else a
 /// generated upper-case UUID), and records the [`Http2Delivery`]. A `410` body also carries
@@ -522,6 +550,7 @@ impl MockApnsHttp2 {
             verified: HashMap::new(),
             provider_tokens: 0,
             ids: ApnsIdGenerator::new(options.apns_id_seed),
+            channels: Channels::new(options.max_channels, options.apns_id_seed),
         }));
         let scripts = options
             .scripts
@@ -736,6 +765,22 @@ impl MockApnsHttp2 {
             .wait_until(timeout, |r| r.stats.goaways >= count)
     }
 
+    /// Every broadcast accepted, in order.
+    pub fn broadcasts(&self) -> Vec<BroadcastDelivery> {
+        self.record.read(|r| r.channels.deliveries().to_vec())
+    }
+
+    /// How many broadcasts `channel` received (also after it was deleted).
+    pub fn broadcast_count(&self, channel: &str) -> usize {
+        self.record.read(|r| r.channels.count(channel))
+    }
+
+    /// The ids of the channels that exist now, oldest first.
+    pub fn channels(&self) -> Vec<String> {
+        self.record
+            .read(|r| r.channels.ids().iter().map(ToString::to_string).collect())
+    }
+
     /// Stops the server and every connection; idempotent. The records stay readable.
     pub fn shutdown(&mut self) {
         self.thread.stop();
@@ -756,6 +801,24 @@ async fn handle_stream(
     else {
         return;
     };
+    if apns_broadcast::handles(head.uri.path()) {
+        let call = verify_provider_token(&context, &head.headers)
+            .map_err(BroadcastReason::Provider)
+            .and_then(|()| apns_broadcast::parse(&head, &body, context.topic.as_deref()));
+        let reply = context
+            .record
+            .update(|r| r.channels.answer(call, stream.connection()));
+        stream.count_answer();
+        log::trace!(
+            "{NAME}: stream {stream_id} {}: {}",
+            head.uri.path(),
+            reply.status
+        );
+        if let Err(error) = send_reply(&mut respond, reply) {
+            log::debug!("{NAME}: answering stream {stream_id} failed: {error}");
+        }
+        return;
+    }
     let outcome = evaluate(&context, &head, &body);
     stream.count_answer();
     let (status, reason, timestamp, apns_id, token) = context.record.update(|r| {
@@ -832,6 +895,30 @@ fn send(
     }
     let mut stream = respond.send_response(response, body.is_none())?;
     if let Some(body) = body {
+        stream.send_data(body, true)?;
+    }
+    Ok(())
+}
+
+/// Sends a channel-management or broadcast answer.
+fn send_reply(respond: &mut SendResponse<Bytes>, reply: Reply) -> Result<(), h2::Error> {
+    let mut response = Response::new(());
+    *response.status_mut() = reply.status;
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&reply.request_id) {
+        headers.insert("apns-request-id", value);
+    }
+    if let Some(value) = reply
+        .channel_id
+        .and_then(|id| HeaderValue::from_str(&id).ok())
+    {
+        headers.insert("apns-channel-id", value);
+    }
+    if reply.body.is_some() {
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    }
+    let mut stream = respond.send_response(response, reply.body.is_none())?;
+    if let Some(body) = reply.body {
         stream.send_data(body, true)?;
     }
     Ok(())
@@ -1021,6 +1108,7 @@ fn validate(
     if !is_json_object(payload) {
         return Err(Failure::bad_request("BadPayload"));
     }
+    check_kind(push_type, topic, payload)?;
 
     if let Some(script) = context.scripts.get(&token) {
         let nth = context.record.update(|r| {
@@ -1040,6 +1128,33 @@ fn validate(
         expiration,
         collapse_id,
         payload: payload.clone(),
+    })
+}
+
+/// The checks of Live Activity and widget pushes: the topic ends with the push type's
+/// suffix (`400 BadTopic`), and the payload has the fields Apple documents (`400 BadPayload`).
+fn check_kind(
+    push_type: Option<PushType>,
+    topic: Option<&str>,
+    payload: &[u8],
+) -> Result<(), Failure> {
+    let (suffix, checked) = match push_type {
+        Some(PushType::LiveActivity) => (
+            push_proto::apns::live_activity::TOPIC_SUFFIX,
+            check_live_activity(payload, Target::Device),
+        ),
+        Some(PushType::Widgets) => (
+            push_proto::apns::widgets::TOPIC_SUFFIX,
+            check_widgets(payload),
+        ),
+        _ => return Ok(()),
+    };
+    if topic.is_some_and(|topic| !topic.ends_with(suffix)) {
+        return Err(Failure::of(Reason::BadTopic));
+    }
+    checked.map_err(|defect| {
+        log::debug!("{NAME}: refusing a {push_type:?} payload: {defect}");
+        Failure::bad_request("BadPayload")
     })
 }
 

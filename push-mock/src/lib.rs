@@ -55,6 +55,7 @@
 #![forbid(unsafe_code)]
 #![warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod apns_broadcast;
 mod apns_feedback;
 mod apns_gateway;
 mod apns_http2;
@@ -64,11 +65,13 @@ mod gcm;
 mod http1;
 mod http2;
 mod http2_faults;
+mod live_activity_check;
 mod quota;
 mod server;
 mod settings_splice;
 mod webpush;
 
+pub use apns_broadcast::BroadcastDelivery;
 pub use apns_feedback::MockFeedback;
 pub use apns_gateway::{Accepted, GatewayOptions, MockGateway};
 pub use apns_http2::{

@@ -8,6 +8,7 @@
 //! One background task owns the protocol core; sessions talk to it over bounded channels, so
 //! memory stays flat however many devices stream through.
 
+mod broadcast;
 mod client;
 mod command;
 mod config;
@@ -39,6 +40,7 @@ mod surf;
 mod tls;
 mod transports;
 
+pub use broadcast::{BroadcastClient, BroadcastError};
 pub use client::{Client, ClientBuilder};
 pub use config::ApnsConfig;
 pub use config_fcm::FcmConfig;

@@ -355,6 +355,22 @@ mod tests {
     }
 
     #[test]
+    fn the_default_limit_refuses_the_10001st() {
+        let mut channels = Channels::new(push_proto::apns::broadcast::MAX_CHANNELS, 0);
+        let create = parsed(api().create(StoragePolicy::MostRecent, None)).unwrap();
+        let Call::Channel(call) = create else {
+            unreachable!("a channel call")
+        };
+        for _ in 0..10_000 {
+            let reply = channels.answer(Ok(Call::Channel(call.clone())), 0);
+            assert_eq!(reply.status, StatusCode::CREATED);
+        }
+        let refused = channels.answer(Ok(Call::Channel(call)), 0);
+        assert_eq!(reason(&refused), "CannotCreateChannelConfig");
+        assert_eq!(channels.ids().len(), 10_000);
+    }
+
+    #[test]
     fn request_ids_are_echoed_or_generated() {
         let mut channels = Channels::new(3, 0);
         let id = push_proto::apns::http2::ApnsId::from_bytes([0x12; 16]);

@@ -16,6 +16,7 @@ use push_proto::{ApnsToken, Device, Payload};
 
 mod clock;
 mod scenarios;
+mod scenarios_broadcast;
 mod scenarios_fcm;
 mod scenarios_hostile;
 mod scenarios_http2;
@@ -23,6 +24,7 @@ mod scenarios_safety;
 pub mod sim;
 pub use clock::Shifted;
 pub use scenarios::*;
+pub use scenarios_broadcast::*;
 pub use scenarios_fcm::*;
 pub use scenarios_hostile::*;
 pub use scenarios_http2::*;
@@ -71,7 +73,11 @@ macro_rules! scenarios {
             a_cancelled_push_loses_nothing_and_the_session_goes_on,
             a_cancelled_finish_can_be_finished_again_and_a_dropped_session_still_ends,
             a_stalled_gateway_does_not_hold_up_other_providers,
-            a_feedback_stream_dropped_while_full_unblocks_the_client
+            a_feedback_stream_dropped_while_full_unblocks_the_client,
+            apns_broadcast_channel_lifecycle,
+            apns_broadcast_channel_over_the_limit_is_refused,
+            apns_live_activity_start_update_end_on_one_token,
+            apns_widget_push_is_delivered
         );
     };
     (@each $runtime:ty, $block_on:path, $($name:ident),* $(,)?) => {

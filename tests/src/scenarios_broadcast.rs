@@ -1,0 +1,241 @@
+//! Scenarios of Apple's broadcast channels, Live Activity and widget pushes: push-client's
+//! [`BroadcastClient`] against push-mock's APNs HTTP/2 server (which serves the channel
+//! API on the same port as the device API).
+
+use std::time::Duration;
+
+use push_client::{ApnsHttp2Config, BroadcastClient, BroadcastError, HttpConfig, Runtime};
+use push_mock::{Certificates, Http2Auth, Http2Options, MockApnsHttp2};
+use push_proto::apns::DeviceOptions;
+use push_proto::apns::broadcast::{
+    ApiError, BroadcastOptions, BroadcastReason, ChannelId, StoragePolicy,
+};
+use push_proto::apns::http2::PushType;
+use push_proto::apns::live_activity::{
+    ActivityAlert, Change, Content, LiveActivityPush, Start, Subscription,
+};
+use serde_json::{Map, Value, json};
+
+use crate::{mock_tls, token, within};
+
+const LIMIT: Duration = Duration::from_secs(120);
+const KEY_ID: &str = "ABC123DEFG";
+const TEAM_ID: &str = "TEAM123456";
+const TOPIC: &str = "com.example.app";
+
+/// A mock with token auth for [`TOPIC`], changed by `options`, and a client for it.
+fn setup<R: Runtime>(
+    options: impl FnOnce(Http2Options) -> Http2Options,
+) -> (MockApnsHttp2, BroadcastClient<R>) {
+    let certs = Certificates::generate().expect("certificates");
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+        .expect("P-256 key")
+        .serialize_pem();
+    let auth = Http2Auth::token_from_pem(KEY_ID, TEAM_ID, &key).expect("public key");
+    let server = MockApnsHttp2::start(options(Http2Options::new(auth).topic(TOPIC)), &certs)
+        .expect("mock APNs HTTP/2 server");
+    let apns = ApnsHttp2Config::new(&server.url())
+        .expect("URL")
+        .topic(TOPIC)
+        .tls(mock_tls(&certs))
+        .provider_key_pem(&key, KEY_ID, TEAM_ID)
+        .expect("provider key");
+    let client = BroadcastClient::new(R::default(), &apns, &server.url()).expect("client");
+    (server, client)
+}
+
+fn state(value: Value) -> Map<String, Value> {
+    value.as_object().expect("an object").clone()
+}
+
+fn reason_of<T: std::fmt::Debug>(result: Result<T, BroadcastError>) -> (u16, BroadcastReason) {
+    match result {
+        Err(BroadcastError::Api(ApiError::Rejected { status, reason, .. })) => {
+            (status.as_u16(), reason)
+        }
+        other => panic!("expected a rejection, got {other:?}"),
+    }
+}
+
+/// Create a channel, find it in the list, read it, broadcast an update and an end on it,
+/// delete it: a broadcast to the deleted channel is the typed `ChannelNotRegistered`.
+pub async fn apns_broadcast_channel_lifecycle<R: Runtime>() {
+    let (server, mut client) = setup::<R>(|options| options);
+    within::<R, _>(LIMIT, async {
+        let id = client
+            .create_channel(StoragePolicy::MostRecent)
+            .await
+            .expect("created");
+        assert_eq!(
+            client.list_channels().await.expect("listed"),
+            std::slice::from_ref(&id)
+        );
+        let info = client.read_channel(&id).await.expect("read");
+        assert_eq!(info.storage_policy, StoragePolicy::MostRecent);
+
+        let update = Change::Update(
+            Content::new(1_700_000_000, state(json!({"score": "1-0"}))).alert(ActivityAlert {
+                title: "Goal".into(),
+                body: "1-0".into(),
+                sound: None,
+            }),
+        );
+        let end = Change::End {
+            content: Content::new(1_700_000_060, state(json!({"score": "2-0"}))),
+            dismissal_date: Some(1_700_003_600),
+        };
+        let options = BroadcastOptions {
+            expiration: Some(1_900_000_000),
+            ..BroadcastOptions::default()
+        };
+        let sent = client.broadcast(&id, &update, options).await.expect("sent");
+        assert!(sent.request_id.is_some());
+        client.broadcast(&id, &end, options).await.expect("sent");
+        assert_eq!(server.broadcast_count(id.as_str()), 2);
+        let broadcasts = server.broadcasts();
+        assert_eq!(broadcasts[0].expiration, Some(1_900_000_000));
+        let first: Value = serde_json::from_slice(&broadcasts[0].payload).expect("JSON");
+        assert_eq!(first["aps"]["event"], "update");
+        assert_eq!(
+            broadcasts[0].request_id,
+            sent.request_id.expect("id").to_string()
+        );
+
+        client.delete_channel(&id).await.expect("deleted");
+        assert!(client.list_channels().await.expect("listed").is_empty());
+        let (status, reason) = reason_of(client.broadcast(&id, &update, options).await);
+        assert_eq!(
+            (status, reason),
+            (400, BroadcastReason::ChannelNotRegistered)
+        );
+        let (_, reason) = reason_of(client.delete_channel(&id).await);
+        assert_eq!(reason, BroadcastReason::ChannelNotRegistered);
+        let unknown = ChannelId::new("bm8tc3VjaC1jaGFubmVs").expect("id");
+        let (_, reason) = reason_of(client.read_channel(&unknown).await);
+        assert_eq!(reason, BroadcastReason::ChannelNotRegistered);
+        assert_eq!(server.broadcast_count(id.as_str()), 2);
+    })
+    .await;
+    assert_eq!(server.connections(), 1, "one connection for both APIs");
+}
+
+/// The app's channel limit plus one: the extra channel is refused with the typed
+/// `CannotCreateChannelConfig`; deleting one makes room again. (APNs allows 10,000 per
+/// environment; the mock is configured with 25 to keep the scenario fast, the counting code
+/// is the same: 10,000 sequential round trips take about 9 s in a debug build. push-mock's
+/// unit test `the_default_limit_refuses_the_10001st` counts to the real limit.)
+pub async fn apns_broadcast_channel_over_the_limit_is_refused<R: Runtime>() {
+    const MAX: usize = 25;
+    let (server, mut client) = setup::<R>(|options| options.max_channels(MAX));
+    within::<R, _>(LIMIT, async {
+        let mut ids = Vec::new();
+        for _ in 0..MAX {
+            ids.push(
+                client
+                    .create_channel(StoragePolicy::NoStorage)
+                    .await
+                    .expect("created"),
+            );
+        }
+        let (status, reason) = reason_of(client.create_channel(StoragePolicy::NoStorage).await);
+        assert_eq!(
+            (status, reason),
+            (400, BroadcastReason::CannotCreateChannelConfig)
+        );
+        assert_eq!(client.list_channels().await.expect("listed"), ids);
+        client.delete_channel(&ids[0]).await.expect("deleted");
+        client
+            .create_channel(StoragePolicy::NoStorage)
+            .await
+            .expect("room again");
+    })
+    .await;
+    assert_eq!(server.channels().len(), MAX);
+}
+
+/// Push-to-start (subscribed to an update token), then an update, then an end, to one
+/// device token: all three delivered in order with the Live Activity topic; an update whose
+/// timestamp is in milliseconds is refused `BadPayload` by the mock.
+pub async fn apns_live_activity_start_update_end_on_one_token<R: Runtime>() {
+    let (server, mut client) = setup::<R>(|options| options);
+    let device = token(7);
+    within::<R, _>(LIMIT, async {
+        let start = Start::new(
+            "MatchAttributes",
+            state(json!({"home": "A", "away": "B"})),
+            Content::new(1_700_000_000, state(json!({"score": "0-0"}))),
+        )
+        .expect("start")
+        .subscribe(Subscription::Token);
+        let pushes = [
+            LiveActivityPush::Start(start),
+            LiveActivityPush::Change(Change::Update(
+                Content::new(1_700_000_100, state(json!({"score": "1-0"})))
+                    .stale_date(1_700_000_900),
+            )),
+            LiveActivityPush::Change(Change::End {
+                content: Content::new(1_700_000_200, state(json!({"score": "1-0"}))),
+                dismissal_date: None,
+            }),
+        ];
+        for push in &pushes {
+            let id = client
+                .live_activity(&device, push, DeviceOptions::default())
+                .await
+                .expect("delivered");
+            assert!(id.is_some());
+        }
+        let millis =
+            LiveActivityPush::Change(Change::Update(Content::new(1_700_000_300_000, Map::new())));
+        let (status, reason) = reason_of(
+            client
+                .live_activity(&device, &millis, DeviceOptions::default())
+                .await,
+        );
+        assert_eq!(status, 400);
+        assert_eq!(reason.as_str(), "BadPayload");
+    })
+    .await;
+    let delivered = server.delivered();
+    assert_eq!(delivered.len(), 3);
+    let events: Vec<String> = delivered
+        .iter()
+        .map(|d| {
+            assert_eq!(d.token, device.to_hex());
+            assert_eq!(d.push_type, Some(PushType::LiveActivity));
+            assert_eq!(
+                d.topic.as_deref(),
+                Some("com.example.app.push-type.liveactivity")
+            );
+            let payload: Value = serde_json::from_slice(&d.payload).expect("JSON");
+            payload["aps"]["event"].as_str().expect("event").to_owned()
+        })
+        .collect();
+    assert_eq!(events, ["start", "update", "end"]);
+    let start: Value = serde_json::from_slice(&delivered[0].payload).expect("JSON");
+    assert_eq!(start["aps"]["input-push-token"], 1);
+    assert_eq!(start["aps"]["attributes-type"], "MatchAttributes");
+}
+
+/// A widget push is delivered with its push type, topic suffix and payload.
+pub async fn apns_widget_push_is_delivered<R: Runtime>() {
+    let (server, mut client) = setup::<R>(|options| options);
+    within::<R, _>(LIMIT, async {
+        client
+            .widgets(&token(1), DeviceOptions::default())
+            .await
+            .expect("delivered");
+    })
+    .await;
+    let delivered = server.delivered();
+    assert_eq!(delivered.len(), 1);
+    assert_eq!(delivered[0].push_type, Some(PushType::Widgets));
+    assert_eq!(
+        delivered[0].topic.as_deref(),
+        Some("com.example.app.push-type.widgets")
+    );
+    assert_eq!(
+        &delivered[0].payload[..],
+        br#"{"aps":{"content-changed":true}}"#
+    );
+}

@@ -70,3 +70,6 @@ pub type Client = push_client::Client<AsyncStd>;
 pub type Session = push_client::Session<AsyncStd>;
 /// A client builder on async-std.
 pub type ClientBuilder = push_client::ClientBuilder<AsyncStd>;
+/// [`push_client::BroadcastClient`] on async-std: channels, broadcasts, Live Activity and widget
+/// pushes.
+pub type BroadcastClient = push_client::BroadcastClient<AsyncStd>;

@@ -74,3 +74,5 @@ pub type Client = push_client::Client<Smol>;
 pub type Session = push_client::Session<Smol>;
 /// A client builder on smol.
 pub type ClientBuilder = push_client::ClientBuilder<Smol>;
+/// [`push_client::BroadcastClient`] on smol: channels, broadcasts, Live Activity and widget pushes.
+pub type BroadcastClient = push_client::BroadcastClient<Smol>;

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{ArgGroup, Args, Parser, Subcommand};
 
+use crate::cli_apple::{BroadcastArgs, ChannelArgs, LiveActivityArgs};
 use crate::guard::{DEFAULT_MAX_INVALID_PERCENT, DEFAULT_MIN_ANSWERS, MaxDelete};
 
 /// A percentage, with or without its `%`.
@@ -48,6 +49,10 @@ pub enum Command {
     Demo(DemoArgs),
     /// Measure end-to-end throughput and peak memory against in-process mock servers.
     Bench(BenchArgs),
+    /// Manage APNs broadcast channels (iOS 18 Live Activities): create, list, get, delete.
+    Channel(ChannelArgs),
+    /// Send one Live Activity update or end to every device subscribed to a channel.
+    Broadcast(Box<BroadcastArgs>),
 }
 
 /// `push send`.
@@ -80,6 +85,9 @@ pub struct SendArgs {
     /// The notification.
     #[command(flatten)]
     pub message: MessageArgs,
+    /// A Live Activity event instead of a notification.
+    #[command(flatten)]
+    pub live: LiveActivityArgs,
     /// APNs settings.
     #[command(flatten)]
     pub apns: ApnsArgs,

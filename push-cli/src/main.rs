@@ -4,10 +4,12 @@
 // A binary: `pub` marks what each module offers the others, nothing is exported.
 #![allow(unreachable_pub)]
 
+mod apple;
 mod bench;
 mod bench_h2;
 mod change;
 mod cli;
+mod cli_apple;
 mod config;
 mod cpu;
 mod db;
@@ -48,6 +50,8 @@ fn main() -> ExitCode {
         Command::Mock(args) => mock::command(args),
         Command::Demo(args) => demo::command(args),
         Command::Bench(args) => bench::command(args),
+        Command::Channel(args) => apple::channel_command(args),
+        Command::Broadcast(args) => apple::broadcast_command(*args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -142,6 +142,13 @@ pub fn command(args: MockArgs) -> Result<(), Failure> {
                 path.display(),
                 paths.ca.display(),
             );
+            println!(
+                "try channels: push channel create --apns-url {url} --channels-url {url} --apns-topic {} --apns-key-p8 {} --apns-key-id {KEY_ID} --apns-team-id {TEAM_ID} --apns-ca {}  (then push broadcast --channel ID ... with the same flags)",
+                args.apns_topic,
+                path.display(),
+                paths.ca.display(),
+                url = http2.url(),
+            );
         }
         None => {
             println!(

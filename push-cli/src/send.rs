@@ -436,6 +436,23 @@ async fn record(records: &async_channel::Sender<Record>, record: Record) {
 
 /// `push send` with its arguments.
 pub fn command(args: SendArgs) -> Result<(), Failure> {
+    if let Some(event) = args.live.live_activity {
+        let Some(devices) = &args.devices else {
+            return Err(Failure::Usage("--live-activity needs --devices".into()));
+        };
+        return crate::apple::send_live_activity(
+            event,
+            &args.live,
+            &args.message,
+            &args.apns,
+            devices,
+        );
+    }
+    if args.live.content.any_given() {
+        return Err(Failure::Usage(
+            "--content-state, --timestamp, --stale-date, --dismissal-date, --relevance-score, --priority and --expiration go with --live-activity".into(),
+        ));
+    }
     let mut payload = config::payload(&args.message).map_err(Failure::Usage)?;
     if let Some(push_type) = args.apns.apns_push_type {
         payload = payload.apns_push_type(push_type);

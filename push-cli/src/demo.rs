@@ -2,6 +2,7 @@
 //! feedback applied to the store, and a check that the store ends as expected.
 
 mod android;
+mod broadcast;
 mod fleet;
 
 use std::time::Duration;
@@ -94,6 +95,7 @@ pub fn command(args: DemoArgs) -> Result<(), Failure> {
 
     let mut builder = Client::builder();
     let (apns_line, ios_protocol);
+    let mut broadcast_config = None;
     if let Some(gateway) = &gateway {
         let address = format!("{}:{}", Certificates::SERVER_NAME, gateway.addr().port());
         builder = builder.apns(
@@ -105,14 +107,14 @@ pub fn command(args: DemoArgs) -> Result<(), Failure> {
         apns_line = format!("mock APNs binary gateway {address} (rejects {bad_ios} tokens)");
         ios_protocol = "APNs binary gateway (certificate auth)";
     } else if let (Some(http2), Some(pem)) = (&http2, &p8) {
-        builder = builder.apns_http2(
-            ApnsHttp2Config::new(&http2.url())
-                .map_err(|e| run(e.to_string()))?
-                .topic(TOPIC)
-                .provider_key_pem(pem, KEY_ID, TEAM_ID)
-                .map_err(|e| run(e.to_string()))?
-                .tls(mock_tls(&certs, false).map_err(run)?),
-        );
+        let config = ApnsHttp2Config::new(&http2.url())
+            .map_err(|e| run(e.to_string()))?
+            .topic(TOPIC)
+            .provider_key_pem(pem, KEY_ID, TEAM_ID)
+            .map_err(|e| run(e.to_string()))?
+            .tls(mock_tls(&certs, false).map_err(run)?);
+        broadcast_config = Some(config.clone());
+        builder = builder.apns_http2(config);
         apns_line = format!(
             "mock APNs HTTP/2 {} (provider token auth, key id {KEY_ID}; {bad_ios} tokens answered BadDeviceToken or Unregistered)",
             http2.url()
@@ -224,6 +226,9 @@ pub fn command(args: DemoArgs) -> Result<(), Failure> {
         "verified: the store holds exactly the expected {rows} devices ({} malformed rows kept for you to fix)",
         expected.malformed
     );
+    if let (Some(http2), Some(config)) = (&http2, &broadcast_config) {
+        broadcast::show(http2, config).map_err(run)?;
+    }
     if args.keep.is_some() {
         println!(
             "kept: {} and the feedback {}",

@@ -190,6 +190,10 @@ fn demo_sends_android_through_fcm_by_default() {
     assert!(!stdout.contains("mock GCM"), "{stdout}");
     // Scripted 429s and 503s were retried (the demo checks their exact counts).
     assert!(stdout.contains("answered 429 and"), "{stdout}");
+    assert!(
+        stdout.contains("a broadcast to it now is refused ChannelNotRegistered"),
+        "{stdout}"
+    );
     let android: Vec<_> = lines
         .iter()
         .filter(|l| l["platform"] == "android")

@@ -18,12 +18,14 @@ use push_proto::apns::broadcast::{
 use push_proto::apns::http2::{ApnsId, Auth, Reason};
 use push_proto::apns::live_activity::{self, Change, LiveActivityPush};
 use push_proto::apns::{DeviceOptions, classify_device, widgets};
+use push_proto::engine::StreamEnd;
 use rustls::ClientConfig;
 use thiserror::Error;
 use tokio_util::compat::FuturesAsyncReadCompatExt;
 
 use crate::config_http2::ApnsHttp2Config;
 use crate::error::Error;
+use crate::h2stream::stream_end;
 use crate::net::{Endpoint, Timeouts, dial_tls, https_endpoint, timeout};
 use crate::runtime::Runtime;
 
@@ -65,8 +67,9 @@ impl BroadcastError {
 /// - broadcast sends, Live Activity and widget pushes on the config's URL (the device API).
 ///
 /// One HTTP/2 connection is opened per host on first use and kept; a request is answered
-/// before the call returns (no retries: a transient [`ApiError`] says so with
-/// [`ApiError::is_transient`]).
+/// before the call returns. A request the server did not process (its connection was
+/// closing) is sent once more on a new connection; nothing else is retried: a transient
+/// [`ApiError`] says so with [`ApiError::is_transient`].
 pub struct BroadcastClient<R: Runtime> {
     runtime: R,
     channels: ChannelApi,
@@ -210,21 +213,35 @@ impl<R: Runtime> BroadcastClient<R> {
             Host::Management => self.management.clone(),
             Host::Device => self.device.clone(),
         };
-        let send = self.connection(&endpoint).await?;
-        let what = "HTTP/2 exchange";
-        let answer = timeout(
-            &self.runtime,
-            self.request_timeout,
-            what,
-            &endpoint,
-            round_trip(send, request, &endpoint),
-        )
-        .await;
-        if answer.is_err() {
-            // A broken or stuck connection is not used again.
-            self.connections.retain(|(open, _)| *open != endpoint);
-        }
-        let answer = answer?;
+        // A request the server did not process (its connection was closing: GOAWAY, a
+        // refused stream) is sent once more, on a new connection.
+        let mut unprocessed_before = false;
+        let answer = loop {
+            let send = self.connection(&endpoint).await?;
+            let answer = timeout(
+                &self.runtime,
+                self.request_timeout,
+                "HTTP/2 exchange",
+                &endpoint,
+                async { Ok(round_trip(send, copy(&request), &endpoint).await) },
+            )
+            .await
+            .map_err(Failure::Other)
+            .and_then(|answer| answer);
+            match answer {
+                Ok(answer) => break answer,
+                Err(failure) => {
+                    // A broken, closing or stuck connection is not used again.
+                    self.connections.retain(|(open, _)| *open != endpoint);
+                    match failure {
+                        Failure::Unprocessed(_) if !unprocessed_before => {
+                            unprocessed_before = true;
+                        }
+                        Failure::Unprocessed(error) | Failure::Other(error) => return Err(error),
+                    }
+                }
+            }
+        };
         if let (Auth::Token(auth), Some(generation)) = (&mut self.auth, generation)
             && is_expired_token(&answer)
         {
@@ -317,18 +334,46 @@ enum Host {
     Device,
 }
 
+/// Why an exchange failed.
+enum Failure {
+    /// The server did not process the request: it may be sent again.
+    Unprocessed(Error),
+    /// Anything else.
+    Other(Error),
+}
+
+/// A copy of `request` (method, URI, headers, body).
+fn copy(request: &Request<Bytes>) -> Request<Bytes> {
+    let mut copy = Request::new(request.body().clone());
+    *copy.method_mut() = request.method().clone();
+    *copy.uri_mut() = request.uri().clone();
+    *copy.headers_mut() = request.headers().clone();
+    copy
+}
+
 /// Sends one request and reads its answer, at most [`MAX_ANSWER`] bytes.
 async fn round_trip(
     send: SendRequest<Bytes>,
     request: Request<Bytes>,
     endpoint: &Endpoint,
-) -> Result<Response<Bytes>, Error> {
-    let failed = |error: h2::Error| Error::Connect {
-        host: endpoint.to_string(),
-        reason: format!("HTTP/2 exchange failed: {error}"),
+) -> Result<Response<Bytes>, Failure> {
+    let failed = |error: h2::Error| {
+        let unprocessed = matches!(stream_end(&error), StreamEnd::GoAway | StreamEnd::Refused);
+        let error = Error::Connect {
+            host: endpoint.to_string(),
+            reason: format!("HTTP/2 exchange failed: {error}"),
+        };
+        if unprocessed {
+            Failure::Unprocessed(error)
+        } else {
+            Failure::Other(error)
+        }
     };
     let (head, body) = request.into_parts();
-    let mut send = send.ready().await.map_err(failed)?;
+    // A connection that cannot take a new stream has sent nothing of this request.
+    let mut send = send.ready().await.map_err(|error| match failed(error) {
+        Failure::Other(error) | Failure::Unprocessed(error) => Failure::Unprocessed(error),
+    })?;
     let (answer, mut stream) = send
         .send_request(Request::from_parts(head, ()), body.is_empty())
         .map_err(failed)?;
@@ -341,10 +386,10 @@ async fn round_trip(
         let chunk = chunk.map_err(failed)?;
         let _ = incoming.flow_control().release_capacity(chunk.len());
         if buffer.len() + chunk.len() > MAX_ANSWER {
-            return Err(Error::Connect {
+            return Err(Failure::Other(Error::Connect {
                 host: endpoint.to_string(),
                 reason: format!("answer over {MAX_ANSWER} bytes"),
-            });
+            }));
         }
         buffer.extend_from_slice(&chunk);
     }

@@ -239,3 +239,32 @@ pub async fn apns_widget_push_is_delivered<R: Runtime>() {
         br#"{"aps":{"content-changed":true}}"#
     );
 }
+
+/// The server closes every connection after one answer (GOAWAY): each call finds its cached
+/// connection closing, and the request, which the server did not process, goes once more on
+/// a new connection. Every call succeeds; nothing is done twice.
+pub async fn apns_broadcast_client_replaces_a_closing_connection<R: Runtime>() {
+    let (server, mut client) = setup::<R>(|options| options.goaway_after(1));
+    within::<R, _>(LIMIT, async {
+        let id = client
+            .create_channel(StoragePolicy::NoStorage)
+            .await
+            .expect("created");
+        let update = Change::Update(Content::new(1_700_000_000, Map::new()));
+        for _ in 0..3 {
+            client
+                .broadcast(&id, &update, BroadcastOptions::default())
+                .await
+                .expect("sent");
+        }
+        client.delete_channel(&id).await.expect("deleted");
+        assert!(client.list_channels().await.expect("listed").is_empty());
+        assert_eq!(server.broadcast_count(id.as_str()), 3);
+    })
+    .await;
+    assert!(
+        server.connections() >= 6,
+        "{} connections",
+        server.connections()
+    );
+}

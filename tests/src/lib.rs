@@ -78,7 +78,8 @@ macro_rules! scenarios {
             apns_broadcast_channel_over_the_limit_is_refused,
             apns_live_activity_start_update_end_on_one_token,
             apns_widget_push_is_delivered,
-            apns_broadcast_client_replaces_a_closing_connection
+            apns_broadcast_client_replaces_a_closing_connection,
+            apns_broadcast_with_a_client_certificate
         );
     };
     (@each $runtime:ty, $block_on:path, $($name:ident),* $(,)?) => {

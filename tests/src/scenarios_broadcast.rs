@@ -268,3 +268,37 @@ pub async fn apns_broadcast_client_replaces_a_closing_connection<R: Runtime>() {
         server.connections()
     );
 }
+
+/// Certificate authentication: the channel API and broadcasts take the client certificate
+/// of the TLS settings instead of a provider token.
+pub async fn apns_broadcast_with_a_client_certificate<R: Runtime>() {
+    let certs = Certificates::generate().expect("certificates");
+    let server = MockApnsHttp2::start(
+        Http2Options::new(Http2Auth::Certificate).topic(TOPIC),
+        &certs,
+    )
+    .expect("mock APNs HTTP/2 server");
+    let apns = ApnsHttp2Config::new(&server.url())
+        .expect("URL")
+        .topic(TOPIC)
+        .tls(mock_tls(&certs));
+    let mut client = BroadcastClient::<R>::new(R::default(), &apns, &server.url()).expect("client");
+    within::<R, _>(LIMIT, async {
+        let id = client
+            .create_channel(StoragePolicy::MostRecent)
+            .await
+            .expect("created");
+        let end = Change::End {
+            content: Content::new(1_700_000_000, Map::new()),
+            dismissal_date: None,
+        };
+        client
+            .broadcast(&id, &end, BroadcastOptions::default())
+            .await
+            .expect("sent");
+        client.delete_channel(&id).await.expect("deleted");
+        assert_eq!(server.broadcast_count(id.as_str()), 1);
+    })
+    .await;
+    assert_eq!(server.provider_tokens_seen(), 0);
+}

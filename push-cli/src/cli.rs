@@ -40,6 +40,10 @@ pub enum Command {
     Feedback(FeedbackArgs),
     /// Work on a token store: put back what feedback deleted or replaced.
     Store(StoreArgs),
+    /// Manage APNs broadcast channels (iOS 18 Live Activities): create, list, get, delete.
+    Channel(ChannelArgs),
+    /// Send one Live Activity update or end to every device subscribed to a channel.
+    Broadcast(Box<BroadcastArgs>),
     /// Run the mock APNs gateway, feedback service, APNs HTTP/2 server, GCM endpoint and FCM
     /// HTTP v1 server (with its OAuth2 token endpoint) until Ctrl-C.
     Mock(MockArgs),
@@ -49,10 +53,6 @@ pub enum Command {
     Demo(DemoArgs),
     /// Measure end-to-end throughput and peak memory against in-process mock servers.
     Bench(BenchArgs),
-    /// Manage APNs broadcast channels (iOS 18 Live Activities): create, list, get, delete.
-    Channel(ChannelArgs),
-    /// Send one Live Activity update or end to every device subscribed to a channel.
-    Broadcast(Box<BroadcastArgs>),
 }
 
 /// `push send`.

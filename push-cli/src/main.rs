@@ -47,11 +47,11 @@ fn main() -> ExitCode {
         Command::Send(args) => send::command(*args),
         Command::Feedback(args) => feedback::command(args),
         Command::Store(args) => store_command::command(args),
+        Command::Channel(args) => apple::channel_command(args),
+        Command::Broadcast(args) => apple::broadcast_command(*args),
         Command::Mock(args) => mock::command(args),
         Command::Demo(args) => demo::command(args),
         Command::Bench(args) => bench::command(args),
-        Command::Channel(args) => apple::channel_command(args),
-        Command::Broadcast(args) => apple::broadcast_command(*args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -60,6 +60,12 @@ macro_rules! scenarios {
             apns_http2_wrong_provider_key_is_a_clear_error,
             apns_http2_pool_spreads_over_connections,
             apns_http2_expired_token_is_refreshed_once,
+            apns_broadcast_channel_lifecycle,
+            apns_broadcast_channel_over_the_limit_is_refused,
+            apns_live_activity_start_update_end_on_one_token,
+            apns_widget_push_is_delivered,
+            apns_broadcast_client_replaces_a_closing_connection,
+            apns_broadcast_with_a_client_certificate,
             apns_http2_stream_limit_dropped_to_one_and_restored,
             fcm_mixed_outcomes_with_503s,
             fcm_access_token_expiry_mid_run_fetches_one_new_token,
@@ -73,13 +79,7 @@ macro_rules! scenarios {
             a_cancelled_push_loses_nothing_and_the_session_goes_on,
             a_cancelled_finish_can_be_finished_again_and_a_dropped_session_still_ends,
             a_stalled_gateway_does_not_hold_up_other_providers,
-            a_feedback_stream_dropped_while_full_unblocks_the_client,
-            apns_broadcast_channel_lifecycle,
-            apns_broadcast_channel_over_the_limit_is_refused,
-            apns_live_activity_start_update_end_on_one_token,
-            apns_widget_push_is_delivered,
-            apns_broadcast_client_replaces_a_closing_connection,
-            apns_broadcast_with_a_client_certificate
+            a_feedback_stream_dropped_while_full_unblocks_the_client
         );
     };
     (@each $runtime:ty, $block_on:path, $($name:ident),* $(,)?) => {

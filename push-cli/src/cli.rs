@@ -49,7 +49,7 @@ pub enum Command {
     Mock(MockArgs),
     /// Show everything end to end: mock servers (APNs HTTP/2 with a provider token, FCM HTTP
     /// v1 with a service account), a token store, one broadcast, the feedback applied to the
-    /// store.
+    /// store, then a Live Activity broadcast channel created, used and deleted.
     Demo(DemoArgs),
     /// Measure end-to-end throughput and peak memory against in-process mock servers.
     Bench(BenchArgs),

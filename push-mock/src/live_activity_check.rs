@@ -137,6 +137,10 @@ fn seconds(aps: &Map<String, Value>, key: &str, required: bool) -> Result<(), St
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+    use push_proto::apns::live_activity::{
+        ActivityAlert, Change, Content, LiveActivityPush, Start, Subscription,
+    };
 
     fn check(aps: &str, target: Target) -> Result<(), String> {
         check_live_activity(format!(r#"{{"aps":{aps}}}"#).as_bytes(), target)
@@ -230,6 +234,68 @@ mod tests {
         }
         assert!(check_live_activity(b"[]", Target::Device).is_err());
         assert!(check_live_activity(br#"{"aps":1}"#, Target::Device).is_err());
+    }
+
+    fn content() -> impl Strategy<Value = Content> {
+        (
+            0..=MAX_SECONDS,
+            proptest::collection::btree_map("[a-z]{1,8}", any::<i32>(), 0..4),
+            proptest::option::of(0..=MAX_SECONDS),
+            proptest::option::of(-1e6f64..1e6),
+            proptest::option::of((
+                "[ -~]{0,20}",
+                "[ -~]{0,20}",
+                proptest::option::of("[a-z]{1,8}"),
+            )),
+        )
+            .prop_map(|(timestamp, state, stale, score, alert)| {
+                let state = state
+                    .into_iter()
+                    .map(|(k, v)| (k, Value::from(v)))
+                    .collect();
+                let mut content = Content::new(timestamp, state);
+                if let Some(stale) = stale {
+                    content = content.stale_date(stale);
+                }
+                if let Some(score) = score {
+                    content = content.relevance_score(score);
+                }
+                if let Some((title, body, sound)) = alert {
+                    content = content.alert(ActivityAlert { title, body, sound });
+                }
+                content
+            })
+    }
+
+    proptest! {
+        /// Everything push-proto's typed builders can express passes the mock's checks: a
+        /// change on a device or a channel, a start on a device only.
+        #[test]
+        fn typed_pushes_pass(
+            content in content(),
+            end in any::<bool>(),
+            dismissal in proptest::option::of(0..=MAX_SECONDS),
+            kind in "[A-Za-z]{1,12}",
+            subscription in 0..3u8,
+        ) {
+            let change = if end {
+                Change::End { content: content.clone(), dismissal_date: dismissal }
+            } else {
+                Change::Update(content.clone())
+            };
+            let payload = LiveActivityPush::Change(change).encode().unwrap();
+            prop_assert_eq!(check_live_activity(&payload, Target::Device), Ok(()));
+            prop_assert_eq!(check_live_activity(&payload, Target::Channel), Ok(()));
+            let mut start = Start::new(&kind, Map::new(), content).unwrap();
+            start = match subscription {
+                0 => start,
+                1 => start.subscribe(Subscription::Token),
+                _ => start.subscribe(Subscription::Channel(ChannelId::new("abc=").unwrap())),
+            };
+            let payload = LiveActivityPush::Start(start).encode().unwrap();
+            prop_assert_eq!(check_live_activity(&payload, Target::Device), Ok(()));
+            prop_assert!(check_live_activity(&payload, Target::Channel).is_err());
+        }
     }
 
     #[test]

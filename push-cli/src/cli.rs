@@ -135,6 +135,12 @@ pub struct SendArgs {
     /// time each; requests go to the least busy one. Default: as the load asks, up to 8 (GCM 4).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub connections: Option<u16>,
+    /// Most requests per second to each HTTP provider (APNs --apns-url, FCM, GCM), over all
+    /// its connections. Default: as fast as the provider accepts; a 429 for the whole route
+    /// (FCM's project quota, APNs' provider-wide limit) slows push down, clean answers let it
+    /// speed up again.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate: Option<u32>,
     /// No progress bar and no summary.
     #[arg(long)]
     pub quiet: bool,

@@ -502,6 +502,46 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
         .min()
     }
 
+    /// Ends now, as `unavailable` with `reason`, every notification whose tag `matches` and
+    /// that has no report yet (a session's deadline passed): queued ones, retries waiting for
+    /// their time, and requests in flight (their stream is forgotten: an answer that comes
+    /// later is ignored, so the report says it may still have been delivered).
+    pub fn expire(&mut self, matches: impl Fn(&T) -> bool, reason: &str, now: Instant) {
+        let fail = |sender: &mut Self, entry: Entry<P, T>, why: &str| {
+            let last_error = match entry.last_error() {
+                "" => why.to_owned(),
+                before => format!("{why}; before: {before}"),
+            };
+            let error = DeviceError::Unavailable {
+                attempts: entry.attempts,
+                last_error,
+            };
+            sender.emit(entry, Some(error), None);
+        };
+        for entry in self.queue.take_where(|entry| matches(&entry.tag)) {
+            fail(self, entry, reason);
+        }
+        let flying = self.in_flight.ids_where(|flight| {
+            std::iter::once(&flight.entry)
+                .chain(&flight.rest)
+                .any(|entry| matches(&entry.tag))
+        });
+        let in_flight = format!("{reason} while it was in flight (it may have been delivered)");
+        for id in flying {
+            let Some(flight) = self.land(id, false, now) else {
+                continue;
+            };
+            for entry in std::iter::once(flight.entry).chain(flight.rest) {
+                if matches(&entry.tag) {
+                    fail(self, entry, &in_flight);
+                } else {
+                    // Another session's notification of the same batch: sent again.
+                    self.queue.push_front(entry);
+                }
+            }
+        }
+    }
+
     /// Re-anchors the wall clock of the credential (for claims like `iat`).
     pub fn handle_wall_clock(&mut self, now: Instant, unix_now: u64) {
         self.credential.handle_wall_clock(now, unix_now);

@@ -141,6 +141,12 @@ pub struct SendArgs {
     /// speed up again.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub rate: Option<u32>,
+    /// How long the send may take (`90s`, `10m`, `1h`, `500ms`; a bare number is seconds):
+    /// devices without feedback by then end `unavailable` with the reason ("the session's
+    /// deadline passed"), the ones read later at once, and the command exits. Devices on
+    /// the binary gateway (--apns) still end within their grace period.
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub deadline: Option<std::time::Duration>,
     /// No progress bar and no summary.
     #[arg(long)]
     pub quiet: bool,
@@ -431,6 +437,26 @@ pub struct BenchArgs {
 }
 
 /// `on` or `off`.
+/// A duration: a number with `ms`, `s`, `m` or `h` (seconds without a unit).
+fn duration(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration (like 90s, 10m, 500ms)"))?;
+    let seconds = match unit.trim() {
+        "ms" => value / 1000.0,
+        "" | "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        other => return Err(format!("{other:?}: expected ms, s, m or h")),
+    };
+    std::time::Duration::try_from_secs_f64(seconds).map_err(|e| format!("{text:?}: {e}"))
+}
+
 fn parse_on_off(text: &str) -> Result<bool, String> {
     match text {
         "on" => Ok(true),

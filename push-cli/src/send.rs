@@ -64,6 +64,9 @@ pub struct Plan {
     /// Devices sent and still without feedback at most (`None`: as many as the client
     /// takes). Bounds what a stop has to wait for and what a crash can send twice.
     pub in_flight: Option<usize>,
+    /// How long the run may take: devices without feedback by then end `unavailable`
+    /// (with the reason), later ones at once, and the run ends.
+    pub deadline: Option<Duration>,
 }
 
 /// How long the devices in flight may take to finish after a stop, by default.
@@ -255,6 +258,10 @@ pub fn run(plan: Plan, stop: &Stop) -> Result<Outcome, String> {
     let finished = smol::block_on(async {
         let mut session = plan.client.send(plan.payload);
         let mut feedbacks = session.feedbacks();
+        if let Some(deadline) = plan.deadline {
+            // Fails only when the client is gone, which the first push reports.
+            let _ = session.deadline(start + deadline);
+        }
         let (state, bar, records, slots) = (&state, &bar, &records, &slots);
         let done_before = &done_before;
         let push = async move {
@@ -484,6 +491,7 @@ pub fn command(args: SendArgs) -> Result<(), Failure> {
             resume: args.resume,
             stop_wait: Duration::from_secs(args.stop_wait),
             in_flight: Some(usize::try_from(args.in_flight).unwrap_or(usize::MAX)),
+            deadline: args.deadline,
         },
         &stop,
     )

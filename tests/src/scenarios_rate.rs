@@ -36,14 +36,21 @@ fn check_quota_run(
     (limit, window): (u32, Duration),
     elapsed: Duration,
 ) -> Measured {
-    assert_eq!(outcomes.len(), delivered.len(), "{name}: one outcome per device");
+    assert_eq!(
+        outcomes.len(),
+        delivered.len(),
+        "{name}: one outcome per device"
+    );
     for (token, outcome) in outcomes {
         assert_eq!(outcome, &[None], "{name}: {token}");
         assert_eq!(delivered.get(token), Some(&1), "{name}: {token}");
     }
     let answered: usize = statuses.values().sum();
     let throttled = statuses.get(&429).copied().unwrap_or(0);
-    let windows = u32::try_from(outcomes.len()).unwrap_or(u32::MAX).div_ceil(limit) - 1;
+    let windows = u32::try_from(outcomes.len())
+        .unwrap_or(u32::MAX)
+        .div_ceil(limit)
+        - 1;
     let floor = window * windows;
     let measured = Measured {
         throttled_share: throttled as f64 / answered as f64,

@@ -7,7 +7,9 @@
 //! A quota the route exceeds refuses most requests beyond it, so it passes at once; scattered
 //! throttles (a device sent too much, a provider shedding a little load at random) do not
 //! slow the whole route down: their notifications alone wait (`Retry-After` or the backoff).
-//! Without it, a route answered 2.5% random 429s would be cut once per second to a crawl.
+//! Without it, a route answered 2.5% random 429s would be cut once per second to a crawl; with
+//! fewer than [`MIN_THROTTLES`], a few unlucky throttles among the last retries of a send (few
+//! answers, so a large share) would cut it too.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -15,9 +17,9 @@ use std::time::{Duration, Instant};
 use super::rate::RateControl;
 
 /// Throttles in [`SHARE_SPAN`] below which the route is not congested.
-const MIN_THROTTLES: u32 = 5;
+const MIN_THROTTLES: u32 = 20;
 /// The share of throttled answers (out of 1) from which the route is congested.
-const CONGESTED_SHARE: f64 = 0.1;
+const CONGESTED_SHARE: f64 = 0.05;
 /// How far back answers are counted.
 const SHARE_SPAN: Duration = Duration::from_secs(1);
 /// The width of one slot of that count.

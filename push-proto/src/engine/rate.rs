@@ -201,8 +201,13 @@ impl RateControl {
             // The rate was just cut and the quota is still exhausted: wait for it to drain
             // (a quota over a window frees up only as old requests leave it), not cut again.
             if retry_after.is_none() {
-                self.pause_until(now + self.probe_pause);
+                let until = now + self.probe_pause;
+                self.pause_until(until);
                 self.probe_pause = (self.probe_pause * 2).min(MAX_PROBE_PAUSE);
+                // The pause does not fill the bucket: one request probes at its end, not a
+                // burst that the exhausted quota would refuse whole.
+                self.tokens = 0.0;
+                self.refilled_at = self.paused_until.or(Some(until));
             }
             return;
         }

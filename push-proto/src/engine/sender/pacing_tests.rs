@@ -129,14 +129,17 @@ struct Quota {
     limit: usize,
     window: Duration,
     admitted: VecDeque<Instant>,
+    /// Throttles say when to come back (FCM); else they do not (APNs).
+    retry_after: bool,
 }
 
 impl Quota {
-    fn new(limit: usize, window: Duration) -> Quota {
+    fn new(limit: usize, window: Duration, retry_after: bool) -> Quota {
         Quota {
             limit,
             window,
             admitted: VecDeque::new(),
+            retry_after,
         }
     }
 
@@ -157,7 +160,7 @@ impl Quota {
             (*oldest + self.window).saturating_duration_since(at)
         });
         let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-        throttle(Some(secs.max(1)))
+        throttle(self.retry_after.then_some(secs.max(1)))
     }
 
     /// The shortest time `n` requests can take: a window's worth at once, then one window per
@@ -186,9 +189,15 @@ fn the_cap_paces_requests() {
 #[test]
 fn a_route_over_its_quota_follows_it() {
     // Requests in flight when the quota runs out are refused whatever the pacing (here up to
-    // 400): the sends are large enough for that first overshoot to stay a small share.
-    for (n, limit, window_ms) in [(20_000, 2_000, 2_000), (60_000, 5_000, 5_000)] {
-        let mut quota = Quota::new(limit, Duration::from_millis(window_ms));
+    // 400): the sends are large enough for that first overshoot to stay a small share. With
+    // `Retry-After` (FCM) and without (APNs).
+    for (n, limit, window_ms, retry_after) in [
+        (10_000, 2_000, 2_000, true),
+        (10_000, 2_000, 2_000, false),
+        (60_000, 5_000, 5_000, true),
+        (60_000, 5_000, 5_000, false),
+    ] {
+        let mut quota = Quota::new(limit, Duration::from_millis(window_ms), retry_after);
         let floor = quota.floor(n);
         let mut sender = test_sender(Config::default());
         let rtt = Duration::from_millis(20);
@@ -197,7 +206,8 @@ fn a_route_over_its_quota_follows_it() {
         let share = run.throttled as f64 / run.requests as f64;
         let ratio = run.elapsed.as_secs_f64() / floor.as_secs_f64();
         println!(
-            "{n} over {limit}/{window_ms} ms: {:.2}% throttled, {ratio:.2}x the quota's time",
+            "{n} over {limit}/{window_ms} ms (Retry-After: {retry_after}): {:.2}% throttled, \
+             {ratio:.2}x the quota's time",
             share * 100.0
         );
         assert!(share < 0.05, "{:.2}% of requests throttled", share * 100.0);

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use push_client::Runtime;
+use push_client::{HttpConfig, Runtime};
 use push_mock::{Certificates, FcmScript, Http2Auth, Http2Options};
 use push_proto::Device;
 
@@ -16,6 +16,11 @@ use crate::scenarios_http2::{self, KEY_ID, TEAM_ID, TOPIC};
 use crate::{builder, by_token, payload, send_all, token, within};
 
 const LIMIT: Duration = Duration::from_secs(300);
+/// Connections to a provider with a quota (of 100 streams each). Every request in flight when
+/// the quota runs out is refused whatever the pacing, and the sends are 20 times
+/// larger than these: at most 200 streams in flight keep that first overshoot to the same
+/// share of a send.
+const QUOTA_CONNECTIONS: usize = 2;
 
 /// What a send against a quota measured.
 struct Measured {
@@ -107,7 +112,7 @@ pub async fn fcm_quota_is_followed<R: Runtime>() {
     let certs = Certificates::generate().expect("certificates");
     let options = scenarios_fcm::demo_options().quota(quota.0, quota.1);
     let server = scenarios_fcm::start(options, &certs);
-    let fcm = scenarios_fcm::config(&server, &certs);
+    let fcm = scenarios_fcm::config(&server, &certs).max_connections(QUOTA_CONNECTIONS);
     let client = builder::<R>().fcm(fcm).build().expect("client");
     let devices = (0..TOTAL).map(|n| Device::android(fcm_token(n)));
     let started = Instant::now();
@@ -134,11 +139,13 @@ pub async fn apns_http2_provider_limit_is_followed<R: Runtime>() {
     let auth = Http2Auth::token_from_pem(KEY_ID, TEAM_ID, &key).expect("public key");
     let options = Http2Options::new(auth)
         .topic(TOPIC)
+        .max_concurrent_streams(100)
         .rate_limit(quota.0, quota.1);
     let server = scenarios_http2::start(options, &certs);
     let apns = scenarios_http2::config(&server, &certs)
         .provider_key_pem(&key, KEY_ID, TEAM_ID)
-        .expect("provider key");
+        .expect("provider key")
+        .max_connections(QUOTA_CONNECTIONS);
     let client = builder::<R>().apns_http2(apns).build().expect("client");
     let devices = (0..TOTAL).map(|n| Device::ios(token(n).to_hex()));
     let started = Instant::now();

@@ -3,7 +3,8 @@
 //!
 //! One more rule sits between the answers and the controller: a throttling answer cuts the
 //! rate only when throttles are a sizeable share of the route's recent answers (at least
-//! [`MIN_THROTTLES`] and [`CONGESTED_SHARE`] of the answers over the last [`SHARE_SPAN`]).
+//! [`MIN_THROTTLES`] and [`CONGESTED_SHARE`] of the answers over the last [`SHARE_SPAN`]),
+//! or the route was congested less than [`CONGESTION_MEMORY`] before.
 //! A quota the route exceeds refuses most requests beyond it, so it passes at once; scattered
 //! throttles (a device sent too much, a provider shedding a little load at random) do not
 //! slow the whole route down: their notifications alone wait (`Retry-After` or the backoff).
@@ -24,6 +25,10 @@ const CONGESTED_SHARE: f64 = 0.05;
 const SHARE_SPAN: Duration = Duration::from_secs(1);
 /// The width of one slot of that count.
 const SLOT: Duration = Duration::from_millis(100);
+/// Once congested, every throttle until this long after the last one goes to the controller:
+/// while the quota drains it probes with single requests, whose throttles are few but mean
+/// the quota is still exhausted (longer than the controller's longest probe pause).
+const CONGESTION_MEMORY: Duration = Duration::from_secs(6);
 
 /// The pacing of one route.
 #[derive(Debug)]
@@ -33,6 +38,8 @@ pub(crate) struct Pacer {
     recent: VecDeque<Slot>,
     /// When the pacer last held a request back: the next permit.
     blocked_until: Option<Instant>,
+    /// When a throttle last went to the controller.
+    congested_at: Option<Instant>,
 }
 
 #[derive(Debug)]
@@ -50,6 +57,7 @@ impl Pacer {
             control: RateControl::new(max_rate.map(f64::from)),
             recent: VecDeque::new(),
             blocked_until: None,
+            congested_at: None,
         }
     }
 
@@ -99,9 +107,14 @@ impl Pacer {
             .fold((0u32, 0u32), |(answers, throttles), slot| {
                 (answers + slot.answers, throttles + slot.throttles)
             });
-        let congested = throttles >= MIN_THROTTLES
-            && f64::from(throttles) >= CONGESTED_SHARE * f64::from(answers);
+        let remembered = self
+            .congested_at
+            .is_some_and(|at| now.saturating_duration_since(at) < CONGESTION_MEMORY);
+        let congested = remembered
+            || (throttles >= MIN_THROTTLES
+                && f64::from(throttles) >= CONGESTED_SHARE * f64::from(answers));
         if congested {
+            self.congested_at = Some(now);
             self.control.throttled(sent_at, retry_after, now);
         }
         congested

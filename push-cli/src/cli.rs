@@ -429,9 +429,12 @@ pub struct BenchArgs {
     /// for the network round trip), for the push and the raw parts alike; 0 for none.
     #[arg(long = "latency", value_name = "MS", default_value_t = 0)]
     pub latency_ms: u64,
-    /// Only run these parts (raw, apns, raw-apns-http2, apns-http2, gcm, raw-fcm, fcm);
-    /// repeatable; default all. raw-apns-http2 and raw-fcm are raw h2 clients sending one
-    /// pre-built request over and over, the baselines of apns-http2 and fcm.
+    /// Only run these parts (raw, apns, raw-apns-http2, apns-http2, gcm, raw-fcm, fcm,
+    /// fcm-quota); repeatable; default all. raw-apns-http2 and raw-fcm are raw h2 clients
+    /// sending one pre-built request over and over, the baselines of apns-http2 and fcm;
+    /// fcm-quota sends through the push client to a mock FCM whose project quota admits a
+    /// tenth of the devices per sliding second (the send needs about ten seconds at least),
+    /// and reports the rate achieved as a share of the quota and the share of 429s.
     #[arg(long, value_name = "PART")]
     pub only: Vec<String>,
 }

@@ -1194,7 +1194,9 @@ fn webpush_sender(now: Instant) -> webpush::Sender<u32> {
     let vapid = webpush::Vapid::new(key, "mailto:fuzz@example.com").expect("a subject");
     let origin = webpush::Origin::parse("https://push.example.net").expect("an origin");
     let credential = webpush::VapidCredential::new(vapid, origin, now, 1_700_000_000);
-    let mut sender = webpush::sender(webpush::Config::default(), credential).expect("config");
+    let mut config = webpush::Config::default();
+    config.max_attempts = 3;
+    let mut sender = webpush::sender(config, credential).expect("config");
     let subscription = webpush::Subscription::new(
         "https://push.example.net/push/1",
         "BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4",

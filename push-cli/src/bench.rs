@@ -278,7 +278,7 @@ pub fn push_all(
 }
 
 /// The parts `--only` accepts, in the order they run.
-pub const PARTS: [&str; 7] = [
+pub const PARTS: [&str; 8] = [
     "raw",
     "apns",
     "raw-apns-http2",
@@ -286,6 +286,7 @@ pub const PARTS: [&str; 7] = [
     "gcm",
     "raw-fcm",
     "fcm",
+    "fcm-quota",
 ];
 
 /// `push bench` with its arguments.
@@ -407,6 +408,10 @@ pub fn command(args: BenchArgs) -> Result<(), Failure> {
         if let Some(raw_row) = &raw_row {
             print_ratio("FCM v1", &row, raw_row);
         }
+    }
+    if part("fcm-quota") {
+        reset_peak_rss();
+        bench_h2::push_fcm_quota(&certs, h2).map_err(run)?;
     }
     Ok(())
 }

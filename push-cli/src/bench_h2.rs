@@ -251,3 +251,54 @@ pub fn push_fcm(certs: &Certificates, settings: H2Settings) -> Result<Row, Strin
     );
     Ok(Row::new(label, n, run.elapsed, run.cpu))
 }
+
+/// `fcm-quota`: the push client against a mock FCM whose project quota admits a tenth of the
+/// devices per sliding second (at least 100), as FCM's per-project quota does: prints the
+/// rate achieved over the send as a share of the quota (the first window's worth goes at
+/// once, so the least time is `n / quota - 1` windows; the share is measured over the
+/// rest) and the share of requests answered 429.
+pub fn push_fcm_quota(certs: &Certificates, settings: H2Settings) -> Result<(), String> {
+    let n = settings.n;
+    let limit = u32::try_from((n / 10).max(100)).unwrap_or(u32::MAX);
+    let window = Duration::from_secs(1);
+    let mut options = fcm_options()?
+        .count_only(true)
+        .max_concurrent_streams(FCM_STREAMS)
+        .quota(limit, window);
+    if let Some(latency) = settings.latency {
+        options = options.latency(latency);
+    }
+    let mock = start_fcm(options, certs)?;
+    let mut config = fcm_config(&mock, certs)?;
+    if let Connections::Fixed(c) = settings.connections {
+        config = config.connections(usize::from(c));
+    }
+    let client = Client::builder()
+        .fcm(config)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let run = push_session(&client, n, |i| Device::android(gcm_token(i)))?;
+    check_delivered(
+        "push FCM v1 quota",
+        n,
+        run.delivered,
+        mock.total_delivered(),
+    )?;
+    let statuses = mock.status_counts();
+    let answered: usize = statuses.values().sum();
+    let throttled = statuses.get(&429).copied().unwrap_or(0);
+    let beyond_first = n.saturating_sub(u64::from(limit));
+    let achieved = beyond_first as f64 / run.elapsed.as_secs_f64().max(1e-9);
+    let label = format!(
+        "push FCM v1 vs quota {limit}/s ({} conn)",
+        mock.connections()
+    );
+    Row::new(label, n, run.elapsed, run.cpu).print();
+    println!(
+        "{:<48} achieved {:.2} of the quota after its first window, {throttled} of {answered} requests answered 429 ({:.2}%)",
+        "quota (FCM v1)",
+        achieved / f64::from(limit),
+        throttled as f64 * 100.0 / answered.max(1) as f64
+    );
+    Ok(())
+}

@@ -143,6 +143,18 @@ pub struct SendArgs {
     /// time each; requests go to the least busy one. Default: as the load asks, up to 8 (GCM 4).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub connections: Option<u16>,
+    /// Most requests per second to each HTTP provider (APNs --apns-url, FCM, GCM), over all
+    /// its connections. Default: as fast as the provider accepts; a 429 for the whole route
+    /// (FCM's project quota, APNs' provider-wide limit) slows push down, clean answers let it
+    /// speed up again.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate: Option<u32>,
+    /// How long the send may take (`90s`, `10m`, `1h`, `500ms`; a bare number is seconds):
+    /// devices without feedback by then end `unavailable` with the reason ("the session's
+    /// deadline passed"), the ones read later at once, and the command exits. Devices on
+    /// the binary gateway (--apns) still end within their grace period.
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub deadline: Option<std::time::Duration>,
     /// No progress bar and no summary.
     #[arg(long)]
     pub quiet: bool,
@@ -425,14 +437,37 @@ pub struct BenchArgs {
     /// for the network round trip), for the push and the raw parts alike; 0 for none.
     #[arg(long = "latency", value_name = "MS", default_value_t = 0)]
     pub latency_ms: u64,
-    /// Only run these parts (raw, apns, raw-apns-http2, apns-http2, gcm, raw-fcm, fcm);
-    /// repeatable; default all. raw-apns-http2 and raw-fcm are raw h2 clients sending one
-    /// pre-built request over and over, the baselines of apns-http2 and fcm.
+    /// Only run these parts (raw, apns, raw-apns-http2, apns-http2, gcm, raw-fcm, fcm,
+    /// fcm-quota); repeatable; default all. raw-apns-http2 and raw-fcm are raw h2 clients
+    /// sending one pre-built request over and over, the baselines of apns-http2 and fcm;
+    /// fcm-quota sends through the push client to a mock FCM whose project quota admits a
+    /// tenth of the devices per sliding second (the send needs about ten seconds at least),
+    /// and reports the rate achieved as a share of the quota and the share of 429s.
     #[arg(long, value_name = "PART")]
     pub only: Vec<String>,
 }
 
 /// `on` or `off`.
+/// A duration: a number with `ms`, `s`, `m` or `h` (seconds without a unit).
+fn duration(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration (like 90s, 10m, 500ms)"))?;
+    let seconds = match unit.trim() {
+        "ms" => value / 1000.0,
+        "" | "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        other => return Err(format!("{other:?}: expected ms, s, m or h")),
+    };
+    std::time::Duration::try_from_secs_f64(seconds).map_err(|e| format!("{text:?}: {e}"))
+}
+
 fn parse_on_off(text: &str) -> Result<bool, String> {
     match text {
         "on" => Ok(true),

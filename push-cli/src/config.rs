@@ -151,12 +151,14 @@ pub fn provider_names(apns: &ApnsArgs, fcm: &FcmArgs) -> ProviderNames {
 
 /// A client with the providers the arguments configure; at least one is required. FCM is
 /// preferred over GCM for Android devices when both are given. `connections`, when given,
-/// is the number of connections to each HTTP provider (APNs HTTP/2, FCM, GCM).
+/// is the number of connections to each HTTP provider (APNs HTTP/2, FCM, GCM); `rate` the
+/// most requests per second to each.
 pub fn client(
     apns_args: &ApnsArgs,
     gcm_args: &GcmArgs,
     fcm_args: &FcmArgs,
     connections: Option<usize>,
+    rate: Option<u32>,
 ) -> Result<Client, String> {
     let apns = apns(apns_args)?;
     let mut apns_http2 = apns_http2(apns_args)?;
@@ -166,6 +168,11 @@ pub fn client(
         apns_http2 = apns_http2.map(|config| config.connections(connections));
         fcm = fcm.map(|config| config.connections(connections));
         gcm = gcm.map(|config| config.connections(connections));
+    }
+    if let Some(rate) = rate {
+        apns_http2 = apns_http2.map(|config| config.max_rate(rate));
+        fcm = fcm.map(|config| config.max_rate(rate));
+        gcm = gcm.map(|config| config.max_rate(rate));
     }
     if apns.is_none() && apns_http2.is_none() && gcm.is_none() && fcm.is_none() {
         return Err("no provider configured: give --apns-url (HTTP/2, with --apns-key-p8 or --apns-cert), --apns (binary gateway, with --apns-cert, --apns-key), --fcm-service-account (FCM HTTP v1) and/or --gcm-url (legacy GCM, with --gcm-key)".into());

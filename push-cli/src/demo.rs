@@ -166,6 +166,7 @@ pub fn command(args: DemoArgs) -> Result<(), Failure> {
             resume: None,
             stop_wait: send::DEFAULT_STOP_WAIT,
             in_flight: None,
+            deadline: None,
         },
         &Stop::default(),
     )

@@ -64,6 +64,9 @@ pub struct Plan {
     /// Devices sent and still without feedback at most (`None`: as many as the client
     /// takes). Bounds what a stop has to wait for and what a crash can send twice.
     pub in_flight: Option<usize>,
+    /// How long the run may take: devices without feedback by then end `unavailable`
+    /// (with the reason), later ones at once, and the run ends.
+    pub deadline: Option<Duration>,
 }
 
 /// How long the devices in flight may take to finish after a stop, by default.
@@ -255,6 +258,10 @@ pub fn run(plan: Plan, stop: &Stop) -> Result<Outcome, String> {
     let finished = smol::block_on(async {
         let mut session = plan.client.send(plan.payload);
         let mut feedbacks = session.feedbacks();
+        if let Some(deadline) = plan.deadline {
+            // Fails only when the client is gone, which the first push reports.
+            let _ = session.deadline(start + deadline);
+        }
         let (state, bar, records, slots) = (&state, &bar, &records, &slots);
         let done_before = &done_before;
         let push = async move {
@@ -476,8 +483,8 @@ pub fn command(args: SendArgs) -> Result<(), Failure> {
         Schema::new(target.dialect(), schema).map_err(Failure::Usage)?;
     }
     let connections = args.connections.map(usize::from);
-    let client =
-        config::client(&args.apns, &args.gcm, &args.fcm, connections).map_err(Failure::Usage)?;
+    let client = config::client(&args.apns, &args.gcm, &args.fcm, connections, args.rate)
+        .map_err(Failure::Usage)?;
     let apply = args.apply_feedback.then_some(Apply {
         limits: Limits {
             min_answers: args.hold_deletions,
@@ -501,6 +508,7 @@ pub fn command(args: SendArgs) -> Result<(), Failure> {
             resume: args.resume,
             stop_wait: Duration::from_secs(args.stop_wait),
             in_flight: Some(usize::try_from(args.in_flight).unwrap_or(usize::MAX)),
+            deadline: args.deadline,
         },
         &stop,
     )

@@ -928,3 +928,40 @@ fn bench_rejects_an_unknown_part() {
     assert_eq!(output.status.code(), Some(2));
     assert!(text(&output.stderr).contains("--only apns-h2"));
 }
+
+/// `--rate` paces the requests and `--deadline` ends the run: every device has one line,
+/// the ones not delivered by then `unavailable` with the reason.
+#[test]
+fn send_with_rate_and_deadline_ends_every_device_once() {
+    let fcm = Fcm::start(&[]);
+    let devices = fcm.path("devices.txt");
+    let list: String = (0..100).map(|n| format!("android fcm-{n}\n")).collect();
+    std::fs::write(&devices, list).unwrap();
+    let mut args = fcm.send_args(&["--devices", &devices]);
+    args.extend(["--rate", "20", "--deadline", "1s"].map(String::from));
+    let started = std::time::Instant::now();
+    let output = run(&args, &[]);
+    let elapsed = started.elapsed();
+    let stderr = text(&output.stderr);
+    let lines = jsonl(&fcm.path("feedback.jsonl"));
+    assert_eq!(lines.len(), 100, "{stderr}");
+    let got = by_token(&lines);
+    assert_eq!(got.len(), 100, "one line per device");
+    let delivered = got.values().filter(|l| l["error"].is_null()).count();
+    let unavailable: Vec<_> = got
+        .values()
+        .filter(|l| l["error"] == "unavailable")
+        .collect();
+    assert_eq!(delivered + unavailable.len(), 100, "{stderr}");
+    // 20 per second for about a second (plus the burst, and the time to connect).
+    assert!((5..=30).contains(&delivered), "{delivered} delivered");
+    // A request in flight at the deadline may still have been delivered.
+    let server = fcm.server.total_delivered();
+    assert!(
+        (delivered..=delivered + 5).contains(&server),
+        "{server} vs {delivered}"
+    );
+    let line = unavailable[0].to_string();
+    assert!(line.contains("deadline passed"), "{line}");
+    assert!(elapsed < Duration::from_secs(10), "{elapsed:?}");
+}

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::time::Instant;
 
 use async_channel::Sender;
 use push_proto::{Device, Feedback, Payload};
@@ -22,6 +23,8 @@ pub(crate) enum Command {
     },
     /// One device for a session.
     Push { key: u64, device: Device },
+    /// The session's deadline (see [`Session::deadline`](crate::Session::deadline)).
+    Deadline { key: u64, at: Instant },
     /// No more devices; `reply` receives the report once every device has its feedback
     /// (`None`: the session was dropped without finishing).
     Close {

@@ -19,6 +19,7 @@ use crate::tls::Tls;
 /// use push_client::{ApnsHttp2Config, HttpConfig};
 /// let apns = ApnsHttp2Config::new("https://api.sandbox.push.apple.com")?
 ///     .max_attempts(5)
+///     .max_rate(2_000)
 ///     .backoff(Duration::from_millis(100), Duration::from_secs(10))
 ///     .max_connections(4);
 /// # let _ = apns;
@@ -44,9 +45,26 @@ pub trait HttpConfig: sealed::Settings + Sized {
         self
     }
 
-    /// How many times one notification is sent at most.
+    /// How many times one notification is sent at most (default 30: retries are bounded by
+    /// time, see [`retry_deadline`](Self::retry_deadline)).
     fn max_attempts(mut self, attempts: u32) -> Self {
         self.engine().max_attempts = attempts;
+        self
+    }
+
+    /// How long after it was queued a notification may still be retried (default 10
+    /// minutes, or its time to live when that ends earlier); then it ends `unavailable`.
+    fn retry_deadline(mut self, deadline: Duration) -> Self {
+        self.engine().retry_deadline = deadline;
+        self
+    }
+
+    /// Sends at most `per_second` requests per second to this provider, over all its
+    /// connections and sessions (at least 1). Without it, the provider's throttling answers
+    /// alone set the pace: a `429` for the route as a whole (FCM's project quota, APNs'
+    /// provider-wide limit) slows the route down, clean answers let it speed up again.
+    fn max_rate(mut self, per_second: u32) -> Self {
+        self.engine().max_rate = Some(per_second.max(1));
         self
     }
 

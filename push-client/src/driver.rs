@@ -209,6 +209,11 @@ impl<R: Runtime> Driver<R> {
                     self.place(key, device, now);
                 }
             }
+            Command::Deadline { key, at } => {
+                if let Some(id) = self.sessions.id(key) {
+                    self.push.set_session_deadline(id, at);
+                }
+            }
             Command::Close { key, reply } => {
                 if let Some(id) = self.sessions.close(key, reply) {
                     self.push.close_session(id);

@@ -3,6 +3,7 @@
 use std::marker::PhantomData;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::time::Instant;
 
 use async_channel::Receiver;
 use push_proto::{Device, Feedback, Payload};
@@ -98,6 +99,20 @@ impl<R: Runtime> Session<R> {
             device,
         };
         self.commands.send(command).await.map_err(|_| Error::Closed)
+    }
+
+    /// Sets the session's deadline: at `at`, every device pushed into it that has no
+    /// feedback yet (waiting in the queue, waiting for a retry, or in flight to an HTTP
+    /// provider) gets one, `unavailable` with the reason ("the session's deadline passed",
+    /// saying when it was in flight and may still have been delivered), and devices pushed
+    /// later get it at once; [`finish`](Session::finish) then returns without waiting
+    /// longer. Never silence: every device still has exactly one feedback. Devices on the
+    /// APNs binary gateway are not cut short (each ends within its grace period).
+    ///
+    /// Takes effect once the client's driver reads it, after the devices pushed before it.
+    pub fn deadline(&mut self, at: Instant) -> Result<(), Error> {
+        let command = Command::Deadline { key: self.key, at };
+        self.commands.send_now(command).map_err(|_| Error::Closed)
     }
 
     /// No more devices: waits until every device pushed has its feedback, then reports.

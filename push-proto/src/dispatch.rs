@@ -98,6 +98,10 @@ struct Session {
     fcm: Option<Result<fcm::Message, DeviceError>>,
     outstanding: u64,
     closed: bool,
+    /// When what has not ended ends `unavailable` (see [`Push::set_session_deadline`]).
+    deadline: Option<Instant>,
+    /// The deadline passed: devices pushed from now on fail at once.
+    expired: bool,
 }
 
 /// The dispatcher: holds the configured providers, routes devices by platform, and merges
@@ -228,9 +232,43 @@ impl Push {
                 .map(|(_, options)| fcm::Message::new(payload, options)),
             outstanding: 0,
             closed: false,
+            deadline: None,
+            expired: false,
         };
         self.sessions.insert(id, session);
         id
+    }
+
+    /// Sets the session's deadline: at `deadline` (as [`handle_timeout`](Push::handle_timeout)
+    /// sees it), every device of the session without a feedback yet ends
+    /// [`DeviceError::Unavailable`] with the reason (queued, waiting for a retry, or in flight
+    /// to an HTTP provider, whose late answer is then ignored), and devices pushed later fail
+    /// at once. Devices on the APNs binary gateway are not cut short: each ends within its
+    /// grace period as usual.
+    pub fn set_session_deadline(&mut self, session_id: SessionId, deadline: Instant) {
+        if let Some(session) = self.sessions.get_mut(&session_id) {
+            session.deadline = Some(deadline);
+        }
+    }
+
+    /// Ends what has not ended of every session whose deadline passed at `now`.
+    fn expire_sessions(&mut self, now: Instant) {
+        let due: Vec<SessionId> = self
+            .sessions
+            .iter_mut()
+            .filter(|(_, s)| !s.expired && s.deadline.is_some_and(|at| at <= now))
+            .map(|(id, session)| {
+                session.expired = true;
+                *id
+            })
+            .collect();
+        for id in due {
+            for route in Route::ALL {
+                if let Some(sender) = self.http(route) {
+                    sender.expire(id, DEADLINE_PASSED, now);
+                }
+            }
+        }
     }
 
     /// Sends the session's notification to `device`. Hands the device back when its
@@ -251,6 +289,15 @@ impl Push {
                 .push_back((session_id, Feedback::failed(device, error)));
             return Ok(());
         };
+        if session.expired || session.deadline.is_some_and(|at| at <= now) {
+            let error = DeviceError::Unavailable {
+                attempts: 0,
+                last_error: format!("{DEADLINE_PASSED} before it was sent"),
+            };
+            session.outstanding += 1;
+            self.finish_device(Outcome::failed((session_id, device), error));
+            return Ok(());
+        }
         let routed = match device.platform {
             Platform::Ios if self.apns_http2.is_some() => route_http(
                 self.apns_http2.as_mut(),
@@ -389,6 +436,7 @@ impl Push {
 
     /// The deadline from [`poll_timeout`](Push::poll_timeout) passed.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.expire_sessions(now);
         if let Some(gateway) = &mut self.apns {
             gateway.handle_timeout(now);
         }
@@ -454,7 +502,12 @@ impl Push {
         let http = Route::ALL
             .into_iter()
             .filter_map(|route| self.http_ref(route)?.poll_timeout());
-        http.chain(apns).min()
+        let deadlines = self
+            .sessions
+            .values()
+            .filter(|s| !s.expired && s.outstanding > 0)
+            .filter_map(|s| s.deadline);
+        http.chain(apns).chain(deadlines).min()
     }
 
     fn collect_outcomes(&mut self) {
@@ -504,6 +557,9 @@ impl Push {
         }
     }
 }
+
+/// Why a device ended at its session's deadline.
+const DEADLINE_PASSED: &str = "the session's deadline passed";
 
 /// How routing one device went, when it did not simply go to a provider's queue.
 enum Routed {
@@ -581,6 +637,8 @@ trait HttpSender {
     fn handle_timeout(&mut self, now: Instant);
     fn poll_timeout(&self) -> Option<Instant>;
     fn is_idle(&self) -> bool;
+    /// Ends the devices of `session` that have no outcome yet (see [`engine::Sender::expire`]).
+    fn expire(&mut self, session: SessionId, reason: &str, now: Instant);
     /// The next device's outcome with what the provider said about it.
     fn poll_report(&mut self) -> Option<(Outcome<Tag>, Receipt)>;
 }
@@ -608,6 +666,10 @@ impl<P: Protocol, C: Credential> HttpSender for engine::Sender<P, C, Tag> {
 
     fn is_idle(&self) -> bool {
         engine::Sender::is_idle(self)
+    }
+
+    fn expire(&mut self, session: SessionId, reason: &str, now: Instant) {
+        engine::Sender::expire(self, |(id, _)| *id == session, reason, now);
     }
 
     fn poll_report(&mut self) -> Option<(Outcome<Tag>, Receipt)> {

@@ -67,6 +67,22 @@ impl<E> RetryQueue<E> {
         std::mem::take(&mut self.ready)
     }
 
+    /// Takes every entry, ready or waiting, that `matches` (ready ones first, in order).
+    pub(crate) fn take_where(&mut self, matches: impl Fn(&E) -> bool) -> Vec<E> {
+        let (taken, kept): (VecDeque<E>, VecDeque<E>) = std::mem::take(&mut self.ready)
+            .into_iter()
+            .partition(&matches);
+        self.ready = kept;
+        let (waiting, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.waiting)
+            .into_iter()
+            .partition(|(_, entry)| matches(entry));
+        self.waiting = kept;
+        taken
+            .into_iter()
+            .chain(waiting.into_iter().map(|(_, entry)| entry))
+            .collect()
+    }
+
     /// Keeps `entry` until `due`.
     pub(crate) fn schedule(&mut self, due: Instant, entry: E) {
         self.waiting.push((due, entry));

@@ -20,6 +20,7 @@ mod scenarios_broadcast;
 mod scenarios_fcm;
 mod scenarios_hostile;
 mod scenarios_http2;
+mod scenarios_rate;
 mod scenarios_safety;
 pub mod sim;
 pub use clock::Shifted;
@@ -28,6 +29,7 @@ pub use scenarios_broadcast::*;
 pub use scenarios_fcm::*;
 pub use scenarios_hostile::*;
 pub use scenarios_http2::*;
+pub use scenarios_rate::*;
 pub use scenarios_safety::*;
 
 /// Instantiates every scenario as a `#[test]` for one runtime:
@@ -79,7 +81,11 @@ macro_rules! scenarios {
             a_cancelled_push_loses_nothing_and_the_session_goes_on,
             a_cancelled_finish_can_be_finished_again_and_a_dropped_session_still_ends,
             a_stalled_gateway_does_not_hold_up_other_providers,
-            a_feedback_stream_dropped_while_full_unblocks_the_client
+            a_feedback_stream_dropped_while_full_unblocks_the_client,
+            fcm_random_faults_lose_no_notification,
+            fcm_quota_is_followed,
+            apns_http2_provider_limit_is_followed,
+            a_deadline_mid_run_gives_every_device_one_feedback
         );
     };
     (@each $runtime:ty, $block_on:path, $($name:ident),* $(,)?) => {

@@ -10,23 +10,23 @@ use push_proto::Device;
 use crate::{Shifted, builder, by_token, mock_tls, payload, send_all, token, within};
 
 const LIMIT: Duration = Duration::from_secs(300);
-const KEY_ID: &str = "ABC123DEFG";
-const TEAM_ID: &str = "TEAM123456";
-const TOPIC: &str = "com.example.app";
+pub(crate) const KEY_ID: &str = "ABC123DEFG";
+pub(crate) const TEAM_ID: &str = "TEAM123456";
+pub(crate) const TOPIC: &str = "com.example.app";
 
 /// A fresh P-256 provider key as a `.p8` PEM.
-fn provider_key() -> String {
+pub(crate) fn provider_key() -> String {
     rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
         .expect("P-256 key")
         .serialize_pem()
 }
 
-fn start(options: Http2Options, certs: &Certificates) -> MockApnsHttp2 {
+pub(crate) fn start(options: Http2Options, certs: &Certificates) -> MockApnsHttp2 {
     MockApnsHttp2::start(options, certs).expect("mock APNs HTTP/2 server")
 }
 
 /// Client settings for the mock at `server`, with fast retries.
-fn config(server: &MockApnsHttp2, certs: &Certificates) -> ApnsHttp2Config {
+pub(crate) fn config(server: &MockApnsHttp2, certs: &Certificates) -> ApnsHttp2Config {
     ApnsHttp2Config::new(&server.url())
         .expect("URL")
         .topic(TOPIC)

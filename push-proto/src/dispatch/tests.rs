@@ -455,3 +455,96 @@ fn refused_fcm_credentials_fail_the_waiting_devices() {
     );
     assert!(push.is_idle());
 }
+
+/// A session's deadline ends what has not ended, once: queued, waiting for a retry, in flight
+/// (whose late answer is ignored); devices pushed later fail at once; other sessions go on.
+#[test]
+fn a_session_deadline_ends_what_has_not_ended_with_a_reason() {
+    let config = http2::Config::new(http2::PRODUCTION_URL).topic("com.example.app");
+    let mut push = Push::new()
+        .with_apns_http2(config, http2::Auth::Certificate)
+        .unwrap();
+    let now = Instant::now();
+    let deadline = now + Duration::from_secs(5);
+    let session = push.open_session(&Payload::new().body("B"));
+    let other = push.open_session(&Payload::new().body("B"));
+    push.set_session_deadline(session, deadline);
+    for n in 1..=3 {
+        push.push(session, Device::ios(apns_token(n)), now).unwrap();
+    }
+    push.push(other, Device::ios(apns_token(4)), now).unwrap();
+    let mut apns_out = Vec::new();
+    let mut requests = HashMap::new();
+    while let Some(action) = push.poll_action(now, &mut apns_out) {
+        match action {
+            Action::Http(route, engine::Action::Dial(conn)) => {
+                let max_streams = 10;
+                push.handle_http(route, engine::Input::Connected { conn, max_streams }, now);
+            }
+            Action::Http(_, engine::Action::Send { id, request, .. }) => {
+                let token = request.uri().path().rsplit('/').next().unwrap().to_owned();
+                requests.insert(token, id);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let answer = |push: &mut Push, token: String, status: u16, at: Instant| {
+        let response = http::Response::builder()
+            .status(status)
+            .header("retry-after", "60")
+            .body(Bytes::new())
+            .unwrap();
+        let id = requests[&token];
+        push.handle_http(
+            Route::ApnsHttp2,
+            engine::Input::Response { id, response },
+            at,
+        );
+    };
+    answer(&mut push, apns_token(1), 200, now);
+    answer(&mut push, apns_token(2), 503, now);
+    assert_eq!(feedback(&mut push), [(apns_token(1), None, None)]);
+    assert_eq!(push.poll_timeout(), Some(deadline));
+    push.handle_timeout(deadline);
+    let ended: Vec<_> = std::iter::from_fn(|| push.poll_feedback())
+        .map(|(id, f)| (id, f.device.token, f.error))
+        .collect();
+    let reason = |last_error: &str| {
+        Some(DeviceError::Unavailable {
+            attempts: 1,
+            last_error: last_error.into(),
+        })
+    };
+    assert_eq!(
+        ended,
+        [
+            (
+                session,
+                apns_token(2),
+                reason("the session's deadline passed; before: HTTP 503")
+            ),
+            (
+                session,
+                apns_token(3),
+                reason(
+                    "the session's deadline passed while it was in flight (it may have been \
+                     delivered)"
+                )
+            ),
+        ]
+    );
+    // A late answer is ignored; a device pushed now fails at once.
+    answer(&mut push, apns_token(3), 200, deadline);
+    push.push(session, Device::ios(apns_token(5)), deadline)
+        .unwrap();
+    assert_eq!(
+        feedback(&mut push),
+        [(apns_token(5), Some("unavailable"), None)]
+    );
+    push.close_session(session);
+    assert_eq!(push.poll_event(), Some(Event::SessionFinished(session)));
+    // The other session is untouched.
+    assert_eq!(push.outstanding(other), 1);
+    answer(&mut push, apns_token(4), 200, deadline);
+    assert_eq!(feedback(&mut push), [(apns_token(4), None, None)]);
+}

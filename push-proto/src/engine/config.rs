@@ -78,8 +78,22 @@ pub struct Config {
     pub max_in_flight: u32,
     /// How many times one notification may be sent (responses and transport failures that may
     /// have been processed count; free resends and the one resend after a refused credential
-    /// do not).
+    /// do not). Default 30: retries are bounded by time ([`retry_deadline`](Self::retry_deadline)
+    /// and the time to live), this is a backstop.
     pub max_attempts: u32,
+    /// How long after it was queued a notification may still be retried (default 10
+    /// minutes; its time to live when that ends earlier): a retry that would come later is
+    /// not scheduled, the notification fails as `unavailable`.
+    pub retry_deadline: Duration,
+    /// How many attempts of one notification may end without any response (the connection
+    /// failed under the stream; the stream was refused again after the free resends) before
+    /// it fails as `unavailable` (default 3): a server that never answers (every stream
+    /// refused, every connection reset) is given up on after a few tries, not after the
+    /// whole retry deadline.
+    pub max_unanswered_attempts: u32,
+    /// The most requests per second the route sends, whatever the provider allows (`None`,
+    /// the default: only as fast as the provider's throttling answers allow).
+    pub max_rate: Option<u32>,
     /// How many times one notification may be sent again for free because the server did not
     /// process it (REFUSED_STREAM, above a GOAWAY, never opened); beyond that each such end
     /// counts as an attempt, so a server that refuses everything cannot loop forever.
@@ -99,7 +113,10 @@ impl Default for Config {
         Config {
             max_pending: 100_000,
             max_in_flight: u32::MAX,
-            max_attempts: 3,
+            max_attempts: 30,
+            retry_deadline: Duration::from_secs(600),
+            max_unanswered_attempts: 3,
+            max_rate: None,
             max_free_resends: 5,
             initial_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(60),
@@ -129,6 +146,11 @@ impl Config {
             ("max_pending", self.max_pending),
             ("max_in_flight", self.max_in_flight as usize),
             ("max_attempts", self.max_attempts as usize),
+            (
+                "max_unanswered_attempts",
+                self.max_unanswered_attempts as usize,
+            ),
+            ("max_rate", self.max_rate.map_or(1, |rate| rate as usize)),
             ("max_connections", self.pool.max_connections as usize),
             (
                 "max_streams_per_connection",

@@ -13,7 +13,9 @@
 //! Everything else is the engine's, written once: the queue of notifications and the retries
 //! waiting for their time, batches (gathered from consecutive notifications of one message;
 //! each notification keeps its own attempts and report), attempts bounded per notification,
-//! backoff with jitter and `Retry-After`, the time to live, free resends of streams the
+//! backoff with jitter and `Retry-After`, retries bounded by time (a retry deadline and the
+//! time to live), the pacing of the route's requests by a rate controller that learns the
+//! provider's quota from its throttling answers (and an optional cap), free resends of streams the
 //! server did not process (bounded), the connections of the route (dial, backoff, give up,
 //! stream limits, GOAWAY, idle ones closed, more opened under load; an HTTP/1.1 connection
 //! is one that allows one stream), stats, and one [`Report`] per notification.
@@ -34,11 +36,9 @@ mod config;
 mod credential;
 mod in_flight;
 mod origin;
+mod pacer;
 mod pool;
 mod protocol;
-// The rate controller of issue 12, proven against simulated quotas; compiled for its tests
-// only until the sender paces requests through it (the next step of that issue).
-#[cfg(test)]
 mod rate;
 mod report;
 mod scaling;

@@ -19,7 +19,7 @@
 //!   doubling while throttles go on, reset by a clean answer) until the window drains.
 //! - **Additive increase.** While answers are clean and the pacer is what holds requests back,
 //!   the rate grows by [`INCREASE`] × the rate at the last cut per second (at least
-//!   [`MIN_INCREASE`]), so it probes the quota again and follows it if it grows.
+//!   [`MIN_INCREASE`], or [`MIN_INCREASE_SHARE`] × that rate when lower), so it probes the quota again and follows it if it grows.
 //!
 //! Why AIMD rather than a bucket sized from the quota: the quota is not announced, it can
 //! change, and it is often shared (several push processes, other services of the same
@@ -40,6 +40,9 @@ pub(crate) const INCREASE: f64 = 0.04;
 /// The least growth per second (requests per second): a rate cut very low comes back in
 /// seconds, not hours.
 const MIN_INCREASE: f64 = 10.0;
+/// ... but at most this fraction of the rate at the last cut per second: a low quota
+/// measured over a long window is not overshot by far before its throttles show.
+const MIN_INCREASE_SHARE: f64 = 0.1;
 /// The shortest time between two cuts: a quota measured over a window stays exhausted for a
 /// while after the rate is cut, and its throttles then are the same congestion event.
 pub(crate) const MIN_CUT_INTERVAL: Duration = Duration::from_secs(1);
@@ -136,20 +139,28 @@ impl RateControl {
         Err(now + wait.max(Duration::from_micros(1)))
     }
 
-    /// The next instant a permit may come, without taking one (`None`: now).
-    pub(crate) fn next_permit(&self, now: Instant) -> Option<Instant> {
-        if let Some(until) = self.paused_until.filter(|until| now < *until) {
-            return Some(until);
+    /// `Ok` when a permit is there at `now` (without taking it), else when the next one
+    /// comes (the pacer is then what holds requests back).
+    pub(crate) fn permit_ready(&mut self, now: Instant) -> Result<(), Instant> {
+        if let Some(until) = self.paused_until {
+            if now < until {
+                return Err(until);
+            }
+            self.paused_until = None;
         }
-        let rate = self.rate()?;
-        let elapsed = self
-            .refilled_at
-            .map_or(Duration::ZERO, |at| now.saturating_duration_since(at));
-        let tokens = (self.tokens + rate * elapsed.as_secs_f64()).min(burst(rate));
-        (tokens < 1.0).then(|| now + Duration::from_secs_f64((1.0 - tokens) / rate))
+        let Some(rate) = self.rate() else {
+            return Ok(());
+        };
+        self.refill(rate, now);
+        if self.tokens >= 1.0 {
+            return Ok(());
+        }
+        self.limited = true;
+        let wait = Duration::from_secs_f64((1.0 - self.tokens) / rate);
+        Err(now + wait.max(Duration::from_micros(1)))
     }
 
-    /// A request sent at `sent_at` was answered without throttling.
+    /// A request was answered without throttling at `now`.
     pub(crate) fn answered(&mut self, now: Instant) {
         self.delivered.count(now);
         self.probe_pause = FIRST_PROBE_PAUSE;
@@ -165,7 +176,8 @@ impl RateControl {
         self.grown_at = Some(now);
         if self.limited {
             self.limited = false;
-            let step = (INCREASE * self.rate_at_cut).max(MIN_INCREASE) * since.as_secs_f64();
+            let floor = MIN_INCREASE.min(MIN_INCREASE_SHARE * self.rate_at_cut);
+            let step = (INCREASE * self.rate_at_cut).max(floor) * since.as_secs_f64();
             self.learned = Some(learned + step);
         }
     }
@@ -189,8 +201,13 @@ impl RateControl {
             // The rate was just cut and the quota is still exhausted: wait for it to drain
             // (a quota over a window frees up only as old requests leave it), not cut again.
             if retry_after.is_none() {
-                self.pause_until(now + self.probe_pause);
+                let until = now + self.probe_pause;
+                self.pause_until(until);
                 self.probe_pause = (self.probe_pause * 2).min(MAX_PROBE_PAUSE);
+                // The pause does not fill the bucket: one request probes at its end, not a
+                // burst that the exhausted quota would refuse whole.
+                self.tokens = 0.0;
+                self.refilled_at = self.paused_until.or(Some(until));
             }
             return;
         }

@@ -61,6 +61,11 @@ pub struct Stats {
     pub refused: u64,
     /// Retries scheduled after a transient error.
     pub retries: u64,
+    /// Answers that throttled the route (`429` for the provider as a whole).
+    pub throttled: u64,
+    /// Of those, the ones that slowed the route down (the rest came scattered among clean
+    /// answers: only their notifications waited).
+    pub slowed: u64,
     /// Credential requests handed out.
     pub token_requests: u64,
     /// New credentials in use.

@@ -9,6 +9,7 @@ use super::action::{Action, ConnId, Input, RequestId, StreamEnd};
 use super::config::{Config, ConfigError};
 use super::credential::{Credential, CredentialFailure, Grant};
 use super::in_flight::InFlightTable;
+use super::pacer::Pacer;
 use super::pool::{GiveUp, Pool};
 use super::protocol::Protocol;
 use super::report::{Event, Report, Stats};
@@ -40,6 +41,10 @@ struct Entry<P: Protocol, T> {
     reauthenticated: bool,
     /// The end of its time to live: no retry is scheduled past it.
     expires: Option<Instant>,
+    /// The end of its retry deadline: no retry is scheduled past it either.
+    retry_until: Option<Instant>,
+    /// Attempts that ended without a response.
+    unanswered: u32,
     /// Until when it may wait for more notifications to share its request (a batching
     /// protocol's linger; cleared once it was sent, flushed or waited long enough).
     linger_until: Option<Instant>,
@@ -88,6 +93,8 @@ struct InFlight<P: Protocol, T> {
     conn: ConnId,
     /// The credential generation it was sent with.
     generation: u64,
+    /// When it was handed out.
+    sent_at: Instant,
 }
 
 /// The engine: turns queued notifications into requests on the route's connections, and
@@ -103,11 +110,16 @@ struct InFlight<P: Protocol, T> {
 ///    [`handle_timeout`](Self::handle_timeout), and go to 2.
 ///
 /// # Rules
-/// - Every queued notification ends in exactly one report, in bounded time: each send that the
-///   server may have processed counts an attempt (at most `max_attempts`), each send it
-///   certainly did not process is free but bounded (`max_free_resends`), a retry never goes
-///   past the time to live, and the [`Pool`] gives up on a route it cannot reach or that
-///   allows no streams.
+/// - Every queued notification ends in exactly one report, in bounded time: a retry never goes
+///   past the time to live nor the retry deadline (`retry_deadline` after it was queued), each
+///   send that the server may have processed counts an attempt (at most `max_attempts`), at
+///   most `max_unanswered_attempts` of them may end without a response, each send it
+///   certainly did not process is free but bounded (`max_free_resends`), and the [`Pool`]
+///   gives up on a route it cannot reach or that allows no streams.
+/// - Requests are paced by the route's rate controller, shared by all its connections: no
+///   faster than `max_rate`, and slowed down (the rate cut, `Retry-After` pausing the route)
+///   when throttling answers ([`Verdict::Throttled`](super::Verdict::Throttled)) are a
+///   sizeable share of the recent ones; the rate grows back while answers are clean.
 /// - Nothing the server may have processed is sent again without counting an attempt: a
 ///   stream ended by a connection error (including one the client's HTTP/2 library detected)
 ///   counts, only `REFUSED_STREAM`, a GOAWAY's unprocessed streams and never-opened streams
@@ -125,6 +137,8 @@ pub struct Sender<P: Protocol, C: Credential, T> {
     config: Config,
     backoff: Backoff,
     pool: Pool,
+    /// The route's rate control, shared by every connection.
+    pacer: Pacer,
     queue: RetryQueue<Entry<P, T>>,
     in_flight: InFlightTable<InFlight<P, T>>,
     outbox: SenderOutbox<P, C, T>,
@@ -153,6 +167,7 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
         Ok(Sender {
             backoff: Backoff::new(config.initial_backoff, config.max_backoff, config.seed),
             pool: Pool::new(config.pool.clone(), config.seed ^ 0xd1a1),
+            pacer: Pacer::new(config.max_rate),
             protocol,
             credential,
             config,
@@ -195,6 +210,8 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
             free_resends: 0,
             reauthenticated: false,
             expires,
+            retry_until: now.checked_add(self.config.retry_deadline),
+            unanswered: 0,
             linger_until,
             last_status: None,
             failure: None,
@@ -242,11 +259,15 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
     /// allows it.
     fn poll_send(&mut self, now: Instant) -> Option<Action> {
         let limit = usize::try_from(self.config.max_in_flight).unwrap_or(usize::MAX);
+        self.pacer.idle();
         while self.in_flight.len() < limit && self.queue.has_ready() {
             if self.pool.free_streams() == 0 {
                 return None;
             }
             let size = self.next_batch(now)?;
+            if self.pacer.wait(now).is_some() {
+                return None;
+            }
             let (authorization, generation) = match self.credential.grant(now) {
                 Grant::Wait => return None,
                 Grant::Ready {
@@ -289,11 +310,13 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
                 sent.attempts += 1;
                 sent.linger_until = None;
             }
+            self.pacer.sent(now);
             let id = self.in_flight.insert(InFlight {
                 entry,
                 rest,
                 conn,
                 generation,
+                sent_at: now,
             });
             self.stats.requests += 1;
             self.stats.peak_in_flight = self.stats.peak_in_flight.max(self.in_flight.len());
@@ -356,6 +379,7 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
             entry,
             rest,
             generation,
+            sent_at,
             ..
         }) = self.land(id, true, now)
         else {
@@ -365,7 +389,8 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
         let answers = with_batch(&entry, &rest, |batch| {
             self.protocol.classify(response, batch)
         });
-        let mut fate = Fate::new(generation, now);
+        let mut fate = Fate::new(generation, sent_at, now);
+        self.pace(&answers, &fate);
         let mut again = Vec::new();
         match answers {
             Answers::All(answer) => {
@@ -407,9 +432,10 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
             rest,
             generation,
             conn,
+            sent_at,
         } = flight;
         self.pool.handle_stream_end(conn, &end);
-        let mut fate = Fate::new(generation, now);
+        let mut fate = Fate::new(generation, sent_at, now);
         let again = std::iter::once(entry)
             .chain(rest)
             .filter_map(|entry| self.stream_ended(entry, &end, &mut fate))
@@ -469,10 +495,51 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
             self.lingering_until(),
             credential,
             self.pool.poll_timeout(waiting),
+            self.pacer.blocked_until(),
         ]
         .into_iter()
         .flatten()
         .min()
+    }
+
+    /// Ends now, as `unavailable` with `reason`, every notification whose tag `matches` and
+    /// that has no report yet (a session's deadline passed): queued ones, retries waiting for
+    /// their time, and requests in flight (their stream is forgotten: an answer that comes
+    /// later is ignored, so the report says it may still have been delivered).
+    pub fn expire(&mut self, matches: impl Fn(&T) -> bool, reason: &str, now: Instant) {
+        let fail = |sender: &mut Self, entry: Entry<P, T>, why: &str| {
+            let last_error = match entry.last_error() {
+                "" => why.to_owned(),
+                before => format!("{why}; before: {before}"),
+            };
+            let error = DeviceError::Unavailable {
+                attempts: entry.attempts,
+                last_error,
+            };
+            sender.emit(entry, Some(error), None);
+        };
+        for entry in self.queue.take_where(|entry| matches(&entry.tag)) {
+            fail(self, entry, reason);
+        }
+        let flying = self.in_flight.ids_where(|flight| {
+            std::iter::once(&flight.entry)
+                .chain(&flight.rest)
+                .any(|entry| matches(&entry.tag))
+        });
+        let in_flight = format!("{reason} while it was in flight (it may have been delivered)");
+        for id in flying {
+            let Some(flight) = self.land(id, false, now) else {
+                continue;
+            };
+            for entry in std::iter::once(flight.entry).chain(flight.rest) {
+                if matches(&entry.tag) {
+                    fail(self, entry, &in_flight);
+                } else {
+                    // Another session's notification of the same batch: sent again.
+                    self.queue.push_front(entry);
+                }
+            }
+        }
     }
 
     /// Re-anchors the wall clock of the credential (for claims like `iat`).
@@ -561,5 +628,7 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
 mod batch_tests;
 #[cfg(test)]
 mod model_tests;
+#[cfg(test)]
+mod pacing_tests;
 #[cfg(test)]
 mod tests;

@@ -27,6 +27,15 @@ pub enum Verdict {
         /// Also report a client-wide event (the condition concerns every request).
         client_wide: bool,
     },
+    /// The provider's rate limit for the whole route was exceeded (FCM's per-project
+    /// `QUOTA_EXCEEDED`, APNs' `TooManyRequests`, which APNs does not say is per token or
+    /// provider-wide): retried like [`Retry`](Self::Retry), and the route's rate controller
+    /// slows down when such answers are a sizeable share of the recent ones (isolated ones
+    /// concern their device: it alone waits).
+    Throttled {
+        /// The delay the server asked for (`Retry-After`).
+        retry_after: Option<Duration>,
+    },
     /// The credential was refused (expired or revoked): renew it and send again, once.
     Reauthenticate,
     /// The client's credentials or configuration are wrong: fail the notification and report

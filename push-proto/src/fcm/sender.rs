@@ -171,6 +171,9 @@ impl Protocol for FcmProtocol {
             response::Verdict::InvalidDevice => engine::Verdict::InvalidDevice { since: None },
             response::Verdict::InvalidToken => engine::Verdict::InvalidToken,
             response::Verdict::PayloadTooLarge => engine::Verdict::PayloadTooLarge,
+            response::Verdict::Retry { retry_after } if throttles_project(&classified) => {
+                engine::Verdict::Throttled { retry_after }
+            }
             response::Verdict::Retry { retry_after } => engine::Verdict::Retry {
                 retry_after,
                 client_wide: false,
@@ -343,6 +346,22 @@ impl Credential for FcmCredential {
     fn stats(&self) -> CredentialStats {
         self.stats
     }
+}
+
+/// A `429` about the project's quota (FCM's `QUOTA_EXCEEDED`, or no code at all), which
+/// throttles the whole route; not one about a single device's message rate (its message names
+/// the device), which only that device waits out.
+fn throttles_project(classified: &response::Classified) -> bool {
+    let about_device = classified
+        .message
+        .as_deref()
+        .is_some_and(|message| message.to_ascii_lowercase().contains("device"));
+    classified.status == http::StatusCode::TOO_MANY_REQUESTS
+        && matches!(
+            classified.error_code,
+            None | Some(response::ErrorCode::QuotaExceeded)
+        )
+        && !about_device
 }
 
 #[cfg(test)]

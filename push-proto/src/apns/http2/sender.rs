@@ -188,6 +188,12 @@ impl Protocol for ApnsProtocol {
                 engine::Verdict::InvalidDevice { since: timestamp }
             }
             response::Verdict::PayloadTooLarge => engine::Verdict::PayloadTooLarge,
+            // APNs does not say whether `TooManyRequests` concerns the token or the provider:
+            // the engine's pacer tells by their share (see `engine::Verdict::Throttled`).
+            response::Verdict::Retry {
+                retry_after,
+                client_wide: false,
+            } if status == 429 => engine::Verdict::Throttled { retry_after },
             response::Verdict::Retry {
                 retry_after,
                 client_wide,

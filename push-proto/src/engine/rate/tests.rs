@@ -202,17 +202,17 @@ fn one_cut_per_congestion_event() {
     assert_eq!(rate(&control), Some(once));
     // Paced at the new rate from the cut on.
     let gap = Duration::from_secs_f64(1.0 / (1000.0 * DECREASE));
-    assert_eq!(control.next_permit(later), Some(later + gap));
+    assert_eq!(control.permit_ready(later), Err(later + gap));
     // A throttle right after the cut pauses the route (doubling) instead of cutting again.
     let soon = later + Duration::from_millis(5);
     control.throttled(later, None, soon);
     assert_eq!(rate(&control), Some(once));
-    assert_eq!(control.next_permit(soon), Some(soon + FIRST_PROBE_PAUSE));
+    assert_eq!(control.permit_ready(soon), Err(soon + FIRST_PROBE_PAUSE));
     let resumed = soon + FIRST_PROBE_PAUSE;
     control.throttled(resumed, None, resumed);
     assert_eq!(
-        control.next_permit(resumed),
-        Some(resumed + FIRST_PROBE_PAUSE * 2)
+        control.permit_ready(resumed),
+        Err(resumed + FIRST_PROBE_PAUSE * 2)
     );
     // Clean answers reset the pause; a throttle a while after the cut cuts again, from the
     // rate the provider accepted (here the paced rate: 800 answers in the last second).
@@ -223,8 +223,8 @@ fn one_cut_per_congestion_event() {
     control.throttled(next, None, next);
     assert_eq!(rate(&control), Some(twice));
     assert_eq!(
-        control.next_permit(next),
-        Some(next + gap.mul_f64(1.0 / DECREASE))
+        control.permit_ready(next),
+        Err(next + gap.mul_f64(1.0 / DECREASE))
     );
 }
 
@@ -236,7 +236,7 @@ fn retry_after_pauses_the_route() {
     control.throttled(start, Some(Duration::from_secs(3)), start);
     let resume = start + Duration::from_secs(3);
     assert_eq!(control.permit(start + Duration::from_secs(1)), Err(resume));
-    assert_eq!(control.next_permit(start), Some(resume));
+    assert_eq!(control.permit_ready(start), Err(resume));
     assert!(control.permit(resume).is_ok());
 }
 

@@ -8,13 +8,15 @@ use crate::engine::action::StreamEnd;
 use crate::engine::credential::Credential;
 use crate::engine::protocol::Protocol;
 use crate::engine::report::{Event, Report};
-use crate::engine::verdict::{Answer, Verdict};
+use crate::engine::verdict::{Answer, Answers, Verdict};
 use crate::{DeviceError, Outcome, TokenError};
 
 /// What the notifications of one request share while their fates are applied.
 pub(super) struct Fate {
     /// The credential generation the request was sent with.
     generation: u64,
+    /// When the request was sent.
+    sent_at: Instant,
     now: Instant,
     /// The backoff drawn for the first of them retried without `Retry-After`: the others wait
     /// as long, so that a batch travels together again.
@@ -22,9 +24,10 @@ pub(super) struct Fate {
 }
 
 impl Fate {
-    pub(super) fn new(generation: u64, now: Instant) -> Self {
+    pub(super) fn new(generation: u64, sent_at: Instant, now: Instant) -> Self {
         Fate {
             generation,
+            sent_at,
             now,
             backoff: None,
         }
@@ -36,6 +39,34 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
     pub(super) fn send_next(&mut self, entries: Vec<Entry<P, T>>) {
         for entry in entries.into_iter().rev() {
             self.queue.push_front(entry);
+        }
+    }
+
+    /// Feeds the route's pacer with what the response to one request says: a throttle (at
+    /// most one per request, whatever its batch) or an answer, clean unless it asks for a
+    /// retry.
+    pub(super) fn pace(&mut self, answers: &Answers, fate: &Fate) {
+        let list = match answers {
+            Answers::All(answer) => std::slice::from_ref(answer),
+            Answers::Each(answers) => answers.as_slice(),
+        };
+        let throttle = list.iter().find_map(|answer| match answer.verdict {
+            Verdict::Throttled { retry_after } => Some(retry_after),
+            _ => None,
+        });
+        match throttle {
+            Some(retry_after) => {
+                self.stats.throttled += 1;
+                if self.pacer.throttled(fate.sent_at, retry_after, fate.now) {
+                    self.stats.slowed += 1;
+                }
+            }
+            None => {
+                let clean = list
+                    .iter()
+                    .all(|answer| !matches!(answer.verdict, Verdict::Retry { .. }));
+                self.pacer.answered(clean, fate.now);
+            }
         }
     }
 
@@ -71,6 +102,9 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
                 if client_wide {
                     self.client_error(&answer);
                 }
+                self.retry(entry, answer.described, retry_after, fate);
+            }
+            Verdict::Throttled { retry_after } => {
                 self.retry(entry, answer.described, retry_after, fate);
             }
             Verdict::Reauthenticate if !entry.reauthenticated => {
@@ -109,6 +143,7 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
             return Some(entry);
         }
         self.stats.transport_failures += 1;
+        entry.unanswered += 1;
         let error = if end.unprocessed() {
             format!("{end}, {} times", entry.free_resends + 1)
         } else {
@@ -139,7 +174,8 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
     }
 
     /// Schedules `entry` again after `retry_after` or the backoff (drawn once per request),
-    /// unless it is out of attempts or the retry would come after its time to live.
+    /// unless it is out of attempts (or of attempts without a response) or the retry would
+    /// come after its time to live or its retry deadline.
     pub(super) fn retry(
         &mut self,
         mut entry: Entry<P, T>,
@@ -152,7 +188,9 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
             attempts: entry.attempts,
             last_error: format!("{}{why}", entry.last_error()),
         };
-        if entry.attempts >= self.config.max_attempts {
+        if entry.attempts >= self.config.max_attempts
+            || entry.unanswered >= self.config.max_unanswered_attempts
+        {
             let error = give_up(&entry, "");
             return self.emit(entry, Some(error), None);
         }
@@ -168,6 +206,13 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
         };
         if entry.expires.is_some_and(|expires| due > expires) {
             let error = give_up(&entry, "; its time to live ends before the next attempt");
+            return self.emit(entry, Some(error), None);
+        }
+        if entry.retry_until.is_some_and(|until| due > until) {
+            let error = give_up(
+                &entry,
+                "; the retry deadline passes before the next attempt",
+            );
             return self.emit(entry, Some(error), None);
         }
         self.stats.retries += 1;

@@ -49,6 +49,7 @@ impl TestProtocol {
             },
             400 => Verdict::InvalidToken,
             413 => Verdict::PayloadTooLarge,
+            429 if header("x-throttle").is_some() => Verdict::Throttled { retry_after },
             429 | 503 => Verdict::Retry {
                 retry_after,
                 client_wide: status == 503,
@@ -115,7 +116,8 @@ impl Protocol for TestProtocol {
 
     /// 200 delivered (`x-answer-id` is the provider's id, `x-new-token` a new token), 410
     /// invalid device (`x-since`), 400 invalid token, 413 too large, 429 and 503 retry
-    /// (`retry-after` seconds; 503 also client-wide), 401 reauthenticate, 403 client error,
+    /// (`retry-after` seconds; 503 also client-wide; 429 with `x-throttle` throttles the
+    /// route), 401 reauthenticate, 403 client error,
     /// anything else rejected. The body is the reason. A header `x-each: <status>,...` answers
     /// a batch notification by notification, each as its status says.
     fn classify(&self, response: &http::Response<Bytes>, _batch: Batch<'_, u32>) -> Answers {

@@ -145,6 +145,8 @@ fn run(plans: Vec<Plan>, steps: Vec<Step>, seed: u64) -> Result<(), TestCaseErro
         );
     let mut config = Config::new("demo-project");
     config.engine.max_attempts = MAX_ATTEMPTS;
+    // Simulated waits add up to hours: attempts bound the retries here, not time.
+    config.engine.retry_deadline = Duration::from_secs(1 << 30);
     config.engine.seed = seed;
     config.engine.max_pending = 8;
     config.engine.max_in_flight = 4;

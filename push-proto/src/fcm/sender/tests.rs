@@ -599,3 +599,33 @@ fn bad_configurations_are_refused() {
         "http://127.0.0.1:8080/v1/projects/demo-project/messages:send"
     );
 }
+
+/// A 429 about the project's quota throttles the route; one about a device's message rate
+/// only delays that device.
+#[test]
+fn quota_answers_throttle_the_route_unless_they_name_a_device() {
+    let classified = |message: &str| {
+        let body = json!({"error": {"code": 429, "message": message,
+            "status": "RESOURCE_EXHAUSTED", "details": [{
+                "@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError",
+                "errorCode": "QUOTA_EXCEEDED"}]}})
+        .to_string();
+        classify(
+            http::StatusCode::TOO_MANY_REQUESTS,
+            &http::HeaderMap::new(),
+            body.as_bytes(),
+        )
+    };
+    assert!(throttles_project(&classified(
+        "Quota exceeded for quota metric 'Send requests'."
+    )));
+    assert!(!throttles_project(&classified(
+        "Message rate exceeded for the device."
+    )));
+    let unavailable = classify(
+        http::StatusCode::SERVICE_UNAVAILABLE,
+        &http::HeaderMap::new(),
+        b"",
+    );
+    assert!(!throttles_project(&unavailable));
+}

@@ -203,6 +203,7 @@ proptest! {
         };
         config.engine.pool = PoolConfig::default().automatic(connections);
         config.engine.max_attempts = MAX_ATTEMPTS;
+        config.engine.retry_deadline = Duration::from_secs(1 << 30);
         config.engine.initial_backoff = Duration::from_millis(100);
         config.engine.max_backoff = Duration::from_secs(2);
         config.engine.seed = seed;

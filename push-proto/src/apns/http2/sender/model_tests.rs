@@ -102,6 +102,8 @@ fn run(plans: Vec<Plan>, steps: Vec<Step>, seed: u64) -> Result<(), TestCaseErro
     let auth = TokenAuth::new(test_signer(), "TEAM123456", start, 1_700_000_000).unwrap();
     let mut config = Config::new(PRODUCTION_URL).topic("com.example.app");
     config.engine.max_attempts = MAX_ATTEMPTS;
+    // Simulated waits add up to hours: attempts bound the retries here, not time.
+    config.engine.retry_deadline = Duration::from_secs(1 << 30);
     config.engine.seed = seed;
     config.engine.max_pending = 8;
     config.engine.pool = PoolConfig::default().fixed(1);

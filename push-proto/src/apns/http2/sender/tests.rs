@@ -286,7 +286,9 @@ fn delivered_keeps_apns_id_and_410_keeps_timestamp() {
 #[test]
 fn too_many_requests_honours_retry_after_then_gives_up() {
     let now = Instant::now();
-    let mut sender = cert_sender();
+    let mut config = config();
+    config.engine.max_attempts = 3;
+    let mut sender = sender(config, Auth::Certificate).unwrap();
     sender.queue(token(1), alert(), 1, now).unwrap();
     let mut at = now;
     for attempt in 1..=3 {

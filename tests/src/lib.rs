@@ -20,6 +20,7 @@ mod scenarios_fcm;
 mod scenarios_hostile;
 mod scenarios_http2;
 mod scenarios_safety;
+mod scenarios_webpush;
 pub mod sim;
 pub use clock::Shifted;
 pub use scenarios::*;
@@ -27,6 +28,7 @@ pub use scenarios_fcm::*;
 pub use scenarios_hostile::*;
 pub use scenarios_http2::*;
 pub use scenarios_safety::*;
+pub use scenarios_webpush::*;
 
 /// Instantiates every scenario as a `#[test]` for one runtime:
 /// `push_scenarios::scenarios!(push_smol::Smol, smol::block_on);`
@@ -71,7 +73,9 @@ macro_rules! scenarios {
             a_cancelled_push_loses_nothing_and_the_session_goes_on,
             a_cancelled_finish_can_be_finished_again_and_a_dropped_session_still_ends,
             a_stalled_gateway_does_not_hold_up_other_providers,
-            a_feedback_stream_dropped_while_full_unblocks_the_client
+            a_feedback_stream_dropped_while_full_unblocks_the_client,
+            webpush_mixed_outcomes_over_three_origins,
+            webpush_wrong_vapid_key_is_a_clear_error
         );
     };
     (@each $runtime:ty, $block_on:path, $($name:ident),* $(,)?) => {

@@ -31,6 +31,7 @@ mod store;
 mod store_command;
 mod store_schema;
 mod summary;
+mod web;
 mod workdir;
 
 use std::process::ExitCode;
@@ -48,6 +49,7 @@ fn main() -> ExitCode {
         Command::Mock(args) => mock::command(args),
         Command::Demo(args) => demo::command(args),
         Command::Bench(args) => bench::command(args),
+        Command::Vapid(args) => web::command(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

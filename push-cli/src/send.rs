@@ -459,8 +459,8 @@ pub fn command(args: SendArgs) -> Result<(), Failure> {
         Schema::new(target.dialect(), schema).map_err(Failure::Usage)?;
     }
     let connections = args.connections.map(usize::from);
-    let client =
-        config::client(&args.apns, &args.gcm, &args.fcm, connections).map_err(Failure::Usage)?;
+    let client = config::client(&args.apns, &args.gcm, &args.fcm, &args.web, connections)
+        .map_err(Failure::Usage)?;
     let apply = args.apply_feedback.then_some(Apply {
         limits: Limits {
             min_answers: args.hold_deletions,

@@ -475,9 +475,10 @@ pub struct BenchArgs {
     /// for the network round trip), for the push and the raw parts alike; 0 for none.
     #[arg(long = "latency", value_name = "MS", default_value_t = 0)]
     pub latency_ms: u64,
-    /// Only run these parts (raw, apns, raw-apns-http2, apns-http2, gcm, raw-fcm, fcm);
-    /// repeatable; default all. raw-apns-http2 and raw-fcm are raw h2 clients sending one
-    /// pre-built request over and over, the baselines of apns-http2 and fcm.
+    /// Only run these parts (raw, apns, raw-apns-http2, apns-http2, gcm, raw-fcm, fcm,
+    /// raw-webpush, webpush); repeatable; default all. raw-apns-http2, raw-fcm and
+    /// raw-webpush are raw h2 clients sending one pre-built request over and over (for Web
+    /// Push, one message encrypted once), the baselines of apns-http2, fcm and webpush.
     #[arg(long, value_name = "PART")]
     pub only: Vec<String>,
 }

@@ -6,6 +6,7 @@
 
 mod bench;
 mod bench_h2;
+mod bench_webpush;
 mod change;
 mod cli;
 mod config;

@@ -25,15 +25,19 @@ fn config(key: &str, certs: &Certificates) -> WebPushConfig {
 }
 
 /// Subscriptions over 3 origins with 2% expired (410), 5% answered 429/503 with
-/// `Retry-After: 0`, and origin 0 down (every push 503) until 1,200 answers were given; at
-/// most 2 origins connected at once, so the third waits for the room of an idle one (its
+/// `Retry-After: 0`, and origin 0 down (every push 503) until it refused about two attempts
+/// per subscription; at most 2 origins connected at once, so the third waits for the room of an idle one (its
 /// route closed). Every subscription ends in exactly one feedback, the deliverable ones are
 /// decrypted by the mock exactly once, the expired ones are `invalid_device`.
 ///
-/// 1,500 subscriptions in a debug build keep it under 20 s; with `TOTAL` at 50,000 it runs in
-/// a release build (`cargo test --release`) in about as long.
+/// 1,500 subscriptions in a debug build (the mock's pure-Rust P-256 decryption is slow
+/// unoptimized; about 15 s), 50,000 in a release build (`cargo test --release`).
 pub async fn webpush_mixed_outcomes_over_three_origins<R: Runtime>() {
-    const TOTAL: u32 = 1_500;
+    const TOTAL: u32 = if cfg!(debug_assertions) {
+        1_500
+    } else {
+        50_000
+    };
     let certs = Certificates::generate().expect("certificates");
     let web = config(VAPID_KEY, &certs);
     let options = WebPushOptions::new()
@@ -47,10 +51,18 @@ pub async fn webpush_mixed_outcomes_over_three_origins<R: Runtime>() {
         assert!(mock.expire(&subscriptions[n as usize].endpoint));
     }
     mock.set_down(0, true);
+    // Origin 0 comes back once it has refused each of its subscriptions about twice (well
+    // within the 20 attempts).
     let watcher = {
         let mock = mock.clone();
+        let refusals = TOTAL as usize / 3 * 2;
+        let give_up = std::time::Instant::now() + LIMIT;
         std::thread::spawn(move || {
-            mock.wait_for_responses(1_200, LIMIT);
+            while mock.status_counts().get(&503).copied().unwrap_or(0) < refusals
+                && std::time::Instant::now() < give_up
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
             mock.set_down(0, false);
         })
     };
@@ -77,7 +89,11 @@ pub async fn webpush_mixed_outcomes_over_three_origins<R: Runtime>() {
         }
     }
     let statuses = mock.status_counts();
-    assert!(statuses[&503] > 500, "origin 0 was down: {statuses:?}");
+    let refusals = TOTAL as usize / 3 * 2;
+    assert!(
+        statuses[&503] >= refusals,
+        "origin 0 was down: {statuses:?}"
+    );
     assert!(statuses.get(&429).copied().unwrap_or(0) > 0, "{statuses:?}");
     let first = &mock.delivered()[0];
     let text = String::from_utf8_lossy(&first.plaintext);

@@ -16,7 +16,7 @@ pub trait Randomness: Send + Sync {
     fn fill(&self, dest: &mut [u8]) -> Result<(), RandomnessError>;
 
     /// True when this is the operating system's generator, so that each message's ephemeral
-    /// key pair may be made inside `ring` (an ECDH about 5 times faster than one through a
+    /// key pair may be made inside `ring` (about 4 times faster than one through a
     /// scalar drawn with [`fill`](Self::fill)); only [`SystemRandomness`] says so. Other
     /// sources get their key pairs from `fill`, byte for byte.
     fn is_system(&self) -> bool {

@@ -160,6 +160,14 @@ pub fn command(args: MockArgs) -> Result<(), Failure> {
             );
         }
     }
+    for line in web_lines {
+        println!("{line}");
+    }
+    println!(
+        "try Web Push: push send --devices FILE --title Hi --body Hello --vapid-key {} --vapid-subject mailto:you@example.com --web-ca {}  (FILE with the web line above)",
+        dir.join(VAPID_FILE).display(),
+        paths.ca.display(),
+    );
     println!(
         "FCM HTTP v1    {} (project {FCM_PROJECT}, OAuth2 token endpoint {})",
         fcm.url(),
@@ -170,14 +178,6 @@ pub fn command(args: MockArgs) -> Result<(), Failure> {
         "try FCM: push send --devices FILE --title Hi --body Hello --fcm-service-account {} --fcm-url {} --fcm-ca {}",
         account.display(),
         fcm.url(),
-        paths.ca.display(),
-    );
-    for line in web_lines {
-        println!("{line}");
-    }
-    println!(
-        "try Web Push: push send --devices FILE --title Hi --body Hello --vapid-key {} --vapid-subject mailto:you@example.com --web-ca {}  (FILE with the web line above)",
-        dir.join(VAPID_FILE).display(),
         paths.ca.display(),
     );
     match args.for_secs {

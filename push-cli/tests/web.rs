@@ -147,10 +147,10 @@ fn the_web_line_push_mock_prints_works() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let stdout = mock.stdout.take().unwrap();
+    let mut lines = BufReader::new(mock.stdout.take().unwrap()).lines();
     let mut web_line = None;
     let mut try_line = None;
-    for line in BufReader::new(stdout).lines() {
+    for line in lines.by_ref() {
         let line = line.unwrap();
         if let Some(rest) = line.strip_prefix("web line") {
             web_line = Some(rest.trim().to_owned());
@@ -160,6 +160,9 @@ fn the_web_line_push_mock_prints_works() {
             break;
         }
     }
+    // The mock prints more (FCM's lines): keep reading, so that it never writes to a closed
+    // pipe.
+    std::thread::spawn(move || lines.for_each(drop));
     let (web_line, try_line) = (web_line.unwrap(), try_line.unwrap());
     let devices = dir.path().join("web-devices.txt");
     std::fs::write(&devices, format!("{web_line}\n")).unwrap();
@@ -180,4 +183,31 @@ fn the_web_line_push_mock_prints_works() {
     assert!(output.status.success(), "{}", text(&output.stderr));
     let lines = std::fs::read_to_string(&feedback).unwrap();
     assert!(!lines.contains("\"error\":\"invalid"), "{lines}");
+}
+
+#[test]
+fn bench_measures_web_push_beside_its_raw_baseline() {
+    let output = push(&[
+        "bench",
+        "--devices",
+        "60",
+        "--only",
+        "raw-webpush",
+        "--only",
+        "webpush",
+    ]);
+    let stdout = text(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        text(&output.stderr)
+    );
+    for prefix in ["raw h2 Web Push (1 origin", "push Web Push (3 origins"] {
+        let line = stdout
+            .lines()
+            .find(|line| line.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix} line in {stdout}"));
+        assert!(line.contains(" 60 in "), "{line}");
+    }
+    assert!(stdout.contains("ratio push/raw (Web Push)"), "{stdout}");
 }

@@ -31,7 +31,8 @@ fn config(key: &str, certs: &Certificates) -> WebPushConfig {
 /// decrypted by the mock exactly once, the expired ones are `invalid_device`.
 ///
 /// 1,500 subscriptions in a debug build (the mock's pure-Rust P-256 decryption is slow
-/// unoptimized; about 15 s), 50,000 in a release build (`cargo test --release`).
+/// unoptimized; about 15 s), 50,000 in a release build (`cargo test --release`; 45 s on the
+/// shared 2-core machine).
 pub async fn webpush_mixed_outcomes_over_three_origins<R: Runtime>() {
     const TOTAL: u32 = if cfg!(debug_assertions) {
         1_500

@@ -289,6 +289,10 @@ pub struct WebArgs {
     /// with the same topic.
     #[arg(long, value_name = "TOPIC", requires = "vapid_key")]
     pub web_topic: Option<String>,
+    /// Send the declarative form (`"web_push": 8030`) that Safari shows by itself, opening
+    /// this URL on a click; without it, the plain JSON for the page's service worker.
+    #[arg(long, value_name = "URL", requires = "vapid_key")]
+    pub web_navigate: Option<String>,
 }
 
 /// `push vapid`.

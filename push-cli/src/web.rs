@@ -4,7 +4,7 @@
 use std::fs::OpenOptions;
 use std::io::Write;
 
-use push_smol::push_proto::webpush::VapidKey;
+use push_smol::push_proto::webpush::{Declarative, VapidKey};
 use push_smol::{HttpConfig, WebPushConfig};
 
 use crate::cli::{VapidArgs, VapidCommand, WebArgs};
@@ -33,6 +33,9 @@ pub fn webpush(args: &WebArgs) -> Result<Option<WebPushConfig>, String> {
     }
     if let Some(urgency) = args.web_urgency {
         config = config.urgency(urgency);
+    }
+    if let Some(navigate) = &args.web_navigate {
+        config = config.declarative(Declarative::new(navigate));
     }
     if let Some(topic) = &args.web_topic {
         config = config
@@ -98,6 +101,7 @@ mod tests {
             web_ttl: Some(60),
             web_urgency: None,
             web_topic: Some("news".into()),
+            web_navigate: Some("https://example.com/news".into()),
         };
         let config = webpush(&args).unwrap().unwrap();
         assert_eq!(config.public_key(), public);

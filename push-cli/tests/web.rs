@@ -29,7 +29,11 @@ fn generate(dir: &std::path::Path, name: &str) -> (String, String) {
 }
 
 fn send(devices: &str, key: &str, ca: &str, feedback: &str) -> Output {
-    push(&[
+    send_with(devices, key, ca, feedback, &[])
+}
+
+fn send_with(devices: &str, key: &str, ca: &str, feedback: &str, extra: &[&str]) -> Output {
+    let mut args = vec![
         "send",
         "--title",
         "Hello",
@@ -45,7 +49,9 @@ fn send(devices: &str, key: &str, ca: &str, feedback: &str) -> Output {
         ca,
         "--feedback",
         feedback,
-    ])
+    ];
+    args.extend(extra);
+    push(&args)
 }
 
 #[test]
@@ -210,4 +216,38 @@ fn bench_measures_web_push_beside_its_raw_baseline() {
         assert!(line.contains(" 60 in "), "{line}");
     }
     assert!(stdout.contains("ratio push/raw (Web Push)"), "{stdout}");
+}
+
+#[test]
+fn web_navigate_sends_the_declarative_form() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = Certificates::generate().unwrap();
+    let paths = certs.write_to(dir.path()).unwrap();
+    let (key, _) = generate(dir.path(), "vapid.pem");
+    let mock = MockWebPush::start(WebPushOptions::new().origins(1), &certs).unwrap();
+    let devices = dir.path().join("devices.txt");
+    std::fs::write(&devices, format!("web {}\n", mock.subscribe(0).json)).unwrap();
+    let feedback = dir.path().join("feedback.jsonl").display().to_string();
+    let output = send_with(
+        &devices.display().to_string(),
+        &key,
+        &paths.ca.display().to_string(),
+        &feedback,
+        &[
+            "--web-navigate",
+            "https://example.com/orders/1",
+            "--web-ttl",
+            "120",
+        ],
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let delivered = mock.delivered();
+    let body: Value = serde_json::from_slice(&delivered[0].plaintext).unwrap();
+    assert_eq!(body["web_push"], 8030, "{body}");
+    assert_eq!(
+        body["notification"]["navigate"],
+        "https://example.com/orders/1"
+    );
+    assert_eq!(body["notification"]["title"], "Hello");
+    assert_eq!(delivered[0].ttl, 120);
 }

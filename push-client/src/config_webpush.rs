@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use push_proto::webpush::{Topic, Urgency, Vapid, VapidKey};
+use push_proto::webpush::{Declarative, Topic, Urgency, Vapid, VapidKey};
 use push_proto::{Push, WebPushSettings};
 
 use crate::config_http::{HttpTransport, sealed_settings};
@@ -119,6 +119,14 @@ impl WebPushConfig {
         })?;
         self.core.options = self.core.options.topic(topic);
         Ok(self)
+    }
+
+    /// Sends the declarative form (WebKit's Declarative Web Push, `"web_push": 8030`) that
+    /// Safari shows without a service worker, opening `navigate` on a click; by default the
+    /// plain form, for the page's service worker.
+    pub fn declarative(mut self, declarative: Declarative) -> Self {
+        self.core.options = self.core.options.declarative(declarative);
+        self
     }
 
     /// Most push-service origins connected at once (default 16); subscriptions of further

@@ -15,6 +15,7 @@ use push_smol::{ApnsConfig, Client, Device, GcmConfig, HttpConfig, Payload};
 use rustls::pki_types::ServerName;
 
 use crate::bench_h2::{self, H2Settings};
+use crate::bench_webpush;
 use crate::cli::{BenchArgs, Connections};
 use crate::cpu::{CpuSnapshot, CpuUse};
 use crate::loopback::mock_tls;
@@ -278,7 +279,7 @@ pub fn push_all(
 }
 
 /// The parts `--only` accepts, in the order they run.
-pub const PARTS: [&str; 8] = [
+pub const PARTS: [&str; 10] = [
     "raw",
     "apns",
     "raw-apns-http2",
@@ -287,6 +288,8 @@ pub const PARTS: [&str; 8] = [
     "raw-fcm",
     "fcm",
     "fcm-quota",
+    "raw-webpush",
+    "webpush",
 ];
 
 /// `push bench` with its arguments.
@@ -412,6 +415,21 @@ pub fn command(args: BenchArgs) -> Result<(), Failure> {
     if part("fcm-quota") {
         reset_peak_rss();
         bench_h2::push_fcm_quota(&certs, h2).map_err(run)?;
+    }
+    let mut raw_row = None;
+    if part("raw-webpush") {
+        reset_peak_rss();
+        let row = bench_webpush::raw_webpush(&certs, h2).map_err(run)?;
+        row.print();
+        raw_row = Some(row);
+    }
+    if part("webpush") {
+        reset_peak_rss();
+        let row = bench_webpush::push_webpush(&certs, h2).map_err(run)?;
+        row.print();
+        if let Some(raw_row) = &raw_row {
+            print_ratio("Web Push", &row, raw_row);
+        }
     }
     Ok(())
 }

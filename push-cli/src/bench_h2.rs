@@ -40,7 +40,7 @@ pub struct H2Settings {
 impl H2Settings {
     /// The raw baseline's connections: the fixed number, 1 with the automatic pool (the raw
     /// client has none).
-    fn raw_connections(&self) -> usize {
+    pub fn raw_connections(&self) -> usize {
         match self.connections {
             Connections::Auto => 1,
             Connections::Fixed(n) => usize::from(n),
@@ -48,7 +48,7 @@ impl H2Settings {
     }
 
     /// Marks the push client's connection count as its pool's choice.
-    fn auto_label(&self) -> &'static str {
+    pub fn auto_label(&self) -> &'static str {
         match self.connections {
             Connections::Auto => " auto",
             Connections::Fixed(_) => "",
@@ -85,15 +85,16 @@ fn fcm_mock(certs: &Certificates, settings: H2Settings) -> Result<Arc<MockFcm>, 
     Ok(Arc::new(start_fcm(options, certs)?))
 }
 
-fn unix_now() -> u64 {
+/// The wall clock in UNIX seconds.
+pub fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_secs())
 }
 
 /// Runs the raw baseline against a mock that counts deliveries: times [`raw_h2::send_all`]
-/// and checks that every request was answered `200` and counted by the mock.
-fn raw_run(
+/// and checks that every request was answered `2xx` and counted by the mock.
+pub fn raw_run(
     label: String,
     target: &Target,
     request: &Prebuilt,
@@ -108,7 +109,7 @@ fn raw_run(
     let cpu = before.until(&CpuSnapshot::take());
     if ok != n || delivered() != n as usize {
         return Err(format!(
-            "{label}: {ok} of {n} answered 200, the mock counted {} delivered",
+            "{label}: {ok} of {n} answered 2xx, the mock counted {} delivered",
             delivered()
         ));
     }
@@ -118,7 +119,7 @@ fn raw_run(
 /// Fails unless every one of `n` notifications was reported delivered and counted by the
 /// mock (checked after the session, like the raw baseline's answers: a thread watching the
 /// mock meanwhile would be woken on every delivery and its CPU counted as the client's).
-fn check_delivered(label: &str, n: u64, reported: u64, counted: usize) -> Result<(), String> {
+pub fn check_delivered(label: &str, n: u64, reported: u64, counted: usize) -> Result<(), String> {
     if reported == n && counted == n as usize {
         Ok(())
     } else {

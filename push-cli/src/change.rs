@@ -1,6 +1,7 @@
 //! What feedback asks of the store: a [`Change`] per device, and the counts of what was
 //! applied.
 
+use push_proto::webpush::Subscription;
 use push_proto::{ApnsToken, Feedback, GcmToken, Platform};
 
 /// A change to the store that feedback calls for.
@@ -54,6 +55,7 @@ pub fn change_for(feedback: &Feedback, bad_canonical: &mut u64) -> Option<Change
     let valid = match device.platform {
         Platform::Android => GcmToken::parse(new).is_ok(),
         Platform::Ios => ApnsToken::parse(new).is_ok(),
+        Platform::Web => Subscription::from_json(new).is_ok(),
     };
     if !valid || *new == device.token {
         *bad_canonical += 1;
@@ -92,6 +94,7 @@ impl ProviderNames {
         match platform {
             Platform::Ios => self.ios,
             Platform::Android => self.android,
+            Platform::Web => "webpush",
         }
     }
 }

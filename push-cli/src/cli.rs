@@ -53,14 +53,17 @@ pub enum Command {
     Demo(DemoArgs),
     /// Measure end-to-end throughput and peak memory against in-process mock servers.
     Bench(BenchArgs),
+    /// Web Push VAPID keys.
+    Vapid(VapidArgs),
 }
 
 /// `push send`.
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("source").required(true).args(["devices", "db"])))]
 pub struct SendArgs {
-    /// Device list: lines "ios <64 hex chars>" or "android <registration id>"; blank lines and
-    /// lines starting with # are ignored. "-" reads standard input.
+    /// Device list: lines "ios <64 hex chars>", "android <registration id>" or "web
+    /// <PushSubscription JSON>" (the rest of the line); blank lines and lines starting with #
+    /// are ignored. "-" reads standard input.
     #[arg(long, value_name = "FILE|-")]
     pub devices: Option<PathBuf>,
     /// The token store: an SQLite file or a postgres://user:password@host:port/database
@@ -97,6 +100,9 @@ pub struct SendArgs {
     /// FCM HTTP v1 settings.
     #[command(flatten)]
     pub fcm: FcmArgs,
+    /// Web Push settings.
+    #[command(flatten)]
+    pub web: WebArgs,
     /// Write one JSON object per line: {"platform","token","error","new_token"} plus details
     /// (APNs reports only failures; FCM and GCM report every token; malformed input lines
     /// carry their line number).
@@ -278,6 +284,62 @@ pub struct FcmArgs {
     pub dry_run: bool,
 }
 
+/// Web Push settings: browsers (`web` devices) through their subscriptions' push services.
+#[derive(Debug, Clone, Args)]
+pub struct WebArgs {
+    /// The VAPID private key: a PEM file (PKCS#8 or SEC1, as `push vapid generate` writes) or
+    /// a file holding the raw key in base64url. Web devices are sent with it; the web app must
+    /// have subscribed with its public key. Never printed.
+    #[arg(long, value_name = "FILE", requires = "vapid_subject")]
+    pub vapid_key: Option<PathBuf>,
+    /// The contact the push services may reach: mailto:you@example.com or an https: URL.
+    #[arg(long, value_name = "mailto:...|https:...", requires = "vapid_key")]
+    pub vapid_subject: Option<String>,
+    /// Trust only this CA (PEM) for the push services instead of the public roots (for
+    /// `push mock`'s).
+    #[arg(long, value_name = "PEM", requires = "vapid_key")]
+    pub web_ca: Option<PathBuf>,
+    /// Seconds a push service keeps the message for an offline browser (default 4 weeks).
+    #[arg(long, value_name = "SECONDS", requires = "vapid_key")]
+    pub web_ttl: Option<u32>,
+    /// The Urgency of the message: very-low, low, normal or high.
+    #[arg(long, value_name = "URGENCY", requires = "vapid_key")]
+    pub web_urgency: Option<push_smol::push_proto::webpush::Urgency>,
+    /// The Topic of the message (1 to 32 of A-Z a-z 0-9 - _): replaces an undelivered one
+    /// with the same topic.
+    #[arg(long, value_name = "TOPIC", requires = "vapid_key")]
+    pub web_topic: Option<String>,
+    /// Send the declarative form (`"web_push": 8030`) that Safari shows by itself, opening
+    /// this URL on a click; without it, the plain JSON for the page's service worker.
+    #[arg(long, value_name = "URL", requires = "vapid_key")]
+    pub web_navigate: Option<String>,
+}
+
+/// `push vapid`.
+#[derive(Debug, Args)]
+pub struct VapidArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: VapidCommand,
+}
+
+/// The `push vapid` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum VapidCommand {
+    /// Make a new VAPID key pair: the private key goes to a PKCS#8 PEM file (for
+    /// --vapid-key), the public key is printed in base64url (the web app's
+    /// applicationServerKey).
+    Generate(VapidGenerateArgs),
+}
+
+/// `push vapid generate`.
+#[derive(Debug, Args)]
+pub struct VapidGenerateArgs {
+    /// Where to write the private key (refused if the file exists).
+    #[arg(long, value_name = "FILE.pem")]
+    pub out: PathBuf,
+}
+
 /// `push feedback`.
 #[derive(Debug, Args)]
 pub struct FeedbackArgs {
@@ -438,8 +500,9 @@ pub struct BenchArgs {
     #[arg(long = "latency", value_name = "MS", default_value_t = 0)]
     pub latency_ms: u64,
     /// Only run these parts (raw, apns, raw-apns-http2, apns-http2, gcm, raw-fcm, fcm,
-    /// fcm-quota); repeatable; default all. raw-apns-http2 and raw-fcm are raw h2 clients
-    /// sending one pre-built request over and over, the baselines of apns-http2 and fcm;
+    /// fcm-quota, raw-webpush, webpush); repeatable; default all. raw-apns-http2, raw-fcm and
+    /// raw-webpush are raw h2 clients sending one pre-built request over and over (for Web
+    /// Push, one message encrypted once), the baselines of apns-http2, fcm and webpush;
     /// fcm-quota sends through the push client to a mock FCM whose project quota admits a
     /// tenth of the devices per sliding second (the send needs about ten seconds at least),
     /// and reports the rate achieved as a share of the quota and the share of 429s.

@@ -7,7 +7,7 @@ use push_smol::{
 };
 
 use crate::change::ProviderNames;
-use crate::cli::{ApnsArgs, FcmArgs, GcmArgs, MessageArgs};
+use crate::cli::{ApnsArgs, FcmArgs, GcmArgs, MessageArgs, WebArgs};
 
 /// The notification described by the arguments; `--data` must be a JSON object.
 pub fn payload(message: &MessageArgs) -> Result<Payload, String> {
@@ -151,12 +151,13 @@ pub fn provider_names(apns: &ApnsArgs, fcm: &FcmArgs) -> ProviderNames {
 
 /// A client with the providers the arguments configure; at least one is required. FCM is
 /// preferred over GCM for Android devices when both are given. `connections`, when given,
-/// is the number of connections to each HTTP provider (APNs HTTP/2, FCM, GCM); `rate` the
-/// most requests per second to each.
+/// is the number of connections to each HTTP provider (APNs HTTP/2, FCM, GCM, each Web Push
+/// origin); `rate` the most requests per second to each.
 pub fn client(
     apns_args: &ApnsArgs,
     gcm_args: &GcmArgs,
     fcm_args: &FcmArgs,
+    web_args: &WebArgs,
     connections: Option<usize>,
     rate: Option<u32>,
 ) -> Result<Client, String> {
@@ -164,18 +165,20 @@ pub fn client(
     let mut apns_http2 = apns_http2(apns_args)?;
     let mut gcm = gcm(gcm_args)?;
     let mut fcm = fcm(fcm_args)?;
+    let mut web = crate::web::webpush(web_args)?;
     if let Some(connections) = connections {
         apns_http2 = apns_http2.map(|config| config.connections(connections));
         fcm = fcm.map(|config| config.connections(connections));
         gcm = gcm.map(|config| config.connections(connections));
+        web = web.map(|config| config.connections(connections));
     }
     if let Some(rate) = rate {
         apns_http2 = apns_http2.map(|config| config.max_rate(rate));
         fcm = fcm.map(|config| config.max_rate(rate));
         gcm = gcm.map(|config| config.max_rate(rate));
     }
-    if apns.is_none() && apns_http2.is_none() && gcm.is_none() && fcm.is_none() {
-        return Err("no provider configured: give --apns-url (HTTP/2, with --apns-key-p8 or --apns-cert), --apns (binary gateway, with --apns-cert, --apns-key), --fcm-service-account (FCM HTTP v1) and/or --gcm-url (legacy GCM, with --gcm-key)".into());
+    if apns.is_none() && apns_http2.is_none() && gcm.is_none() && fcm.is_none() && web.is_none() {
+        return Err("no provider configured: give --apns-url (HTTP/2, with --apns-key-p8 or --apns-cert), --apns (binary gateway, with --apns-cert, --apns-key), --fcm-service-account (FCM HTTP v1), --gcm-url (legacy GCM, with --gcm-key) and/or --vapid-key with --vapid-subject (Web Push)".into());
     }
     let mut builder = Client::builder();
     if let Some(apns) = apns {
@@ -189,6 +192,9 @@ pub fn client(
     }
     if let Some(fcm) = fcm {
         builder = builder.fcm(fcm);
+    }
+    if let Some(web) = web {
+        builder = builder.webpush(web);
     }
     builder.build().map_err(|e| e.to_string())
 }

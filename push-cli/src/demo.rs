@@ -4,6 +4,7 @@
 mod android;
 mod broadcast;
 mod fleet;
+mod web;
 
 use std::time::Duration;
 
@@ -14,6 +15,7 @@ use push_smol::{ApnsConfig, ApnsHttp2Config, Client, HttpConfig, Payload};
 
 use self::android::AndroidMock;
 use self::fleet::Protocol;
+use self::web::WebMock;
 use crate::change::ProviderNames;
 use crate::cli::DemoArgs;
 use crate::db::Target;
@@ -43,12 +45,14 @@ pub fn command(args: DemoArgs) -> Result<(), Failure> {
     } else {
         Protocol::Fcm
     };
-    let (expected, bad_tokens, scripts) = fleet::plan(n, protocol);
-    let bad_ios = bad_tokens.len();
-    fleet::create_store(&db, n, protocol).map_err(run)?;
-
     let certs =
         Certificates::generate().map_err(|e| run(format!("cannot generate certificates: {e}")))?;
+    // The browsers' subscriptions come from the push service: it starts first.
+    let web = WebMock::start(n, &certs).map_err(run)?;
+    let (expected, bad_tokens, scripts) = fleet::plan(n, protocol, &web.subscriptions);
+    let bad_ios = bad_tokens.len();
+    fleet::create_store(&db, n, protocol, &web.subscriptions).map_err(run)?;
+
     // iOS goes to one of the two APNs mocks: the binary gateway, or (by default) the HTTP/2
     // provider API with token auth, its invalid tokens split between BadDeviceToken (400) and
     // Unregistered (410).
@@ -123,6 +127,7 @@ pub fn command(args: DemoArgs) -> Result<(), Failure> {
     } else {
         return Err(run("no APNs mock started".into()));
     }
+    let builder = web.configure(builder, &certs).map_err(run)?;
     let client = android
         .configure(builder, &certs)
         .map_err(run)?
@@ -130,17 +135,19 @@ pub fn command(args: DemoArgs) -> Result<(), Failure> {
         .map_err(|e| run(e.to_string()))?;
 
     println!(
-        "push demo: {n} devices ({} iOS, {} Android) in the SQLite store {}",
+        "push demo: {n} devices ({} iOS, {} Android, {} web) in the SQLite store {}",
         expected.ios,
         expected.android,
+        expected.web,
         db.display()
     );
     println!(
-        "  protocols: iOS: {ios_protocol} · Android: {}",
+        "  protocols: iOS: {ios_protocol} · Android: {} · web: Web Push (VAPID, aes128gcm)",
         android.protocol()
     );
     println!("  {apns_line}");
     println!("  {}", android.describe());
+    println!("  {}", web.describe());
     let outcome = send::run(
         Plan {
             client,
@@ -208,6 +215,7 @@ pub fn command(args: DemoArgs) -> Result<(), Failure> {
         );
     }
     println!("  {}", android.stats());
+    println!("  {}", web.stats());
     println!(
         "store updated: {} invalid tokens removed, {} tokens replaced, {} rows removed whose canonical token was already stored",
         applied.deleted, applied.replaced, applied.merged
@@ -222,7 +230,8 @@ pub fn command(args: DemoArgs) -> Result<(), Failure> {
         )));
     }
     android.check(&expected).map_err(run)?;
-    let rows = fleet::verify(&db, n, protocol, &expected).map_err(run)?;
+    web.check().map_err(run)?;
+    let rows = fleet::verify(&db, n, protocol, &web.subscriptions, &expected).map_err(run)?;
     println!(
         "verified: the store holds exactly the expected {rows} devices ({} malformed rows kept for you to fix)",
         expected.malformed

@@ -7,7 +7,8 @@ use std::path::Path;
 use std::thread::JoinHandle;
 
 use async_channel::Sender;
-use push_proto::{ApnsToken, Device, GcmToken, Platform};
+use push_proto::webpush::Subscription;
+use push_proto::{ApnsToken, Device, GcmToken, Platform, TokenError};
 
 /// Devices waiting between a source and the client at most.
 pub const CHANNEL_CAPACITY: usize = 1024;
@@ -66,6 +67,9 @@ pub fn check(platform: Option<&str>, token: Option<&str>, origin: Origin) -> Inp
     let valid = match platform {
         Platform::Ios => ApnsToken::parse(token).map(|_| ()),
         Platform::Android => GcmToken::parse(token).map(|_| ()),
+        Platform::Web => Subscription::from_json(token)
+            .map(|_| ())
+            .map_err(|error| TokenError::WebSubscription(error.to_string())),
     };
     match valid {
         Ok(()) => Input::Device(Device::new(platform, token)),
@@ -73,11 +77,21 @@ pub fn check(platform: Option<&str>, token: Option<&str>, origin: Origin) -> Inp
     }
 }
 
-/// Parses one line of a device list; `None` for blank lines and comments.
+/// Parses one line of a device list; `None` for blank lines and comments. A `web` line's
+/// token is the rest of the line: the subscription JSON, spaces included.
 pub fn parse_line(line: &str, number: u64) -> Option<Input> {
     let line = line.trim();
     if line.is_empty() || line.starts_with('#') {
         return None;
+    }
+    if let Some((platform, rest)) = line.split_once(char::is_whitespace)
+        && platform.eq_ignore_ascii_case("web")
+    {
+        return Some(check(
+            Some(platform),
+            Some(rest.trim()),
+            Origin::Line(number),
+        ));
     }
     let mut fields = line.split_whitespace();
     let platform = fields.next();
@@ -151,6 +165,20 @@ fn read_lines(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_web_line_takes_the_rest_of_the_line_as_its_subscription() {
+        let json = r#"{"endpoint": "https://push.example.net/p/1", "keys": {"p256dh": "BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4", "auth": "BTBZMqHH6r4Tts7J_aSIgg"}}"#;
+        assert_eq!(
+            parse_line(&format!("web  {json} \n"), 1),
+            Some(Input::Device(Device::web(json)))
+        );
+        let Some(Input::Malformed(bad)) = parse_line(r#"web {"endpoint": "http://x/1"}"#, 2) else {
+            panic!("a bad subscription is malformed");
+        };
+        assert_eq!(bad.code, "invalid_token_format");
+        assert_eq!(bad.platform.as_deref(), Some("web"));
+    }
 
     #[test]
     fn lines_are_classified() {

@@ -170,7 +170,7 @@ impl Guard {
     /// they answered; returns the deletions released.
     pub fn finish(&mut self) -> Vec<Change> {
         let mut out = Vec::new();
-        let platforms: Vec<Platform> = [Platform::Ios, Platform::Android]
+        let platforms: Vec<Platform> = Platform::ALL
             .into_iter()
             .filter(|p| self.providers.contains_key(p.as_str()))
             .collect();
@@ -241,6 +241,7 @@ fn cause_line(platform: Platform, provider: &Provider, share: f64, limit: f64) -
     let service = match platform {
         Platform::Ios => "APNs",
         Platform::Android => "the Android provider",
+        Platform::Web => "the Web Push services",
     };
     let cause = match reason {
         "BadDeviceToken" => {
@@ -258,6 +259,9 @@ fn cause_line(platform: Platform, provider: &Provider, share: f64, limit: f64) -
             }
             Platform::Android => {
                 "likely another project or sender: check --fcm-service-account, --fcm-project or the GCM key"
+            }
+            Platform::Web => {
+                "the subscriptions likely came from a test push service, or the browsers unsubscribed long ago: check where the subscriptions were collected"
             }
         },
     };
@@ -279,6 +283,7 @@ fn platform_name(platform: Platform) -> &'static str {
     match platform {
         Platform::Ios => "iOS",
         Platform::Android => "Android",
+        Platform::Web => "Web",
     }
 }
 

@@ -7,6 +7,7 @@
 mod apple;
 mod bench;
 mod bench_h2;
+mod bench_webpush;
 mod change;
 mod cli;
 mod cli_apple;
@@ -33,6 +34,7 @@ mod store;
 mod store_command;
 mod store_schema;
 mod summary;
+mod web;
 mod workdir;
 
 use std::process::ExitCode;
@@ -52,6 +54,7 @@ fn main() -> ExitCode {
         Command::Mock(args) => mock::command(args),
         Command::Demo(args) => demo::command(args),
         Command::Bench(args) => bench::command(args),
+        Command::Vapid(args) => web::command(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use push_mock::{
     Certificates, FcmScript, GatewayOptions, GcmOptions, Http2Auth, Http2Options, MockApnsHttp2,
-    MockFeedback, MockGateway, MockGcm, ReasonScript, TokenScript,
+    MockFeedback, MockGateway, MockGcm, MockWebPush, ReasonScript, TokenScript, WebPushOptions,
 };
 use push_proto::ApnsToken;
 use push_proto::apns::FeedbackTuple;
@@ -108,6 +108,7 @@ pub fn command(args: MockArgs) -> Result<(), Failure> {
     let account = dir.join("fcm-service-account.json");
     std::fs::write(&account, fcm_service_account(&fcm))
         .map_err(|e| Failure::Run(format!("cannot write {}: {e}", account.display())))?;
+    let (web, web_lines) = start_web(&dir, &certs)?;
     let host = Certificates::SERVER_NAME;
     println!("APNs gateway   {host}:{}", gateway.addr().port());
     println!("APNs feedback  {host}:{}", feedback.addr().port());
@@ -166,6 +167,14 @@ pub fn command(args: MockArgs) -> Result<(), Failure> {
             );
         }
     }
+    for line in web_lines {
+        println!("{line}");
+    }
+    println!(
+        "try Web Push: push send --devices FILE --title Hi --body Hello --vapid-key {} --vapid-subject mailto:you@example.com --web-ca {}  (FILE with the web line above)",
+        dir.join(VAPID_FILE).display(),
+        paths.ca.display(),
+    );
     println!(
         "FCM HTTP v1    {} (project {FCM_PROJECT}, OAuth2 token endpoint {})",
         fcm.url(),
@@ -190,6 +199,35 @@ pub fn command(args: MockArgs) -> Result<(), Failure> {
             let _ = stopped.recv();
         }
     }
-    drop((gateway, feedback, gcm, http2, fcm));
+    drop((gateway, feedback, gcm, http2, fcm, web));
     Ok(())
+}
+
+/// The VAPID key `push mock` writes next to the certificates.
+const VAPID_FILE: &str = "vapid.pem";
+
+/// The mock Web Push service on two origins, a VAPID key in `dir` and a subscription made
+/// for it; returns the lines to print (the last one a device line for `push send`).
+fn start_web(
+    dir: &std::path::Path,
+    certs: &Certificates,
+) -> Result<(MockWebPush, Vec<String>), Failure> {
+    let path = dir.join(VAPID_FILE);
+    // A key left by an earlier run in the same --dir is replaced, like the certificates.
+    let _ = std::fs::remove_file(&path);
+    let public = crate::web::generate_key(&path).map_err(Failure::Run)?;
+    let web = MockWebPush::start(
+        WebPushOptions::new()
+            .origins(2)
+            .application_server_key(&public),
+        certs,
+    )
+    .map_err(|e| Failure::Run(format!("cannot start the mock Web Push service: {e}")))?;
+    let subscription = web.subscribe(0);
+    let lines = vec![
+        format!("Web Push       {}", web.origins().join(", ")),
+        format!("VAPID key      {} (public key {public})", path.display()),
+        format!("web line       web {}", subscription.json),
+    ];
+    Ok((web, lines))
 }

@@ -483,7 +483,14 @@ pub fn command(args: SendArgs) -> Result<(), Failure> {
         Schema::new(target.dialect(), schema).map_err(Failure::Usage)?;
     }
     let connections = args.connections.map(usize::from);
-    let client = config::client(&args.apns, &args.gcm, &args.fcm, connections, args.rate)
+    let client = config::client(
+        &args.apns,
+        &args.gcm,
+        &args.fcm,
+        &args.web,
+        connections,
+        args.rate,
+    )
         .map_err(Failure::Usage)?;
     let apply = args.apply_feedback.then_some(Apply {
         limits: Limits {

@@ -6,7 +6,7 @@
 //!
 //! ```sql
 //! CREATE TABLE devices(
-//!     platform   TEXT NOT NULL,     -- 'ios' or 'android'
+//!     platform   TEXT NOT NULL,     -- 'ios', 'android' or 'web'
 //!     token      TEXT PRIMARY KEY,  -- as the app registered it
 //!     updated_at BIGINT             -- UNIX seconds of the last registration; NULL = unknown
 //! );

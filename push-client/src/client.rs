@@ -10,6 +10,7 @@ use crate::config::ApnsConfig;
 use crate::config_fcm::FcmConfig;
 use crate::config_gcm::GcmConfig;
 use crate::config_http2::ApnsHttp2Config;
+use crate::config_webpush::WebPushConfig;
 use crate::driver::Driver;
 use crate::error::Error;
 use crate::feedback_service::{FeedbackService, InactiveDevices};
@@ -26,6 +27,7 @@ pub struct ClientBuilder<R: Runtime> {
     apns_http2: Option<ApnsHttp2Config>,
     gcm: Option<GcmConfig>,
     fcm: Option<FcmConfig>,
+    webpush: Option<WebPushConfig>,
     queue_capacity: usize,
     feedback_capacity: usize,
     runtime: Option<R>,
@@ -64,6 +66,13 @@ impl<R: Runtime> ClientBuilder<R> {
         self
     }
 
+    /// Sends browsers ([`Platform::Web`](crate::Platform::Web) devices, whose token is the
+    /// subscription JSON) through Web Push.
+    pub fn webpush(mut self, config: WebPushConfig) -> Self {
+        self.webpush = Some(config);
+        self
+    }
+
     /// Devices that may wait between `Session::push` and the protocol core (default 1024);
     /// `push` waits when it is full.
     pub fn queue_capacity(mut self, devices: usize) -> Self {
@@ -86,6 +95,7 @@ impl<R: Runtime> ClientBuilder<R> {
             apns_http2: self.apns_http2.as_ref(),
             gcm: self.gcm.as_ref(),
             fcm: self.fcm.as_ref(),
+            webpush: self.webpush.as_ref(),
         };
         let assembled = assemble(&runtime, providers)?;
         let (commands, receiver) = queue(self.queue_capacity);
@@ -161,6 +171,7 @@ impl<R: Runtime> Client<R> {
             apns_http2: None,
             gcm: None,
             fcm: None,
+            webpush: None,
             queue_capacity: 1024,
             feedback_capacity: 4096,
             runtime: None,

@@ -57,6 +57,21 @@ pub(crate) fn meaning(event: Event) -> Meaning {
         })) => Error::FcmToken {
             reason: error.to_string(),
         },
+        Event::WebPush(origin, engine::Event::ClientError { status, reason }) => {
+            Error::WebPushRefused {
+                origin: origin.to_string(),
+                status,
+                reason,
+            }
+        }
+        Event::WebPush(origin, engine::Event::Unreachable { reason }) => Error::Unreachable {
+            provider: Route::WebPush(0).name(),
+            reason: format!("{origin}: {reason}"),
+        },
+        Event::WebPush(origin, engine::Event::Credential(event)) => {
+            log::debug!("Web Push {origin}: {event:?}");
+            return Meaning::Logged;
+        }
         other => {
             log::warn!("{other:?}");
             return Meaning::Logged;

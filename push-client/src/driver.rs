@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use async_channel::{Receiver, Sender};
-use push_proto::engine::Input;
+use push_proto::engine::{self, Input, StreamEnd};
 use push_proto::{Action, Device, Full, Push, Route};
 
 use crate::command::Command;
@@ -23,6 +23,7 @@ use crate::report::ClientStats;
 use crate::runtime::Runtime;
 use crate::session_table::SessionTable;
 use crate::transports::Transports;
+use crate::webroutes::WebRoutes;
 
 /// Most commands taken from the queue per turn.
 const COMMANDS_PER_TURN: usize = 4096;
@@ -37,6 +38,7 @@ pub(crate) struct Driver<R: Runtime> {
     gcm: Option<HttpRoute<R>>,
     apns_http2: Option<HttpRoute<R>>,
     fcm: Option<HttpRoute<R>>,
+    web: Option<WebRoutes<R>>,
     commands: QueueReceiver<Command>,
     /// Commands taken from the queue and not handled yet.
     inbox: VecDeque<Command>,
@@ -69,6 +71,7 @@ impl<R: Runtime> Driver<R> {
             gcm: transports.gcm,
             apns_http2: transports.apns_http2,
             fcm: transports.fcm,
+            web: transports.web,
             commands,
             inbox: VecDeque::new(),
             io_tx,
@@ -271,12 +274,22 @@ impl<R: Runtime> Driver<R> {
                         Route::ApnsHttp2 => self.apns_http2.as_mut(),
                         Route::Fcm => self.fcm.as_mut(),
                         Route::Gcm => self.gcm.as_mut(),
+                        Route::WebPush(_) => self
+                            .web
+                            .as_mut()
+                            .and_then(|web| web.route(route, &self.push)),
                     };
-                    let input = transport.and_then(|transport| {
-                        transport.perform(&self.runtime, &self.io_tx, action)
-                    });
+                    let input = match transport {
+                        Some(transport) => transport.perform(&self.runtime, &self.io_tx, action),
+                        None => unperformed(action),
+                    };
                     if let Some(input) = input {
                         self.push.handle_http(route, input, now);
+                    }
+                }
+                Action::HttpRouteClosed(route) => {
+                    if let Some(web) = &mut self.web {
+                        web.close(route);
                     }
                 }
             }
@@ -288,6 +301,7 @@ impl<R: Runtime> Driver<R> {
             Route::ApnsHttp2 => self.apns_http2.as_mut(),
             Route::Fcm => self.fcm.as_mut(),
             Route::Gcm => self.gcm.as_mut(),
+            Route::WebPush(_) => self.web.as_mut()?.existing(route),
         }
     }
 
@@ -375,5 +389,25 @@ impl<R: Runtime> Driver<R> {
         stats.fcm_requests = fcm.requests;
         stats.fcm_token_refreshes = fcm.token_refreshes;
         stats.late_verdicts = self.late_verdicts;
+    }
+}
+
+/// What the core must learn of an action no transport could take (a route without one): a
+/// dial failed for good, a request was not sent.
+fn unperformed(action: engine::Action) -> Option<Input> {
+    match action {
+        engine::Action::Dial(conn) => Some(Input::DialFailed {
+            conn,
+            reason: "no transport for this route".into(),
+            fatal: true,
+        }),
+        engine::Action::Send { id, .. } => Some(Input::StreamEnd {
+            id,
+            end: StreamEnd::NotSent,
+        }),
+        engine::Action::CredentialRequest(_) => Some(Input::CredentialFailure(
+            "no credential endpoint for this route".into(),
+        )),
+        engine::Action::Close(_) => None,
     }
 }

@@ -84,6 +84,21 @@ pub enum Error {
         /// FCM's error code, else the RPC status.
         code: String,
     },
+    /// A Web Push service refused the client's VAPID credentials (HTTP 403: the VAPID public
+    /// key is not the `applicationServerKey` the subscriptions were made with, or the service
+    /// refuses this sender; 401 twice in a row: the tokens are refused). The key is never
+    /// shown.
+    #[error(
+        "the Web Push service at {origin} refused the VAPID credentials (HTTP {status}): {reason}"
+    )]
+    WebPushRefused {
+        /// The push service's origin (`https://host[:port]`).
+        origin: String,
+        /// The HTTP status.
+        status: u16,
+        /// What the service said.
+        reason: String,
+    },
     /// No OAuth2 access token could be obtained for the service account (the token endpoint
     /// refused the assertion, or stayed unreachable); the waiting notifications failed.
     #[error("no FCM access token: {reason}")]

@@ -11,6 +11,7 @@ use crate::config_fcm::FcmConfig;
 use crate::config_gcm::GcmConfig;
 use crate::config_http::HttpTransport;
 use crate::config_http2::ApnsHttp2Config;
+use crate::config_webpush::WebPushConfig;
 use crate::error::Error;
 use crate::feedback_service::FeedbackService;
 use crate::gateway_link::GatewayLink;
@@ -20,6 +21,7 @@ use crate::h2route::{Connections, HttpRoute};
 use crate::http::{HttpClient, Origin};
 use crate::net::Endpoint;
 use crate::runtime::Runtime;
+use crate::webroutes::WebRoutes;
 
 /// Largest APNs response body read: APNs answers with an empty body or a small JSON object.
 const MAX_APNS_BODY: usize = 16 * 1024;
@@ -35,6 +37,7 @@ pub(crate) struct Providers<'a> {
     pub(crate) apns_http2: Option<&'a ApnsHttp2Config>,
     pub(crate) gcm: Option<&'a GcmConfig>,
     pub(crate) fcm: Option<&'a FcmConfig>,
+    pub(crate) webpush: Option<&'a WebPushConfig>,
 }
 
 /// How the driver reaches each configured provider.
@@ -47,6 +50,8 @@ pub(crate) struct Transports<R: Runtime> {
     pub(crate) apns_http2: Option<HttpRoute<R>>,
     /// FCM HTTP v1 and its token endpoint.
     pub(crate) fcm: Option<HttpRoute<R>>,
+    /// Web Push: a route per push-service origin.
+    pub(crate) web: Option<WebRoutes<R>>,
 }
 
 /// The core, its transports, and the APNs feedback service when one is configured.
@@ -123,6 +128,11 @@ pub(crate) fn assemble<R: Runtime>(
             })?;
         fcm = Some(fcm_route(runtime, config)?);
     }
+    let mut web = None;
+    if let Some(config) = providers.webpush {
+        push = config.install(push, runtime.now())?;
+        web = Some(WebRoutes::new(config)?);
+    }
     Ok(Assembled {
         push,
         transports: Transports {
@@ -130,6 +140,7 @@ pub(crate) fn assemble<R: Runtime>(
             gcm,
             apns_http2,
             fcm,
+            web,
         },
         feedback_service,
     })

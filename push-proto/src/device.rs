@@ -14,17 +14,21 @@ pub enum Platform {
     Ios,
     /// Android devices, reached through FCM (v1, or legacy GCM).
     Android,
+    /// Browsers, reached through the push service of their subscription (Web Push); the
+    /// device's token is the subscription's `PushSubscription` JSON.
+    Web,
 }
 
 impl Platform {
     /// Every platform, in a stable order.
-    pub const ALL: [Platform; 2] = [Platform::Ios, Platform::Android];
+    pub const ALL: [Platform; 3] = [Platform::Ios, Platform::Android, Platform::Web];
 
-    /// The lowercase name used in files, databases and JSON (`ios`, `android`).
+    /// The lowercase name used in files, databases and JSON (`ios`, `android`, `web`).
     pub fn as_str(self) -> &'static str {
         match self {
             Platform::Ios => "ios",
             Platform::Android => "android",
+            Platform::Web => "web",
         }
     }
 }
@@ -35,20 +39,22 @@ impl fmt::Display for Platform {
     }
 }
 
-/// A platform name that is neither `ios` nor `android`.
+/// A platform name that is not `ios`, `android` or `web`.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[error("unknown platform {0:?} (expected \"ios\" or \"android\")")]
+#[error("unknown platform {0:?} (expected \"ios\", \"android\" or \"web\")")]
 pub struct UnknownPlatform(pub String);
 
 impl FromStr for Platform {
     type Err = UnknownPlatform;
 
-    /// Parses `ios` or `android`, ignoring ASCII case.
+    /// Parses `ios`, `android` or `web`, ignoring ASCII case.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         if s.eq_ignore_ascii_case("ios") {
             Ok(Platform::Ios)
         } else if s.eq_ignore_ascii_case("android") {
             Ok(Platform::Android)
+        } else if s.eq_ignore_ascii_case("web") {
+            Ok(Platform::Web)
         } else {
             Err(UnknownPlatform(s.to_owned()))
         }
@@ -88,6 +94,11 @@ impl Device {
     pub fn android(token: impl Into<String>) -> Self {
         Device::new(Platform::Android, token)
     }
+
+    /// A browser, by its `PushSubscription` JSON.
+    pub fn web(subscription: impl Into<String>) -> Self {
+        Device::new(Platform::Web, subscription)
+    }
 }
 
 /// Why a token string is not a valid token for its platform.
@@ -109,6 +120,10 @@ pub enum TokenError {
     /// A GCM registration id was longer than [`GcmToken::MAX_LEN`].
     #[error("a GCM registration id must be at most {max} bytes, got {0}", max = GcmToken::MAX_LEN)]
     GcmTooLong(usize),
+    /// A Web Push subscription that is not a usable `PushSubscription` JSON (see
+    /// [`Subscription::from_json`](crate::webpush::Subscription::from_json)); why follows.
+    #[error("{0}")]
+    WebSubscription(String),
     /// The service itself called the token malformed (FCM v1 `INVALID_ARGUMENT` on
     /// `message.token`); its words follow.
     #[error("the service says the token is malformed: {0}")]
@@ -282,6 +297,7 @@ mod tests {
             assert_eq!(platform.as_str().parse::<Platform>(), Ok(platform));
         }
         assert_eq!("IOS".parse::<Platform>(), Ok(Platform::Ios));
+        assert_eq!("Web".parse::<Platform>(), Ok(Platform::Web));
         assert!("windows".parse::<Platform>().is_err());
     }
 

@@ -14,6 +14,12 @@ use crate::feedback::{DeviceError, Feedback, Receipt};
 use crate::gcm::{self, MessageOptions};
 use crate::outcome::{Full, Outcome};
 use crate::payload::Payload;
+use crate::webpush::{self, Origin, Subscription, Vapid};
+use web::{Web, WebAction};
+
+mod web;
+
+pub use web::WebPushSettings;
 
 /// Names a session opened with [`Push::open_session`]: one payload sent to many devices.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -32,11 +38,16 @@ pub enum Route {
     Fcm,
     /// Legacy GCM's HTTP JSON API: batches of tokens over HTTP/1.1.
     Gcm,
+    /// One Web Push origin: the number is new for each origin's sender (never reused while
+    /// the dispatcher lives), so that what a dropped route's connections still report is
+    /// ignored. [`Push::webpush_origin`] tells its origin.
+    WebPush(u64),
 }
 
 impl Route {
-    /// Every route, in the order [`Push::poll_action`] serves them.
-    const ALL: [Route; 3] = [Route::ApnsHttp2, Route::Fcm, Route::Gcm];
+    /// The routes of one provider each, in the order [`Push::poll_action`] serves them (the
+    /// Web Push routes come and go, after them).
+    const FIXED: [Route; 3] = [Route::ApnsHttp2, Route::Fcm, Route::Gcm];
 
     /// The provider's name in logs and errors.
     pub fn name(self) -> &'static str {
@@ -44,6 +55,7 @@ impl Route {
             Route::ApnsHttp2 => "APNs",
             Route::Fcm => "FCM",
             Route::Gcm => "GCM",
+            Route::WebPush(_) => "Web Push",
         }
     }
 }
@@ -66,6 +78,9 @@ pub enum Action {
     /// Something for an HTTP provider's connections: perform the [`engine::Action`], then
     /// report what happens with [`Push::handle_http`] and the same route.
     Http(Route, engine::Action),
+    /// A Web Push route was dropped (its origin had no work for a while): close its
+    /// connections and forget it; later inputs for it are ignored.
+    HttpRouteClosed(Route),
 }
 
 /// Something worth knowing that concerns more than one device.
@@ -82,6 +97,9 @@ pub enum Event {
     ApnsHttp2(http2::Event),
     /// A notable FCM event (access tokens, refused credentials, ...).
     Fcm(fcm::Event),
+    /// A notable Web Push event of one origin (a refused VAPID key, an unreachable push
+    /// service, a new VAPID token, ...).
+    WebPush(Origin, webpush::Event),
 }
 
 #[derive(Debug)]
@@ -96,6 +114,8 @@ struct Session {
     gcm: Option<Result<gcm::Encoded, DeviceError>>,
     /// The FCM message, when that provider is configured.
     fcm: Option<Result<fcm::Message, DeviceError>>,
+    /// The Web Push message, when that provider is configured.
+    webpush: Option<Result<webpush::Message, DeviceError>>,
     outstanding: u64,
     closed: bool,
     /// When what has not ended ends `unavailable` (see [`Push::set_session_deadline`]).
@@ -122,6 +142,7 @@ pub struct Push {
     apns_http2: Option<http2::Sender<Tag>>,
     gcm: Option<(gcm::Sender<Tag>, MessageOptions)>,
     fcm: Option<(fcm::Sender<Tag>, fcm::Options)>,
+    web: Option<Web>,
     sessions: HashMap<SessionId, Session>,
     next_session: u64,
     feedback: VecDeque<(SessionId, Feedback)>,
@@ -144,6 +165,7 @@ impl Push {
             apns_http2: None,
             gcm: None,
             fcm: None,
+            web: None,
             sessions: HashMap::new(),
             next_session: 0,
             feedback: VecDeque::new(),
@@ -190,6 +212,34 @@ impl Push {
         Ok(self)
     }
 
+    /// Sends browsers ([`Platform::Web`]) through the push service of each subscription:
+    /// one engine sender per origin (see [`WebPushSettings`]), each signing VAPID tokens with
+    /// `vapid` for its origin; `(now, unix_now)` is one reading of the core's clock and the
+    /// wall clock (UNIX seconds), for the tokens' `exp`.
+    pub fn with_webpush(
+        mut self,
+        settings: WebPushSettings,
+        vapid: Vapid,
+        now: Instant,
+        unix_now: u64,
+    ) -> Result<Self, engine::ConfigError> {
+        self.web = Some(Web::new(settings, vapid, now, unix_now)?);
+        Ok(self)
+    }
+
+    /// The origin of a Web Push route, while it has a sender (`None` for other routes).
+    pub fn webpush_origin(&self, route: Route) -> Option<&Origin> {
+        match route {
+            Route::WebPush(n) => self.web.as_ref()?.origin(n),
+            _ => None,
+        }
+    }
+
+    /// The Web Push origins with a sender now, in the order they were made.
+    pub fn webpush_origins(&self) -> Vec<&Origin> {
+        self.web.iter().flat_map(Web::origins).collect()
+    }
+
     /// The APNs gateway state machine, when configured (for stats and configuration).
     pub fn apns(&self) -> Option<&Gateway<Tag>> {
         self.apns.as_ref()
@@ -230,6 +280,10 @@ impl Push {
                 .fcm
                 .as_ref()
                 .map(|(_, options)| fcm::Message::new(payload, options)),
+            webpush: self
+                .web
+                .as_ref()
+                .map(|web| webpush::Message::new(payload, web.options())),
             outstanding: 0,
             closed: false,
             deadline: None,
@@ -263,10 +317,22 @@ impl Push {
             })
             .collect();
         for id in due {
-            for route in Route::ALL {
+            for route in Route::FIXED {
                 if let Some(sender) = self.http(route) {
                     sender.expire(id, DEADLINE_PASSED, now);
                 }
+            }
+            let waiting = self
+                .web
+                .as_mut()
+                .map(|web| web.expire(id, DEADLINE_PASSED, now))
+                .unwrap_or_default();
+            for tag in waiting {
+                let error = DeviceError::Unavailable {
+                    attempts: 0,
+                    last_error: format!("{DEADLINE_PASSED} before it was sent"),
+                };
+                self.finish_device(Outcome::failed(tag, error));
             }
         }
     }
@@ -321,6 +387,12 @@ impl Push {
                 (session_id, device),
                 now,
             ),
+            Platform::Web => route_web(
+                self.web.as_mut(),
+                session.webpush.as_ref(),
+                (session_id, device),
+                now,
+            ),
         };
         match routed {
             Ok(()) => {
@@ -343,10 +415,13 @@ impl Push {
             return;
         };
         session.closed = true;
-        for route in Route::ALL {
+        for route in Route::FIXED {
             if let Some(sender) = self.http(route) {
                 sender.flush();
             }
+        }
+        if let Some(web) = &mut self.web {
+            web.flush();
         }
         self.finish_session_if_done(session_id);
     }
@@ -359,26 +434,29 @@ impl Push {
     /// True when no provider has work left.
     pub fn is_idle(&self) -> bool {
         self.apns.as_ref().is_none_or(Gateway::is_idle)
-            && Route::ALL
+            && Route::FIXED
                 .into_iter()
                 .all(|route| self.http_ref(route).is_none_or(|s| s.is_idle()))
+            && self.web.as_ref().is_none_or(Web::is_idle)
     }
 
-    /// The sender of `route`, when configured.
+    /// The sender of a fixed `route`, when configured.
     fn http(&mut self, route: Route) -> Option<&mut dyn HttpSender> {
         match route {
             Route::ApnsHttp2 => self.apns_http2.as_mut().map(|s| s as &mut dyn HttpSender),
             Route::Fcm => self.fcm.as_mut().map(|(s, _)| s as &mut dyn HttpSender),
             Route::Gcm => self.gcm.as_mut().map(|(s, _)| s as &mut dyn HttpSender),
+            Route::WebPush(_) => None,
         }
     }
 
-    /// The sender of `route`, when configured, to look at.
+    /// The sender of a fixed `route`, when configured, to look at.
     fn http_ref(&self, route: Route) -> Option<&dyn HttpSender> {
         match route {
             Route::ApnsHttp2 => self.apns_http2.as_ref().map(|s| s as &dyn HttpSender),
             Route::Fcm => self.fcm.as_ref().map(|(s, _)| s as &dyn HttpSender),
             Route::Gcm => self.gcm.as_ref().map(|(s, _)| s as &dyn HttpSender),
+            Route::WebPush(_) => None,
         }
     }
 
@@ -429,7 +507,9 @@ impl Push {
 
     /// What happened to an HTTP provider's connection, stream or credential request.
     pub fn handle_http(&mut self, route: Route, input: engine::Input, now: Instant) {
-        if let Some(sender) = self.http(route) {
+        if let (Route::WebPush(n), Some(web)) = (route, &mut self.web) {
+            web.handle(n, input, now);
+        } else if let Some(sender) = self.http(route) {
             sender.handle(input, now);
         }
     }
@@ -440,10 +520,13 @@ impl Push {
         if let Some(gateway) = &mut self.apns {
             gateway.handle_timeout(now);
         }
-        for route in Route::ALL {
+        for route in Route::FIXED {
             if let Some(sender) = self.http(route) {
                 sender.handle_timeout(now);
             }
+        }
+        if let Some(web) = &mut self.web {
+            web.handle_timeout(now);
         }
     }
 
@@ -463,9 +546,13 @@ impl Push {
                 return Some(Action::ApnsWrite);
             }
         }
-        Route::ALL.into_iter().find_map(|route| {
+        let fixed = Route::FIXED.into_iter().find_map(|route| {
             let action = self.http(route)?.poll_action(now)?;
             Some(Action::Http(route, action))
+        });
+        fixed.or_else(|| match self.web.as_mut()?.poll_action(now)? {
+            WebAction::Http(n, action) => Some(Action::Http(Route::WebPush(n), action)),
+            WebAction::Closed(n) => Some(Action::HttpRouteClosed(Route::WebPush(n))),
         })
     }
 
@@ -493,13 +580,18 @@ impl Push {
                 self.events.push_back(Event::Gcm(event));
             }
         }
+        if let Some(web) = &mut self.web {
+            while let Some((origin, event)) = web.poll_event() {
+                self.events.push_back(Event::WebPush(origin, event));
+            }
+        }
         self.events.pop_front()
     }
 
     /// When [`handle_timeout`](Push::handle_timeout) should be called next.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let apns = self.apns.as_ref().and_then(Gateway::poll_timeout);
-        let http = Route::ALL
+        let http = Route::FIXED
             .into_iter()
             .filter_map(|route| self.http_ref(route)?.poll_timeout());
         let deadlines = self
@@ -507,17 +599,21 @@ impl Push {
             .values()
             .filter(|s| !s.expired && s.outstanding > 0)
             .filter_map(|s| s.deadline);
-        http.chain(apns).chain(deadlines).min()
+        let web = self.web.as_ref().and_then(Web::poll_timeout);
+        http.chain(apns).chain(web).chain(deadlines).min()
     }
 
     fn collect_outcomes(&mut self) {
         while let Some(outcome) = self.apns.as_mut().and_then(Gateway::poll_outcome) {
             self.finish_device(outcome);
         }
-        for route in Route::ALL {
+        for route in Route::FIXED {
             while let Some((outcome, receipt)) = self.http(route).and_then(|s| s.poll_report()) {
                 self.finish_device_with(outcome, receipt);
             }
+        }
+        while let Some((outcome, receipt)) = self.web.as_mut().and_then(Web::poll_report) {
+            self.finish_device_with(outcome, receipt);
         }
     }
 
@@ -626,6 +722,26 @@ fn route_http<P: Protocol, C: Credential>(
     sender
         .queue(token, message, (session_id, device), now)
         .map_err(|Full((_, _, (_, device)))| Routed::Full(device))
+}
+
+/// Queues `device` (tagged with its session) on the Web Push route of its subscription's
+/// origin with the session's `message`.
+fn route_web(
+    web: Option<&mut Web>,
+    message: Option<&Result<webpush::Message, DeviceError>>,
+    (session_id, device): Tag,
+    now: Instant,
+) -> Result<(), Routed> {
+    let (Some(web), Some(message)) = (web, message) else {
+        return Err(no_provider(device));
+    };
+    let parse = |json: &str| {
+        Subscription::from_json(json)
+            .map_err(|error| TokenError::WebSubscription(error.to_string()))
+    };
+    let (subscription, message, device) = prepare(device, parse, message.as_ref())?;
+    web.queue(subscription, message, (session_id, device), now)
+        .map_err(|Full((_, device))| Routed::Full(device))
 }
 
 /// What [`Push`] needs of an HTTP provider's engine sender, whatever its protocol and

@@ -88,7 +88,7 @@ pub mod webpush;
 
 pub use backoff::Backoff;
 pub use device::{ApnsToken, Device, GcmToken, Platform, TokenError, UnknownPlatform};
-pub use dispatch::{Action, Event, Push, Route, SessionId};
+pub use dispatch::{Action, Event, Push, Route, SessionId, WebPushSettings};
 pub use feedback::{DeviceError, Feedback, Receipt};
 pub use outcome::{Full, Outcome};
 pub use payload::{Payload, Priority};

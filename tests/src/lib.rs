@@ -22,6 +22,7 @@ mod scenarios_hostile;
 mod scenarios_http2;
 mod scenarios_rate;
 mod scenarios_safety;
+mod scenarios_webpush;
 pub mod sim;
 pub use clock::Shifted;
 pub use scenarios::*;
@@ -31,6 +32,7 @@ pub use scenarios_hostile::*;
 pub use scenarios_http2::*;
 pub use scenarios_rate::*;
 pub use scenarios_safety::*;
+pub use scenarios_webpush::*;
 
 /// Instantiates every scenario as a `#[test]` for one runtime:
 /// `push_scenarios::scenarios!(push_smol::Smol, smol::block_on);`
@@ -85,7 +87,9 @@ macro_rules! scenarios {
             fcm_random_faults_lose_no_notification,
             fcm_quota_is_followed,
             apns_http2_provider_limit_is_followed,
-            a_deadline_mid_run_gives_every_device_one_feedback
+            a_deadline_mid_run_gives_every_device_one_feedback,
+            webpush_mixed_outcomes_over_three_origins,
+            webpush_wrong_vapid_key_is_a_clear_error
         );
     };
     (@each $runtime:ty, $block_on:path, $($name:ident),* $(,)?) => {

@@ -34,7 +34,8 @@ enum Fate {
     /// Delivered.
     Plain,
     /// Rejected as invalid (APNs status 8, HTTP/2 BadDeviceToken / Unregistered, GCM
-    /// NotRegistered / InvalidRegistration, FCM UNREGISTERED / SENDER_ID_MISMATCH).
+    /// NotRegistered / InvalidRegistration, FCM UNREGISTERED / SENDER_ID_MISMATCH, Web Push
+    /// 410 for an expired subscription).
     Invalid,
     /// Delivered with a new canonical token.
     Canonical(String),
@@ -49,7 +50,7 @@ enum Fate {
 /// One generated device.
 #[derive(Debug, Clone)]
 struct Entry {
-    /// `ios` or `android`.
+    /// `ios`, `android` or `web`.
     platform: &'static str,
     /// The token as stored.
     token: String,
@@ -68,20 +69,49 @@ fn is_ios(i: u64) -> bool {
     i % 5 < 3
 }
 
+/// One device in 25 is a browser (a fifth of the positions that would be Android).
+fn is_web(i: u64) -> bool {
+    i % 25 == 24
+}
+
+/// The browsers among `n` devices: the subscriptions the demo's push service must mint.
+pub fn web_count(n: u64) -> usize {
+    usize::try_from(n / 25).unwrap_or(0)
+}
+
+/// Whether web subscription `k` has expired: 3 % of them (answered 410).
+pub fn web_expired(k: usize) -> bool {
+    spread(k as u64 ^ 0x5eb) < 30
+}
+
 fn android_token(i: u64) -> String {
     format!("demo:APA91b{i:010}-mock-registration-id-for-the-push-demo")
 }
 
 fn android_is_plain(i: u64) -> bool {
-    !is_ios(i) && spread(i) >= 30
+    !is_ios(i) && !is_web(i) && spread(i) >= 30
 }
 
-/// The device at position `i`: 60 % iOS, 40 % Android; about 0.4 % of iOS tokens and 1.3 %
-/// of Android ones invalid, 0.1 % of iOS rows malformed; 1.3 % of Android ones due a
-/// canonical id with GCM (a fifth of those already stored), retried once with FCM (which has
-/// no canonical ids) after a 429 QUOTA_EXCEEDED or a 503 UNAVAILABLE.
-fn entry(i: u64, protocol: Protocol) -> Entry {
+/// The device at position `i`: 60 % iOS, 36 % Android, 4 % browsers (their subscriptions in
+/// `web`, minted by the demo's push service); about 0.4 % of iOS tokens, 1.3 % of Android
+/// ones and 3 % of subscriptions invalid, 0.1 % of iOS rows malformed; 1.3 % of Android ones
+/// due a canonical id with GCM (a fifth of those already stored), retried once with FCM
+/// (which has no canonical ids) after a 429 QUOTA_EXCEEDED or a 503 UNAVAILABLE.
+fn entry(i: u64, protocol: Protocol, web: &[String]) -> Entry {
     let h = spread(i);
+    if is_web(i) {
+        let k = usize::try_from(i / 25).unwrap_or(usize::MAX);
+        return Entry {
+            platform: "web",
+            token: web.get(k).cloned().unwrap_or_default(),
+            fate: if web_expired(k) {
+                Fate::Invalid
+            } else {
+                Fate::Plain
+            },
+            script: None,
+        };
+    }
     if is_ios(i) {
         let token = format!("d0{i:062x}");
         return match h {
@@ -155,7 +185,7 @@ fn entry(i: u64, protocol: Protocol) -> Entry {
 }
 
 /// Writes the store: `n` rows, registered a day ago.
-pub fn create_store(path: &Path, n: u64, protocol: Protocol) -> Result<(), String> {
+pub fn create_store(path: &Path, n: u64, protocol: Protocol, web: &[String]) -> Result<(), String> {
     for suffix in ["", "-wal", "-shm"] {
         let file = PathBuf::from(format!("{}{suffix}", path.display()));
         if file.exists() {
@@ -172,7 +202,7 @@ pub fn create_store(path: &Path, n: u64, protocol: Protocol) -> Result<(), Strin
             .map_err(error)?;
         let registered = store::now() - 86_400;
         for i in 0..n {
-            let entry = entry(i, protocol);
+            let entry = entry(i, protocol, web);
             insert
                 .execute(params![entry.platform, entry.token, registered])
                 .map_err(error)?;
@@ -188,6 +218,8 @@ pub struct Expected {
     pub ios: u64,
     /// Android devices.
     pub android: u64,
+    /// Browsers (Web Push).
+    pub web: u64,
     /// Devices rejected as invalid (deleted from the store).
     pub invalid: u64,
     /// Devices delivered under a new canonical token (GCM).
@@ -204,14 +236,19 @@ pub struct Expected {
 
 /// The plan of `n` devices: the expected numbers, the invalid iOS tokens, and the Android
 /// scripts.
-pub fn plan(n: u64, protocol: Protocol) -> (Expected, HashSet<ApnsToken>, Vec<(String, Script)>) {
+pub fn plan(
+    n: u64,
+    protocol: Protocol,
+    web: &[String],
+) -> (Expected, HashSet<ApnsToken>, Vec<(String, Script)>) {
     let mut expected = Expected::default();
     let mut bad_tokens = HashSet::new();
     let mut scripts = Vec::new();
     for i in 0..n {
-        let entry = entry(i, protocol);
+        let entry = entry(i, protocol, web);
         match entry.platform {
             "ios" => expected.ios += 1,
+            "web" => expected.web += 1,
             _ => expected.android += 1,
         }
         match &entry.fate {
@@ -240,7 +277,13 @@ pub fn plan(n: u64, protocol: Protocol) -> (Expected, HashSet<ApnsToken>, Vec<(S
 }
 
 /// Checks the store row by row against the plan; returns the rows left.
-pub fn verify(path: &Path, n: u64, protocol: Protocol, expected: &Expected) -> Result<u64, String> {
+pub fn verify(
+    path: &Path,
+    n: u64,
+    protocol: Protocol,
+    web: &[String],
+    expected: &Expected,
+) -> Result<u64, String> {
     let conn = Connection::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let error = |e: rusqlite::Error| format!("{}: {e}", path.display());
     let mut exists = conn
@@ -253,7 +296,7 @@ pub fn verify(path: &Path, n: u64, protocol: Protocol, expected: &Expected) -> R
             .map_err(error)
     };
     for i in 0..n {
-        let entry = entry(i, protocol);
+        let entry = entry(i, protocol, web);
         let ok = match &entry.fate {
             Fate::Plain | Fate::Retried | Fate::Malformed => has(&entry.token)?,
             Fate::Invalid => !has(&entry.token)?,

@@ -150,7 +150,7 @@ fn one_loop_drives_both_providers_to_one_feedback_per_device() {
                     let response = http::Response::new(Bytes::from(results));
                     push.handle_http(Route::Gcm, engine::Input::Response { id, response }, now);
                 }
-                Action::Http(route, action) => panic!("unexpected {route:?} {action:?}"),
+                other => panic!("unexpected {other:?}"),
             }
         }
         while let Some(event) = push.poll_event() {

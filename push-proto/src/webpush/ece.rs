@@ -23,7 +23,9 @@
 use p256::elliptic_curve::sec1::ToEncodedPoint;
 use p256::{PublicKey, SecretKey};
 use ring::aead::{AES_128_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
+use ring::agreement::{ECDH_P256, EphemeralPrivateKey, UnparsedPublicKey, agree_ephemeral};
 use ring::hmac;
+use ring::rand::SystemRandom;
 use thiserror::Error;
 
 use super::randomness::{Randomness, RandomnessError};
@@ -74,6 +76,53 @@ pub(crate) const fn body_len(plaintext_len: usize, padding: usize) -> usize {
 struct Ephemeral {
     secret: SecretKey,
     public: [u8; P256DH_LEN],
+}
+
+/// The application server's side of one message's ECDH: its ephemeral public key and the
+/// shared secret (`ecdh_secret`).
+struct Agreement {
+    public: [u8; P256DH_LEN],
+    secret: [u8; 32],
+}
+
+impl Agreement {
+    /// With a key pair whose scalar comes from `randomness` (p256): reproducible.
+    fn drawn(
+        randomness: &dyn Randomness,
+        subscription: &Subscription,
+    ) -> Result<Agreement, EncryptError> {
+        let ephemeral = Ephemeral::draw(randomness)?;
+        Ok(Agreement::with(&ephemeral, subscription))
+    }
+
+    /// With the key pair `ephemeral`.
+    fn with(ephemeral: &Ephemeral, subscription: &Subscription) -> Agreement {
+        Agreement {
+            public: ephemeral.public,
+            secret: ecdh_secret(ephemeral, subscription.public_key()),
+        }
+    }
+
+    /// With a key pair made by `ring` from the system generator (the fast path).
+    fn system(subscription: &Subscription) -> Result<Agreement, EncryptError> {
+        let failed = |_| RandomnessError("ring's ephemeral ECDH failed".into());
+        let private =
+            EphemeralPrivateKey::generate(&ECDH_P256, &SystemRandom::new()).map_err(failed)?;
+        let mut public = [0u8; P256DH_LEN];
+        let computed = private.compute_public_key().map_err(failed)?;
+        if computed.as_ref().len() != P256DH_LEN {
+            return Err(RandomnessError("ring's public key has an unexpected size".into()).into());
+        }
+        public.copy_from_slice(computed.as_ref());
+        let peer = UnparsedPublicKey::new(&ECDH_P256, subscription.p256dh());
+        let secret = agree_ephemeral(private, &peer, |shared| {
+            let mut secret = [0u8; 32];
+            secret.copy_from_slice(shared);
+            secret
+        })
+        .map_err(failed)?;
+        Ok(Agreement { public, secret })
+    }
 }
 
 impl Ephemeral {
@@ -160,15 +209,15 @@ fn content_keys(prk: &[u8; 32]) -> Keys {
 }
 
 /// Derives the content-encryption key and nonce of one message.
-fn derive(ephemeral: &Ephemeral, subscription: &Subscription, salt: &[u8; SALT_LEN]) -> Keys {
-    let secret = ecdh_secret(ephemeral, subscription.public_key());
-    let prk_key = prk_key(subscription.auth(), &secret);
-    let info = key_info(subscription.p256dh(), &ephemeral.public);
+fn derive(agreement: &Agreement, subscription: &Subscription, salt: &[u8; SALT_LEN]) -> Keys {
+    let prk_key = prk_key(subscription.auth(), &agreement.secret);
+    let info = key_info(subscription.p256dh(), &agreement.public);
     content_keys(&prk(salt, &ikm(&prk_key, &info)))
 }
 
 /// Encrypts `plaintext` for `subscription`, followed by `padding` zeros, with an ephemeral key
-/// and a salt drawn from `randomness` (in that order): the `aes128gcm` body.
+/// and a salt drawn from `randomness` (in that order; the system generator's key pair is made
+/// inside `ring` instead, see [`Randomness::is_system`]): the `aes128gcm` body.
 pub(crate) fn encrypt(
     plaintext: &[u8],
     padding: usize,
@@ -179,10 +228,14 @@ pub(crate) fn encrypt(
     if size > MAX_BODY {
         return Err(EncryptError::TooLarge { size });
     }
-    let ephemeral = Ephemeral::draw(randomness)?;
+    let agreement = if randomness.is_system() {
+        Agreement::system(subscription)?
+    } else {
+        Agreement::drawn(randomness, subscription)?
+    };
     let mut salt = [0u8; SALT_LEN];
     randomness.fill(&mut salt)?;
-    encrypt_with(plaintext, padding, subscription, &ephemeral, &salt)
+    encrypt_with(plaintext, padding, subscription, &agreement, &salt)
 }
 
 /// [`encrypt`] with the ephemeral key and the salt given.
@@ -190,15 +243,15 @@ fn encrypt_with(
     plaintext: &[u8],
     padding: usize,
     subscription: &Subscription,
-    ephemeral: &Ephemeral,
+    agreement: &Agreement,
     salt: &[u8; SALT_LEN],
 ) -> Result<Vec<u8>, EncryptError> {
-    let keys = derive(ephemeral, subscription, salt);
+    let keys = derive(agreement, subscription, salt);
     let mut body = Vec::with_capacity(body_len(plaintext.len(), padding));
     body.extend_from_slice(salt);
     body.extend_from_slice(&RECORD_SIZE.to_be_bytes());
     body.push(P256DH_LEN as u8);
-    body.extend_from_slice(&ephemeral.public);
+    body.extend_from_slice(&agreement.public);
     body.extend_from_slice(plaintext);
     body.push(LAST_RECORD);
     body.resize(body.len() + padding, 0);

@@ -5,8 +5,8 @@
 //! | 2xx (RFC 8030: 201 Created) | [`Verdict::Delivered`] | delivered; `Location` (the push message resource) kept as the receipt's id |
 //! | 404, 410 | [`Verdict::InvalidDevice`] | `invalid_device`: the subscription expired or was removed; delete it |
 //! | 413 | [`Verdict::PayloadTooLarge`] | `payload_too_large` |
-//! | 429 | [`Verdict::Retry`] | retried after `Retry-After` or the backoff; `unavailable` when attempts run out |
-//! | 5xx | [`Verdict::Retry`] | as 429 |
+//! | 429 | [`Verdict::Throttled`] | the service limits this sender: the origin's route slows down (its rate controller), the message is retried after `Retry-After` or the backoff; `unavailable` when the retry deadline passes |
+//! | 5xx | [`Verdict::Retry`] | retried after `Retry-After` or the backoff |
 //! | 401 | [`Verdict::Reauthenticate`] | the VAPID token was refused: a new one is signed and the message sent once more; a second time `rejected` + [`Event::ClientError`](crate::engine::Event::ClientError) |
 //! | 403 | [`Verdict::ClientError`] | `rejected` + [`Event::ClientError`](crate::engine::Event::ClientError): the VAPID key is not the one the subscription was made with (or the service refuses this sender) |
 //! | 400, any other | [`Verdict::Rejected`] | `rejected` with the service's reason |
@@ -36,7 +36,10 @@ pub fn classify(response: &http::Response<Bytes>) -> Answer {
         200..=299 => Verdict::Delivered,
         404 | 410 => Verdict::InvalidDevice { since: None },
         413 => Verdict::PayloadTooLarge,
-        429 | 500..=599 => Verdict::Retry {
+        429 => Verdict::Throttled {
+            retry_after: retry_after(response.headers()),
+        },
+        500..=599 => Verdict::Retry {
             retry_after: retry_after(response.headers()),
             client_wide: false,
         },
@@ -120,6 +123,9 @@ mod tests {
 
     #[test]
     fn the_table() {
+        let throttled = |seconds: Option<u64>| Verdict::Throttled {
+            retry_after: seconds.map(Duration::from_secs),
+        };
         let retry = |seconds: Option<u64>| Verdict::Retry {
             retry_after: seconds.map(Duration::from_secs),
             client_wide: false,
@@ -136,8 +142,8 @@ mod tests {
                 Verdict::InvalidDevice { since: None },
             ),
             (413, vec![], "", Verdict::PayloadTooLarge),
-            (429, vec![("retry-after", "7")], "", retry(Some(7))),
-            (429, vec![], "", retry(None)),
+            (429, vec![("retry-after", "7")], "", throttled(Some(7))),
+            (429, vec![], "", throttled(None)),
             (500, vec![], "", retry(None)),
             (503, vec![("retry-after", "120")], "", retry(Some(120))),
             (599, vec![], "", retry(None)),

@@ -68,7 +68,11 @@ fn rfc8291_example_byte_for_byte() {
     assert_eq!(base64url(&keys.cek), rfc8291::CEK);
     assert_eq!(base64url(&keys.nonce), rfc8291::NONCE);
     // And composed.
-    let keys = derive(&ephemeral, &subscription, &salt);
+    let keys = derive(
+        &Agreement::with(&ephemeral, &subscription),
+        &subscription,
+        &salt,
+    );
     assert_eq!(
         (base64url(&keys.cek), base64url(&keys.nonce)),
         (rfc8291::CEK.into(), rfc8291::NONCE.into())
@@ -196,6 +200,18 @@ fn user_agent(scalar: [u8; 32], auth: [u8; 16]) -> Option<(SecretKey, Subscripti
     )
     .ok()?;
     Some((secret, subscription))
+}
+
+#[test]
+fn the_system_generators_ring_key_pairs_decrypt_too() {
+    let (ua, subscription) = user_agent([7; 32], [9; 16]).unwrap();
+    let random = crate::webpush::SystemRandomness::new();
+    let one = encrypt(b"hello", 3, &subscription, &random).unwrap();
+    let two = encrypt(b"hello", 3, &subscription, &random).unwrap();
+    assert_eq!(decrypt(&one, &ua, &[9; 16]), Some(b"hello".to_vec()));
+    assert_eq!(decrypt(&two, &ua, &[9; 16]), Some(b"hello".to_vec()));
+    // A new key pair and salt each time.
+    assert_ne!(one[..HEADER_LEN], two[..HEADER_LEN]);
 }
 
 proptest! {

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{ArgGroup, Args, Parser, Subcommand};
 
 use crate::guard::{DEFAULT_MAX_INVALID_PERCENT, DEFAULT_MIN_ANSWERS, MaxDelete};
+use crate::metrics_server::MetricsArgs;
 
 /// A percentage, with or without its `%`.
 fn percent(text: &str) -> Result<f64, String> {
@@ -138,6 +139,9 @@ pub struct SendArgs {
     /// No progress bar and no summary.
     #[arg(long)]
     pub quiet: bool,
+    /// Prometheus metrics.
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
 }
 
 /// The notification's content.

@@ -164,6 +164,7 @@ pub fn command(args: DemoArgs) -> Result<(), Failure> {
             resume: None,
             stop_wait: send::DEFAULT_STOP_WAIT,
             in_flight: None,
+            metrics: None,
         },
         &Stop::default(),
     )

@@ -19,6 +19,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+use push_smol::push_proto::apns::GatewayStats;
+use push_smol::push_proto::engine::Stats as EngineStats;
 use push_smol::{ClientStats, Feedback};
 
 use crate::change::ProviderNames;
@@ -296,10 +298,10 @@ impl fmt::Debug for ClientCollector {
 }
 
 /// One metric of the client with its value per provider.
-struct PerProvider<'a> {
+struct PerProvider {
     name: &'static str,
     help: &'static str,
-    values: &'a [(&'static str, u64)],
+    values: Vec<(&'static str, u64)>,
 }
 
 impl Collector for ClientCollector {
@@ -311,88 +313,99 @@ impl Collector for ClientCollector {
                 None => return Ok(()),
             }
         };
-        let engines = [
+        let engines: Vec<(&'static str, EngineStats)> = [
             ("apns-http2", stats.apns_http2),
             ("gcm", stats.gcm),
             ("fcm", stats.fcm),
-        ];
-        let engine = |get: fn(&push_smol::push_proto::engine::Stats) -> u64| {
-            engines.map(|(provider, s)| (provider, get(&s)))
+        ]
+        .into_iter()
+        .filter_map(|(provider, s)| Some((provider, s?)))
+        .collect();
+        let engine = |get: fn(&EngineStats) -> u64| -> Vec<(&'static str, u64)> {
+            engines
+                .iter()
+                .map(|(provider, s)| (*provider, get(s)))
+                .collect()
+        };
+        let gateway = |get: fn(&GatewayStats) -> u64| -> Vec<(&'static str, u64)> {
+            stats.apns.iter().map(|s| ("apns", get(s))).collect()
         };
         let counters = [
             PerProvider {
                 name: "push_requests",
-                help: "Requests sent to the provider (first sends, retries and resends)",
-                values: &engine(|s| s.requests),
+                help: "Requests sent to the provider (first sends, retries and resends).",
+                values: engine(|s| s.requests),
             },
             PerProvider {
                 name: "push_retries",
-                help: "Retries scheduled after a transient error",
-                values: &engine(|s| s.retries),
+                help: "Retries scheduled after a transient error.",
+                values: engine(|s| s.retries),
             },
             PerProvider {
                 name: "push_requests_refused",
-                help: "Requests the server did not process (REFUSED_STREAM, above a GOAWAY), sent again",
-                values: &engine(|s| s.refused),
+                help: "Requests the server did not process (REFUSED_STREAM, above a GOAWAY), sent again.",
+                values: engine(|s| s.refused),
             },
             PerProvider {
                 name: "push_transport_failures",
-                help: "Requests that ended without a response",
-                values: &engine(|s| s.transport_failures),
+                help: "Requests that ended without a response.",
+                values: engine(|s| s.transport_failures),
             },
             PerProvider {
                 name: "push_goaways",
-                help: "GOAWAY frames received",
-                values: &engine(|s| s.goaways),
+                help: "GOAWAY frames received.",
+                values: engine(|s| s.goaways),
             },
             PerProvider {
                 name: "push_connections_dialed",
-                help: "Connections dialed (the binary gateway: connections opened)",
-                values: &[
-                    &engine(|s| s.dials)[..],
-                    &[("apns", stats.apns_connections)],
-                ]
-                .concat(),
+                help: "Connections dialed (successful or not).",
+                values: [engine(|s| s.dials), gateway(|s| s.connections)].concat(),
             },
             PerProvider {
                 name: "push_token_refreshes",
-                help: "New credentials in use (APNs provider tokens signed, FCM access tokens obtained)",
-                values: &engine(|s| s.token_refreshes),
+                help: "New credentials in use (APNs provider tokens signed, FCM access tokens obtained).",
+                values: engine(|s| s.token_refreshes),
             },
             PerProvider {
                 name: "push_token_failures",
-                help: "Credential requests that failed",
-                values: &engine(|s| s.token_failures),
+                help: "Credential requests that failed.",
+                values: engine(|s| s.token_failures),
             },
             PerProvider {
                 name: "push_late_verdicts",
-                help: "Binary gateway errors that came after the grace period, naming a notification already reported delivered",
-                values: &[("apns", stats.late_verdicts)],
+                help: "Binary gateway errors that came after the grace period, naming a notification already reported delivered.",
+                values: stats
+                    .apns
+                    .iter()
+                    .map(|_| ("apns", stats.late_verdicts))
+                    .collect(),
             },
         ];
-        for metric in &counters {
+        for metric in counters.iter().filter(|m| !m.values.is_empty()) {
             let mut family =
                 encoder.encode_descriptor(metric.name, metric.help, None, MetricType::Counter)?;
-            for &(provider, value) in metric.values {
+            for &(provider, value) in &metric.values {
                 ConstCounter::new(value)
                     .encode(family.encode_family(&ProviderLabel { provider })?)?;
             }
         }
         let in_flight = engine(|s| s.in_flight as u64);
-        let mut family = encoder.encode_descriptor(
-            "push_in_flight",
-            "Requests in flight now",
-            None,
-            MetricType::Gauge,
-        )?;
-        for (provider, value) in in_flight {
-            ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX))
-                .encode(family.encode_family(&ProviderLabel { provider })?)?;
+        if !in_flight.is_empty() {
+            let mut family = encoder.encode_descriptor(
+                "push_in_flight",
+                "Requests in flight now.",
+                None,
+                MetricType::Gauge,
+            )?;
+            for (provider, value) in in_flight {
+                ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX))
+                    .encode(family.encode_family(&ProviderLabel { provider })?)?;
+            }
         }
         let waiting = ConstGauge::new(i64::try_from(stats.feedback_waiting).unwrap_or(i64::MAX));
         waiting.encode(encoder.encode_descriptor(
             "push_feedback_waiting",
-            "Feedbacks waiting for a slow reader now",
+            "Feedbacks waiting for a slow reader now.",
             None,
             waiting.metric_type(),
         )?)?;
@@ -518,7 +531,11 @@ mod tests {
             apns_connections: 2,
             late_verdicts: 1,
             feedback_waiting: 7,
-            fcm: Stats {
+            apns: Some(GatewayStats {
+                connections: 2,
+                ..GatewayStats::default()
+            }),
+            fcm: Some(Stats {
                 requests: 10,
                 retries: 3,
                 refused: 1,
@@ -527,18 +544,18 @@ mod tests {
                 token_refreshes: 1,
                 in_flight: 5,
                 ..Stats::default()
-            },
-            apns_http2: Stats {
+            }),
+            apns_http2: Some(Stats {
                 token_refreshes: 2,
                 ..Stats::default()
-            },
+            }),
             ..ClientStats::default()
         };
         let text = metrics.render().unwrap();
         let lines = samples(&text);
         for line in [
             r#"push_requests_total{provider="fcm"} 10"#,
-            r#"push_requests_total{provider="gcm"} 0"#,
+            r#"push_requests_total{provider="apns-http2"} 0"#,
             r#"push_retries_total{provider="fcm"} 3"#,
             r#"push_requests_refused_total{provider="fcm"} 1"#,
             r#"push_goaways_total{provider="fcm"} 2"#,
@@ -557,7 +574,11 @@ mod tests {
             text.contains("# TYPE push_goaways_total counter\n"),
             "{text}"
         );
-        stats.lock().unwrap().fcm.requests = 11;
+        // GCM is not configured: no series of its own.
+        assert!(!text.contains(r#"provider="gcm""#), "{text}");
+        if let Some(fcm) = &mut stats.lock().unwrap().fcm {
+            fcm.requests = 11;
+        }
         let text = metrics.render().unwrap();
         assert!(samples(&text).contains(&r#"push_requests_total{provider="fcm"} 11"#));
     }

@@ -196,5 +196,8 @@ fn scraped_counts_match_the_final_summary() {
     assert_eq!(sample(&exposition, "push_in_flight{provider=\"fcm\"}"), 0);
     // Only the configured providers have series.
     assert!(!exposition.contains("provider=\"gcm\""), "{exposition}");
-    assert!(!exposition.contains("provider=\"apns-http2\""), "{exposition}");
+    assert!(
+        !exposition.contains("provider=\"apns-http2\""),
+        "{exposition}"
+    );
 }

@@ -4,12 +4,22 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 
 use push_mock::fcm::demo_service_account;
 use push_mock::{Certificates, FcmOptions, FcmScript, MockFcm};
 
 const PROJECT: &str = "metrics-test";
+
+/// The `push` process, killed when the test ends (it would hold its metrics for minutes).
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
 
 /// The body of `GET /metrics` at `addr`.
 fn scrape(addr: &str) -> String {
@@ -62,11 +72,12 @@ fn scraped_counts_match_the_final_summary() {
     let certs = Certificates::generate().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let paths = certs.write_to(dir.path()).unwrap();
-    let options = FcmOptions::demo(PROJECT)
+    let mut options = FcmOptions::demo(PROJECT)
         .unwrap()
         .script("gone-1", FcmScript::Unregistered)
         .script("gone-2", FcmScript::Unregistered)
         .script("other-sender", FcmScript::SenderIdMismatch)
+        .script("flaky", FcmScript::Unavailable { first: 1 })
         .script(
             "novel",
             FcmScript::ErrorCode {
@@ -75,15 +86,19 @@ fn scraped_counts_match_the_final_summary() {
                 first: None,
             },
         );
+    // The retry follows at once.
+    options.retry_after_secs = 0;
     let server = MockFcm::start(options, &certs).unwrap();
     let account = dir.path().join("account.json");
     std::fs::write(&account, demo_service_account(PROJECT, &server.token_url())).unwrap();
     let devices = dir.path().join("devices.txt");
-    let mut list: String = (0..20).map(|i| format!("android ok-{i}\n")).collect();
-    list.push_str("android gone-1\nandroid gone-2\nandroid other-sender\nandroid novel\n");
+    let mut list: String = (0..19).map(|i| format!("android ok-{i}\n")).collect();
+    list.push_str(
+        "android flaky\nandroid gone-1\nandroid gone-2\nandroid other-sender\nandroid novel\n",
+    );
     list.push_str("ios nothex\n");
     std::fs::write(&devices, list).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_push"))
+    let child = Command::new(env!("CARGO_BIN_EXE_push"))
         .args(["send", "--title", "Hello", "--body", "World", "--devices"])
         .arg(&devices)
         .args(["--fcm-service-account"])
@@ -95,7 +110,8 @@ fn scraped_counts_match_the_final_summary() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut child = Killed(child);
+    let mut stderr = BufReader::new(child.0.stderr.take().unwrap()).lines();
     let mut seen = Vec::new();
     let mut addr = None;
     for line in stderr.by_ref() {
@@ -118,8 +134,7 @@ fn scraped_counts_match_the_final_summary() {
         "{seen:#?}"
     );
     let exposition = scrape(&addr);
-    child.kill().unwrap();
-    child.wait().unwrap();
+    drop(child);
     // The summary: "  delivered        20", "  invalid_device   3", ...
     let summary: BTreeMap<String, u64> = seen
         .iter()
@@ -182,7 +197,15 @@ fn scraped_counts_match_the_final_summary() {
         ),
         24
     );
-    assert!(sample(&exposition, "push_requests_total{provider=\"fcm\"}") >= 24);
+    // "flaky" was answered UNAVAILABLE once, then delivered.
+    assert_eq!(
+        sample(&exposition, "push_retries_total{provider=\"fcm\"}"),
+        1
+    );
+    assert_eq!(
+        sample(&exposition, "push_requests_total{provider=\"fcm\"}"),
+        25
+    );
     assert!(
         sample(
             &exposition,

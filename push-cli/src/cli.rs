@@ -6,6 +6,7 @@ use clap::{ArgGroup, Args, Parser, Subcommand};
 
 use crate::cli_apple::{BroadcastArgs, ChannelArgs, LiveActivityArgs};
 use crate::guard::{DEFAULT_MAX_INVALID_PERCENT, DEFAULT_MIN_ANSWERS, MaxDelete};
+use crate::metrics_server::MetricsArgs;
 
 /// A percentage, with or without its `%`.
 fn percent(text: &str) -> Result<f64, String> {
@@ -164,6 +165,9 @@ pub struct SendArgs {
     /// No progress bar and no summary.
     #[arg(long)]
     pub quiet: bool,
+    /// Prometheus metrics.
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
 }
 
 /// The notification's content.

@@ -174,6 +174,7 @@ pub fn command(args: DemoArgs) -> Result<(), Failure> {
             stop_wait: send::DEFAULT_STOP_WAIT,
             in_flight: None,
             deadline: None,
+            metrics: None,
         },
         &Stop::default(),
     )

@@ -23,6 +23,8 @@ mod journal;
 mod jsonl;
 mod loopback;
 mod main_error;
+mod metrics;
+mod metrics_server;
 mod mock;
 mod oauth_once;
 mod raw_h2;

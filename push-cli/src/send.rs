@@ -4,6 +4,7 @@
 use std::cell::RefCell;
 use std::collections::HashSet;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_lite::{StreamExt, future};
@@ -19,6 +20,8 @@ use crate::guard::{Guard, Limits, MaxDelete, Stopped};
 use crate::interrupt::{self, Reason, Stop};
 use crate::jsonl::{self, Line};
 use crate::main_error::Failure;
+use crate::metrics::{self, Metrics};
+use crate::metrics_server;
 use crate::recorder::{self, Applying, Journal, Record, Sinks};
 use crate::run_journal;
 use crate::store;
@@ -67,6 +70,8 @@ pub struct Plan {
     /// How long the run may take: devices without feedback by then end `unavailable`
     /// (with the reason), later ones at once, and the run ends.
     pub deadline: Option<Duration>,
+    /// Where to count outcomes and time notifications, if anywhere.
+    pub metrics: Option<Arc<Metrics>>,
 }
 
 /// How long the devices in flight may take to finish after a stop, by default.
@@ -255,6 +260,11 @@ pub fn run(plan: Plan, stop: &Stop) -> Result<Outcome, String> {
     });
     // One slot per device sent and still without feedback (unused without a bound).
     let (slots, freed) = async_channel::bounded(plan.in_flight.unwrap_or(1).max(1));
+    let timer = RefCell::new(
+        plan.metrics
+            .clone()
+            .map(|m| metrics::Timer::new(m, plan.providers)),
+    );
     let finished = smol::block_on(async {
         let mut session = plan.client.send(plan.payload);
         let mut feedbacks = session.feedbacks();
@@ -264,6 +274,7 @@ pub fn run(plan: Plan, stop: &Stop) -> Result<Outcome, String> {
         }
         let (state, bar, records, slots) = (&state, &bar, &records, &slots);
         let done_before = &done_before;
+        let timer = &timer;
         let push = async move {
             // `or` polls its first future first: a full channel would never let the stop
             // through, so the flag is checked before each device.
@@ -297,7 +308,15 @@ pub fn run(plan: Plan, stop: &Stop) -> Result<Outcome, String> {
                                 if plan.in_flight.is_some() && slots.send(()).await.is_err() {
                                     return None;
                                 }
-                                Some(session.push(device).await)
+                                let token = timer.borrow().is_some().then(|| device.token.clone());
+                                let pushed = session.push(device).await;
+                                if let (Some(timer), Some(token)) =
+                                    (&mut *timer.borrow_mut(), token)
+                                    && pushed.is_ok()
+                                {
+                                    timer.sent(token);
+                                }
+                                Some(pushed)
                             },
                             async {
                                 stop.wait().await;
@@ -316,6 +335,9 @@ pub fn run(plan: Plan, stop: &Stop) -> Result<Outcome, String> {
                             continue;
                         }
                         state.borrow_mut().tally.fail(malformed.code);
+                        if let Some(timer) = &*timer.borrow() {
+                            timer.malformed(malformed.code);
+                        }
                         bar.inc(1);
                         let line = serde_json::to_string(&Line::from_malformed(&malformed))
                             .map_err(|e| e.to_string())?;
@@ -330,6 +352,9 @@ pub fn run(plan: Plan, stop: &Stop) -> Result<Outcome, String> {
         let read = async move {
             while let Some(feedback) = feedbacks.next().await {
                 let _ = freed.try_recv();
+                if let Some(timer) = &mut *timer.borrow_mut() {
+                    timer.feedback(&feedback);
+                }
                 let released = {
                     let mut state = state.borrow_mut();
                     state.tally.feedback(&feedback);
@@ -491,7 +516,12 @@ pub fn command(args: SendArgs) -> Result<(), Failure> {
         connections,
         args.rate,
     )
-        .map_err(Failure::Usage)?;
+    .map_err(Failure::Usage)?;
+    let metrics = metrics_server::start(&args.metrics).map_err(Failure::Usage)?;
+    if let Some(metrics) = &metrics {
+        let client = client.clone();
+        metrics.watch_client(move || client.stats());
+    }
     let apply = args.apply_feedback.then_some(Apply {
         limits: Limits {
             min_answers: args.hold_deletions,
@@ -516,6 +546,7 @@ pub fn command(args: SendArgs) -> Result<(), Failure> {
             stop_wait: Duration::from_secs(args.stop_wait),
             in_flight: Some(usize::try_from(args.in_flight).unwrap_or(usize::MAX)),
             deadline: args.deadline,
+            metrics,
         },
         &stop,
     )
@@ -557,6 +588,7 @@ pub fn command(args: SendArgs) -> Result<(), Failure> {
             args.stop_wait
         );
     }
+    metrics_server::hold(&args.metrics, &stop);
     let resume = |reason: &str| match &outcome.run {
         Some(run) => format!("{reason}; continue with --resume {run}"),
         None => reason.to_owned(),

@@ -389,6 +389,10 @@ impl<R: Runtime> Driver<R> {
         stats.fcm_requests = fcm.requests;
         stats.fcm_token_refreshes = fcm.token_refreshes;
         stats.late_verdicts = self.late_verdicts;
+        stats.apns = self.push.apns().map(|g| g.stats());
+        stats.apns_http2 = self.push.apns_http2().map(|s| s.stats());
+        stats.gcm = self.push.gcm().map(|s| s.stats());
+        stats.fcm = self.push.fcm().map(|s| s.stats());
     }
 }
 

@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use push_proto::Feedback;
+use push_proto::apns::GatewayStats;
+use push_proto::engine::Stats as EngineStats;
 
 use crate::error::Error;
 
@@ -71,4 +73,12 @@ pub struct ClientStats {
     /// notification already reported delivered (its device could not be told). Non-zero
     /// means the grace period is too short for this gateway's latency.
     pub late_verdicts: u64,
+    /// The binary gateway's counters, when it is configured.
+    pub apns: Option<GatewayStats>,
+    /// The engine's counters of APNs over HTTP/2, when it is configured.
+    pub apns_http2: Option<EngineStats>,
+    /// The engine's counters of GCM, when it is configured.
+    pub gcm: Option<EngineStats>,
+    /// The engine's counters of FCM HTTP v1, when it is configured.
+    pub fcm: Option<EngineStats>,
 }

@@ -80,4 +80,8 @@ pub struct Stats {
     pub failed: u64,
     /// Most requests in flight at once.
     pub peak_in_flight: usize,
+    /// GOAWAY frames received (connections the server closed to new streams).
+    pub goaways: u64,
+    /// Requests in flight now (when the counters were read).
+    pub in_flight: usize,
 }

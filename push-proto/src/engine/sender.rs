@@ -339,7 +339,10 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
                 reason,
                 fatal,
             } => self.pool.handle_dial_failed(conn, &reason, fatal, now),
-            Input::GoAway { conn } => self.pool.handle_goaway(conn),
+            Input::GoAway { conn } => {
+                self.stats.goaways += 1;
+                self.pool.handle_goaway(conn);
+            }
             Input::Closed { conn } => self.handle_closed(conn, now),
             Input::Response { id, response } => self.handle_response(id, &response, now),
             Input::StreamEnd { id, end } => self.handle_stream_end(id, end, now),
@@ -604,6 +607,7 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
             token_refreshes: credential.refreshes,
             token_failures: credential.failures,
             token_requests: self.stats.token_requests.max(credential.requests),
+            in_flight: self.in_flight.len(),
             ..self.stats
         }
     }

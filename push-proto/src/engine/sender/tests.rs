@@ -754,6 +754,7 @@ fn max_in_flight_bounds_requests_over_all_connections() {
     respond(&mut sender, sent[0].0, answer(200, ""), now);
     assert_eq!(sends(&mut sender, now).len(), 1);
     assert_eq!(sender.stats().peak_in_flight, 3);
+    assert_eq!(sender.stats().in_flight, 3);
 }
 
 #[test]
@@ -870,6 +871,7 @@ fn goaway_moves_new_requests_to_a_new_connection() {
     // GOAWAY with the first stream processed, the second not.
     let conn = ConnId(0);
     sender.handle(Input::GoAway { conn }, now);
+    assert_eq!(sender.stats().goaways, 1);
     end(&mut sender, sent[1].0, StreamEnd::GoAway, now);
     // Resent on a new connection, the old one drains.
     let Some(Action::Dial(second)) = sender.poll_action(now) else {

@@ -226,3 +226,38 @@ fn a_refused_vapid_key_is_an_event_naming_the_origin() {
         "{events:?}"
     );
 }
+
+/// A session's deadline ends its web notifications too: those queued on an origin's sender
+/// and those still waiting for room in a full table, each once.
+#[test]
+fn a_session_deadline_ends_web_notifications_queued_and_waiting_for_an_origin() {
+    let now = Instant::now();
+    let settings = WebPushSettings::new(Options::new().ttl(60)).max_origins(1);
+    let mut push = web(settings, now);
+    let session = open(&mut push);
+    let deadline = now + Duration::from_secs(5);
+    push.set_session_deadline(session, deadline);
+    let queued = subscription("a.example", 1);
+    let waiting = subscription("b.example", 2);
+    push.push(session, Device::web(queued.clone()), now)
+        .unwrap();
+    push.push(session, Device::web(waiting.clone()), now)
+        .unwrap();
+    assert!(feedback(&mut push).is_empty());
+    assert_eq!(push.poll_timeout().map(|at| at <= deadline), Some(true));
+    push.handle_timeout(deadline);
+    let mut ended = feedback(&mut push);
+    ended.sort();
+    assert_eq!(
+        ended,
+        [
+            (queued, Some("unavailable")),
+            (waiting, Some("unavailable"))
+        ]
+    );
+    push.close_session(session);
+    let mut seen = Seen::default();
+    drive(&mut push, deadline, 201, &mut seen);
+    assert!(seen.sent.is_empty(), "nothing sent after the deadline");
+    assert!(feedback(&mut push).is_empty(), "one feedback each");
+}

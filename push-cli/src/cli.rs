@@ -48,6 +48,14 @@ pub enum Command {
     Demo(DemoArgs),
     /// Measure end-to-end throughput and peak memory against in-process mock servers.
     Bench(BenchArgs),
+    /// Queue a campaign on Redis Streams for `push worker`s: store the notification once,
+    /// append the devices as jobs, print the campaign id.
+    Enqueue(Box<crate::cli_queue::EnqueueArgs>),
+    /// Send the jobs queued on Redis Streams, with other workers on any machine; one result
+    /// per device in the campaign's result stream.
+    Worker(Box<crate::cli_queue::WorkerArgs>),
+    /// A queued campaign's progress or results.
+    Campaign(crate::cli_queue::CampaignArgs),
 }
 
 /// `push send`.

@@ -8,6 +8,7 @@ mod bench;
 mod bench_h2;
 mod change;
 mod cli;
+mod cli_queue;
 mod config;
 mod cpu;
 mod db;
@@ -24,6 +25,7 @@ mod mock;
 mod oauth_once;
 mod raw_h2;
 mod recorder;
+mod redis_queue;
 mod run_journal;
 mod send;
 mod sql_template;
@@ -48,6 +50,9 @@ fn main() -> ExitCode {
         Command::Mock(args) => mock::command(args),
         Command::Demo(args) => demo::command(args),
         Command::Bench(args) => bench::command(args),
+        Command::Enqueue(args) => redis_queue::enqueue::command(*args),
+        Command::Worker(args) => redis_queue::worker::command(*args),
+        Command::Campaign(args) => redis_queue::campaign::command(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,310 @@
+//! Campaigns over Redis Streams against a real `redis-server` (`PUSH_TEST_REDIS_URL`, which
+//! `.ci/redis` starts) and the mock providers: `push enqueue`, two `push worker`s, a worker
+//! killed mid-run, `push campaign status|results`.
+
+mod common;
+
+use std::collections::HashMap;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Providers, ios_token, push, push_command, text};
+use push_mock::{FcmScript, ReasonScript};
+
+/// Devices per job in these tests.
+const BATCH: usize = 100;
+
+/// The Redis URL for one test: its own database number on the server, emptied. Without
+/// `PUSH_TEST_REDIS_URL` the test is skipped with a note, except in CI (`CI` set), where it
+/// fails: the queue tests must really run.
+fn redis_database(db: u8) -> Option<String> {
+    let Ok(url) = std::env::var("PUSH_TEST_REDIS_URL") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "PUSH_TEST_REDIS_URL is not set: .ci/run starts Redis (.ci/redis) and sets it"
+        );
+        eprintln!("skipped: PUSH_TEST_REDIS_URL is not set (start one with .ci/redis start DIR)");
+        return None;
+    };
+    let url = format!("{}/{db}", url.trim_end_matches('/'));
+    let mut conn = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let () = redis::cmd("FLUSHDB").query(&mut conn).unwrap();
+    Some(url)
+}
+
+/// A test's devices: iOS and Android interleaved (every job has both), a few the providers
+/// reject, one malformed line; written to `devices.txt`.
+struct Devices {
+    ios: Vec<String>,
+    android: Vec<String>,
+    bad_ios: Vec<String>,
+    bad_android: Vec<String>,
+}
+
+impl Devices {
+    fn new(n: u64) -> Devices {
+        let ios: Vec<String> = (0..n / 2).map(ios_token).collect();
+        let android: Vec<String> = (0..n / 2).map(|i| format!("fcm-token-{i}")).collect();
+        Devices {
+            bad_ios: ios.iter().step_by(97).cloned().collect(),
+            bad_android: android.iter().step_by(89).cloned().collect(),
+            ios,
+            android,
+        }
+    }
+
+    fn start_mocks(&self, latency: Duration) -> Providers {
+        let apns: Vec<(String, ReasonScript)> = self
+            .bad_ios
+            .iter()
+            .map(|t| (t.clone(), ReasonScript::BadDeviceToken))
+            .collect();
+        let fcm: Vec<(String, FcmScript)> = self
+            .bad_android
+            .iter()
+            .map(|t| (t.clone(), FcmScript::Unregistered))
+            .collect();
+        Providers::start_with(&apns, &fcm, &[], |options| options.latency(latency))
+    }
+
+    fn write(&self, mocks: &Providers) -> String {
+        let mut list = String::from("# a campaign\nwindows not-a-platform\n");
+        for (ios, android) in self.ios.iter().zip(&self.android) {
+            list.push_str(&format!("ios {ios}\nandroid {android}\n"));
+        }
+        let path = mocks.path("devices.txt");
+        std::fs::write(&path, list).unwrap();
+        path.display().to_string()
+    }
+
+    fn deliverable(&self) -> usize {
+        self.ios.len() + self.android.len() - self.bad_ios.len() - self.bad_android.len()
+    }
+}
+
+/// `push enqueue`: the campaign id.
+fn enqueue(url: &str, devices: &str) -> u64 {
+    let args: Vec<String> = [
+        "enqueue",
+        "--redis",
+        url,
+        "--devices",
+        devices,
+        "--title",
+        "Hello",
+        "--body",
+        "World",
+        "--batch",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([BATCH.to_string()])
+    .collect();
+    let output = push(&args);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    text(&output.stdout).trim().parse().unwrap()
+}
+
+/// A `push worker` with the mocks' provider flags.
+fn worker(mocks: &Providers, url: &str, extra: &[&str]) -> Child {
+    // `push send`'s arguments less the notification, the quiet flag and the feedback file.
+    let send = mocks.send_args(&[]);
+    let mut args: Vec<String> = ["worker", "--redis", url]
+        .iter()
+        .chain(extra)
+        .map(|s| s.to_string())
+        .collect();
+    let mut rest = send.iter().skip(1);
+    while let Some(arg) = rest.next() {
+        match arg.as_str() {
+            "--title" | "--body" | "--feedback" => {
+                rest.next();
+            }
+            "--quiet" => {}
+            _ => args.push(arg.clone()),
+        }
+    }
+    push_command(&args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits for a worker and checks it succeeded.
+fn finish(child: Child) {
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}", text(&output.stderr));
+}
+
+/// The campaign's result stream: results per token.
+fn results_by_token(url: &str, id: u64) -> HashMap<String, Vec<String>> {
+    let mut conn = redis::Client::open(url).unwrap().get_connection().unwrap();
+    let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+        .arg(format!("push:results:{id}"))
+        .arg("-")
+        .arg("+")
+        .query(&mut conn)
+        .unwrap();
+    let mut by_token: HashMap<String, Vec<String>> = HashMap::new();
+    for entry in reply.ids {
+        let token: String = entry.get("token").unwrap();
+        let outcome: String = entry.get("outcome").unwrap();
+        by_token.entry(token).or_default().push(outcome);
+    }
+    by_token
+}
+
+/// Every device, the malformed one included, has exactly one result, with the right outcome.
+fn assert_one_result_each(devices: &Devices, url: &str, id: u64) {
+    let results = results_by_token(url, id);
+    assert_eq!(results.len(), devices.ios.len() + devices.android.len() + 1);
+    for (token, outcomes) in &results {
+        assert_eq!(outcomes.len(), 1, "{token}: {outcomes:?}");
+        let want = if devices.bad_ios.contains(token) || devices.bad_android.contains(token) {
+            "invalid_device"
+        } else if token == "not-a-platform" {
+            "unknown_platform"
+        } else {
+            "delivered"
+        };
+        assert_eq!(outcomes[0], want, "{token}");
+    }
+}
+
+/// Deliveries the mocks saw beyond one per deliverable device; each deliverable device
+/// delivered at least once.
+fn duplicates(devices: &Devices, mocks: &Providers) -> usize {
+    let apns = mocks.apns.delivered_counts();
+    let fcm = mocks.fcm.delivered_counts();
+    let mut extra = 0;
+    for token in devices.ios.iter().filter(|t| !devices.bad_ios.contains(t)) {
+        let n = apns.get(token).copied().unwrap_or(0);
+        assert!(n >= 1, "{token} never delivered");
+        extra += n - 1;
+    }
+    for token in devices
+        .android
+        .iter()
+        .filter(|t| !devices.bad_android.contains(t))
+    {
+        let n = fcm.get(token).copied().unwrap_or(0);
+        assert!(n >= 1, "{token} never delivered");
+        extra += n - 1;
+    }
+    extra
+}
+
+#[test]
+fn two_workers_give_every_device_exactly_one_result() {
+    let Some(url) = redis_database(1) else {
+        return;
+    };
+    let devices = Devices::new(3000);
+    let mocks = devices.start_mocks(Duration::ZERO);
+    let list = devices.write(&mocks);
+    let id = enqueue(&url, &list);
+    let workers = [
+        worker(&mocks, &url, &["--exit-when-idle"]),
+        worker(&mocks, &url, &["--exit-when-idle"]),
+    ];
+    for child in workers {
+        finish(child);
+    }
+    assert_one_result_each(&devices, &url, id);
+    assert_eq!(duplicates(&devices, &mocks), 0);
+    assert_eq!(
+        mocks.apns.total_delivered() + mocks.fcm.total_delivered(),
+        devices.deliverable()
+    );
+
+    let status = push(&[
+        "campaign".into(),
+        "--redis".into(),
+        url.clone(),
+        "status".into(),
+        id.to_string(),
+    ]);
+    assert!(status.status.success(), "{}", text(&status.stderr));
+    let status = text(&status.stdout);
+    assert!(status.contains("queued: 3001\n"), "{status}");
+    assert!(status.contains("done: 3001\n"), "{status}");
+    assert!(status.contains("left: 0\n"), "{status}");
+    let invalid = devices.bad_ios.len() + devices.bad_android.len();
+    assert!(
+        status.contains(&format!("  invalid_device: {invalid}\n")),
+        "{status}"
+    );
+    assert!(
+        status.contains(&format!("  delivered: {}\n", devices.deliverable())),
+        "{status}"
+    );
+
+    // The same lines as `push send --feedback`.
+    let results = push(&[
+        "campaign".into(),
+        "--redis".into(),
+        url.clone(),
+        "results".into(),
+        id.to_string(),
+    ]);
+    assert!(results.status.success(), "{}", text(&results.stderr));
+    let lines: Vec<serde_json::Value> = text(&results.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3001);
+    let invalid_lines = lines
+        .iter()
+        .filter(|line| line["error"] == "invalid_device")
+        .count();
+    assert_eq!(invalid_lines, invalid);
+    assert!(lines.iter().any(|line| line["error"] == "unknown_platform"
+        && line["line"] == 2
+        && line["token"] == "not-a-platform"));
+}
+
+#[test]
+fn a_killed_workers_jobs_are_claimed_and_sent_at_most_once_more() {
+    let Some(url) = redis_database(2) else {
+        return;
+    };
+    let devices = Devices::new(3000);
+    // Each job takes the round trip: the first worker is killed with jobs left.
+    let mocks = devices.start_mocks(Duration::from_millis(40));
+    let list = devices.write(&mocks);
+    let id = enqueue(&url, &list);
+    let mut first = worker(&mocks, &url, &[]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while results_by_token(&url, id).len() < 600 {
+        assert!(
+            Instant::now() < deadline,
+            "the first worker made no progress"
+        );
+        assert!(
+            first.try_wait().unwrap().is_none(),
+            "the first worker exited"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    first.kill().unwrap(); // SIGKILL
+    first.wait().unwrap();
+    let before = results_by_token(&url, id).len();
+    assert!(
+        before < 3001,
+        "the first worker finished before it was killed"
+    );
+    let second = worker(&mocks, &url, &["--exit-when-idle", "--claim-idle", "0.5"]);
+    finish(second);
+    assert_one_result_each(&devices, &url, id);
+    // At most the job in flight in the killed worker is sent twice.
+    let extra = duplicates(&devices, &mocks);
+    eprintln!("killed after {before} results; {extra} devices sent twice");
+    assert!(
+        extra <= BATCH,
+        "{extra} duplicates, more than one job of {BATCH}"
+    );
+}

@@ -308,3 +308,47 @@ fn a_killed_workers_jobs_are_claimed_and_sent_at_most_once_more() {
         "{extra} duplicates, more than one job of {BATCH}"
     );
 }
+
+#[test]
+fn a_stopped_worker_finishes_and_acknowledges_its_job() {
+    let Some(url) = redis_database(3) else {
+        return;
+    };
+    let devices = Devices::new(3000);
+    let mocks = devices.start_mocks(Duration::from_millis(40));
+    let list = devices.write(&mocks);
+    let id = enqueue(&url, &list);
+    let first = worker(&mocks, &url, &[]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while results_by_token(&url, id).len() < 600 {
+        assert!(
+            Instant::now() < deadline,
+            "the first worker made no progress"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &first.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    finish(first);
+    let mut conn = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let pending: redis::streams::StreamPendingReply = redis::cmd("XPENDING")
+        .arg("push:jobs")
+        .arg("push-workers")
+        .query(&mut conn)
+        .unwrap();
+    assert_eq!(pending.count(), 0, "the stopped worker left a job pending");
+    let before = results_by_token(&url, id).len();
+    assert!(
+        before < 3001,
+        "the first worker finished before it was stopped"
+    );
+    finish(worker(&mocks, &url, &["--exit-when-idle"]));
+    assert_one_result_each(&devices, &url, id);
+    assert_eq!(duplicates(&devices, &mocks), 0);
+}

@@ -1,5 +1,6 @@
 -- Records a job's results and acknowledges the job, atomically (a script runs as one
--- transaction). A device already recorded keeps its first result.
+-- transaction), then deletes the job: the stream holds only jobs not done. A device already
+-- recorded keeps its first result.
 -- KEYS: done set, result stream, outcome counts, job stream.
 -- ARGV: group, job id, then token, outcome, line for each device.
 local written = 0
@@ -11,4 +12,5 @@ for i = 3, #ARGV, 3 do
   end
 end
 redis.call('XACK', KEYS[4], ARGV[1], ARGV[2])
+redis.call('XDEL', KEYS[4], ARGV[2])
 return written

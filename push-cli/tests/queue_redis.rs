@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Providers, ios_token, push, push_command, text};
+use common::{Providers, default_store, ios_token, push, push_command, text};
 use push_mock::{FcmScript, ReasonScript};
 
 /// Devices per job in these tests.
@@ -348,6 +348,46 @@ fn a_stopped_worker_finishes_and_acknowledges_its_job() {
         before < 3001,
         "the first worker finished before it was stopped"
     );
+    finish(worker(&mocks, &url, &["--exit-when-idle"]));
+    assert_one_result_each(&devices, &url, id);
+    assert_eq!(duplicates(&devices, &mocks), 0);
+}
+
+#[test]
+fn a_campaign_is_enqueued_from_a_sqlite_store() {
+    let Some(url) = redis_database(4) else {
+        return;
+    };
+    let devices = Devices::new(200);
+    let mocks = devices.start_mocks(Duration::ZERO);
+    let store = mocks.path("devices.sqlite");
+    let rows = devices
+        .ios
+        .iter()
+        .map(|t| ("ios".to_string(), t.clone(), None))
+        .chain(
+            devices
+                .android
+                .iter()
+                .map(|t| ("android".to_string(), t.clone(), None)),
+        )
+        .chain([("windows".to_string(), "not-a-platform".to_string(), None)]);
+    default_store(&store, rows);
+    let output = push(&[
+        "enqueue".into(),
+        "--redis".into(),
+        url.clone(),
+        "--db".into(),
+        store.display().to_string(),
+        "--title".into(),
+        "Hello".into(),
+        "--body".into(),
+        "World".into(),
+        "--batch".into(),
+        "7".into(),
+    ]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let id: u64 = text(&output.stdout).trim().parse().unwrap();
     finish(worker(&mocks, &url, &["--exit-when-idle"]));
     assert_one_result_each(&devices, &url, id);
     assert_eq!(duplicates(&devices, &mocks), 0);

@@ -52,6 +52,10 @@ pub struct WorkerArgs {
     /// Jobs pending this long at another worker (dead, or stuck) are taken over, in seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 30.0, value_parser = seconds)]
     pub claim_idle: f64,
+    /// How long to keep connecting again to a Redis server that went away (restarting,
+    /// say) before giving up, in seconds; a job already sent is recorded once it is back.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60.0, value_parser = seconds)]
+    pub redis_wait: f64,
     /// Exit once no job is left to read or to claim (for tests and one-off runs).
     #[arg(long)]
     pub exit_when_idle: bool,

@@ -134,10 +134,11 @@ fn worker(mocks: &Providers, url: &str, extra: &[&str]) -> Child {
         .unwrap()
 }
 
-/// Waits for a worker and checks it succeeded.
-fn finish(child: Child) {
+/// Waits for a worker and checks it succeeded: its standard error.
+fn finish(child: Child) -> String {
     let output = child.wait_with_output().unwrap();
     assert!(output.status.success(), "{}", text(&output.stderr));
+    text(&output.stderr)
 }
 
 /// The campaign's result stream: results per token.
@@ -389,6 +390,112 @@ fn a_campaign_is_enqueued_from_a_sqlite_store() {
     assert!(output.status.success(), "{}", text(&output.stderr));
     let id: u64 = text(&output.stdout).trim().parse().unwrap();
     finish(worker(&mocks, &url, &["--exit-when-idle"]));
+    assert_one_result_each(&devices, &url, id);
+    assert_eq!(duplicates(&devices, &mocks), 0);
+}
+
+/// A `redis-server` of one test's own, which the test can restart, on a fixed port and
+/// directory (append-only file, each write synced).
+struct OwnRedis {
+    dir: tempfile::TempDir,
+    port: u16,
+    child: Child,
+}
+
+impl OwnRedis {
+    fn start() -> OwnRedis {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = OwnRedis::spawn(dir.path(), port);
+        OwnRedis { dir, port, child }
+    }
+
+    fn spawn(dir: &std::path::Path, port: u16) -> Child {
+        let child = std::process::Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+            .args([
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--save",
+                "",
+            ])
+            .arg("--dir")
+            .arg(dir)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server runs (.ci/redis installs it)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        child
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Stops the server (SIGTERM: it writes its data and exits), waits a little, starts it
+    /// again on the same port and directory.
+    fn restart(&mut self, down: Duration) {
+        let term = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(term.success());
+        self.child.wait().unwrap();
+        std::thread::sleep(down);
+        self.child = OwnRedis::spawn(self.dir.path(), self.port);
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn workers_connect_again_after_a_redis_restart_and_lose_nothing() {
+    // Gated like the others: CI has redis-server, a developer may not.
+    if redis_database(5).is_none() {
+        return;
+    }
+    let mut redis = OwnRedis::start();
+    let url = redis.url();
+    let devices = Devices::new(3000);
+    let mocks = devices.start_mocks(Duration::from_millis(40));
+    let list = devices.write(&mocks);
+    let id = enqueue(&url, &list);
+    let first = worker(
+        &mocks,
+        &url,
+        &[
+            "--exit-when-idle",
+            "--claim-idle",
+            "1",
+            "--redis-wait",
+            "20",
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while results_by_token(&url, id).len() < 600 {
+        assert!(Instant::now() < deadline, "the worker made no progress");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    redis.restart(Duration::from_millis(300));
+    let before = results_by_token(&url, id).len();
+    assert!(before < 3001, "the worker finished before the restart");
+    let stderr = finish(first);
+    assert!(stderr.contains("connecting again"), "{stderr}");
     assert_one_result_each(&devices, &url, id);
     assert_eq!(duplicates(&devices, &mocks), 0);
 }

@@ -43,10 +43,41 @@ impl Server {
             .map_err(|error| self.error("cannot connect", &error))
     }
 
+    /// A [`Fault`] for `error`: [`Fault::Lost`] when the connection is gone or the server
+    /// is not ready (loading its data after a restart), worth a new connection.
+    pub fn fault(&self, context: &str, error: &redis::RedisError) -> Fault {
+        let message = self.error(context, error);
+        if error.is_io_error()
+            || error.is_connection_dropped()
+            || error.is_connection_refusal()
+            || error.is_timeout()
+            || matches!(error.code(), Some("LOADING" | "NOGROUP"))
+        {
+            Fault::Lost(message)
+        } else {
+            Fault::Fatal(message)
+        }
+    }
+
     /// A message for `error`, naming the server without its password.
     pub fn error(&self, context: &str, error: &redis::RedisError) -> String {
         let error = scrub(&error.to_string(), self.password.as_deref());
         format!("redis {}: {context}: {error}", self.shown)
+    }
+}
+
+/// Why a worker's Redis command failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// The connection is gone, or the server is restarting: connect again and retry.
+    Lost(String),
+    /// Anything else: the worker stops.
+    Fatal(String),
+}
+
+impl From<String> for Fault {
+    fn from(message: String) -> Self {
+        Fault::Fatal(message)
     }
 }
 

@@ -5,7 +5,7 @@ use futures_lite::{StreamExt, future};
 use push_smol::{Client, Device, Feedback, Payload, Platform};
 use redis::aio::MultiplexedConnection;
 
-use super::conn::Server;
+use super::conn::{Fault, Server};
 use super::keys;
 use crate::devices::{self, Input};
 use crate::jsonl::Line;
@@ -68,7 +68,7 @@ pub async fn not_done(
     conn: &mut MultiplexedConnection,
     campaign: u64,
     devices: Vec<Device>,
-) -> Result<Vec<Device>, String> {
+) -> Result<Vec<Device>, Fault> {
     if devices.is_empty() {
         return Ok(devices);
     }
@@ -80,7 +80,7 @@ pub async fn not_done(
     let done: Vec<bool> = command
         .query_async(conn)
         .await
-        .map_err(|e| server.error("cannot read the devices done", &e))?;
+        .map_err(|e| server.fault("cannot read the devices done", &e))?;
     Ok(devices
         .into_iter()
         .zip(done)
@@ -132,7 +132,7 @@ pub async fn record(
     campaign: u64,
     job: &str,
     outcomes: &[Outcome],
-) -> Result<u64, String> {
+) -> Result<u64, Fault> {
     let mut command = redis::cmd("EVAL");
     command
         .arg(RECORD)
@@ -152,7 +152,7 @@ pub async fn record(
     command
         .query_async(conn)
         .await
-        .map_err(|e| server.error("cannot record a job's results", &e))
+        .map_err(|e| server.fault("cannot record a job's results", &e))
 }
 
 #[cfg(test)]

@@ -4,12 +4,14 @@
 //! finished, recorded and acknowledged first.
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use push_smol::{Client, Payload};
 use redis::aio::MultiplexedConnection;
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamPendingReply, StreamReadReply};
+use smol::Timer;
 
-use super::conn::Server;
+use super::conn::{Fault, Server};
 use super::{job, keys, message};
 use crate::cli_queue::WorkerArgs;
 use crate::config;
@@ -19,6 +21,13 @@ use crate::main_error::Failure;
 /// How long one `XREADGROUP` waits for a job, in milliseconds: also how long a stop may
 /// wait while no job comes.
 const BLOCK_MS: u64 = 1000;
+
+/// The first wait before connecting again to a lost server; it doubles up to
+/// [`RECONNECT_MAX`].
+const RECONNECT_FIRST: Duration = Duration::from_millis(100);
+
+/// The longest wait between two attempts to connect again.
+const RECONNECT_MAX: Duration = Duration::from_secs(2);
 
 /// Campaign notifications kept in memory at most.
 const PAYLOADS_KEPT: usize = 64;
@@ -36,6 +45,7 @@ pub fn command(args: WorkerArgs) -> Result<(), Failure> {
         client,
         push_type: args.apns.apns_push_type,
         claim_idle_ms: (args.claim_idle * 1000.0).round() as u64,
+        redis_wait: Duration::from_secs_f64(args.redis_wait),
         consumer: consumer_name(),
         payloads: HashMap::new(),
         jobs: 0,
@@ -66,6 +76,7 @@ struct Worker {
     client: Client,
     push_type: Option<push_smol::push_proto::apns::http2::PushType>,
     claim_idle_ms: u64,
+    redis_wait: Duration,
     consumer: String,
     payloads: HashMap<u64, Payload>,
     jobs: u64,
@@ -73,26 +84,70 @@ struct Worker {
 }
 
 impl Worker {
-    /// Takes jobs until `stop` (or, with `exit_when_idle`, until none is left anywhere).
+    /// Takes jobs until `stop` (or, with `exit_when_idle`, until none is left anywhere). A
+    /// lost connection is opened again (for up to `--redis-wait`), and the step retried.
     async fn run(&mut self, stop: &Stop, exit_when_idle: bool) -> Result<(), String> {
         let mut conn = self.server.connect().await?;
-        self.join_group(&mut conn).await?;
+        self.join_group(&mut conn).await.map_err(fault_message)?;
         while !stop.is_stopped() {
-            let entry = match self.claim(&mut conn).await? {
-                Some(entry) => Some(entry),
-                None => self.read(&mut conn).await?,
-            };
-            match entry {
-                Some(entry) => self.handle(&mut conn, entry).await?,
-                None if exit_when_idle && self.pending(&mut conn).await? == 0 => break,
-                None => {}
+            match self.step(&mut conn, exit_when_idle).await {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(Fault::Fatal(message)) => return Err(message),
+                Err(Fault::Lost(message)) => {
+                    eprintln!("push: warning: {message}: connecting again");
+                    conn = self.reconnect().await?;
+                }
             }
         }
         Ok(())
     }
 
+    /// Takes and sends one job; false when idle with `exit_when_idle`.
+    async fn step(
+        &mut self,
+        conn: &mut MultiplexedConnection,
+        exit_when_idle: bool,
+    ) -> Result<bool, Fault> {
+        let entry = match self.claim(conn).await? {
+            Some(entry) => Some(entry),
+            None => self.read(conn).await?,
+        };
+        match entry {
+            Some(entry) => self.handle(conn, entry).await?,
+            None if exit_when_idle && self.pending(conn).await? == 0 => return Ok(false),
+            None => {}
+        }
+        Ok(true)
+    }
+
+    /// A new connection to a server that was lost (restarting, say), with the consumer
+    /// group created again if the server lost it; fails after `--redis-wait`.
+    async fn reconnect(&self) -> Result<MultiplexedConnection, String> {
+        let deadline = Instant::now() + self.redis_wait;
+        let mut wait = RECONNECT_FIRST;
+        loop {
+            Timer::after(wait).await;
+            let attempt = match self.server.connect().await {
+                Ok(mut conn) => match self.join_group(&mut conn).await {
+                    Ok(()) => return Ok(conn),
+                    Err(Fault::Fatal(message)) => return Err(message),
+                    Err(Fault::Lost(message)) => message,
+                },
+                Err(message) => message,
+            };
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "{attempt} (for {} s, --redis-wait)",
+                    self.redis_wait.as_secs()
+                ));
+            }
+            wait = (wait * 2).min(RECONNECT_MAX);
+        }
+    }
+
     /// Creates the consumer group (and the stream) unless it exists.
-    async fn join_group(&self, conn: &mut MultiplexedConnection) -> Result<(), String> {
+    async fn join_group(&self, conn: &mut MultiplexedConnection) -> Result<(), Fault> {
         let created: Result<(), _> = redis::cmd("XGROUP")
             .arg("CREATE")
             .arg(keys::JOBS)
@@ -106,12 +161,12 @@ impl Worker {
             Err(error) if error.code() == Some("BUSYGROUP") => Ok(()),
             Err(error) => Err(self
                 .server
-                .error("cannot create the consumer group", &error)),
+                .fault("cannot create the consumer group", &error)),
         }
     }
 
     /// A job pending at another consumer for longer than the claim time, taken over.
-    async fn claim(&self, conn: &mut MultiplexedConnection) -> Result<Option<StreamId>, String> {
+    async fn claim(&self, conn: &mut MultiplexedConnection) -> Result<Option<StreamId>, Fault> {
         let reply: StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
             .arg(keys::JOBS)
             .arg(keys::GROUP)
@@ -122,12 +177,12 @@ impl Worker {
             .arg(1)
             .query_async(conn)
             .await
-            .map_err(|e| self.server.error("cannot claim pending jobs", &e))?;
+            .map_err(|e| self.server.fault("cannot claim pending jobs", &e))?;
         Ok(reply.claimed.into_iter().next())
     }
 
     /// A new job, waiting up to [`BLOCK_MS`] for one.
-    async fn read(&self, conn: &mut MultiplexedConnection) -> Result<Option<StreamId>, String> {
+    async fn read(&self, conn: &mut MultiplexedConnection) -> Result<Option<StreamId>, Fault> {
         let reply: Option<StreamReadReply> = redis::cmd("XREADGROUP")
             .arg("GROUP")
             .arg(keys::GROUP)
@@ -141,27 +196,29 @@ impl Worker {
             .arg(">")
             .query_async(conn)
             .await
-            .map_err(|e| self.server.error("cannot read jobs", &e))?;
+            .map_err(|e| self.server.fault("cannot read jobs", &e))?;
         Ok(reply.and_then(|reply| reply.keys.into_iter().next()?.ids.into_iter().next()))
     }
 
     /// Jobs read by some worker and not acknowledged yet.
-    async fn pending(&self, conn: &mut MultiplexedConnection) -> Result<usize, String> {
+    async fn pending(&self, conn: &mut MultiplexedConnection) -> Result<usize, Fault> {
         let reply: StreamPendingReply = redis::cmd("XPENDING")
             .arg(keys::JOBS)
             .arg(keys::GROUP)
             .query_async(conn)
             .await
-            .map_err(|e| self.server.error("cannot count pending jobs", &e))?;
+            .map_err(|e| self.server.fault("cannot count pending jobs", &e))?;
         Ok(reply.count())
     }
 
-    /// Sends one job and records its results with its acknowledgement.
+    /// Sends one job and records its results with its acknowledgement; when the connection
+    /// is lost after sending, the results are recorded over a new one (nothing is sent
+    /// twice).
     async fn handle(
         &mut self,
         conn: &mut MultiplexedConnection,
         entry: StreamId,
-    ) -> Result<(), String> {
+    ) -> Result<(), Fault> {
         let campaign: Option<u64> = entry.get("campaign");
         let devices: Option<String> = entry.get("devices");
         let payload = match campaign {
@@ -179,13 +236,21 @@ impl Worker {
                 .arg(&entry.id)
                 .query_async(conn)
                 .await
-                .map_err(|e| self.server.error("cannot acknowledge a job", &e))?;
+                .map_err(|e| self.server.fault("cannot acknowledge a job", &e))?;
             return Ok(());
         };
         let devices = job::devices_of(&devices);
         let devices = job::not_done(&self.server, conn, campaign, devices).await?;
         let outcomes = job::send(&self.client, payload, devices).await?;
-        let written = job::record(&self.server, conn, campaign, &entry.id, &outcomes).await?;
+        let written = loop {
+            match job::record(&self.server, conn, campaign, &entry.id, &outcomes).await {
+                Err(Fault::Lost(message)) => {
+                    eprintln!("push: warning: {message}: connecting again to record the job");
+                    *conn = self.reconnect().await?;
+                }
+                recorded => break recorded?,
+            }
+        };
         self.jobs += 1;
         self.results += written;
         Ok(())
@@ -196,7 +261,7 @@ impl Worker {
         &mut self,
         conn: &mut MultiplexedConnection,
         campaign: u64,
-    ) -> Result<Option<Payload>, String> {
+    ) -> Result<Option<Payload>, Fault> {
         if let Some(payload) = self.payloads.get(&campaign) {
             return Ok(Some(payload.clone()));
         }
@@ -204,7 +269,7 @@ impl Worker {
             .arg(keys::campaign(campaign))
             .query_async(conn)
             .await
-            .map_err(|e| self.server.error("cannot read the campaign", &e))?;
+            .map_err(|e| self.server.fault("cannot read the campaign", &e))?;
         let Some(message) =
             message::from_fields(&fields).map_err(|e| format!("campaign {campaign}: {e}"))?
         else {
@@ -220,5 +285,12 @@ impl Worker {
         }
         self.payloads.insert(campaign, payload.clone());
         Ok(Some(payload))
+    }
+}
+
+/// The message of a fault, for a failure at start.
+fn fault_message(fault: Fault) -> String {
+    match fault {
+        Fault::Lost(message) | Fault::Fatal(message) => message,
     }
 }

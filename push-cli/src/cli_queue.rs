@@ -7,10 +7,9 @@ use clap::{ArgGroup, Args, Subcommand};
 
 use crate::cli::{ApnsArgs, FcmArgs, GcmArgs, MessageArgs};
 
-/// `push enqueue`.
-#[derive(Debug, Args)]
-#[command(group(ArgGroup::new("source").required(true).args(["devices", "db"])))]
-pub struct EnqueueArgs {
+/// The Redis server of the queue.
+#[derive(Debug, Clone, Args)]
+pub struct RedisArgs {
     /// The Redis server: redis://[user:password@]host:port[/db], or rediss:// for TLS. The
     /// password is never printed.
     #[arg(
@@ -20,6 +19,18 @@ pub struct EnqueueArgs {
         hide_env_values = true
     )]
     pub redis: String,
+    /// With rediss://: trust only this CA (PEM) instead of the system's roots.
+    #[arg(long, value_name = "PEM")]
+    pub redis_ca: Option<PathBuf>,
+}
+
+/// `push enqueue`.
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("source").required(true).args(["devices", "db"])))]
+pub struct EnqueueArgs {
+    /// The Redis server.
+    #[command(flatten)]
+    pub redis: RedisArgs,
     /// Device list, as `push send --devices` reads it ("-" reads standard input).
     #[arg(long, value_name = "FILE|-")]
     pub devices: Option<PathBuf>,
@@ -41,14 +52,9 @@ pub struct EnqueueArgs {
 /// `push worker`.
 #[derive(Debug, Args)]
 pub struct WorkerArgs {
-    /// The Redis server (see `push enqueue --redis`).
-    #[arg(
-        long,
-        value_name = "URL",
-        env = "PUSH_REDIS_URL",
-        hide_env_values = true
-    )]
-    pub redis: String,
+    /// The Redis server.
+    #[command(flatten)]
+    pub redis: RedisArgs,
     /// Jobs pending this long at another worker (dead, or stuck) are taken over, in seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 30.0, value_parser = seconds)]
     pub claim_idle: f64,
@@ -76,14 +82,9 @@ pub struct WorkerArgs {
 /// `push campaign`.
 #[derive(Debug, Args)]
 pub struct CampaignArgs {
-    /// The Redis server (see `push enqueue --redis`).
-    #[arg(
-        long,
-        value_name = "URL",
-        env = "PUSH_REDIS_URL",
-        hide_env_values = true
-    )]
-    pub redis: String,
+    /// The Redis server.
+    #[command(flatten)]
+    pub redis: RedisArgs,
     /// What to show.
     #[command(subcommand)]
     pub command: CampaignCommand,

@@ -87,6 +87,11 @@ impl Devices {
 
 /// `push enqueue`: the campaign id.
 fn enqueue(url: &str, devices: &str) -> u64 {
+    enqueue_with(url, devices, &[])
+}
+
+/// `push enqueue` with more arguments: the campaign id.
+fn enqueue_with(url: &str, devices: &str, extra: &[&str]) -> u64 {
     let args: Vec<String> = [
         "enqueue",
         "--redis",
@@ -102,6 +107,7 @@ fn enqueue(url: &str, devices: &str) -> u64 {
     .iter()
     .map(|s| s.to_string())
     .chain([BATCH.to_string()])
+    .chain(extra.iter().map(|s| s.to_string()))
     .collect();
     let output = push(&args);
     assert!(output.status.success(), "{}", text(&output.stderr));
@@ -400,23 +406,35 @@ struct OwnRedis {
     dir: tempfile::TempDir,
     port: u16,
     child: Child,
+    listen: Vec<String>,
 }
 
 impl OwnRedis {
     fn start() -> OwnRedis {
+        OwnRedis::start_with(|port| vec!["--port".into(), port.to_string()])
+    }
+
+    /// A server with these listening arguments for the port given.
+    fn start_with(listen: impl Fn(u16) -> Vec<String>) -> OwnRedis {
         let dir = tempfile::tempdir().unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        let child = OwnRedis::spawn(dir.path(), port);
-        OwnRedis { dir, port, child }
+        let child = OwnRedis::spawn(dir.path(), port, &listen(port));
+        OwnRedis {
+            dir,
+            port,
+            child,
+            listen: listen(port),
+        }
     }
 
-    fn spawn(dir: &std::path::Path, port: u16) -> Child {
+    fn spawn(dir: &std::path::Path, port: u16, listen: &[String]) -> Child {
         let child = std::process::Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--bind", "127.0.0.1"])
+            .args(listen)
             .args([
                 "--appendonly",
                 "yes",
@@ -452,7 +470,7 @@ impl OwnRedis {
         assert!(term.success());
         self.child.wait().unwrap();
         std::thread::sleep(down);
-        self.child = OwnRedis::spawn(self.dir.path(), self.port);
+        self.child = OwnRedis::spawn(self.dir.path(), self.port, &self.listen);
     }
 }
 
@@ -498,4 +516,85 @@ fn workers_connect_again_after_a_redis_restart_and_lose_nothing() {
     assert!(stderr.contains("connecting again"), "{stderr}");
     assert_one_result_each(&devices, &url, id);
     assert_eq!(duplicates(&devices, &mocks), 0);
+}
+
+#[test]
+fn rediss_with_a_password_verifies_the_server_and_never_prints_the_password() {
+    if redis_database(6).is_none() {
+        return;
+    }
+    let devices = Devices::new(200);
+    let mocks = devices.start_mocks(Duration::ZERO);
+    let (ca, cert, key) = (
+        mocks.path("ca.pem").display().to_string(),
+        mocks.path("server.pem").display().to_string(),
+        mocks.path("server.key").display().to_string(),
+    );
+    let redis = OwnRedis::start_with(|port| {
+        [
+            "--port",
+            "0",
+            "--tls-port",
+            &port.to_string(),
+            "--tls-cert-file",
+            &cert,
+            "--tls-key-file",
+            &key,
+            "--tls-ca-cert-file",
+            &ca,
+            "--tls-auth-clients",
+            "no",
+            "--requirepass",
+            "s3cret-pass",
+        ]
+        .map(String::from)
+        .to_vec()
+    });
+    let url = format!("rediss://:s3cret-pass@localhost:{}", redis.port);
+    let list = devices.write(&mocks);
+    let id = enqueue_with(&url, &list, &["--redis-ca", &ca]);
+    finish(worker(
+        &mocks,
+        &url,
+        &["--exit-when-idle", "--redis-ca", &ca],
+    ));
+    let client = redis::Client::build_with_tls(
+        url.as_str(),
+        redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(std::fs::read(&ca).unwrap()),
+        },
+    )
+    .unwrap();
+    let mut conn = client.get_connection().unwrap();
+    let done: usize = redis::cmd("SCARD")
+        .arg(format!("push:done:{id}"))
+        .query(&mut conn)
+        .unwrap();
+    assert_eq!(done, devices.ios.len() + devices.android.len());
+
+    let status = |url: &str, extra: &[&str]| {
+        let mut args: Vec<String> = ["campaign", "--redis", url]
+            .iter()
+            .chain(extra)
+            .map(|s| s.to_string())
+            .collect();
+        args.extend(["status".to_string(), id.to_string()]);
+        push(&args)
+    };
+    let output = status(&url, &["--redis-ca", &ca]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(text(&output.stdout).contains("left: 0\n"));
+    // A wrong password: refused, and never printed.
+    let wrong = format!("rediss://:wrong-pass@localhost:{}", redis.port);
+    let output = status(&wrong, &["--redis-ca", &ca]);
+    let stderr = text(&output.stderr);
+    assert!(!output.status.success());
+    assert!(!stderr.contains("wrong-pass"), "{stderr}");
+    assert!(stderr.contains("rediss://:***@localhost"), "{stderr}");
+    // The server is verified: without its CA, the system's roots do not trust it.
+    let output = status(&url, &[]);
+    let stderr = text(&output.stderr);
+    assert!(!output.status.success(), "an untrusted server was accepted");
+    assert!(!stderr.contains("s3cret-pass"), "{stderr}");
 }

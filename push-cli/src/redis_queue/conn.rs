@@ -4,6 +4,8 @@
 use redis::AsyncConnectionConfig;
 use redis::aio::MultiplexedConnection;
 
+use crate::cli_queue::RedisArgs;
+
 /// A Redis server named by a URL, and how to speak of it without its password.
 #[derive(Clone)]
 pub struct Server {
@@ -19,11 +21,25 @@ impl std::fmt::Debug for Server {
 }
 
 impl Server {
-    /// Parses `url` (redis://, rediss:// for TLS, redis+unix://).
-    pub fn new(url: &str) -> Result<Server, String> {
+    /// The server of `--redis` (redis://, rediss:// for TLS, redis+unix://), trusting only
+    /// `--redis-ca` when given.
+    pub fn new(args: &RedisArgs) -> Result<Server, String> {
+        let url = args.redis.as_str();
         let shown = redact(url);
         let password = password(url);
-        let client = redis::Client::open(url).map_err(|error| {
+        let opened = match &args.redis_ca {
+            None => redis::Client::open(url),
+            Some(ca) => {
+                let pem = std::fs::read(ca)
+                    .map_err(|e| format!("cannot read --redis-ca {}: {e}", ca.display()))?;
+                let certificates = redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem),
+                };
+                redis::Client::build_with_tls(url, certificates)
+            }
+        };
+        let client = opened.map_err(|error| {
             let error = scrub(&error.to_string(), password.as_deref());
             format!("--redis {shown}: {error}")
         })?;
@@ -118,6 +134,13 @@ fn scrub(text: &str, password: Option<&str>) -> String {
 mod tests {
     use super::*;
 
+    fn args(url: &str) -> RedisArgs {
+        RedisArgs {
+            redis: url.into(),
+            redis_ca: None,
+        }
+    }
+
     #[test]
     fn passwords_are_never_shown() {
         assert_eq!(
@@ -133,13 +156,13 @@ mod tests {
         );
         assert_eq!(password("redis://host"), None);
         assert_eq!(scrub("bad s3cret here", Some("s3cret")), "bad *** here");
-        let server = Server::new("redis://user:s3cret@127.0.0.1:1").unwrap();
+        let server = Server::new(&args("redis://user:s3cret@127.0.0.1:1")).unwrap();
         assert!(!format!("{server:?}").contains("s3cret"));
     }
 
     #[test]
     fn a_bad_url_is_named_without_its_password() {
-        let error = Server::new("http://user:s3cret@host").unwrap_err();
+        let error = Server::new(&args("http://user:s3cret@host")).unwrap_err();
         assert!(error.contains("user:***@host"), "{error}");
         assert!(!error.contains("s3cret"), "{error}");
     }

@@ -62,6 +62,11 @@ pub struct WorkerArgs {
     /// say) before giving up, in seconds; a job already sent is recorded once it is back.
     #[arg(long, value_name = "SECONDS", default_value_t = 60.0, value_parser = seconds)]
     pub redis_wait: f64,
+    /// Jobs sent at once, each read and recorded on its own connection: more of them hide
+    /// Redis' round trips and a job's slowest device; a crash re-sends at most this many
+    /// jobs.
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub jobs: u16,
     /// Exit once no job is left to read or to claim (for tests and one-off runs).
     #[arg(long)]
     pub exit_when_idle: bool,

@@ -15,7 +15,7 @@ use super::conn::{Fault, Server};
 use super::{job, keys, message};
 use crate::cli_queue::WorkerArgs;
 use crate::config;
-use crate::interrupt::{self, Stop};
+use crate::interrupt::{self, Reason, Stop};
 use crate::main_error::Failure;
 
 /// How long one `XREADGROUP` waits for a job, in milliseconds: also how long a stop may
@@ -40,22 +40,52 @@ pub fn command(args: WorkerArgs) -> Result<(), Failure> {
         config::client(&args.apns, &args.gcm, &args.fcm, connections).map_err(Failure::Usage)?;
     let stop = Stop::default();
     interrupt::on_ctrl_c(stop.clone()).map_err(Failure::Run)?;
-    let mut worker = Worker {
-        server,
-        client,
-        push_type: args.apns.apns_push_type,
-        claim_idle_ms: (args.claim_idle * 1000.0).round() as u64,
-        redis_wait: Duration::from_secs_f64(args.redis_wait),
-        consumer: consumer_name(),
-        payloads: HashMap::new(),
-        jobs: 0,
-        results: 0,
-    };
-    smol::block_on(worker.run(&stop, args.exit_when_idle)).map_err(Failure::Run)?;
-    eprintln!(
-        "push: worker {}: {} jobs, {} results",
-        worker.consumer, worker.jobs, worker.results
-    );
+    let name = consumer_name();
+    let slots: Vec<Worker> = (0..args.jobs)
+        .map(|slot| Worker {
+            server: server.clone(),
+            client: client.clone(),
+            push_type: args.apns.apns_push_type,
+            claim_idle_ms: (args.claim_idle * 1000.0).round() as u64,
+            redis_wait: Duration::from_secs_f64(args.redis_wait),
+            consumer: format!("{name}-{slot}"),
+            payloads: HashMap::new(),
+            jobs: 0,
+            results: 0,
+        })
+        .collect();
+    // One task per job in flight, each with its own connection (a blocking read holds
+    // one) and consumer name; the first fatal error stops the others after their job.
+    let executor = smol::LocalExecutor::new();
+    let stop = &stop;
+    let finished = smol::block_on(executor.run(async {
+        let tasks: Vec<_> = slots
+            .into_iter()
+            .map(|mut worker| {
+                executor.spawn(async move {
+                    let result = worker.run(stop, args.exit_when_idle).await;
+                    if let Err(error) = &result {
+                        stop.stop(Reason::Failed(error.clone()));
+                    }
+                    (worker, result)
+                })
+            })
+            .collect();
+        let mut finished = Vec::new();
+        for task in tasks {
+            finished.push(task.await);
+        }
+        finished
+    }));
+    let (jobs, results) = finished
+        .iter()
+        .fold((0, 0), |(jobs, results), (worker, _)| {
+            (jobs + worker.jobs, results + worker.results)
+        });
+    eprintln!("push: worker {name}: {jobs} jobs, {results} results");
+    for (_, result) in finished {
+        result.map_err(Failure::Run)?;
+    }
     Ok(())
 }
 

@@ -240,6 +240,7 @@ fn two_workers_give_every_device_exactly_one_result() {
     assert!(status.contains("queued: 3001\n"), "{status}");
     assert!(status.contains("done: 3001\n"), "{status}");
     assert!(status.contains("left: 0\n"), "{status}");
+    assert!(status.contains("jobs: 30 of 30 done\n"), "{status}");
     let invalid = devices.bad_ios.len() + devices.bad_android.len();
     assert!(
         status.contains(&format!("  invalid_device: {invalid}\n")),
@@ -597,4 +598,40 @@ fn rediss_with_a_password_verifies_the_server_and_never_prints_the_password() {
     let stderr = text(&output.stderr);
     assert!(!output.status.success(), "an untrusted server was accepted");
     assert!(!stderr.contains("s3cret-pass"), "{stderr}");
+}
+
+/// The jobs a worker says it sent, from its last line.
+fn jobs_sent(stderr: &str) -> u64 {
+    let summary = stderr
+        .lines()
+        .rfind(|line| line.starts_with("push: worker "))
+        .unwrap_or_else(|| panic!("no summary: {stderr}"));
+    let (_, counts) = summary.rsplit_once(": ").unwrap();
+    counts.split(' ').next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn a_worker_started_later_joins_and_takes_work() {
+    let Some(url) = redis_database(8) else {
+        return;
+    };
+    let devices = Devices::new(3000);
+    let mocks = devices.start_mocks(Duration::from_millis(40));
+    let list = devices.write(&mocks);
+    let id = enqueue(&url, &list);
+    let first = worker(&mocks, &url, &["--exit-when-idle", "--jobs", "1"]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while results_by_token(&url, id).len() < 300 {
+        assert!(
+            Instant::now() < deadline,
+            "the first worker made no progress"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let later = worker(&mocks, &url, &["--exit-when-idle", "--jobs", "1"]);
+    let (first, later) = (finish(first), finish(later));
+    assert!(jobs_sent(&later) > 0, "{later}");
+    assert_eq!(jobs_sent(&first) + jobs_sent(&later), 30);
+    assert_one_result_each(&devices, &url, id);
+    assert_eq!(duplicates(&devices, &mocks), 0);
 }

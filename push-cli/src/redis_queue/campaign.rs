@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use redis::Value;
-use redis::streams::StreamRangeReply;
+use redis::streams::{StreamPendingReply, StreamRangeReply};
 
 use super::conn::Server;
 use super::keys;
@@ -50,9 +50,20 @@ async fn status(server: &Server, id: u64) -> Result<(), Failure> {
         .map_err(|e| Failure::Run(server.error("cannot read the outcomes", &e)))?;
     let outcomes: BTreeMap<String, u64> = outcomes.into_iter().collect();
     let done: u64 = outcomes.values().sum();
-    let queued = campaign.get("queued").and_then(|n| n.parse::<u64>().ok());
+    let count = |field: &str| campaign.get(field).and_then(|n| n.parse::<u64>().ok());
+    let in_flight: StreamPendingReply = redis::cmd("XPENDING")
+        .arg(keys::JOBS)
+        .arg(keys::GROUP)
+        .query_async(&mut conn)
+        .await
+        .or_else(|e| match e.code() {
+            // No worker has created the group yet: nothing is in flight.
+            Some("NOGROUP") => Ok(StreamPendingReply::Empty),
+            _ => Err(e),
+        })
+        .map_err(|e| Failure::Run(server.error("cannot count the jobs in flight", &e)))?;
     println!("campaign {id}");
-    match queued {
+    match count("queued") {
         Some(queued) => {
             println!("queued: {queued}");
             println!("done: {done}");
@@ -63,6 +74,15 @@ async fn status(server: &Server, id: u64) -> Result<(), Failure> {
             println!("done: {done}");
         }
     }
+    let jobs_done = count("jobs_done").unwrap_or(0);
+    match count("jobs") {
+        Some(jobs) => println!("jobs: {jobs_done} of {jobs} done"),
+        None => println!("jobs: {jobs_done} done"),
+    }
+    println!(
+        "jobs in flight at the workers (every campaign): {}",
+        in_flight.count()
+    );
     for (outcome, count) in &outcomes {
         println!("  {outcome}: {count}");
     }

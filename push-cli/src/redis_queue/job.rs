@@ -136,11 +136,12 @@ pub async fn record(
     let mut command = redis::cmd("EVAL");
     command
         .arg(RECORD)
-        .arg(4)
+        .arg(5)
         .arg(keys::done(campaign))
         .arg(keys::results(campaign))
         .arg(keys::outcomes(campaign))
         .arg(keys::JOBS)
+        .arg(keys::campaign(campaign))
         .arg(keys::GROUP)
         .arg(job);
     for outcome in outcomes {

@@ -50,12 +50,12 @@ pub enum Command {
     Bench(BenchArgs),
     /// Queue a campaign on Redis Streams for `push worker`s: store the notification once,
     /// append the devices as jobs, print the campaign id.
-    Enqueue(Box<crate::cli_queue::EnqueueArgs>),
+    Enqueue(Box<crate::redis_queue::args::EnqueueArgs>),
     /// Send the jobs queued on Redis Streams, with other workers on any machine; one result
     /// per device in the campaign's result stream.
-    Worker(Box<crate::cli_queue::WorkerArgs>),
+    Worker(Box<crate::redis_queue::args::WorkerArgs>),
     /// A queued campaign's progress or results.
-    Campaign(crate::cli_queue::CampaignArgs),
+    Campaign(crate::redis_queue::args::CampaignArgs),
 }
 
 /// `push send`.

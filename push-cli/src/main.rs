@@ -8,7 +8,6 @@ mod bench;
 mod bench_h2;
 mod change;
 mod cli;
-mod cli_queue;
 mod config;
 mod cpu;
 mod db;
@@ -49,10 +48,10 @@ fn main() -> ExitCode {
         Command::Store(args) => store_command::command(args),
         Command::Mock(args) => mock::command(args),
         Command::Demo(args) => demo::command(args),
-        Command::Bench(args) => bench::command(args),
         Command::Enqueue(args) => redis_queue::enqueue::command(*args),
         Command::Worker(args) => redis_queue::worker::command(*args),
         Command::Campaign(args) => redis_queue::campaign::command(args),
+        Command::Bench(args) => bench::command(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -8,9 +8,9 @@ use redis::streams::{StreamPendingReply, StreamRangeReply};
 
 use super::conn::Server;
 use super::keys;
-use crate::cli_queue::{CampaignArgs, CampaignCommand};
 use crate::jsonl;
 use crate::main_error::Failure;
+use crate::redis_queue::args::{CampaignArgs, CampaignCommand};
 
 /// Results read per round trip.
 const PAGE: usize = 1000;

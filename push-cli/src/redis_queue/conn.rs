@@ -4,7 +4,7 @@
 use redis::AsyncConnectionConfig;
 use redis::aio::MultiplexedConnection;
 
-use crate::cli_queue::RedisArgs;
+use crate::redis_queue::args::RedisArgs;
 
 /// A Redis server named by a URL, and how to speak of it without its password.
 #[derive(Clone)]

@@ -8,12 +8,12 @@ use redis::aio::MultiplexedConnection;
 
 use super::conn::Server;
 use super::{keys, message};
-use crate::cli_queue::EnqueueArgs;
 use crate::config;
 use crate::db::Target;
 use crate::devices::{self, CHANNEL_CAPACITY, Input};
 use crate::jsonl::Line;
 use crate::main_error::Failure;
+use crate::redis_queue::args::EnqueueArgs;
 use crate::store;
 use crate::store_schema::{Custom, Schema};
 

@@ -2,6 +2,7 @@
 //! stream, `push worker`s on any number of machines read them through a consumer group and
 //! write one result per device, `push campaign` reads the progress and the results.
 
+pub mod args;
 pub mod campaign;
 mod conn;
 pub mod enqueue;

@@ -13,10 +13,10 @@ use smol::Timer;
 
 use super::conn::{Fault, Server};
 use super::{job, keys, message};
-use crate::cli_queue::WorkerArgs;
 use crate::config;
 use crate::interrupt::{self, Reason, Stop};
 use crate::main_error::Failure;
+use crate::redis_queue::args::WorkerArgs;
 
 /// How long one `XREADGROUP` waits for a job, in milliseconds: also how long a stop may
 /// wait while no job comes.

@@ -56,6 +56,14 @@ pub enum Command {
     Bench(BenchArgs),
     /// Web Push VAPID keys.
     Vapid(VapidArgs),
+    /// Queue a campaign on Redis Streams for `push worker`s: store the notification once,
+    /// append the devices as jobs, print the campaign id.
+    Enqueue(Box<crate::redis_queue::args::EnqueueArgs>),
+    /// Send the jobs queued on Redis Streams, with other workers on any machine; one result
+    /// per device in the campaign's result stream.
+    Worker(Box<crate::redis_queue::args::WorkerArgs>),
+    /// A queued campaign's progress or results.
+    Campaign(crate::redis_queue::args::CampaignArgs),
 }
 
 /// `push send`.

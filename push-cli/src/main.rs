@@ -29,6 +29,7 @@ mod mock;
 mod oauth_once;
 mod raw_h2;
 mod recorder;
+mod redis_queue;
 mod run_journal;
 mod send;
 mod sql_template;
@@ -55,6 +56,9 @@ fn main() -> ExitCode {
         Command::Broadcast(args) => apple::broadcast_command(*args),
         Command::Mock(args) => mock::command(args),
         Command::Demo(args) => demo::command(args),
+        Command::Enqueue(args) => redis_queue::enqueue::command(*args),
+        Command::Worker(args) => redis_queue::worker::command(*args),
+        Command::Campaign(args) => redis_queue::campaign::command(args),
         Command::Bench(args) => bench::command(args),
         Command::Vapid(args) => web::command(args),
     };

@@ -1,0 +1,172 @@
+//! One job of the queue: its devices not yet recorded are sent with the client, then their
+//! results are written and the job acknowledged in one atomic script.
+
+use futures_lite::{StreamExt, future};
+use push_smol::{Client, Device, Feedback, Payload, Platform};
+use redis::aio::MultiplexedConnection;
+
+use super::conn::{Fault, Server};
+use super::keys;
+use crate::devices::{self, Input};
+use crate::jsonl::Line;
+
+/// Writes the results of a job and acknowledges it, atomically; a device already recorded
+/// keeps its first result (a job taken over from a worker that was only slow).
+const RECORD: &str = include_str!("record.lua");
+
+/// One device's result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// The token sent.
+    pub token: String,
+    /// `delivered` or the snake_case error code.
+    pub outcome: String,
+    /// The JSONL line `push send --feedback` writes for it, empty when it writes none.
+    pub line: String,
+}
+
+impl Outcome {
+    /// The result of a feedback.
+    pub fn of(feedback: &Feedback) -> Result<Outcome, String> {
+        let outcome = feedback
+            .error
+            .as_ref()
+            .map_or("delivered", |error| error.code())
+            .to_owned();
+        // As `push send`: the binary gateway acknowledges nothing, only its failures get a
+        // line; HTTP providers answer every notification.
+        let line = if feedback.device.platform == Platform::Android
+            || feedback.error.is_some()
+            || feedback.receipt.id.is_some()
+        {
+            serde_json::to_string(&Line::from_feedback(feedback)).map_err(|e| e.to_string())?
+        } else {
+            String::new()
+        };
+        Ok(Outcome {
+            token: feedback.device.token.clone(),
+            outcome,
+            line,
+        })
+    }
+}
+
+/// The devices of a job's `devices` field (lines "platform token"); entries that are not
+/// well-formed devices are left out (`push enqueue` records those itself).
+pub fn devices_of(text: &str) -> Vec<Device> {
+    text.lines()
+        .filter_map(|line| match devices::parse_line(line, 0) {
+            Some(Input::Device(device)) => Some(device),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The devices of `devices` that have no result in `campaign` yet.
+pub async fn not_done(
+    server: &Server,
+    conn: &mut MultiplexedConnection,
+    campaign: u64,
+    devices: Vec<Device>,
+) -> Result<Vec<Device>, Fault> {
+    if devices.is_empty() {
+        return Ok(devices);
+    }
+    let mut command = redis::cmd("SMISMEMBER");
+    command.arg(keys::done(campaign));
+    for device in &devices {
+        command.arg(&device.token);
+    }
+    let done: Vec<bool> = command
+        .query_async(conn)
+        .await
+        .map_err(|e| server.fault("cannot read the devices done", &e))?;
+    Ok(devices
+        .into_iter()
+        .zip(done)
+        .filter_map(|(device, done)| (!done).then_some(device))
+        .collect())
+}
+
+/// Sends `payload` to `devices` and waits for every result. Fails on a client-wide fatal
+/// error (TLS, authentication, configuration): the job is then left for another worker.
+pub async fn send(
+    client: &Client,
+    payload: Payload,
+    devices: Vec<Device>,
+) -> Result<Vec<Outcome>, String> {
+    if devices.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut session = client.send(payload);
+    let mut feedbacks = session.feedbacks();
+    let push = async {
+        for device in devices {
+            session.push(device).await.map_err(|e| e.to_string())?;
+        }
+        session.finish().await.map_err(|e| e.to_string())
+    };
+    let read = async {
+        let mut outcomes = Vec::new();
+        while let Some(feedback) = feedbacks.next().await {
+            outcomes.push(Outcome::of(&feedback)?);
+        }
+        Ok::<_, String>(outcomes)
+    };
+    let (report, outcomes) = future::zip(push, read).await;
+    let report = report?;
+    if let Some(error) = report.errors.iter().find(|e| e.is_fatal()) {
+        return Err(error.to_string());
+    }
+    for error in &report.errors {
+        eprintln!("push: warning: {error}");
+    }
+    outcomes
+}
+
+/// Writes `outcomes` to `campaign`'s result stream and acknowledges job `job`, in one
+/// atomic script; returns how many results were new.
+pub async fn record(
+    server: &Server,
+    conn: &mut MultiplexedConnection,
+    campaign: u64,
+    job: &str,
+    outcomes: &[Outcome],
+) -> Result<u64, Fault> {
+    let mut command = redis::cmd("EVAL");
+    command
+        .arg(RECORD)
+        .arg(5)
+        .arg(keys::done(campaign))
+        .arg(keys::results(campaign))
+        .arg(keys::outcomes(campaign))
+        .arg(keys::JOBS)
+        .arg(keys::campaign(campaign))
+        .arg(keys::GROUP)
+        .arg(job);
+    for outcome in outcomes {
+        command
+            .arg(&outcome.token)
+            .arg(&outcome.outcome)
+            .arg(&outcome.line);
+    }
+    command
+        .query_async(conn)
+        .await
+        .map_err(|e| server.fault("cannot record a job's results", &e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_job_lists_its_devices() {
+        let ios = "ab".repeat(32);
+        let text = format!("ios {ios}\nandroid tok-1\nwindows x\n");
+        assert_eq!(
+            devices_of(&text),
+            vec![Device::ios(ios), Device::android("tok-1")]
+        );
+    }
+}

@@ -54,16 +54,18 @@ impl Origin {
 
     /// The origin of the `https` URL `url`, dialed with `tls`; `field` names it in errors.
     pub(crate) fn https(
-        url: &Uri,
+        url: &str,
         field: &'static str,
         tls: Arc<ClientConfig>,
     ) -> Result<Self, Error> {
-        let (endpoint, host_header, https) = parse(url, field)?;
+        let invalid = |reason: &str| Error::Config {
+            field,
+            reason: format!("{reason}: {url}"),
+        };
+        let uri: Uri = url.parse().map_err(|_| invalid("must be a URL"))?;
+        let (endpoint, host_header, https) = parse(&uri, field)?;
         if !https {
-            return Err(Error::Config {
-                field,
-                reason: format!("must be an https:// URL: {url}"),
-            });
+            return Err(invalid("must be an https:// URL"));
         }
         Ok(Origin {
             endpoint,

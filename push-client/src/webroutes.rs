@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::Uri;
 use push_proto::{Push, Route};
 use rustls::ClientConfig;
 
@@ -17,7 +16,7 @@ use crate::h2conn::ConnSetup;
 use crate::h2route::{Connections, HttpRoute};
 use crate::http::Origin;
 use crate::negotiated::NegotiatedSetup;
-use crate::net::{Timeouts, https_endpoint};
+use crate::net::Timeouts;
 use crate::runtime::Runtime;
 
 /// Largest response body read from a push service: an empty body or a short error.
@@ -53,34 +52,26 @@ impl<R: Runtime> WebRoutes<R> {
             return None;
         };
         if !self.routes.contains_key(&n) {
-            let origin = push.webpush_origin(route)?;
-            let endpoint = match https_endpoint(origin.as_str(), "web push endpoint") {
-                Ok(endpoint) => endpoint,
-                Err(error) => {
-                    log::warn!("{error}");
-                    return None;
-                }
-            };
-            // Parsed above: the HTTP/1.1 origin of the same URL.
-            let url: Uri = origin.as_str().parse().ok()?;
-            let h1 = match Origin::https(&url, "web push endpoint", self.tls.clone()) {
-                Ok(origin) => H1Setup {
-                    link: Link::Hyper(origin),
-                    timeouts: self.timeouts,
-                    request_timeout: self.request_timeout,
-                    max_body: MAX_WEBPUSH_BODY,
-                },
+            let url = push.webpush_origin(route)?.as_str();
+            let origin = match Origin::https(url, "web push endpoint", self.tls.clone()) {
+                Ok(origin) => origin,
                 Err(error) => {
                     log::warn!("{error}");
                     return None;
                 }
             };
             let h2 = ConnSetup {
-                endpoint,
+                endpoint: origin.endpoint().clone(),
                 tls: self.tls.clone(),
                 timeouts: self.timeouts,
                 request_timeout: self.request_timeout,
                 ping_interval: self.ping_interval,
+                max_body: MAX_WEBPUSH_BODY,
+            };
+            let h1 = H1Setup {
+                link: Link::Hyper(origin),
+                timeouts: self.timeouts,
+                request_timeout: self.request_timeout,
                 max_body: MAX_WEBPUSH_BODY,
             };
             let setup = Connections::Negotiated(Arc::new(NegotiatedSetup {

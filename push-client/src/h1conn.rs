@@ -17,7 +17,7 @@ use push_proto::engine::{ConnId, Input, StreamEnd};
 
 use crate::error::Error;
 use crate::h2conn::Outgoing;
-use crate::http::{H1Connection, Origin};
+use crate::http::{H1Connection, Origin, Stream};
 use crate::io::{HttpEvent, Io};
 use crate::net::Timeouts;
 use crate::runtime::Runtime;
@@ -67,7 +67,51 @@ pub(crate) async fn run<R: Runtime>(
     requests: Receiver<Outgoing>,
     io: Sender<Io>,
 ) {
-    let mut open = match connect(&runtime, &setup).await {
+    let open = connect(&runtime, &setup).await;
+    serve(runtime, setup, route, conn, open, requests, io).await;
+}
+
+/// The connection task over `stream`, already connected and secured to the origin of
+/// `setup`'s link (a [`Link::Hyper`]), whose server chose HTTP/1.1: shakes hands, then as
+/// [`run`].
+pub(crate) async fn run_over<R: Runtime>(
+    runtime: R,
+    setup: Arc<H1Setup>,
+    route: Route,
+    conn: ConnId,
+    stream: Box<dyn Stream>,
+    requests: Receiver<Outgoing>,
+    io: Sender<Io>,
+) {
+    let open = match &setup.link {
+        Link::Hyper(origin) => origin.handshake(stream).await.map(|(sender, connection)| {
+            log::info!("connected over HTTP/1.1 to {}", origin.endpoint());
+            Open::Hyper {
+                sender,
+                connection: Some(Box::new(connection)),
+            }
+        }),
+        #[cfg(feature = "surf")]
+        Link::Surf(_) => Err(Error::Connect {
+            host: route.name().into(),
+            reason: "an established connection cannot be handed to surf".into(),
+        }),
+    };
+    serve(runtime, setup, route, conn, open, requests, io).await;
+}
+
+/// Serves requests one at a time on `open` until the connection ends or the driver lets go
+/// of it; reports a connection that could not be opened as a failed dial.
+async fn serve<R: Runtime>(
+    runtime: R,
+    setup: Arc<H1Setup>,
+    route: Route,
+    conn: ConnId,
+    open: Result<Open, Error>,
+    requests: Receiver<Outgoing>,
+    io: Sender<Io>,
+) {
+    let mut open = match open {
         Ok(open) => open,
         Err(error) => {
             log::warn!("cannot connect to {} over HTTP/1.1: {error}", route.name());

@@ -36,7 +36,7 @@ pub(crate) type Outgoing = (RequestId, http::Request<Bytes>);
 pub(crate) struct ConnSetup {
     /// Where to connect.
     pub(crate) endpoint: Endpoint,
-    /// TLS with ALPN `h2`.
+    /// TLS offering ALPN `h2` (and `http/1.1` on a route that falls back to it).
     pub(crate) tls: Arc<ClientConfig>,
     /// Connect and handshake timeouts (the handshake one also bounds a ping's answer).
     pub(crate) timeouts: Timeouts,
@@ -51,11 +51,11 @@ pub(crate) struct ConnSetup {
 type Stream<R> = Compat<TlsStream<<R as Runtime>::Tcp>>;
 type Sleep = Pin<Box<dyn Future<Output = ()> + Send>>;
 
+/// An open HTTP/2 connection: its request handle and the connection to drive.
+type Connected<R> = (SendRequest<Bytes>, Connection<Stream<R>, Bytes>);
+
 /// Dials, checks that the server speaks HTTP/2, and shakes hands.
-async fn connect<R: Runtime>(
-    runtime: &R,
-    setup: &ConnSetup,
-) -> Result<(SendRequest<Bytes>, Connection<Stream<R>, Bytes>), Error> {
+async fn connect<R: Runtime>(runtime: &R, setup: &ConnSetup) -> Result<Connected<R>, Error> {
     let endpoint = &setup.endpoint;
     let stream = dial_tls(runtime, endpoint, setup.tls.clone(), setup.timeouts).await?;
     if stream.get_ref().1.alpn_protocol() != Some(b"h2") {
@@ -64,6 +64,16 @@ async fn connect<R: Runtime>(
             reason: "the server did not agree to HTTP/2 (ALPN h2)".into(),
         });
     }
+    handshake(runtime, setup, stream).await
+}
+
+/// The HTTP/2 handshake over `stream`, on which the server agreed to `h2`.
+async fn handshake<R: Runtime>(
+    runtime: &R,
+    setup: &ConnSetup,
+    stream: TlsStream<R::Tcp>,
+) -> Result<Connected<R>, Error> {
+    let endpoint = &setup.endpoint;
     let handshake = async {
         // No stream until the server's SETTINGS say how many (absent: no limit): a limit
         // guessed before them would let the core send into a server that allows 0, or dial
@@ -98,7 +108,37 @@ pub(crate) async fn run<R: Runtime>(
     requests: Receiver<Outgoing>,
     io: Sender<Io>,
 ) {
-    let (send, connection) = match connect(&runtime, &setup).await {
+    let connected = connect(&runtime, &setup).await;
+    serve(runtime, setup, route, conn, connected, requests, io).await;
+}
+
+/// The connection task over `stream`, already connected and secured to `setup`'s endpoint,
+/// whose server agreed to `h2`: shakes hands, then as [`run`].
+pub(crate) async fn run_over<R: Runtime>(
+    runtime: R,
+    setup: Arc<ConnSetup>,
+    route: Route,
+    conn: ConnId,
+    stream: TlsStream<R::Tcp>,
+    requests: Receiver<Outgoing>,
+    io: Sender<Io>,
+) {
+    let connected = handshake(&runtime, &setup, stream).await;
+    serve(runtime, setup, route, conn, connected, requests, io).await;
+}
+
+/// Drives `connected` until it ends or the driver lets go of it and its streams are done;
+/// reports a connection that could not be opened as a failed dial.
+async fn serve<R: Runtime>(
+    runtime: R,
+    setup: Arc<ConnSetup>,
+    route: Route,
+    conn: ConnId,
+    connected: Result<Connected<R>, Error>,
+    requests: Receiver<Outgoing>,
+    io: Sender<Io>,
+) {
+    let (send, connection) = match connected {
         Ok(parts) => parts,
         Err(error) => {
             log::warn!("cannot connect to {} over HTTP/2: {error}", route.name());

@@ -1,6 +1,7 @@
 //! One HTTP provider's transport as the driver sees it: the connection tasks of its route
 //! (one [`h2conn`](crate::h2conn) task per connection the core dials, or one
-//! [`h1conn`](crate::h1conn) task for a route spoken over HTTP/1.1) and, for FCM, the
+//! [`h1conn`](crate::h1conn) task for a route spoken over HTTP/1.1, or a
+//! [`negotiated`](crate::negotiated) one that becomes either) and, for FCM, the
 //! HTTP/1.1 exchanges with the credential's token endpoint. It performs the core's
 //! [`engine::Action`]s and decides nothing: which connection, when to dial, what a stream end
 //! means is the core's.
@@ -18,6 +19,7 @@ use crate::h1conn::{self, H1Setup};
 use crate::h2conn::{self, ConnSetup, Outgoing};
 use crate::http::HttpClient;
 use crate::io::{HttpEvent, Io};
+use crate::negotiated::{self, NegotiatedSetup};
 use crate::runtime::Runtime;
 
 /// Requests a connection task may hold beyond its streams: the core never sends more than a
@@ -30,6 +32,8 @@ pub(crate) enum Connections {
     H2(Arc<ConnSetup>),
     /// HTTP/1.1: one request at a time per connection.
     H1(Arc<H1Setup>),
+    /// Either, as the server chooses in the TLS handshake (ALPN `h2` or `http/1.1`).
+    Negotiated(Arc<NegotiatedSetup>),
 }
 
 impl Connections {
@@ -47,6 +51,14 @@ impl Connections {
         match self {
             Self::H2(s) => Box::pin(h2conn::run(runtime, s.clone(), route, conn, requests, io)),
             Self::H1(s) => Box::pin(h1conn::run(runtime, s.clone(), route, conn, requests, io)),
+            Self::Negotiated(s) => Box::pin(negotiated::run(
+                runtime,
+                s.clone(),
+                route,
+                conn,
+                requests,
+                io,
+            )),
         }
     }
 }

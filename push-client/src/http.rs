@@ -39,33 +39,38 @@ pub(crate) struct Origin {
 impl Origin {
     /// The origin of `url`; `field` names the setting in errors.
     pub(crate) fn new(url: &Uri, field: &'static str, tls: &Tls) -> Result<Self, Error> {
+        let (endpoint, host_header, https) = parse(url, field)?;
+        let tls = if https {
+            Some(tls.client_config(&[b"http/1.1"])?)
+        } else {
+            None
+        };
+        Ok(Origin {
+            endpoint,
+            host_header,
+            tls,
+        })
+    }
+
+    /// The origin of the `https` URL `url`, dialed with `tls`; `field` names it in errors.
+    pub(crate) fn https(
+        url: &str,
+        field: &'static str,
+        tls: Arc<ClientConfig>,
+    ) -> Result<Self, Error> {
         let invalid = |reason: &str| Error::Config {
             field,
             reason: format!("{reason}: {url}"),
         };
-        let host = url.host().ok_or_else(|| invalid("has no host"))?;
-        let https = match url.scheme() {
-            Some(scheme) if *scheme == Scheme::HTTPS => true,
-            Some(scheme) if *scheme == Scheme::HTTP => false,
-            _ => return Err(invalid("must be an http:// or https:// URL")),
-        };
-        let port = url.port_u16().unwrap_or(if https { 443 } else { 80 });
-        let authority = url.authority().map_or(host, |authority| authority.as_str());
-        let host_header = HeaderValue::from_str(authority).map_err(|_| invalid("bad host"))?;
+        let uri: Uri = url.parse().map_err(|_| invalid("must be a URL"))?;
+        let (endpoint, host_header, https) = parse(&uri, field)?;
+        if !https {
+            return Err(invalid("must be an https:// URL"));
+        }
         Ok(Origin {
-            endpoint: Endpoint {
-                host: host
-                    .trim_start_matches('[')
-                    .trim_end_matches(']')
-                    .to_owned(),
-                port,
-            },
+            endpoint,
             host_header,
-            tls: if https {
-                Some(tls.client_config(&[b"http/1.1"])?)
-            } else {
-                None
-            },
+            tls: Some(tls),
         })
     }
 
@@ -87,6 +92,14 @@ impl Origin {
             }
             None => Box::new(dial(runtime, &self.endpoint, timeouts).await?),
         };
+        self.handshake(stream).await
+    }
+
+    /// Shakes hands over `stream`, already connected (and secured) to this origin.
+    pub(crate) async fn handshake(
+        &self,
+        stream: Box<dyn Stream>,
+    ) -> Result<(SendRequest<Full<Bytes>>, H1Connection), Error> {
         http1::handshake(FuturesIo::new(stream))
             .await
             .map_err(|error| Error::Connect {
@@ -107,6 +120,31 @@ impl Origin {
         parts.headers.insert(HOST, self.host_header.clone());
         Request::from_parts(parts, Full::new(body))
     }
+}
+
+/// The endpoint, `Host` header and whether it is `https` of `url`.
+fn parse(url: &Uri, field: &'static str) -> Result<(Endpoint, HeaderValue, bool), Error> {
+    let invalid = |reason: &str| Error::Config {
+        field,
+        reason: format!("{reason}: {url}"),
+    };
+    let host = url.host().ok_or_else(|| invalid("has no host"))?;
+    let https = match url.scheme() {
+        Some(scheme) if *scheme == Scheme::HTTPS => true,
+        Some(scheme) if *scheme == Scheme::HTTP => false,
+        _ => return Err(invalid("must be an http:// or https:// URL")),
+    };
+    let port = url.port_u16().unwrap_or(if https { 443 } else { 80 });
+    let authority = url.authority().map_or(host, |authority| authority.as_str());
+    let host_header = HeaderValue::from_str(authority).map_err(|_| invalid("bad host"))?;
+    let endpoint = Endpoint {
+        host: host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned(),
+        port,
+    };
+    Ok((endpoint, host_header, https))
 }
 
 /// Exchanges requests with one origin over a small pool of keep-alive connections.

@@ -30,6 +30,7 @@ mod h2route;
 mod h2stream;
 mod http;
 mod io;
+mod negotiated;
 mod net;
 mod queue;
 mod report;

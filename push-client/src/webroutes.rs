@@ -1,5 +1,6 @@
 //! The Web Push routes as the driver sees them: one [`HttpRoute`] per origin the core has a
-//! sender for, made when the core first acts on it and dropped when the core closes it.
+//! sender for, made when the core first acts on it and dropped when the core closes it. Each
+//! connection speaks HTTP/2 where the push service offers it, HTTP/1.1 otherwise.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,9 +11,12 @@ use rustls::ClientConfig;
 
 use crate::config_webpush::WebPushConfig;
 use crate::error::Error;
+use crate::h1conn::{H1Setup, Link};
 use crate::h2conn::ConnSetup;
 use crate::h2route::{Connections, HttpRoute};
-use crate::net::{Timeouts, https_endpoint};
+use crate::http::Origin;
+use crate::negotiated::NegotiatedSetup;
+use crate::net::Timeouts;
 use crate::runtime::Runtime;
 
 /// Largest response body read from a push service: an empty body or a short error.
@@ -32,7 +36,7 @@ impl<R: Runtime> WebRoutes<R> {
     /// The routes of `config`.
     pub(crate) fn new(config: &WebPushConfig) -> Result<Self, Error> {
         Ok(WebRoutes {
-            tls: config.transport.tls.client_config(&[b"h2"])?,
+            tls: config.transport.tls.client_config(&[b"h2", b"http/1.1"])?,
             timeouts: config.transport.timeouts,
             request_timeout: config.transport.request_timeout,
             ping_interval: config.ping_interval,
@@ -48,21 +52,31 @@ impl<R: Runtime> WebRoutes<R> {
             return None;
         };
         if !self.routes.contains_key(&n) {
-            let origin = push.webpush_origin(route)?;
-            let endpoint = match https_endpoint(origin.as_str(), "web push endpoint") {
-                Ok(endpoint) => endpoint,
+            let url = push.webpush_origin(route)?.as_str();
+            let origin = match Origin::https(url, "web push endpoint", self.tls.clone()) {
+                Ok(origin) => origin,
                 Err(error) => {
                     log::warn!("{error}");
                     return None;
                 }
             };
-            let setup = Connections::H2(Arc::new(ConnSetup {
-                endpoint,
+            let h2 = ConnSetup {
+                endpoint: origin.endpoint().clone(),
                 tls: self.tls.clone(),
                 timeouts: self.timeouts,
                 request_timeout: self.request_timeout,
                 ping_interval: self.ping_interval,
                 max_body: MAX_WEBPUSH_BODY,
+            };
+            let h1 = H1Setup {
+                link: Link::Hyper(origin),
+                timeouts: self.timeouts,
+                request_timeout: self.request_timeout,
+                max_body: MAX_WEBPUSH_BODY,
+            };
+            let setup = Connections::Negotiated(Arc::new(NegotiatedSetup {
+                h2: Arc::new(h2),
+                h1: Arc::new(h1),
             }));
             self.routes
                 .insert(n, HttpRoute::new(route, setup, self.max_streams, None));

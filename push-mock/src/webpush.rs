@@ -3,6 +3,7 @@
 //! subscription's private key, and answers as push services do.
 
 mod decrypt;
+mod h1;
 mod options;
 mod request;
 mod state;
@@ -24,14 +25,15 @@ pub use state::{MintedSubscription, WebPushAnswer, WebPushDelivery};
 use crate::certs::{Certificates, server_config_with_alpn};
 use crate::http2::{self, Http2Setup};
 use crate::http2_faults::Http2Faults;
-use crate::server::{Records, ServerThread, Shared};
+use crate::server::{Records, ServerThread, Shared, accept_loop};
 use state::{Record, Settings};
 use stream::{NAME, handle_stream};
 
 /// A loopback Web Push service with [`WebPushOptions::origins`] origins, each its own
 /// listener on `127.0.0.1` with an ephemeral port and the server certificate of the
 /// [`Certificates`] it was started with, serving HTTP/2 (ALPN `h2`) at
-/// `https://localhost:PORT`.
+/// `https://localhost:PORT`, or HTTP/1.1 only (ALPN `http/1.1`) for the origins of
+/// [`WebPushOptions::http1_only`].
 ///
 /// [`subscribe`](Self::subscribe) makes a subscription as a browser would (a P-256 key pair
 /// and an authentication secret, seeded: test keys only) and hands out its
@@ -95,6 +97,11 @@ impl MockWebPush {
         };
         let acceptor =
             TlsAcceptor::from(server_config_with_alpn(certs, false, vec![b"h2".to_vec()])?);
+        let h1_acceptor = TlsAcceptor::from(server_config_with_alpn(
+            certs,
+            false,
+            vec![b"http/1.1".to_vec()],
+        )?);
         let record = Arc::new(Shared::new(Record::new(
             origins,
             options.seed,
@@ -110,6 +117,16 @@ impl MockWebPush {
         });
         let mut servers = Vec::with_capacity(origins);
         for origin in 0..origins {
+            if options.http1_origins.contains(&origin) {
+                let (acceptor, settings) = (h1_acceptor.clone(), settings.clone());
+                let server = ServerThread::spawn(NAME, move |listener, executor| {
+                    accept_loop(NAME, listener, executor, move |tcp, peer| {
+                        h1::serve(tcp, peer, acceptor.clone(), settings.clone(), origin)
+                    })
+                })?;
+                servers.push(server);
+                continue;
+            }
             let setup = Http2Setup {
                 name: NAME,
                 max_concurrent_streams: options.max_concurrent_streams,
@@ -126,13 +143,15 @@ impl MockWebPush {
                     handle_stream(request, respond, settings.clone(), origin, stream)
                 },
             )?;
+            servers.push(server);
+        }
+        for (origin, server) in servers.iter().enumerate() {
             let url = format!(
                 "https://{}:{}",
                 Certificates::SERVER_NAME,
                 server.addr().port()
             );
             record.update(|r| r.origins[origin].url = url);
-            servers.push(server);
         }
         Ok(MockWebPush {
             servers,
@@ -252,7 +271,8 @@ impl MockWebPush {
         self.record.read(|r| r.total_answered)
     }
 
-    /// How many HTTP/2 connections were established, over all origins.
+    /// How many connections were established (HTTP/2, or HTTP/1.1 for the origins of
+    /// [`WebPushOptions::http1_only`]), over all origins.
     pub fn connections(&self) -> usize {
         self.record.read(|r| r.stats.connections)
     }

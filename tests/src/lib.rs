@@ -89,7 +89,8 @@ macro_rules! scenarios {
             apns_http2_provider_limit_is_followed,
             a_deadline_mid_run_gives_every_device_one_feedback,
             webpush_mixed_outcomes_over_three_origins,
-            webpush_wrong_vapid_key_is_a_clear_error
+            webpush_wrong_vapid_key_is_a_clear_error,
+            webpush_http1_origin_beside_an_http2_one
         );
     };
     (@each $runtime:ty, $block_on:path, $($name:ident),* $(,)?) => {

@@ -1,6 +1,7 @@
 //! Scenarios of Web Push against push-mock's push service on several loopback origins: it
 //! decrypts every message with the subscription's private key and verifies each VAPID token.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use push_client::{Error, HttpConfig, Runtime, WebPushConfig};
@@ -100,6 +101,69 @@ pub async fn webpush_mixed_outcomes_over_three_origins<R: Runtime>() {
     let text = String::from_utf8_lossy(&first.plaintext);
     assert!(text.contains("A scenario is running"), "{text}");
     assert_eq!(first.ttl, 600);
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+}
+
+/// Subscriptions over 2 origins, origin 0 speaking HTTP/2 and origin 1 HTTP/1.1 only (its
+/// TLS handshake offers no `h2`), a few expired on each: every subscription ends in exactly
+/// one feedback, the live ones decrypted by the mock exactly once, the expired ones
+/// `invalid_device`; origin 1's requests came over HTTP/1.1 (one at a time
+/// per connection, so the pool opened more than one) and origin 0's over HTTP/2.
+pub async fn webpush_http1_origin_beside_an_http2_one<R: Runtime>() {
+    const TOTAL: usize = 300;
+    let certs = Certificates::generate().expect("certificates");
+    let web = config(VAPID_KEY, &certs);
+    let options = WebPushOptions::new()
+        .origins(2)
+        .application_server_key(web.public_key())
+        .http1_only(1);
+    let mock = MockWebPush::start(options, &certs).expect("mock push service");
+    let subscriptions: Vec<_> = (0..TOTAL).map(|n| mock.subscribe(n % 2)).collect();
+    // Two in every 30 expired, 10 on each origin: answered 410 with a JSON reason either way.
+    let expired = |n: usize| n % 30 == 7 || n % 30 == 8;
+    for (n, subscription) in subscriptions.iter().enumerate() {
+        if expired(n) {
+            assert!(mock.expire(&subscription.endpoint));
+        }
+    }
+    let client = builder::<R>().webpush(web).build().expect("client");
+    let devices = subscriptions.iter().map(|s| Device::web(s.json.clone()));
+    let (feedback, report) = within::<R, _>(LIMIT, send_all(client.send(payload()), devices)).await;
+
+    assert_eq!(feedback.len(), TOTAL);
+    let outcomes = by_token(&feedback);
+    for (n, subscription) in subscriptions.iter().enumerate() {
+        let delivered = mock.delivered_count(&subscription.endpoint);
+        if expired(n) {
+            let outcome = &outcomes[&subscription.json];
+            assert_eq!(outcome, &[Some("invalid_device")], "subscription {n}");
+            assert_eq!(delivered, 0, "subscription {n}");
+        } else {
+            assert_eq!(outcomes[&subscription.json], [None], "subscription {n}");
+            assert_eq!(delivered, 1, "subscription {n} decrypted once");
+        }
+    }
+    let answers = mock.responses();
+    assert_eq!(answers.len(), TOTAL, "no request refused or repeated");
+    for answer in &answers {
+        assert_eq!(answer.http1, answer.origin == 1, "{answer:?}");
+    }
+    let gone = answers.iter().filter(|a| a.status == 410);
+    let gone_per_origin = gone.fold([0; 2], |mut counts, a| {
+        counts[a.origin] += 1;
+        counts
+    });
+    assert_eq!(gone_per_origin, [10, 10], "410s over both protocols");
+    // One request at a time per connection: the pool opened more than one for origin 1.
+    let http1_connections: HashSet<usize> = answers
+        .iter()
+        .filter(|a| a.http1)
+        .map(|a| a.connection)
+        .collect();
+    assert!(http1_connections.len() >= 2, "{http1_connections:?}");
+    let delivered = mock.delivered();
+    let text = String::from_utf8_lossy(&delivered[0].plaintext);
+    assert!(text.contains("A scenario is running"), "{text}");
     assert!(report.errors.is_empty(), "{:?}", report.errors);
 }
 

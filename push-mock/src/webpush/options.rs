@@ -7,7 +7,7 @@ use crate::quota::Quota;
 /// How a [`MockWebPush`](crate::MockWebPush) behaves. Build it with [`WebPushOptions::new`]
 /// and the builder methods. The defaults: 2 origins, subscriptions not restricted to an
 /// application server key, 100 concurrent streams, no seeded faults (`Retry-After: 30`
-/// should they be enabled), no quota, no GOAWAY, everything recorded.
+/// should they be enabled), no quota, no GOAWAY, everything recorded, every origin over HTTP/2.
 #[derive(Debug, Clone)]
 pub struct WebPushOptions {
     /// How many push services (origins, one listener each) to run; at least 1.
@@ -39,6 +39,10 @@ pub struct WebPushOptions {
     /// [`responses`](crate::MockWebPush::responses) stay empty, the payloads are not logged,
     /// while the totals and per-subscription counts count. For benchmarks.
     pub count_only: bool,
+    /// The origins (indexes) served over HTTP/1.1 only (ALPN `http/1.1`, one request at a
+    /// time per connection), as a push service without HTTP/2; the others serve HTTP/2.
+    /// The checks and answers are the same.
+    pub http1_origins: Vec<usize>,
 }
 
 impl Default for WebPushOptions {
@@ -62,6 +66,7 @@ impl WebPushOptions {
             goaway_after: None,
             latency: None,
             count_only: false,
+            http1_origins: Vec::new(),
         }
     }
 
@@ -126,6 +131,13 @@ impl WebPushOptions {
     /// Sets [`count_only`](Self::count_only).
     pub fn count_only(mut self, count_only: bool) -> Self {
         self.count_only = count_only;
+        self
+    }
+
+    /// Serves `origin` (an index) over HTTP/1.1 only: adds it to
+    /// [`http1_origins`](Self::http1_origins).
+    pub fn http1_only(mut self, origin: usize) -> Self {
+        self.http1_origins.push(origin);
         self
     }
 }

@@ -45,8 +45,13 @@ pub struct WebPushDelivery {
     pub location: String,
     /// The connection: 0 for the first established one (over all origins), and so on.
     pub connection: usize,
-    /// The HTTP/2 stream id.
+    /// The HTTP/2 stream id; over HTTP/1.1, the request's number on its connection (from 1).
     pub stream_id: u32,
+    /// Whether it came over HTTP/1.1 (an origin of [`WebPushOptions::http1_only`]); else
+    /// HTTP/2.
+    ///
+    /// [`WebPushOptions::http1_only`]: crate::WebPushOptions::http1_only
+    pub http1: bool,
 }
 
 /// One answer the mock gave.
@@ -62,8 +67,13 @@ pub struct WebPushAnswer {
     pub subscription: Option<String>,
     /// The connection.
     pub connection: usize,
-    /// The HTTP/2 stream id.
+    /// The HTTP/2 stream id; over HTTP/1.1, the request's number on its connection (from 1).
     pub stream_id: u32,
+    /// Whether it came over HTTP/1.1 (an origin of [`WebPushOptions::http1_only`]); else
+    /// HTTP/2.
+    ///
+    /// [`WebPushOptions::http1_only`]: crate::WebPushOptions::http1_only
+    pub http1: bool,
 }
 
 /// A minted subscription's secrets and state.

@@ -6,12 +6,13 @@ use bytes::Bytes;
 use h2::RecvStream;
 use h2::server::SendResponse;
 use http::header::{CONTENT_TYPE, LOCATION, RETRY_AFTER};
+use http::request::Parts;
 use http::{HeaderValue, Request, Response, StatusCode};
 use serde_json::json;
 
 use super::request::{MAX_BODY, Outcome, evaluate};
 use super::state::{Record, Settings, WebPushAnswer, WebPushDelivery};
-use crate::http2::Stream;
+use crate::http2::{Body, Stream};
 
 pub(crate) const NAME: &str = "mock-webpush";
 /// Longest payload text logged.
@@ -23,14 +24,33 @@ pub(crate) struct Arrival {
     pub(crate) origin: usize,
     pub(crate) connection: usize,
     pub(crate) stream_id: u32,
+    /// Over HTTP/1.1 (`stream_id` then counts the connection's requests from 1).
+    pub(crate) http1: bool,
 }
 
 /// What to send back.
-struct Reply {
+pub(crate) struct Reply {
     status: StatusCode,
     reason: Option<&'static str>,
     retry_after: Option<u64>,
     location: Option<String>,
+}
+
+/// Checks one request that arrived at `arrival`, records the answer (and the delivery, its
+/// payload logged), and returns it: the same for HTTP/2 and HTTP/1.1.
+pub(crate) fn answer(settings: &Settings, head: &Parts, body: &Body, arrival: Arrival) -> Reply {
+    let outcome = evaluate(settings, arrival.origin, head, body);
+    let reply = settings
+        .record
+        .update(|r| record(settings, r, outcome, arrival));
+    log::trace!(
+        "{NAME}: origin {} {} {}: {}",
+        arrival.origin,
+        if arrival.http1 { "request" } else { "stream" },
+        arrival.stream_id,
+        reply.status
+    );
+    reply
 }
 
 /// Answers one request stream to `origin`.
@@ -49,20 +69,14 @@ pub(crate) async fn handle_stream(
     else {
         return;
     };
-    let outcome = evaluate(&settings, origin, &head, &body);
     stream.count_answer();
     let arrival = Arrival {
         origin,
         connection: stream.connection(),
         stream_id,
+        http1: false,
     };
-    let reply = settings
-        .record
-        .update(|r| record(&settings, r, outcome, arrival));
-    log::trace!(
-        "{NAME}: origin {origin} stream {stream_id}: {}",
-        reply.status
-    );
+    let reply = answer(&settings, &head, &body, arrival);
     if let Err(error) = send(&mut respond, &reply) {
         log::debug!("{NAME}: answering stream {stream_id} failed: {error}");
     }
@@ -102,6 +116,7 @@ fn record(settings: &Settings, r: &mut Record, outcome: Outcome, arrival: Arriva
                     location: location.clone(),
                     connection: arrival.connection,
                     stream_id: arrival.stream_id,
+                    http1: arrival.http1,
                 });
             }
             reply.location = Some(location);
@@ -122,31 +137,42 @@ fn record(settings: &Settings, r: &mut Record, outcome: Outcome, arrival: Arriva
             subscription: outcome.subscription,
             connection: arrival.connection,
             stream_id: arrival.stream_id,
+            http1: arrival.http1,
         });
     }
     reply
 }
 
+impl Reply {
+    /// The response head and, for an error, its JSON body `{"reason": ...}`.
+    pub(crate) fn response(&self) -> (Response<()>, Option<Bytes>) {
+        let mut response = Response::new(());
+        *response.status_mut() = self.status;
+        let headers = response.headers_mut();
+        if let Some(location) = self
+            .location
+            .as_deref()
+            .and_then(|l| HeaderValue::from_str(l).ok())
+        {
+            headers.insert(LOCATION, location);
+        }
+        if let Some(seconds) = self.retry_after {
+            headers.insert(RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        let body = self.reason.map(|reason| {
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            Bytes::from(json!({"reason": reason}).to_string())
+        });
+        (response, body)
+    }
+}
+
 fn send(respond: &mut SendResponse<Bytes>, reply: &Reply) -> Result<(), h2::Error> {
-    let mut response = Response::new(());
-    *response.status_mut() = reply.status;
-    let headers = response.headers_mut();
-    if let Some(location) = reply
-        .location
-        .as_deref()
-        .and_then(|l| HeaderValue::from_str(l).ok())
-    {
-        headers.insert(LOCATION, location);
-    }
-    if let Some(seconds) = reply.retry_after {
-        headers.insert(RETRY_AFTER, HeaderValue::from(seconds));
-    }
-    let Some(reason) = reply.reason else {
+    let (response, body) = reply.response();
+    let Some(body) = body else {
         respond.send_response(response, true)?;
         return Ok(());
     };
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     let mut stream = respond.send_response(response, false)?;
-    let body = json!({"reason": reason}).to_string();
-    stream.send_data(Bytes::from(body), true)
+    stream.send_data(body, true)
 }

@@ -68,6 +68,21 @@ impl PushType {
         }
     }
 
+    /// What APNs requires after the bundle id in `apns-topic` for this push type
+    /// (`.push-type.liveactivity`, `.voip`, ...); `None` for alert, background and MDM.
+    pub fn topic_suffix(self) -> Option<&'static str> {
+        match self {
+            PushType::Voip => Some(".voip"),
+            PushType::LiveActivity => Some(".push-type.liveactivity"),
+            PushType::Complication => Some(".complication"),
+            PushType::FileProvider => Some(".pushkit.fileprovider"),
+            PushType::Location => Some(".location-query"),
+            PushType::PushToTalk => Some(".voip-ptt"),
+            PushType::Widgets => Some(".push-type.widgets"),
+            PushType::Alert | PushType::Background | PushType::Mdm => None,
+        }
+    }
+
     /// Largest payload APNs accepts for this push type: 5120 bytes for VoIP, 4096 otherwise.
     pub fn payload_limit(self) -> usize {
         match self {
@@ -426,6 +441,18 @@ impl HeaderSet {
         })
     }
 
+    /// `topic` with the push type's required suffix, unless it already ends with it (a
+    /// bundle id configured once serves every push type).
+    fn suffixed(&self, topic: &HeaderValue) -> HeaderValue {
+        match self.push_type.topic_suffix() {
+            Some(suffix) if !topic.as_bytes().ends_with(suffix.as_bytes()) => {
+                HeaderValue::from_bytes(&[topic.as_bytes(), suffix.as_bytes()].concat())
+                    .unwrap_or_else(|_| topic.clone())
+            }
+            _ => topic.clone(),
+        }
+    }
+
     /// A header map with `authorization` (when given) and the `apns-*` headers, in a fixed
     /// order: push type, topic, priority, expiration, collapse id, id.
     pub(crate) fn to_map(
@@ -443,7 +470,7 @@ impl HeaderSet {
             HeaderValue::from_static(self.push_type.as_str()),
         );
         if let Some(topic) = self.topic.as_ref().or(default_topic) {
-            headers.insert(APNS_TOPIC, topic.clone());
+            headers.insert(APNS_TOPIC, self.suffixed(topic));
         }
         headers.insert(APNS_PRIORITY, self.priority.clone());
         if let Some(expiration) = &self.expiration {
@@ -473,6 +500,37 @@ mod tests {
             assert_eq!(push_type.payload_limit(), limit);
         }
         assert!("Alert".parse::<PushType>().is_err());
+    }
+
+    #[test]
+    fn the_topic_gets_the_push_types_suffix_once() {
+        let bundle = HeaderValue::from_static("com.example.app");
+        let topic = |options: &Options| {
+            let set = HeaderSet::new(options).unwrap();
+            let headers = set.to_map(None, Some(&bundle), ApnsIdGenerator::new(1).next_id());
+            headers[APNS_TOPIC].to_str().unwrap().to_owned()
+        };
+        assert_eq!(topic(&Options::new(PushType::Alert)), "com.example.app");
+        assert_eq!(
+            topic(&Options::new(PushType::LiveActivity)),
+            "com.example.app.push-type.liveactivity"
+        );
+        assert_eq!(
+            topic(&Options::new(PushType::Widgets)),
+            "com.example.app.push-type.widgets"
+        );
+        assert_eq!(topic(&Options::new(PushType::Voip)), "com.example.app.voip");
+        let given = Options::new(PushType::LiveActivity).topic("com.other.push-type.liveactivity");
+        assert_eq!(topic(&given), "com.other.push-type.liveactivity");
+        for push_type in PushType::ALL {
+            let suffixed = topic(&Options::new(push_type));
+            let again = Options::new(push_type).topic(suffixed.clone());
+            assert_eq!(
+                topic(&again),
+                suffixed,
+                "{push_type}: the suffix is added once"
+            );
+        }
     }
 
     #[test]

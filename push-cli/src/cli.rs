@@ -112,6 +112,9 @@ pub struct SendArgs {
     /// Web Push settings.
     #[command(flatten)]
     pub web: WebArgs,
+    /// An app of a push.toml instead of the provider flags.
+    #[command(flatten)]
+    pub app: AppArgs,
     /// Write one JSON object per line: {"platform","token","error","new_token"} plus details
     /// (APNs reports only failures; FCM and GCM report every token; malformed input lines
     /// carry their line number).
@@ -176,6 +179,18 @@ pub struct SendArgs {
     /// Prometheus metrics.
     #[command(flatten)]
     pub metrics: MetricsArgs,
+}
+
+/// `push send --config push.toml --app NAME`: the providers of an app of the file.
+#[derive(Debug, Clone, Args)]
+pub struct AppArgs {
+    /// The apps file (see README, "Running at scale").
+    #[arg(long, value_name = "push.toml", requires = "app")]
+    pub config: Option<PathBuf>,
+    /// Send with this app's provider settings from --config; refused together with provider
+    /// flags (--apns-url, --apns, --fcm-service-account, --gcm-url, --vapid-key).
+    #[arg(long, value_name = "NAME", requires = "config")]
+    pub app: Option<String>,
 }
 
 /// The notification's content.

@@ -5,6 +5,7 @@
 #![allow(unreachable_pub)]
 
 mod apple;
+mod apps;
 mod bench;
 mod bench_h2;
 mod bench_webpush;

@@ -467,7 +467,22 @@ async fn record(records: &async_channel::Sender<Record>, record: Record) {
 }
 
 /// `push send` with its arguments.
-pub fn command(args: SendArgs) -> Result<(), Failure> {
+pub fn command(mut args: SendArgs) -> Result<(), Failure> {
+    if let (Some(file), Some(app)) = (&args.app.config, &args.app.app) {
+        if crate::apps::has_provider_flags(&args.apns, &args.gcm, &args.fcm, &args.web) {
+            return Err(Failure::Usage(
+                "--app takes every provider setting from --config: give no provider flags with it"
+                    .into(),
+            ));
+        }
+        let providers = crate::apps::load(file)
+            .and_then(|apps| apps.get(app).map(|app| app.args()))
+            .map_err(Failure::Usage)?;
+        args.apns = providers.apns;
+        args.gcm = providers.gcm;
+        args.fcm = providers.fcm;
+        args.web = providers.web;
+    }
     if let Some(event) = args.live.live_activity {
         let Some(devices) = &args.devices else {
             return Err(Failure::Usage("--live-activity needs --devices".into()));

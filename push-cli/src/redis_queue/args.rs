@@ -47,6 +47,10 @@ pub struct EnqueueArgs {
     /// The notification.
     #[command(flatten)]
     pub message: MessageArgs,
+    /// The app of the workers' push.toml (`push worker --config`) whose providers send the
+    /// campaign; without it, the workers' provider flags do.
+    #[arg(long, value_name = "NAME")]
+    pub app: Option<String>,
 }
 
 /// `push worker`.
@@ -70,6 +74,11 @@ pub struct WorkerArgs {
     /// Exit once no job is left to read or to claim (for tests and one-off runs).
     #[arg(long)]
     pub exit_when_idle: bool,
+    /// The apps file: a campaign enqueued with --app is sent with that app's providers (one
+    /// client per app, opened on first use, opened again when the file changes). Provider
+    /// flags, when also given, send the campaigns without an app.
+    #[arg(long, value_name = "push.toml")]
+    pub config: Option<PathBuf>,
     /// Connections to keep to each HTTP provider (see `push send --connections`).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub connections: Option<u16>,

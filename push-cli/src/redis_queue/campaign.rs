@@ -63,6 +63,9 @@ async fn status(server: &Server, id: u64) -> Result<(), Failure> {
         })
         .map_err(|e| Failure::Run(server.error("cannot count the jobs in flight", &e)))?;
     println!("campaign {id}");
+    if let Some(app) = campaign.get("app") {
+        println!("app: {app}");
+    }
     match count("queued") {
         Some(queued) => {
             println!("queued: {queued}");

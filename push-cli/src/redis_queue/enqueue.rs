@@ -50,6 +50,9 @@ pub fn command(args: EnqueueArgs) -> Result<(), Failure> {
         for (field, value) in message::to_fields(&args.message) {
             hset.arg(field).arg(value);
         }
+        if let Some(app) = &args.app {
+            hset.arg("app").arg(app);
+        }
         hset.arg("created_at").arg(store::now());
         let () = hset
             .query_async(&mut conn)

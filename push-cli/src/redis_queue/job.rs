@@ -124,6 +124,32 @@ pub async fn send(
     outcomes
 }
 
+/// The results of devices that cannot be sent (the campaign's app is unknown or
+/// unusable): `code` each, with `detail`.
+pub fn refused(devices: &[Device], code: &str, detail: &str) -> Result<Vec<Outcome>, String> {
+    devices
+        .iter()
+        .map(|device| {
+            let line = Line {
+                platform: Some(device.platform.as_str()),
+                token: &device.token,
+                error: Some(code),
+                new_token: None,
+                line: None,
+                row: None,
+                timestamp: None,
+                detail: Some(detail.to_owned()),
+                receipt: None,
+            };
+            Ok(Outcome {
+                token: device.token.clone(),
+                outcome: code.to_owned(),
+                line: serde_json::to_string(&line).map_err(|e| e.to_string())?,
+            })
+        })
+        .collect()
+}
+
 /// Writes `outcomes` to `campaign`'s result stream and acknowledges job `job`, in one
 /// atomic script; returns how many results were new.
 pub async fn record(

@@ -4,6 +4,7 @@
 
 pub mod args;
 pub mod campaign;
+mod clients;
 mod conn;
 pub mod enqueue;
 mod job;

@@ -3,14 +3,17 @@
 //! each with the client. A stop (SIGINT, SIGTERM) ends reading; the job in flight is
 //! finished, recorded and acknowledged first.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use push_smol::{Client, Payload};
+use push_smol::Payload;
 use redis::aio::MultiplexedConnection;
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamPendingReply, StreamReadReply};
 use smol::Timer;
 
+use super::clients::Clients;
 use super::conn::{Fault, Server};
 use super::{job, keys, message};
 use crate::config;
@@ -36,22 +39,35 @@ const PAYLOADS_KEPT: usize = 64;
 pub fn command(args: WorkerArgs) -> Result<(), Failure> {
     let server = Server::new(&args.redis).map_err(Failure::Usage)?;
     let connections = args.connections.map(usize::from);
-    let client = config::client(
-        &args.apns,
-        &args.gcm,
-        &args.fcm,
-        &args.web,
-        connections,
-        args.rate,
-    )
-    .map_err(Failure::Usage)?;
+    // With --config, the provider flags are optional: they send the campaigns without an
+    // app.
+    let flags = crate::apps::has_provider_flags(&args.apns, &args.gcm, &args.fcm, &args.web);
+    let client = if flags || args.config.is_none() {
+        Some(
+            config::client(
+                &args.apns,
+                &args.gcm,
+                &args.fcm,
+                &args.web,
+                connections,
+                args.rate,
+            )
+            .map_err(Failure::Usage)?,
+        )
+    } else {
+        None
+    };
+    let clients = Rc::new(RefCell::new(
+        Clients::new(client, args.config.clone(), connections, args.rate)
+            .map_err(Failure::Usage)?,
+    ));
     let stop = Stop::default();
     interrupt::on_ctrl_c(stop.clone()).map_err(Failure::Run)?;
     let name = consumer_name();
     let slots: Vec<Worker> = (0..args.jobs)
         .map(|slot| Worker {
             server: server.clone(),
-            client: client.clone(),
+            clients: clients.clone(),
             push_type: args.apns.apns_push_type,
             claim_idle_ms: (args.claim_idle * 1000.0).round() as u64,
             redis_wait: Duration::from_secs_f64(args.redis_wait),
@@ -110,12 +126,12 @@ fn consumer_name() -> String {
 
 struct Worker {
     server: Server,
-    client: Client,
+    clients: Rc<RefCell<Clients>>,
     push_type: Option<push_smol::push_proto::apns::http2::PushType>,
     claim_idle_ms: u64,
     redis_wait: Duration,
     consumer: String,
-    payloads: HashMap<u64, Payload>,
+    payloads: HashMap<u64, (Payload, Option<String>)>,
     jobs: u64,
     results: u64,
 }
@@ -262,7 +278,8 @@ impl Worker {
             Some(campaign) => self.payload(conn, campaign).await?,
             None => None,
         };
-        let (Some(campaign), Some(devices), Some(payload)) = (campaign, devices, payload) else {
+        let (Some(campaign), Some(devices), Some((payload, app))) = (campaign, devices, payload)
+        else {
             eprintln!(
                 "push: warning: job {} names no known campaign: acknowledged without sending",
                 entry.id
@@ -278,7 +295,18 @@ impl Worker {
         };
         let devices = job::devices_of(&devices);
         let devices = job::not_done(&self.server, conn, campaign, devices).await?;
-        let outcomes = job::send(&self.client, payload, devices).await?;
+        // The client is taken when the job starts: a reload meanwhile leaves this job on it.
+        let client = self.clients.borrow_mut().client(app.as_deref());
+        let outcomes = match client {
+            Ok(client) => job::send(&client, payload, devices).await?,
+            Err(refusal) => {
+                eprintln!(
+                    "push: warning: campaign {campaign}: {} ({}): its devices are not sent",
+                    refusal.detail, refusal.code
+                );
+                job::refused(&devices, refusal.code, &refusal.detail)?
+            }
+        };
         let written = loop {
             match job::record(&self.server, conn, campaign, &entry.id, &outcomes).await {
                 Err(Fault::Lost(message)) => {
@@ -293,14 +321,15 @@ impl Worker {
         Ok(())
     }
 
-    /// The notification of `campaign`, read once; `None` when the campaign is gone.
+    /// The notification of `campaign` and its app, read once; `None` when the campaign is
+    /// gone.
     async fn payload(
         &mut self,
         conn: &mut MultiplexedConnection,
         campaign: u64,
-    ) -> Result<Option<Payload>, Fault> {
-        if let Some(payload) = self.payloads.get(&campaign) {
-            return Ok(Some(payload.clone()));
+    ) -> Result<Option<(Payload, Option<String>)>, Fault> {
+        if let Some(known) = self.payloads.get(&campaign) {
+            return Ok(Some(known.clone()));
         }
         let fields: HashMap<String, String> = redis::cmd("HGETALL")
             .arg(keys::campaign(campaign))
@@ -320,8 +349,9 @@ impl Worker {
         if self.payloads.len() >= PAYLOADS_KEPT {
             self.payloads.clear();
         }
-        self.payloads.insert(campaign, payload.clone());
-        Ok(Some(payload))
+        let known = (payload, fields.get("app").cloned());
+        self.payloads.insert(campaign, known.clone());
+        Ok(Some(known))
     }
 }
 

@@ -1,0 +1,306 @@
+//! Several apps in one `push.toml`: each app's devices go out with its own credentials, to
+//! mocks that refuse the other app's (APNs: another signing key, key id, team and topic;
+//! FCM: another project). `push send --app` needs no Redis; the worker test needs
+//! `PUSH_TEST_REDIS_URL` (see queue_redis.rs).
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::Stdio;
+
+use common::{ios_token, push, push_command, text};
+use push_mock::fcm::demo_service_account;
+use push_mock::{Certificates, FcmOptions, Http2Auth, Http2Options, MockApnsHttp2, MockFcm};
+
+/// The Redis URL for one test: its own database number on the server, emptied. Without
+/// `PUSH_TEST_REDIS_URL` the test is skipped with a note, except in CI (`CI` set).
+fn redis_database(db: u8) -> Option<String> {
+    let Ok(url) = std::env::var("PUSH_TEST_REDIS_URL") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "PUSH_TEST_REDIS_URL is not set: .ci/run starts Redis (.ci/redis) and sets it"
+        );
+        eprintln!("skipped: PUSH_TEST_REDIS_URL is not set (start one with .ci/redis start DIR)");
+        return None;
+    };
+    let url = format!("{}/{db}", url.trim_end_matches('/'));
+    let mut conn = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let () = redis::cmd("FLUSHDB").query(&mut conn).unwrap();
+    Some(url)
+}
+
+/// One app's mock providers, verifying its credentials only.
+struct AppMocks {
+    apns: MockApnsHttp2,
+    fcm: MockFcm,
+}
+
+/// Two apps' mocks and the push.toml that names them, in a temporary directory.
+struct TwoApps {
+    dir: tempfile::TempDir,
+    shop: AppMocks,
+    news: AppMocks,
+}
+
+impl TwoApps {
+    fn start() -> TwoApps {
+        let certs = Certificates::generate().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        certs.write_to(dir.path()).unwrap();
+        let shop = app_mocks(dir.path(), &certs, "shop");
+        let news = app_mocks(dir.path(), &certs, "news");
+        // Relative paths: from the file's directory.
+        let mut config = String::from("# two apps\n");
+        for name in ["shop", "news"] {
+            let mocks = if name == "shop" { &shop } else { &news };
+            config.push_str(&format!(
+                "[apps.{name}]\n\
+                 apns_url = \"{}\"\n\
+                 apns_topic = \"com.example.{name}\"\n\
+                 apns_key_p8 = \"{name}.p8\"\n\
+                 apns_key_id = \"{}\"\n\
+                 apns_team_id = \"{}\"\n\
+                 apns_ca = \"ca.pem\"\n\
+                 fcm_service_account = \"{name}.json\"\n\
+                 fcm_url = \"{}\"\n\
+                 fcm_ca = \"ca.pem\"\n\n",
+                mocks.apns.url(),
+                key_id(name),
+                team_id(name),
+                mocks.fcm.url(),
+            ));
+        }
+        std::fs::write(dir.path().join("push.toml"), config).unwrap();
+        TwoApps { dir, shop, news }
+    }
+
+    fn config(&self) -> String {
+        self.dir.path().join("push.toml").display().to_string()
+    }
+
+    /// A device list of `n` iOS and `n` Android devices of `app`: the file and the tokens.
+    fn devices(&self, app: &str, offset: u64, n: u64) -> (String, Vec<String>) {
+        let mut list = String::new();
+        let mut tokens = Vec::new();
+        for i in offset..offset + n {
+            let ios = ios_token(i);
+            let android = format!("{app}-fcm-{i}");
+            list.push_str(&format!("ios {ios}\nandroid {android}\n"));
+            tokens.extend([ios, android]);
+        }
+        let path = self.dir.path().join(format!("{app}-devices.txt"));
+        std::fs::write(&path, list).unwrap();
+        (path.display().to_string(), tokens)
+    }
+}
+
+fn key_id(app: &str) -> String {
+    format!("{:X<10}", app.to_uppercase())
+        .chars()
+        .take(10)
+        .collect()
+}
+
+fn team_id(app: &str) -> String {
+    format!("T{:X<9}", app.to_uppercase())
+        .chars()
+        .take(10)
+        .collect()
+}
+
+/// The mocks of app `name`: its own .p8 key, key id, team and topic; its own FCM project.
+fn app_mocks(dir: &Path, certs: &Certificates, name: &str) -> AppMocks {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+        .unwrap()
+        .serialize_pem();
+    std::fs::write(dir.join(format!("{name}.p8")), &key).unwrap();
+    let auth = Http2Auth::token_from_pem(key_id(name), team_id(name), &key).unwrap();
+    let apns = MockApnsHttp2::start(
+        Http2Options::new(auth).topic(format!("com.example.{name}")),
+        certs,
+    )
+    .unwrap();
+    let project = format!("{name}-project");
+    let fcm = MockFcm::start(FcmOptions::demo(&project).unwrap(), certs).unwrap();
+    std::fs::write(
+        dir.join(format!("{name}.json")),
+        demo_service_account(&project, &fcm.token_url()),
+    )
+    .unwrap();
+    AppMocks { apns, fcm }
+}
+
+/// Each of `tokens` delivered exactly once to `mocks`, and nothing else.
+fn assert_delivered_once(mocks: &AppMocks, tokens: &[String]) {
+    let mut delivered: HashMap<String, usize> = mocks.apns.delivered_counts();
+    delivered.extend(mocks.fcm.delivered_counts());
+    assert_eq!(delivered.len(), tokens.len(), "{delivered:?}");
+    for token in tokens {
+        assert_eq!(delivered.get(token), Some(&1), "{token}");
+    }
+}
+
+/// `push enqueue --app APP`: the campaign id.
+fn enqueue(url: &str, devices: &str, app: &str) -> u64 {
+    let args: Vec<String> = [
+        "enqueue",
+        "--redis",
+        url,
+        "--devices",
+        devices,
+        "--title",
+        "Hello",
+        "--body",
+        "World",
+        "--batch",
+        "50",
+        "--app",
+        app,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let output = push(&args);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    text(&output.stdout).trim().parse().unwrap()
+}
+
+/// The campaign's results: outcomes per token.
+fn results_by_token(url: &str, id: u64) -> HashMap<String, Vec<String>> {
+    let mut conn = redis::Client::open(url).unwrap().get_connection().unwrap();
+    let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+        .arg(format!("push:results:{id}"))
+        .arg("-")
+        .arg("+")
+        .query(&mut conn)
+        .unwrap();
+    let mut by_token: HashMap<String, Vec<String>> = HashMap::new();
+    for entry in reply.ids {
+        let token: String = entry.get("token").unwrap();
+        let outcome: String = entry.get("outcome").unwrap();
+        by_token.entry(token).or_default().push(outcome);
+    }
+    by_token
+}
+
+/// Every one of `tokens` has exactly one result, `want`.
+fn assert_results(url: &str, id: u64, tokens: &[String], want: &str) {
+    let results = results_by_token(url, id);
+    assert_eq!(results.len(), tokens.len());
+    for token in tokens {
+        assert_eq!(results.get(token), Some(&vec![want.to_owned()]), "{token}");
+    }
+}
+
+#[test]
+fn one_worker_sends_each_campaign_with_its_apps_credentials() {
+    let Some(url) = redis_database(10) else {
+        return;
+    };
+    let apps = TwoApps::start();
+    let (shop_list, shop_tokens) = apps.devices("shop", 0, 150);
+    let (news_list, news_tokens) = apps.devices("news", 1000, 150);
+    let (blog_list, blog_tokens) = apps.devices("blog", 2000, 3);
+    let shop = enqueue(&url, &shop_list, "shop");
+    let news = enqueue(&url, &news_list, "news");
+    let blog = enqueue(&url, &blog_list, "blog");
+    // No provider flags: only the apps of the file.
+    let worker = push_command(&[
+        "worker".into(),
+        "--redis".into(),
+        url.clone(),
+        "--config".into(),
+        apps.config(),
+        "--exit-when-idle".into(),
+    ])
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let output = worker.wait_with_output().unwrap();
+    let stderr = text(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+
+    assert_delivered_once(&apps.shop, &shop_tokens);
+    assert_delivered_once(&apps.news, &news_tokens);
+    assert_results(&url, shop, &shop_tokens, "delivered");
+    assert_results(&url, news, &news_tokens, "delivered");
+    // An app the file does not name: every device gets a failed result, none is sent.
+    assert_results(&url, blog, &blog_tokens, "unknown_app");
+    assert!(stderr.contains("has no app \"blog\""), "{stderr}");
+
+    let status = push(&[
+        "campaign".into(),
+        "--redis".into(),
+        url.clone(),
+        "status".into(),
+        news.to_string(),
+    ]);
+    assert!(text(&status.stdout).contains("app: news\n"));
+}
+
+/// `push send` arguments for `devices`, with the feedback file.
+fn send_args(apps: &TwoApps, devices: &str, extra: &[&str]) -> Vec<String> {
+    let feedback = apps.dir.path().join("feedback.jsonl");
+    [
+        "send",
+        "--title",
+        "Hello",
+        "--body",
+        "World",
+        "--quiet",
+        "--devices",
+        devices,
+        "--feedback",
+        &feedback.display().to_string(),
+        "--config",
+        &apps.config(),
+    ]
+    .iter()
+    .chain(extra)
+    .map(|s| s.to_string())
+    .collect()
+}
+
+#[test]
+fn push_send_takes_an_apps_providers_from_the_file() {
+    let apps = TwoApps::start();
+    let (list, tokens) = apps.devices("news", 0, 20);
+    let output = push(&send_args(&apps, &list, &["--app", "news"]));
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_delivered_once(&apps.news, &tokens);
+    assert_eq!(
+        apps.shop.apns.total_delivered() + apps.shop.fcm.total_delivered(),
+        0
+    );
+    let feedback = std::fs::read_to_string(apps.dir.path().join("feedback.jsonl")).unwrap();
+    assert_eq!(feedback.lines().count(), 40);
+    assert!(!feedback.contains("\"error\":\""), "{feedback}");
+
+    // An app the file does not name, and provider flags with --app, are refused.
+    let output = push(&send_args(&apps, &list, &["--app", "blog"]));
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("push.toml has no app \"blog\" (it has: news, shop)"),
+        "{stderr}"
+    );
+    let output = push(&send_args(
+        &apps,
+        &list,
+        &[
+            "--app",
+            "news",
+            "--vapid-key",
+            "k.pem",
+            "--vapid-subject",
+            "mailto:a@b",
+        ],
+    ));
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));
+    assert!(text(&output.stderr).contains("give no provider flags"));
+}

@@ -8,6 +8,7 @@ mod common;
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::Stdio;
+use std::time::{Duration, Instant};
 
 use common::{ios_token, push, push_command, text};
 use push_mock::fcm::demo_service_account;
@@ -53,29 +54,52 @@ impl TwoApps {
         certs.write_to(dir.path()).unwrap();
         let shop = app_mocks(dir.path(), &certs, "shop");
         let news = app_mocks(dir.path(), &certs, "news");
-        // Relative paths: from the file's directory.
-        let mut config = String::from("# two apps\n");
-        for name in ["shop", "news"] {
-            let mocks = if name == "shop" { &shop } else { &news };
-            config.push_str(&format!(
-                "[apps.{name}]\n\
-                 apns_url = \"{}\"\n\
-                 apns_topic = \"com.example.{name}\"\n\
-                 apns_key_p8 = \"{name}.p8\"\n\
-                 apns_key_id = \"{}\"\n\
-                 apns_team_id = \"{}\"\n\
-                 apns_ca = \"ca.pem\"\n\
-                 fcm_service_account = \"{name}.json\"\n\
-                 fcm_url = \"{}\"\n\
-                 fcm_ca = \"ca.pem\"\n\n",
-                mocks.apns.url(),
-                key_id(name),
-                team_id(name),
-                mocks.fcm.url(),
-            ));
-        }
-        std::fs::write(dir.path().join("push.toml"), config).unwrap();
-        TwoApps { dir, shop, news }
+        let apps = TwoApps { dir, shop, news };
+        apps.write_config(
+            &format!(
+                "# two apps\n{}{}",
+                apps.table("shop", "shop"),
+                apps.table("news", "news")
+            ),
+            1,
+        );
+        apps
+    }
+
+    /// The table of app `name` with the credentials and mocks of app `of`; relative paths,
+    /// taken from the file's directory.
+    fn table(&self, name: &str, of: &str) -> String {
+        let mocks = if of == "shop" { &self.shop } else { &self.news };
+        format!(
+            "[apps.{name}]\n\
+             apns_url = \"{}\"\n\
+             apns_topic = \"com.example.{of}\"\n\
+             apns_key_p8 = \"{of}.p8\"\n\
+             apns_key_id = \"{}\"\n\
+             apns_team_id = \"{}\"\n\
+             apns_ca = \"ca.pem\"\n\
+             fcm_service_account = \"{of}.json\"\n\
+             fcm_url = \"{}\"\n\
+             fcm_ca = \"ca.pem\"\n\n",
+            mocks.apns.url(),
+            key_id(of),
+            team_id(of),
+            mocks.fcm.url(),
+        )
+    }
+
+    /// Writes push.toml with a modification time of its own (`tick` seconds after a fixed
+    /// time), so that a worker sees each write as a change whatever the clock's granularity.
+    fn write_config(&self, text: &str, tick: u64) {
+        let path = self.dir.path().join("push.toml");
+        std::fs::write(&path, text).unwrap();
+        let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000 + tick);
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(time)
+            .unwrap();
     }
 
     fn config(&self) -> String {
@@ -303,4 +327,81 @@ fn push_send_takes_an_apps_providers_from_the_file() {
     ));
     assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));
     assert!(text(&output.stderr).contains("give no provider flags"));
+}
+
+/// Waits until campaign `id` has a result for each of `tokens` (at most 20 s).
+fn wait_for_results(url: &str, id: u64, tokens: &[String]) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while results_by_token(url, id).len() < tokens.len() {
+        assert!(Instant::now() < deadline, "campaign {id} unfinished");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_worker_reads_a_changed_file_again_and_keeps_its_apps_when_it_breaks() {
+    let Some(url) = redis_database(11) else {
+        return;
+    };
+    let apps = TwoApps::start();
+    apps.write_config(&apps.table("shop", "shop"), 1);
+    let worker = push_command(&[
+        "worker".into(),
+        "--redis".into(),
+        url.clone(),
+        "--config".into(),
+        apps.config(),
+    ])
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    // No app news yet.
+    let (list, before) = apps.devices("a", 0, 5);
+    let id = enqueue(&url, &list, "news");
+    wait_for_results(&url, id, &before);
+    assert_results(&url, id, &before, "unknown_app");
+    // News added: read again.
+    apps.write_config(
+        &format!(
+            "{}{}",
+            apps.table("shop", "shop"),
+            apps.table("news", "news")
+        ),
+        2,
+    );
+    let (list, added) = apps.devices("b", 100, 5);
+    let id = enqueue(&url, &list, "news");
+    wait_for_results(&url, id, &added);
+    assert_results(&url, id, &added, "delivered");
+    // A broken file: the apps read before stay.
+    apps.write_config("[apps.news\n", 3);
+    let (list, kept) = apps.devices("c", 200, 5);
+    let id = enqueue(&url, &list, "news");
+    wait_for_results(&url, id, &kept);
+    assert_results(&url, id, &kept, "delivered");
+    // News' settings changed (now shop's credentials and mocks): a new client.
+    apps.write_config(&apps.table("news", "shop"), 4);
+    let (list, moved) = apps.devices("d", 300, 5);
+    let id = enqueue(&url, &list, "news");
+    wait_for_results(&url, id, &moved);
+    assert_results(&url, id, &moved, "delivered");
+
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &worker.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let output = worker.wait_with_output().unwrap();
+    let stderr = text(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let news_tokens: Vec<String> = added.iter().chain(&kept).cloned().collect();
+    assert_delivered_once(&apps.news, &news_tokens);
+    assert_delivered_once(&apps.shop, &moved);
+    assert_eq!(
+        stderr.matches("keeping the apps read before").count(),
+        1,
+        "{stderr}"
+    );
+    assert_eq!(stderr.matches("read again").count(), 2, "{stderr}");
 }

@@ -14,26 +14,6 @@ use common::{ios_token, push, push_command, text};
 use push_mock::fcm::demo_service_account;
 use push_mock::{Certificates, FcmOptions, Http2Auth, Http2Options, MockApnsHttp2, MockFcm};
 
-/// The Redis URL for one test: its own database number on the server, emptied. Without
-/// `PUSH_TEST_REDIS_URL` the test is skipped with a note, except in CI (`CI` set).
-fn redis_database(db: u8) -> Option<String> {
-    let Ok(url) = std::env::var("PUSH_TEST_REDIS_URL") else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "PUSH_TEST_REDIS_URL is not set: .ci/run starts Redis (.ci/redis) and sets it"
-        );
-        eprintln!("skipped: PUSH_TEST_REDIS_URL is not set (start one with .ci/redis start DIR)");
-        return None;
-    };
-    let url = format!("{}/{db}", url.trim_end_matches('/'));
-    let mut conn = redis::Client::open(url.as_str())
-        .unwrap()
-        .get_connection()
-        .unwrap();
-    let () = redis::cmd("FLUSHDB").query(&mut conn).unwrap();
-    Some(url)
-}
-
 /// One app's mock providers, verifying its credentials only.
 struct AppMocks {
     apns: MockApnsHttp2,
@@ -222,7 +202,7 @@ fn assert_results(url: &str, id: u64, tokens: &[String], want: &str) {
 
 #[test]
 fn one_worker_sends_each_campaign_with_its_apps_credentials() {
-    let Some(url) = redis_database(10) else {
+    let Some(url) = common::redis_database(10) else {
         return;
     };
     let apps = TwoApps::start();
@@ -340,7 +320,7 @@ fn wait_for_results(url: &str, id: u64, tokens: &[String]) {
 
 #[test]
 fn a_worker_reads_a_changed_file_again_and_keeps_its_apps_when_it_breaks() {
-    let Some(url) = redis_database(11) else {
+    let Some(url) = common::redis_database(11) else {
         return;
     };
     let apps = TwoApps::start();

@@ -14,27 +14,6 @@ use push_mock::{FcmScript, ReasonScript};
 /// Devices per job in these tests.
 const BATCH: usize = 100;
 
-/// The Redis URL for one test: its own database number on the server, emptied. Without
-/// `PUSH_TEST_REDIS_URL` the test is skipped with a note, except in CI (`CI` set), where it
-/// fails: the queue tests must really run.
-fn redis_database(db: u8) -> Option<String> {
-    let Ok(url) = std::env::var("PUSH_TEST_REDIS_URL") else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "PUSH_TEST_REDIS_URL is not set: .ci/run starts Redis (.ci/redis) and sets it"
-        );
-        eprintln!("skipped: PUSH_TEST_REDIS_URL is not set (start one with .ci/redis start DIR)");
-        return None;
-    };
-    let url = format!("{}/{db}", url.trim_end_matches('/'));
-    let mut conn = redis::Client::open(url.as_str())
-        .unwrap()
-        .get_connection()
-        .unwrap();
-    let () = redis::cmd("FLUSHDB").query(&mut conn).unwrap();
-    Some(url)
-}
-
 /// A test's devices: iOS and Android interleaved (every job has both), a few the providers
 /// reject, one malformed line; written to `devices.txt`.
 struct Devices {
@@ -207,7 +186,7 @@ fn duplicates(devices: &Devices, mocks: &Providers) -> usize {
 
 #[test]
 fn two_workers_give_every_device_exactly_one_result() {
-    let Some(url) = redis_database(1) else {
+    let Some(url) = common::redis_database(1) else {
         return;
     };
     let devices = Devices::new(3000);
@@ -277,7 +256,7 @@ fn two_workers_give_every_device_exactly_one_result() {
 
 #[test]
 fn a_killed_workers_jobs_are_claimed_and_sent_at_most_once_more() {
-    let Some(url) = redis_database(2) else {
+    let Some(url) = common::redis_database(2) else {
         return;
     };
     let devices = Devices::new(3000);
@@ -319,7 +298,7 @@ fn a_killed_workers_jobs_are_claimed_and_sent_at_most_once_more() {
 
 #[test]
 fn a_stopped_worker_finishes_and_acknowledges_its_job() {
-    let Some(url) = redis_database(3) else {
+    let Some(url) = common::redis_database(3) else {
         return;
     };
     let devices = Devices::new(3000);
@@ -363,7 +342,7 @@ fn a_stopped_worker_finishes_and_acknowledges_its_job() {
 
 #[test]
 fn a_campaign_is_enqueued_from_a_sqlite_store() {
-    let Some(url) = redis_database(4) else {
+    let Some(url) = common::redis_database(4) else {
         return;
     };
     let devices = Devices::new(200);
@@ -485,7 +464,7 @@ impl Drop for OwnRedis {
 #[test]
 fn workers_connect_again_after_a_redis_restart_and_lose_nothing() {
     // Gated like the others: CI has redis-server, a developer may not.
-    if redis_database(5).is_none() {
+    if common::redis_database(5).is_none() {
         return;
     }
     let mut redis = OwnRedis::start();
@@ -521,7 +500,7 @@ fn workers_connect_again_after_a_redis_restart_and_lose_nothing() {
 
 #[test]
 fn rediss_with_a_password_verifies_the_server_and_never_prints_the_password() {
-    if redis_database(6).is_none() {
+    if common::redis_database(6).is_none() {
         return;
     }
     let devices = Devices::new(200);
@@ -612,7 +591,7 @@ fn jobs_sent(stderr: &str) -> u64 {
 
 #[test]
 fn a_worker_started_later_joins_and_takes_work() {
-    let Some(url) = redis_database(8) else {
+    let Some(url) = common::redis_database(8) else {
         return;
     };
     let devices = Devices::new(3000);

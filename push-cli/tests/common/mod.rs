@@ -270,3 +270,24 @@ pub(crate) fn postgres_database() -> Option<String> {
     let (base, _) = url.rsplit_once('/').unwrap();
     Some(format!("{base}/{name}"))
 }
+
+/// The Redis URL for one test: its own database number on the server, emptied. Without
+/// `PUSH_TEST_REDIS_URL` the test is skipped with a note, except in CI (`CI` set), where it
+/// fails: the queue tests must really run.
+pub(crate) fn redis_database(db: u8) -> Option<String> {
+    let Ok(url) = std::env::var("PUSH_TEST_REDIS_URL") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "PUSH_TEST_REDIS_URL is not set: .ci/run starts Redis (.ci/redis) and sets it"
+        );
+        eprintln!("skipped: PUSH_TEST_REDIS_URL is not set (start one with .ci/redis start DIR)");
+        return None;
+    };
+    let url = format!("{}/{db}", url.trim_end_matches('/'));
+    let mut conn = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let () = redis::cmd("FLUSHDB").query(&mut conn).unwrap();
+    Some(url)
+}

@@ -532,7 +532,19 @@ pub async fn gcm_over_https<R: Runtime>() {
     let (feedback, report) = within::<R, _>(LIMIT, send_all(client.send(payload()), devices)).await;
     assert_eq!(feedback.len(), 2_000);
     assert_eq!(report.delivered, 2_000);
-    assert_eq!(gcm.requests(), 20);
+    // One request per batch of 100. A connection that breaks with a request on it (seen
+    // once in a loaded CI run: 21 requests) resends that batch, counted as a retry and
+    // reported as a transport failure: never an extra request the client did not count.
+    let stats = client.stats().gcm.expect("GCM is configured");
+    assert_eq!(
+        gcm.requests() as u64,
+        20 + stats.retries,
+        "every request beyond one per batch is a counted retry: {stats:?}"
+    );
+    assert!(
+        stats.retries <= stats.transport_failures,
+        "a retry only after a broken connection: {stats:?}"
+    );
     assert!(gcm.connections() <= 4, "{} connections", gcm.connections());
 }
 

@@ -12,14 +12,22 @@
 //!   [`DECREASE`] × the current one, or × the rate the provider actually accepted lately
 //!   when lower (successful answers over the `Retry-After` or since the first answer, up to
 //!   two minutes), once per congestion event: throttles of requests sent before the last
-//!   reaction belong to it.
+//!   reaction belong to it. The first throttle of an unlimited route measures the quota
+//!   rather than a rate that overshot it, so it cuts to [`FIRST_DECREASE`] × the accepted
+//!   rate; without a `Retry-After` that first measure (taken over at least a second) is
+//!   corrected once the quota has drained, to what the provider accepted since its first
+//!   answer.
 //!   A `Retry-After` also pauses the route until it passes. Throttles within
-//!   [`MIN_CUT_INTERVAL`] of a cut do not cut again: a quota measured over a window stays
-//!   exhausted for a while after the rate drops, so the route pauses instead (100 ms,
-//!   doubling while throttles go on, reset by a clean answer) until the window drains.
-//! - **Additive increase.** While answers are clean and the pacer is what holds requests back,
-//!   the rate grows by [`INCREASE`] × the rate at the last cut per second (at least
-//!   [`MIN_INCREASE`], or [`MIN_INCREASE_SHARE`] × that rate when lower), so it probes the quota again and follows it if it grows.
+//!   [`MIN_CUT_INTERVAL`] of a cut (or before the first cut's quota drained) do not cut again:
+//!   a quota measured over a window stays exhausted for a while after the rate drops, so the
+//!   route pauses instead (100 ms, growing 1.5× while throttles go on, reset by a clean
+//!   answer) until the window drains.
+//! - **Increase: fast back, gentle beyond.** While answers are clean and the pacer is what
+//!   holds requests back, the rate grows back to the rate at the last cut fast ([`RECOVERY`]
+//!   × it per second), then beyond it by up to [`INCREASE`] × it per second (at least
+//!   [`MIN_INCREASE`], or [`MIN_INCREASE_SHARE`] × that rate when lower), reached
+//!   [`PROBE_RAMP`] after the cut: near the rate the quota refused, it probes slowly (each
+//!   refusal costs a cut and a `Retry-After`), and it still follows a quota that grows.
 //!
 //! Why AIMD rather than a bucket sized from the quota: the quota is not announced, it can
 //! change, and it is often shared (several push processes, other services of the same
@@ -35,8 +43,16 @@ use std::time::{Duration, Instant};
 
 /// The factor a throttling answer applies to the rate.
 pub(crate) const DECREASE: f64 = 0.8;
+/// The factor the first throttling answer of an unlimited route applies to the rate the
+/// provider accepted.
+const FIRST_DECREASE: f64 = 0.9;
 /// Growth per second while answers are clean, as a fraction of the rate at the last cut.
 pub(crate) const INCREASE: f64 = 0.04;
+/// Growth per second back up to the rate at the last cut, as a fraction of it.
+const RECOVERY: f64 = 0.5;
+/// Beyond the rate at the last cut, growth rises from nothing to [`INCREASE`] over this long
+/// after the cut.
+const PROBE_RAMP: Duration = Duration::from_secs(30);
 /// The least growth per second (requests per second): a rate cut very low comes back in
 /// seconds, not hours.
 const MIN_INCREASE: f64 = 10.0;
@@ -46,8 +62,10 @@ const MIN_INCREASE_SHARE: f64 = 0.1;
 /// The shortest time between two cuts: a quota measured over a window stays exhausted for a
 /// while after the rate is cut, and its throttles then are the same congestion event.
 pub(crate) const MIN_CUT_INTERVAL: Duration = Duration::from_secs(1);
-/// The first pause when throttles go on right after a cut (doubles while they do).
+/// The first pause when throttles go on right after a cut (grows while they do).
 const FIRST_PROBE_PAUSE: Duration = Duration::from_millis(100);
+/// How much that pause grows while throttles go on.
+const PROBE_PAUSE_GROWTH: f64 = 1.5;
 /// The longest such pause.
 const MAX_PROBE_PAUSE: Duration = Duration::from_secs(5);
 /// The rate is never cut below this (requests per second).
@@ -82,6 +100,8 @@ pub(crate) struct RateControl {
     /// The pacer held a request back since the rate last grew.
     limited: bool,
     grown_at: Option<Instant>,
+    /// The first cut (from an unlimited start) waits for the quota to drain.
+    first_drain: bool,
     /// Successful answers.
     delivered: Meter,
     /// Requests let through.
@@ -103,6 +123,7 @@ impl RateControl {
             rate_at_cut: 0.0,
             limited: false,
             grown_at: None,
+            first_drain: false,
             delivered: Meter::default(),
             sent: Meter::default(),
         }
@@ -163,6 +184,9 @@ impl RateControl {
     /// A request was answered without throttling at `now`.
     pub(crate) fn answered(&mut self, now: Instant) {
         self.delivered.count(now);
+        if self.first_drain {
+            self.drained(now);
+        }
         self.probe_pause = FIRST_PROBE_PAUSE;
         let Some(learned) = self.learned else {
             return;
@@ -176,9 +200,22 @@ impl RateControl {
         self.grown_at = Some(now);
         if self.limited {
             self.limited = false;
-            let floor = MIN_INCREASE.min(MIN_INCREASE_SHARE * self.rate_at_cut);
-            let step = (INCREASE * self.rate_at_cut).max(floor) * since.as_secs_f64();
-            self.learned = Some(learned + step);
+            let secs = since.as_secs_f64();
+            if learned < self.rate_at_cut {
+                // Below the last known good rate: back to it fast.
+                let step = RECOVERY * self.rate_at_cut * secs;
+                self.learned = Some((learned + step).min(self.rate_at_cut));
+            } else {
+                let floor = MIN_INCREASE.min(MIN_INCREASE_SHARE * self.rate_at_cut);
+                // Beyond it, probe gently at first (the quota was met there), faster as the
+                // time since the cut grows.
+                let ramp = self.cut_at.map_or(1.0, |cut| {
+                    let since_cut = now.saturating_duration_since(cut);
+                    (since_cut.as_secs_f64() / PROBE_RAMP.as_secs_f64()).min(1.0)
+                });
+                let step = (INCREASE * self.rate_at_cut).max(floor) * secs * ramp;
+                self.learned = Some(learned + step);
+            }
         }
     }
 
@@ -197,13 +234,17 @@ impl RateControl {
             return;
         }
         self.reacted_at = Some(now);
-        if self.cut_at.is_some_and(|cut| now < cut + MIN_CUT_INTERVAL) {
+        // Until the quota exceeded by an unlimited start has drained, throttles are that event.
+        if self.first_drain || self.cut_at.is_some_and(|cut| now < cut + MIN_CUT_INTERVAL) {
             // The rate was just cut and the quota is still exhausted: wait for it to drain
             // (a quota over a window frees up only as old requests leave it), not cut again.
             if retry_after.is_none() {
                 let until = now + self.probe_pause;
                 self.pause_until(until);
-                self.probe_pause = (self.probe_pause * 2).min(MAX_PROBE_PAUSE);
+                self.probe_pause = self
+                    .probe_pause
+                    .mul_f64(PROBE_PAUSE_GROWTH)
+                    .min(MAX_PROBE_PAUSE);
                 // The pause does not fill the bucket: one request probes at its end, not a
                 // burst that the exhausted quota would refuse whole.
                 self.tokens = 0.0;
@@ -223,13 +264,55 @@ impl RateControl {
             (Some(current), Some(accepted)) => current.min(accepted),
             (current, accepted) => current.or(accepted).unwrap_or(MIN_RATE),
         };
+        // Without a `Retry-After`, the first cut (from an unlimited start) is a guess until the
+        // quota drains (see `drained`).
+        self.first_drain = self.rate().is_none() && retry_after.is_none();
+        // From an unlimited start, the rate the provider accepted is a measure of its quota
+        // (over the `Retry-After` or until the quota drains), not a rate that overshot it.
+        let factor = if self.rate().is_none() {
+            FIRST_DECREASE
+        } else {
+            DECREASE
+        };
+        let learned = (current * factor).max(MIN_RATE);
         self.rate_at_cut = current;
-        self.learned = Some((current * DECREASE).max(MIN_RATE));
+        self.learned = Some(learned);
         self.cut_at = Some(now);
         self.grown_at = Some(now);
         self.limited = false;
         self.tokens = 0.0;
         self.refilled_at = Some(now);
+    }
+
+    /// A clean answer after the first cut of an unlimited start without `Retry-After`: once
+    /// the quota has drained (the route paused for it, or the cut is old enough), what the
+    /// provider accepted since the first answer is what its window allows, a better measure
+    /// than the rate at the cut (taken when it had accepted a burst).
+    fn drained(&mut self, now: Instant) {
+        let paused = self.probe_pause > FIRST_PROBE_PAUSE;
+        let old = self.cut_at.is_some_and(|cut| now >= cut + MIN_CUT_INTERVAL);
+        if !paused && !old {
+            return;
+        }
+        self.first_drain = false;
+        let history = self.delivered.history(now);
+        // The quota drained during the last pause: half of it, on average, was not needed.
+        let last_pause = self.probe_pause.div_f64(PROBE_PAUSE_GROWTH);
+        let window = history.saturating_sub(last_pause / 2);
+        // Measured over the quota's window: answers from before the cut, when it filled up.
+        let before_cut = self
+            .cut_at
+            .is_some_and(|cut| history > now.saturating_duration_since(cut));
+        let accepted = self.delivered.rate(history, now).map(|rate| {
+            let history = history.max(Duration::from_secs(1)).as_secs_f64();
+            rate * history / window.max(Duration::from_secs(1)).as_secs_f64()
+        });
+        if let (true, true, Some(learned), Some(accepted)) =
+            (paused, before_cut, self.learned, accepted)
+        {
+            self.learned = Some(learned.min(accepted).max(MIN_RATE));
+            self.rate_at_cut = self.rate_at_cut.min(accepted);
+        }
     }
 
     fn pause_until(&mut self, until: Instant) {

@@ -203,6 +203,9 @@ proptest! {
         };
         config.engine.pool = PoolConfig::default().automatic(connections);
         config.engine.max_attempts = MAX_ATTEMPTS;
+        // Every attempt of this model may end unanswered (transport failures): the bound on
+        // those is the engine's own test (pacing_tests); here every attempt counts alike.
+        config.engine.max_unanswered_attempts = MAX_ATTEMPTS;
         config.engine.retry_deadline = Duration::from_secs(1 << 30);
         config.engine.initial_backoff = Duration::from_millis(100);
         config.engine.max_backoff = Duration::from_secs(2);

@@ -3,8 +3,8 @@
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
-use push_proto::{Feedback, Receipt};
-use serde::Serialize;
+use push_proto::{Device, DeviceError, Feedback, Platform, Receipt};
+use serde::{Deserialize, Serialize};
 
 use crate::devices::{Malformed, Origin};
 
@@ -71,6 +71,49 @@ impl<'a> Line<'a> {
             receipt: None,
         }
     }
+}
+
+/// A line as read back (the fields that act on a store).
+#[derive(Deserialize)]
+struct Read {
+    platform: Option<String>,
+    token: String,
+    error: Option<String>,
+    new_token: Option<String>,
+    line: Option<u64>,
+    row: Option<i64>,
+    id: Option<String>,
+    reason: Option<String>,
+    unregistered_at: Option<u64>,
+}
+
+/// The feedback a device's line (as [`Line::from_feedback`] writes it) stands for; `None`
+/// for a malformed entry's line or a line that is not one. An error other than
+/// `invalid_device` comes back as [`DeviceError::Rejected`] with its code: only
+/// `invalid_device` acts on a store.
+pub fn read_feedback(json: &str) -> Option<Feedback> {
+    let read: Read = serde_json::from_str(json).ok()?;
+    if read.line.is_some() || read.row.is_some() {
+        return None;
+    }
+    let platform: Platform = read.platform?.parse().ok()?;
+    let error = read.error.map(|code| match code.as_str() {
+        "invalid_device" => DeviceError::InvalidDevice,
+        _ => DeviceError::Rejected {
+            provider: "push",
+            code,
+        },
+    });
+    Some(Feedback {
+        device: Device::new(platform, read.token),
+        new_token: read.new_token,
+        error,
+        receipt: Receipt {
+            id: read.id,
+            reason: read.reason,
+            unregistered_at: read.unregistered_at,
+        },
+    })
 }
 
 /// A JSONL sink; writes nothing when created without a destination.

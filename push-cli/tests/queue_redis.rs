@@ -698,6 +698,9 @@ fn campaign_results_apply_exactly_the_rejected_tokens_once() {
         all("SELECT token FROM push_journal WHERE change = 'delete' ORDER BY token"),
         rejected
     );
+    let stderr = text(&output.stderr);
+    let deleted = format!("store: {} invalid tokens deleted", rejected.len());
+    assert!(stderr.contains(&deleted), "{stderr}");
     let journaled = count(&store, "SELECT count(*) FROM push_journal");
     assert_eq!(journaled, rejected.len() as i64);
 
@@ -709,6 +712,23 @@ fn campaign_results_apply_exactly_the_rejected_tokens_once() {
         count(&store, "SELECT count(*) FROM push_journal"),
         journaled
     );
+    let stderr = text(&again.stderr);
+    assert!(
+        stderr.contains("store: 0 invalid tokens deleted, 0 tokens replaced"),
+        "{stderr}"
+    );
+
+    // `push store restore` undoes it.
+    let restore = push(&[
+        "store".into(),
+        "restore".into(),
+        "--db".into(),
+        store.display().to_string(),
+        "--since".into(),
+        "1h".into(),
+    ]);
+    assert!(restore.status.success(), "{}", text(&restore.stderr));
+    assert_eq!(all("SELECT token FROM devices ORDER BY token"), before);
 }
 
 #[test]

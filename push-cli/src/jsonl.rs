@@ -199,3 +199,47 @@ impl Writer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(feedback: &Feedback) -> Option<Feedback> {
+        let json = serde_json::to_string(&Line::from_feedback(feedback)).unwrap();
+        read_feedback(&json)
+    }
+
+    #[test]
+    fn a_line_reads_back_as_the_feedback_that_acts_on_a_store() {
+        let mut gone = Feedback::failed(
+            Device::new(Platform::Ios, "aa".repeat(32)),
+            DeviceError::InvalidDevice,
+        );
+        gone.receipt = Receipt {
+            id: Some("id-1".into()),
+            reason: Some("Unregistered".into()),
+            unregistered_at: Some(1_700_000_000_000),
+        };
+        assert_eq!(round_trip(&gone), Some(gone));
+        let replaced = Feedback::replaced(Device::new(Platform::Android, "old"), "new".into());
+        assert_eq!(round_trip(&replaced), Some(replaced));
+        let delivered = Feedback::delivered(Device::new(Platform::Web, "sub"));
+        assert_eq!(round_trip(&delivered), Some(delivered));
+    }
+
+    #[test]
+    fn other_errors_keep_their_code_and_malformed_lines_are_skipped() {
+        let failed = Feedback::failed(
+            Device::new(Platform::Android, "t"),
+            DeviceError::Unconfirmed,
+        );
+        let read = round_trip(&failed).unwrap();
+        assert_eq!(read.error.as_ref().map(DeviceError::code), Some("rejected"));
+        assert!(!read.error.unwrap().is_invalid_device());
+        let malformed = r#"{"platform":"windows","token":"x","error":"unknown_platform","new_token":null,"line":2}"#;
+        assert_eq!(read_feedback(malformed), None);
+        assert_eq!(read_feedback("not json"), None);
+        let unknown = r#"{"platform":"windows","token":"x","error":null,"new_token":null}"#;
+        assert_eq!(read_feedback(unknown), None);
+    }
+}

@@ -3,8 +3,8 @@
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
-use push_proto::{Feedback, Receipt};
-use serde::Serialize;
+use push_proto::{Device, DeviceError, Feedback, Platform, Receipt};
+use serde::{Deserialize, Serialize};
 
 use crate::devices::{Malformed, Origin};
 
@@ -71,6 +71,49 @@ impl<'a> Line<'a> {
             receipt: None,
         }
     }
+}
+
+/// A line as read back (the fields that act on a store).
+#[derive(Deserialize)]
+struct Read {
+    platform: Option<String>,
+    token: String,
+    error: Option<String>,
+    new_token: Option<String>,
+    line: Option<u64>,
+    row: Option<i64>,
+    id: Option<String>,
+    reason: Option<String>,
+    unregistered_at: Option<u64>,
+}
+
+/// The feedback a device's line (as [`Line::from_feedback`] writes it) stands for; `None`
+/// for a malformed entry's line or a line that is not one. An error other than
+/// `invalid_device` comes back as [`DeviceError::Rejected`] with its code: only
+/// `invalid_device` acts on a store.
+pub fn read_feedback(json: &str) -> Option<Feedback> {
+    let read: Read = serde_json::from_str(json).ok()?;
+    if read.line.is_some() || read.row.is_some() {
+        return None;
+    }
+    let platform: Platform = read.platform?.parse().ok()?;
+    let error = read.error.map(|code| match code.as_str() {
+        "invalid_device" => DeviceError::InvalidDevice,
+        _ => DeviceError::Rejected {
+            provider: "push",
+            code,
+        },
+    });
+    Some(Feedback {
+        device: Device::new(platform, read.token),
+        new_token: read.new_token,
+        error,
+        receipt: Receipt {
+            id: read.id,
+            reason: read.reason,
+            unregistered_at: read.unregistered_at,
+        },
+    })
 }
 
 /// A JSONL sink; writes nothing when created without a destination.
@@ -154,5 +197,49 @@ impl Writer {
                 .map_err(|error| format!("writing {} failed: {error}", self.name)),
             None => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(feedback: &Feedback) -> Option<Feedback> {
+        let json = serde_json::to_string(&Line::from_feedback(feedback)).unwrap();
+        read_feedback(&json)
+    }
+
+    #[test]
+    fn a_line_reads_back_as_the_feedback_that_acts_on_a_store() {
+        let mut gone = Feedback::failed(
+            Device::new(Platform::Ios, "aa".repeat(32)),
+            DeviceError::InvalidDevice,
+        );
+        gone.receipt = Receipt {
+            id: Some("id-1".into()),
+            reason: Some("Unregistered".into()),
+            unregistered_at: Some(1_700_000_000_000),
+        };
+        assert_eq!(round_trip(&gone), Some(gone));
+        let replaced = Feedback::replaced(Device::new(Platform::Android, "old"), "new".into());
+        assert_eq!(round_trip(&replaced), Some(replaced));
+        let delivered = Feedback::delivered(Device::new(Platform::Web, "sub"));
+        assert_eq!(round_trip(&delivered), Some(delivered));
+    }
+
+    #[test]
+    fn other_errors_keep_their_code_and_malformed_lines_are_skipped() {
+        let failed = Feedback::failed(
+            Device::new(Platform::Android, "t"),
+            DeviceError::Unconfirmed,
+        );
+        let read = round_trip(&failed).unwrap();
+        assert_eq!(read.error.as_ref().map(DeviceError::code), Some("rejected"));
+        assert!(!read.error.unwrap().is_invalid_device());
+        let malformed = r#"{"platform":"windows","token":"x","error":"unknown_platform","new_token":null,"line":2}"#;
+        assert_eq!(read_feedback(malformed), None);
+        assert_eq!(read_feedback("not json"), None);
+        let unknown = r#"{"platform":"windows","token":"x","error":null,"new_token":null}"#;
+        assert_eq!(read_feedback(unknown), None);
     }
 }

@@ -127,6 +127,19 @@ pub struct GuardReport {
     pub skipped: u64,
 }
 
+impl GuardReport {
+    /// What `guard` did, with `skipped` devices not sent.
+    pub fn of(guard: &Guard, skipped: u64) -> Self {
+        GuardReport {
+            stops: guard.stops().to_vec(),
+            withheld: guard.withheld(),
+            over_cap: guard.over_cap(),
+            cap: guard.cap(),
+            skipped,
+        }
+    }
+}
+
 impl Outcome {
     /// The client-wide errors that mean the run did not do its job (TLS, authentication,
     /// configuration); connection refusals and timeouts that were retried are not among them.
@@ -440,13 +453,9 @@ pub fn run(plan: Plan, stop: &Stop) -> Result<Outcome, String> {
         }
         None => None,
     };
-    let guard = state.guard.map(|guard| GuardReport {
-        stops: guard.stops().to_vec(),
-        withheld: guard.withheld(),
-        over_cap: guard.over_cap(),
-        cap: guard.cap(),
-        skipped: state.skipped,
-    });
+    let guard = state
+        .guard
+        .map(|guard| GuardReport::of(&guard, state.skipped));
     Ok(Outcome {
         tally: state.tally,
         report,
@@ -624,7 +633,7 @@ pub fn command(mut args: SendArgs) -> Result<(), Failure> {
 }
 
 /// Fails the run when the guard stopped a provider or refused deletions over the cap.
-fn guard_verdict(guard: Option<&GuardReport>) -> Result<(), Failure> {
+pub fn guard_verdict(guard: Option<&GuardReport>) -> Result<(), Failure> {
     let Some(guard) = guard else {
         return Ok(());
     };

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Providers, default_store, ios_token, push, push_command, text};
+use common::{Providers, count, default_store, ios_token, push, push_command, strings, text};
 use push_mock::{FcmScript, ReasonScript};
 
 /// Devices per job in these tests.
@@ -613,4 +613,142 @@ fn a_worker_started_later_joins_and_takes_work() {
     assert_eq!(jobs_sent(&first) + jobs_sent(&later), 30);
     assert_one_result_each(&devices, &url, id);
     assert_eq!(duplicates(&devices, &mocks), 0);
+}
+
+/// A SQLite store of `devices` (and a malformed row) in the mocks' directory.
+fn store_of(devices: &Devices, mocks: &Providers) -> std::path::PathBuf {
+    let store = mocks.path("devices.sqlite");
+    let rows = devices
+        .ios
+        .iter()
+        .map(|t| ("ios".to_string(), t.clone(), None))
+        .chain(
+            devices
+                .android
+                .iter()
+                .map(|t| ("android".to_string(), t.clone(), None)),
+        )
+        .chain([("windows".to_string(), "not-a-platform".to_string(), None)]);
+    default_store(&store, rows);
+    store
+}
+
+/// A campaign from `store`, sent by one worker until the queue is empty: its id.
+fn send_campaign_from(mocks: &Providers, url: &str, store: &std::path::Path) -> u64 {
+    let output = push(&[
+        "enqueue".into(),
+        "--redis".into(),
+        url.into(),
+        "--db".into(),
+        store.display().to_string(),
+        "--title".into(),
+        "Hello".into(),
+        "--body".into(),
+        "World".into(),
+    ]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let id: u64 = text(&output.stdout).trim().parse().unwrap();
+    finish(worker(mocks, url, &["--exit-when-idle"]));
+    id
+}
+
+/// `push campaign results ID --db STORE --apply-feedback`.
+fn apply_results(url: &str, id: u64, store: &std::path::Path) -> std::process::Output {
+    push(&[
+        "campaign".into(),
+        "--redis".into(),
+        url.into(),
+        "results".into(),
+        id.to_string(),
+        "--db".into(),
+        store.display().to_string(),
+        "--apply-feedback".into(),
+    ])
+}
+
+#[test]
+fn campaign_results_apply_exactly_the_rejected_tokens_once() {
+    let Some(url) = common::redis_database(14) else {
+        return;
+    };
+    let devices = Devices::new(400);
+    let mocks = devices.start_mocks(Duration::ZERO);
+    let store = store_of(&devices, &mocks);
+    let id = send_campaign_from(&mocks, &url, &store);
+    let all = |sql: &str| strings(&store, sql);
+    let before = all("SELECT token FROM devices ORDER BY token");
+
+    let output = apply_results(&url, id, &store);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let mut rejected: Vec<String> = devices
+        .bad_ios
+        .iter()
+        .chain(&devices.bad_android)
+        .cloned()
+        .collect();
+    rejected.sort();
+    let mut want: Vec<String> = before
+        .iter()
+        .filter(|t| !rejected.contains(t))
+        .cloned()
+        .collect();
+    want.sort();
+    assert_eq!(all("SELECT token FROM devices ORDER BY token"), want);
+    assert_eq!(
+        all("SELECT token FROM push_journal WHERE change = 'delete' ORDER BY token"),
+        rejected
+    );
+    let stderr = text(&output.stderr);
+    let deleted = format!("store: {} invalid tokens deleted", rejected.len());
+    assert!(stderr.contains(&deleted), "{stderr}");
+    let journaled = count(&store, "SELECT count(*) FROM push_journal");
+    assert_eq!(journaled, rejected.len() as i64);
+
+    // A second run changes nothing.
+    let again = apply_results(&url, id, &store);
+    assert!(again.status.success(), "{}", text(&again.stderr));
+    assert_eq!(all("SELECT token FROM devices ORDER BY token"), want);
+    assert_eq!(
+        count(&store, "SELECT count(*) FROM push_journal"),
+        journaled
+    );
+    let stderr = text(&again.stderr);
+    assert!(
+        stderr.contains("store: 0 invalid tokens deleted, 0 tokens replaced"),
+        "{stderr}"
+    );
+
+    // `push store restore` undoes it.
+    let restore = push(&[
+        "store".into(),
+        "restore".into(),
+        "--db".into(),
+        store.display().to_string(),
+        "--since".into(),
+        "1h".into(),
+    ]);
+    assert!(restore.status.success(), "{}", text(&restore.stderr));
+    assert_eq!(all("SELECT token FROM devices ORDER BY token"), before);
+}
+
+#[test]
+fn campaign_results_with_every_token_rejected_delete_nothing() {
+    let Some(url) = common::redis_database(15) else {
+        return;
+    };
+    let mut devices = Devices::new(40);
+    devices.bad_ios = devices.ios.clone();
+    devices.bad_android = devices.android.clone();
+    let mocks = devices.start_mocks(Duration::ZERO);
+    let store = store_of(&devices, &mocks);
+    let id = send_campaign_from(&mocks, &url, &store);
+
+    let output = apply_results(&url, id, &store);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("iOS stopped, no token deleted"), "{stderr}");
+    assert!(stderr.contains("BadDeviceToken"), "{stderr}");
+    assert!(stderr.contains("Android stopped"), "{stderr}");
+    assert_eq!(count(&store, "SELECT count(*) FROM devices"), 41);
+    assert_eq!(count(&store, "SELECT count(*) FROM push_journal"), 0);
 }

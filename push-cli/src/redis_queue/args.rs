@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use clap::{ArgGroup, Args, Subcommand};
 
-use crate::cli::{ApnsArgs, FcmArgs, GcmArgs, MessageArgs, WebArgs};
+use crate::cli::{ApnsArgs, FcmArgs, GcmArgs, MessageArgs, WebArgs, percent};
+use crate::guard::{DEFAULT_MAX_INVALID_PERCENT, DEFAULT_MIN_ANSWERS, MaxDelete};
 
 /// The Redis server of the queue.
 #[derive(Debug, Clone, Args)]
@@ -123,10 +124,46 @@ pub enum CampaignCommand {
     Results {
         /// The campaign id `push enqueue` printed.
         id: u64,
-        /// Write the lines to this file instead of standard output.
+        /// Write the lines to this file instead of standard output (with --apply-feedback:
+        /// the lines are written only when this is given).
         #[arg(long, value_name = "FILE.jsonl")]
         out: Option<PathBuf>,
+        /// Apply the results to a token store, as `push send --db --apply-feedback` does.
+        #[command(flatten)]
+        store: ResultsStoreArgs,
     },
+}
+
+/// `push campaign results --db --apply-feedback`: the store and the same safety rules as
+/// `push send --apply-feedback`.
+#[derive(Debug, Args)]
+pub struct ResultsStoreArgs {
+    /// The token store (an SQLite file or a postgres:// URL) the results are applied to.
+    #[arg(long, value_name = "PATH|URL", requires = "apply_feedback")]
+    pub db: Option<PathBuf>,
+    /// Delete the tokens reported invalid_device and replace those with a canonical id
+    /// (journaled: `push store restore` undoes it; a second run changes nothing).
+    #[arg(long, requires = "db")]
+    pub apply_feedback: bool,
+    /// Change nothing, report what would change.
+    #[arg(long, requires = "apply_feedback")]
+    pub dry_run_store: bool,
+    /// At most N deletions, or P% of the store's devices ("5%") (see `push send`).
+    #[arg(long, value_name = "N|P%", requires = "apply_feedback")]
+    pub max_delete: Option<MaxDelete>,
+    /// A provider whose share of invalid_device results is over this percentage gets no
+    /// deletion: one line names the likely cause and the command exits with status 1.
+    #[arg(long, value_name = "PERCENT", default_value_t = DEFAULT_MAX_INVALID_PERCENT, value_parser = percent)]
+    pub max_invalid: f64,
+    /// Results a provider must have before any of its deletions is applied.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MIN_ANSWERS)]
+    pub hold_deletions: u64,
+    /// The statement(s) run for an invalid device (see `push send --on-invalid`).
+    #[arg(long, value_name = "SQL", requires = "apply_feedback")]
+    pub on_invalid: Option<String>,
+    /// The statement(s) run for a canonical id (see `push send --on-new-token`).
+    #[arg(long, value_name = "SQL", requires = "apply_feedback")]
+    pub on_new_token: Option<String>,
 }
 
 /// A non-negative number of seconds.

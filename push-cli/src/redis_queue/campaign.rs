@@ -20,7 +20,10 @@ pub fn command(args: CampaignArgs) -> Result<(), Failure> {
     let server = Server::new(&args.redis).map_err(Failure::Usage)?;
     match args.command {
         CampaignCommand::Status { id } => smol::block_on(status(&server, id)),
-        CampaignCommand::Results { id, out } => {
+        CampaignCommand::Results { id, out, store } if store.apply_feedback => {
+            super::campaign_apply::command(&server, id, out.as_deref(), &store)
+        }
+        CampaignCommand::Results { id, out, .. } => {
             let mut writer = match &out {
                 Some(path) => jsonl::Writer::create(Some(path)),
                 None => Ok(jsonl::Writer::stdout()),
@@ -92,8 +95,21 @@ async fn status(server: &Server, id: u64) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Writes the campaign's result lines, oldest first, reading the stream a page at a time.
+/// Writes the campaign's result lines, oldest first.
 async fn results(server: &Server, id: u64, writer: &mut jsonl::Writer) -> Result<(), Failure> {
+    read_lines(server, id, |line| {
+        writer.write_serialized(line).map_err(Failure::Run)
+    })
+    .await
+}
+
+/// Hands each of the campaign's result lines to `each`, oldest first, reading the stream a
+/// page at a time (memory stays flat however many results there are).
+pub(super) async fn read_lines(
+    server: &Server,
+    id: u64,
+    mut each: impl FnMut(&str) -> Result<(), Failure>,
+) -> Result<(), Failure> {
     let mut conn = server.connect().await.map_err(Failure::Run)?;
     let exists: bool = redis::cmd("EXISTS")
         .arg(keys::campaign(id))
@@ -119,8 +135,7 @@ async fn results(server: &Server, id: u64, writer: &mut jsonl::Writer) -> Result
             if let Some(Value::BulkString(line)) = entry.map.get("line")
                 && !line.is_empty()
             {
-                let line = String::from_utf8_lossy(line);
-                writer.write_serialized(&line).map_err(Failure::Run)?;
+                each(&String::from_utf8_lossy(line))?;
             }
         }
         match page.ids.last() {

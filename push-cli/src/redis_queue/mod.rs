@@ -4,6 +4,7 @@
 
 pub mod args;
 pub mod campaign;
+mod campaign_apply;
 mod clients;
 mod conn;
 pub mod enqueue;

@@ -762,4 +762,79 @@ mod tests {
         let text = metrics.render().unwrap();
         assert!(samples(&text).contains(&r#"push_requests_total{provider="fcm"} 11"#));
     }
+
+    #[test]
+    fn a_workers_series_carry_the_app_and_its_jobs() {
+        let metrics = Arc::new(Metrics::for_worker());
+        let mut shop = Timer::for_app(metrics.clone(), PROVIDERS, "shop");
+        let mut default = Timer::for_app(metrics.clone(), PROVIDERS, "default");
+        shop.feedback(&Feedback::delivered(device(Platform::Android, "a")));
+        shop.feedback(&failed(Platform::Ios, "b", Some("BadDeviceToken")));
+        default.feedback(&Feedback::delivered(device(Platform::Android, "c")));
+        metrics.unsent(Some("blog"), "unknown_app");
+        let client = |requests: u64, waiting: u64| ClientStats {
+            feedback_waiting: waiting,
+            fcm: Some(Stats {
+                requests,
+                ..Stats::default()
+            }),
+            ..ClientStats::default()
+        };
+        metrics.watch_app_client("shop", move || client(3, 1));
+        metrics.watch_app_client("default", move || client(5, 0));
+        // A reloaded app's new client replaces the old one's series.
+        metrics.watch_app_client("shop", move || client(4, 2));
+        let series = metrics.worker().unwrap();
+        series.job("sent");
+        series.job("sent");
+        series.job("refused");
+        series.claimed();
+        series.in_flight(1);
+        series.in_flight(1);
+        series.in_flight(-1);
+        let text = metrics.render().unwrap();
+        let lines = samples(&text);
+        for line in [
+            r#"push_notifications_total{app="shop",provider="fcm",outcome="delivered",reason="none"} 1"#,
+            r#"push_notifications_total{app="shop",provider="apns-http2",outcome="invalid_device",reason="BadDeviceToken"} 1"#,
+            r#"push_notifications_total{app="default",provider="fcm",outcome="delivered",reason="none"} 1"#,
+            r#"push_notifications_total{app="blog",provider="none",outcome="unknown_app",reason="none"} 1"#,
+            r#"push_requests_total{app="default",provider="fcm"} 5"#,
+            r#"push_requests_total{app="shop",provider="fcm"} 4"#,
+            r#"push_in_flight{app="shop",provider="fcm"} 0"#,
+            r#"push_feedback_waiting{app="shop"} 2"#,
+            r#"push_feedback_waiting{app="default"} 0"#,
+            r#"push_worker_jobs_total{outcome="sent"} 2"#,
+            r#"push_worker_jobs_total{outcome="refused"} 1"#,
+            "push_worker_claimed_jobs_total 1",
+            "push_worker_jobs_in_flight 1",
+        ] {
+            assert!(lines.contains(&line), "{line} not in\n{text}");
+        }
+        assert_eq!(
+            text.matches("# TYPE push_requests_total counter").count(),
+            1,
+            "{text}"
+        );
+        assert_eq!(text.matches("push_requests_total{").count(), 2, "{text}");
+        assert!(
+            text.contains("# TYPE push_worker_jobs_in_flight gauge\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_sender_has_no_app_label_and_no_job_series() {
+        let metrics = Metrics::default();
+        metrics.watch_client(|| ClientStats::default());
+        metrics.malformed("unknown_platform");
+        let text = metrics.render().unwrap();
+        assert!(!text.contains("app="), "{text}");
+        assert!(!text.contains("push_worker"), "{text}");
+        assert!(metrics.worker().is_none());
+        assert!(
+            samples(&text).contains(&"push_feedback_waiting 0"),
+            "{text}"
+        );
+    }
 }

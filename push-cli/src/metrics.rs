@@ -826,7 +826,7 @@ mod tests {
     #[test]
     fn a_sender_has_no_app_label_and_no_job_series() {
         let metrics = Metrics::default();
-        metrics.watch_client(|| ClientStats::default());
+        metrics.watch_client(ClientStats::default);
         metrics.malformed("unknown_platform");
         let text = metrics.render().unwrap();
         assert!(!text.contains("app="), "{text}");

@@ -4,19 +4,19 @@
 //! Built to be shared: `push send` feeds it from its feedback loop; a long-running sender
 //! can do the same and serve it with [`crate::metrics_server`].
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{
-    DescriptorEncoder, EncodeLabelSet, EncodeMetric, prometheus_text,
+    DescriptorEncoder, EncodeLabel, EncodeLabelSet, EncodeMetric, LabelSetEncoder, prometheus_text,
 };
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use push_smol::push_proto::apns::GatewayStats;
@@ -104,30 +104,97 @@ const DURATION_BUCKETS: [f64; 14] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0,
 ];
 
+/// The app label of a worker's series (`None`: no `app` label, as `push send` has).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, PartialOrd, Ord)]
+struct AppLabel(Option<String>);
+
+impl EncodeLabelSet for AppLabel {
+    fn encode(&self, encoder: &mut LabelSetEncoder) -> Result<(), fmt::Error> {
+        match &self.0 {
+            Some(app) => ("app", app.as_str()).encode(encoder.encode_label()),
+            None => Ok(()),
+        }
+    }
+}
+
 /// The labels of `push_notifications_total`.
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Debug, Clone, Hash, PartialEq, Eq)]
 struct OutcomeLabels {
+    app: AppLabel,
     provider: &'static str,
     outcome: &'static str,
     reason: &'static str,
 }
 
-/// A provider label alone.
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ProviderLabel {
+impl EncodeLabelSet for OutcomeLabels {
+    fn encode(&self, encoder: &mut LabelSetEncoder) -> Result<(), fmt::Error> {
+        self.app.encode(encoder)?;
+        ("provider", self.provider).encode(encoder.encode_label())?;
+        ("outcome", self.outcome).encode(encoder.encode_label())?;
+        ("reason", self.reason).encode(encoder.encode_label())
+    }
+}
+
+/// The app (when there is one) and provider labels of a client's series.
+#[derive(Debug, Clone, Hash, PartialEq, Eq)]
+struct AppProvider {
+    app: AppLabel,
     provider: &'static str,
 }
 
-/// Where the client's counters come from at scrape time.
+impl EncodeLabelSet for AppProvider {
+    fn encode(&self, encoder: &mut LabelSetEncoder) -> Result<(), fmt::Error> {
+        self.app.encode(encoder)?;
+        ("provider", self.provider).encode(encoder.encode_label())
+    }
+}
+
+/// Where a client's counters come from at scrape time.
 type StatsSource = Box<dyn Fn() -> ClientStats + Send + Sync>;
+
+/// The clients watched, by app label.
+type Sources = Arc<Mutex<BTreeMap<AppLabel, StatsSource>>>;
 
 /// The metrics of one sender.
 pub struct Metrics {
     registry: Registry,
     notifications: Family<OutcomeLabels, Counter>,
-    new_tokens: Family<ProviderLabel, Counter>,
-    duration: Family<ProviderLabel, Histogram>,
-    client: Arc<Mutex<Option<StatsSource>>>,
+    new_tokens: Family<AppProvider, Counter>,
+    duration: Family<AppProvider, Histogram>,
+    client: Sources,
+    worker: Option<WorkerSeries>,
+}
+
+/// The series of `push worker`'s jobs.
+#[derive(Debug)]
+pub struct WorkerSeries {
+    jobs: Family<JobOutcome, Counter>,
+    claimed: Counter,
+    in_flight: Gauge,
+}
+
+/// The label of `push_worker_jobs_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct JobOutcome {
+    outcome: &'static str,
+}
+
+impl WorkerSeries {
+    /// A job ended with `outcome`: `sent` (results recorded), `refused` (its app cannot be
+    /// used: refusals recorded), `skipped` (no known campaign), `failed` (left pending).
+    pub fn job(&self, outcome: &'static str) {
+        self.jobs.get_or_create(&JobOutcome { outcome }).inc();
+    }
+
+    /// A job pending at another worker was taken over.
+    pub fn claimed(&self) {
+        self.claimed.inc();
+    }
+
+    /// A job starts (`1`) or ends (`-1`).
+    pub fn in_flight(&self, change: i64) {
+        self.in_flight.inc_by(change);
+    }
 }
 
 impl fmt::Debug for Metrics {
@@ -145,13 +212,13 @@ impl Default for Metrics {
             "Notifications by provider, outcome (delivered or the error code) and the provider's reason (documented ones, else other; none without one)",
             notifications.clone(),
         );
-        let new_tokens = Family::<ProviderLabel, Counter>::default();
+        let new_tokens = Family::<AppProvider, Counter>::default();
         registry.register(
             "push_new_tokens",
             "Delivered notifications whose token came back replaced by a canonical one",
             new_tokens.clone(),
         );
-        let duration = Family::<ProviderLabel, Histogram>::new_with_constructor(
+        let duration = Family::<AppProvider, Histogram>::new_with_constructor(
             (|| Histogram::new(DURATION_BUCKETS)) as fn() -> Histogram,
         );
         registry.register(
@@ -159,7 +226,7 @@ impl Default for Metrics {
             "From handing a device to the client to its feedback: queueing, connection, retries and the provider's answer",
             duration.clone(),
         );
-        let client = Arc::new(Mutex::new(None));
+        let client = Sources::default();
         registry.register_collector(Box::new(ClientCollector {
             source: client.clone(),
         }));
@@ -169,27 +236,86 @@ impl Default for Metrics {
             new_tokens,
             duration,
             client,
+            worker: None,
         }
     }
 }
 
 impl Metrics {
-    /// Reads the client's counters from `stats` at each scrape (replacing any source set
-    /// before).
-    pub fn watch_client(&self, stats: impl Fn() -> ClientStats + Send + Sync + 'static) {
-        *self.client.lock().unwrap_or_else(PoisonError::into_inner) = Some(Box::new(stats));
+    /// The metrics of `push worker`: those of a sender, and its jobs'.
+    pub fn for_worker() -> Metrics {
+        let mut metrics = Metrics::default();
+        let series = WorkerSeries {
+            jobs: Family::default(),
+            claimed: Counter::default(),
+            in_flight: Gauge::default(),
+        };
+        metrics.registry.register(
+            "push_worker_jobs",
+            "Jobs this worker ended, by outcome: sent, refused (the campaign's app unusable), skipped (no known campaign), failed (left pending)",
+            series.jobs.clone(),
+        );
+        metrics.registry.register(
+            "push_worker_claimed_jobs",
+            "Jobs taken over from another worker after --claim-idle",
+            series.claimed.clone(),
+        );
+        metrics.registry.register(
+            "push_worker_jobs_in_flight",
+            "Jobs being sent now",
+            series.in_flight.clone(),
+        );
+        metrics.worker = Some(series);
+        metrics
     }
 
-    /// Counts one feedback of `provider`, which took `seconds` when it was timed.
-    pub fn feedback(&self, provider: &'static str, feedback: &Feedback, seconds: Option<f64>) {
+    /// The job series, for a worker's metrics.
+    pub fn worker(&self) -> Option<&WorkerSeries> {
+        self.worker.as_ref()
+    }
+
+    /// Reads the client's counters from `stats` at each scrape (replacing any source set
+    /// before), in series without an `app` label.
+    pub fn watch_client(&self, stats: impl Fn() -> ClientStats + Send + Sync + 'static) {
+        self.watch(AppLabel(None), Box::new(stats));
+    }
+
+    /// Reads the counters of `app`'s client from `stats` at each scrape (replacing the
+    /// source of `app` set before), in series labelled `app`.
+    pub fn watch_app_client(
+        &self,
+        app: &str,
+        stats: impl Fn() -> ClientStats + Send + Sync + 'static,
+    ) {
+        self.watch(AppLabel(Some(app.to_owned())), Box::new(stats));
+    }
+
+    fn watch(&self, app: AppLabel, stats: StatsSource) {
+        self.client
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(app, stats);
+    }
+
+    /// Counts one feedback of `provider`, which took `seconds` when it was timed, in
+    /// series labelled `app` when given.
+    pub fn feedback(
+        &self,
+        app: Option<&str>,
+        provider: &'static str,
+        feedback: &Feedback,
+        seconds: Option<f64>,
+    ) {
         let (provider, outcome) = match &feedback.error {
             Some(error) if error.code() == "no_provider" => (NONE, error.code()),
             Some(error) => (provider, error.code()),
             None => (provider, "delivered"),
         };
         let reason = known_reason(provider, feedback.receipt.reason.as_deref());
+        let app = AppLabel(app.map(str::to_owned));
         self.notifications
             .get_or_create(&OutcomeLabels {
+                app: app.clone(),
                 provider,
                 outcome,
                 reason,
@@ -197,12 +323,18 @@ impl Metrics {
             .inc();
         if feedback.error.is_none() && feedback.new_token.is_some() {
             self.new_tokens
-                .get_or_create(&ProviderLabel { provider })
+                .get_or_create(&AppProvider {
+                    app: app.clone(),
+                    provider,
+                })
                 .inc();
         }
         if let Some(seconds) = seconds {
             self.duration
-                .get_or_create(&ProviderLabel { provider })
+                .get_or_create(&AppProvider {
+                    app: app.clone(),
+                    provider,
+                })
                 .observe(seconds);
         }
     }
@@ -210,8 +342,15 @@ impl Metrics {
     /// Counts one input line that was never sent (`unknown_platform`,
     /// `invalid_token_format`).
     pub fn malformed(&self, code: &'static str) {
+        self.unsent(None, code);
+    }
+
+    /// Counts one device never sent with result `code`, in series labelled `app` when
+    /// given (a worker's campaign whose app it cannot use).
+    pub fn unsent(&self, app: Option<&str>, code: &'static str) {
         self.notifications
             .get_or_create(&OutcomeLabels {
+                app: AppLabel(app.map(str::to_owned)),
                 provider: NONE,
                 outcome: code,
                 reason: NONE,
@@ -250,6 +389,8 @@ fn known_reason(provider: &str, reason: Option<&str>) -> &'static str {
 pub struct Timer {
     metrics: Arc<Metrics>,
     providers: ProviderNames,
+    /// The `app` label of its series, if any.
+    app: Option<String>,
     /// When each device in flight was handed over (a token sent twice at once keeps the
     /// first time: the second feedback goes untimed).
     sent: HashMap<String, Instant>,
@@ -261,7 +402,16 @@ impl Timer {
         Timer {
             metrics,
             providers,
+            app: None,
             sent: HashMap::new(),
+        }
+    }
+
+    /// A timer whose series carry the label `app`.
+    pub fn for_app(metrics: Arc<Metrics>, providers: ProviderNames, app: &str) -> Timer {
+        Timer {
+            app: Some(app.to_owned()),
+            ..Timer::new(metrics, providers)
         }
     }
 
@@ -277,7 +427,8 @@ impl Timer {
             .remove(&feedback.device.token)
             .map(|at| at.elapsed().as_secs_f64());
         let provider = self.providers.of(feedback.device.platform);
-        self.metrics.feedback(provider, feedback, seconds);
+        self.metrics
+            .feedback(self.app.as_deref(), provider, feedback, seconds);
     }
 
     /// Counts an input line that was never sent.
@@ -286,9 +437,9 @@ impl Timer {
     }
 }
 
-/// The client's counters, read at each scrape.
+/// The clients' counters, read at each scrape.
 struct ClientCollector {
-    source: Arc<Mutex<Option<StatsSource>>>,
+    source: Sources,
 }
 
 impl fmt::Debug for ClientCollector {
@@ -297,99 +448,125 @@ impl fmt::Debug for ClientCollector {
     }
 }
 
-/// One metric of the client with its value per provider.
+/// One metric of the clients with its value per app and provider.
 struct PerProvider {
     name: &'static str,
     help: &'static str,
-    values: Vec<(&'static str, u64)>,
+    values: Vec<(AppProvider, u64)>,
 }
+
+/// The values of one metric of one client, by provider.
+fn client_values(stats: &ClientStats) -> [Vec<(&'static str, u64)>; 10] {
+    let engines: Vec<(&'static str, EngineStats)> = [
+        ("apns-http2", stats.apns_http2),
+        ("gcm", stats.gcm),
+        ("fcm", stats.fcm),
+    ]
+    .into_iter()
+    .filter_map(|(provider, s)| Some((provider, s?)))
+    .collect();
+    let engine = |get: fn(&EngineStats) -> u64| -> Vec<(&'static str, u64)> {
+        engines
+            .iter()
+            .map(|(provider, s)| (*provider, get(s)))
+            .collect()
+    };
+    let gateway = |get: fn(&GatewayStats) -> u64| -> Vec<(&'static str, u64)> {
+        stats.apns.iter().map(|s| ("apns", get(s))).collect()
+    };
+    [
+        engine(|s| s.requests),
+        engine(|s| s.retries),
+        engine(|s| s.refused),
+        engine(|s| s.transport_failures),
+        engine(|s| s.goaways),
+        [engine(|s| s.dials), gateway(|s| s.connections)].concat(),
+        engine(|s| s.token_refreshes),
+        engine(|s| s.token_failures),
+        stats
+            .apns
+            .iter()
+            .map(|_| ("apns", stats.late_verdicts))
+            .collect(),
+        engine(|s| s.in_flight as u64),
+    ]
+}
+
+/// The name and help of the counters of [`client_values`], in its order.
+const CLIENT_COUNTERS: [(&str, &str); 9] = [
+    (
+        "push_requests",
+        "Requests sent to the provider (first sends, retries and resends).",
+    ),
+    ("push_retries", "Retries scheduled after a transient error."),
+    (
+        "push_requests_refused",
+        "Requests the server did not process (REFUSED_STREAM, above a GOAWAY), sent again.",
+    ),
+    (
+        "push_transport_failures",
+        "Requests that ended without a response.",
+    ),
+    ("push_goaways", "GOAWAY frames received."),
+    (
+        "push_connections_dialed",
+        "Connections dialed (successful or not).",
+    ),
+    (
+        "push_token_refreshes",
+        "New credentials in use (APNs provider tokens signed, FCM access tokens obtained).",
+    ),
+    ("push_token_failures", "Credential requests that failed."),
+    (
+        "push_late_verdicts",
+        "Binary gateway errors that came after the grace period, naming a notification already reported delivered.",
+    ),
+];
 
 impl Collector for ClientCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
-        let stats = {
-            let source = self.source.lock().unwrap_or_else(PoisonError::into_inner);
-            match source.as_ref() {
-                Some(source) => source(),
-                None => return Ok(()),
-            }
-        };
-        let engines: Vec<(&'static str, EngineStats)> = [
-            ("apns-http2", stats.apns_http2),
-            ("gcm", stats.gcm),
-            ("fcm", stats.fcm),
-        ]
-        .into_iter()
-        .filter_map(|(provider, s)| Some((provider, s?)))
-        .collect();
-        let engine = |get: fn(&EngineStats) -> u64| -> Vec<(&'static str, u64)> {
-            engines
+        let clients: Vec<(AppLabel, ClientStats)> = {
+            let sources = self.source.lock().unwrap_or_else(PoisonError::into_inner);
+            sources
                 .iter()
-                .map(|(provider, s)| (*provider, get(s)))
+                .map(|(app, source)| (app.clone(), source()))
                 .collect()
         };
-        let gateway = |get: fn(&GatewayStats) -> u64| -> Vec<(&'static str, u64)> {
-            stats.apns.iter().map(|s| ("apns", get(s))).collect()
-        };
-        let counters = [
-            PerProvider {
-                name: "push_requests",
-                help: "Requests sent to the provider (first sends, retries and resends).",
-                values: engine(|s| s.requests),
-            },
-            PerProvider {
-                name: "push_retries",
-                help: "Retries scheduled after a transient error.",
-                values: engine(|s| s.retries),
-            },
-            PerProvider {
-                name: "push_requests_refused",
-                help: "Requests the server did not process (REFUSED_STREAM, above a GOAWAY), sent again.",
-                values: engine(|s| s.refused),
-            },
-            PerProvider {
-                name: "push_transport_failures",
-                help: "Requests that ended without a response.",
-                values: engine(|s| s.transport_failures),
-            },
-            PerProvider {
-                name: "push_goaways",
-                help: "GOAWAY frames received.",
-                values: engine(|s| s.goaways),
-            },
-            PerProvider {
-                name: "push_connections_dialed",
-                help: "Connections dialed (successful or not).",
-                values: [engine(|s| s.dials), gateway(|s| s.connections)].concat(),
-            },
-            PerProvider {
-                name: "push_token_refreshes",
-                help: "New credentials in use (APNs provider tokens signed, FCM access tokens obtained).",
-                values: engine(|s| s.token_refreshes),
-            },
-            PerProvider {
-                name: "push_token_failures",
-                help: "Credential requests that failed.",
-                values: engine(|s| s.token_failures),
-            },
-            PerProvider {
-                name: "push_late_verdicts",
-                help: "Binary gateway errors that came after the grace period, naming a notification already reported delivered.",
-                values: stats
-                    .apns
-                    .iter()
-                    .map(|_| ("apns", stats.late_verdicts))
-                    .collect(),
-            },
-        ];
-        for metric in counters.iter().filter(|m| !m.values.is_empty()) {
-            let mut family =
-                encoder.encode_descriptor(metric.name, metric.help, None, MetricType::Counter)?;
-            for &(provider, value) in &metric.values {
-                ConstCounter::new(value)
-                    .encode(family.encode_family(&ProviderLabel { provider })?)?;
+        if clients.is_empty() {
+            return Ok(());
+        }
+        let mut metrics: Vec<PerProvider> = CLIENT_COUNTERS
+            .iter()
+            .chain([&("push_in_flight", "Requests in flight now.")])
+            .map(|&(name, help)| PerProvider {
+                name,
+                help,
+                values: Vec::new(),
+            })
+            .collect();
+        for (app, stats) in &clients {
+            for (metric, values) in metrics.iter_mut().zip(client_values(stats)) {
+                metric
+                    .values
+                    .extend(values.into_iter().map(|(provider, value)| {
+                        (
+                            AppProvider {
+                                app: app.clone(),
+                                provider,
+                            },
+                            value,
+                        )
+                    }));
             }
         }
-        let in_flight = engine(|s| s.in_flight as u64);
+        let in_flight = metrics.pop().map(|m| m.values).unwrap_or_default();
+        for metric in metrics.iter().filter(|m| !m.values.is_empty()) {
+            let mut family =
+                encoder.encode_descriptor(metric.name, metric.help, None, MetricType::Counter)?;
+            for (labels, value) in &metric.values {
+                ConstCounter::new(*value).encode(family.encode_family(labels)?)?;
+            }
+        }
         if !in_flight.is_empty() {
             let mut family = encoder.encode_descriptor(
                 "push_in_flight",
@@ -397,18 +574,21 @@ impl Collector for ClientCollector {
                 None,
                 MetricType::Gauge,
             )?;
-            for (provider, value) in in_flight {
-                ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX))
-                    .encode(family.encode_family(&ProviderLabel { provider })?)?;
+            for (labels, value) in &in_flight {
+                ConstGauge::new(i64::try_from(*value).unwrap_or(i64::MAX))
+                    .encode(family.encode_family(labels)?)?;
             }
         }
-        let waiting = ConstGauge::new(i64::try_from(stats.feedback_waiting).unwrap_or(i64::MAX));
-        waiting.encode(encoder.encode_descriptor(
+        let mut family = encoder.encode_descriptor(
             "push_feedback_waiting",
             "Feedbacks waiting for a slow reader now.",
             None,
-            waiting.metric_type(),
-        )?)?;
+            MetricType::Gauge,
+        )?;
+        for (app, stats) in &clients {
+            ConstGauge::new(i64::try_from(stats.feedback_waiting).unwrap_or(i64::MAX))
+                .encode(family.encode_family(app)?)?;
+        }
         Ok(())
     }
 }
@@ -581,5 +761,80 @@ mod tests {
         }
         let text = metrics.render().unwrap();
         assert!(samples(&text).contains(&r#"push_requests_total{provider="fcm"} 11"#));
+    }
+
+    #[test]
+    fn a_workers_series_carry_the_app_and_its_jobs() {
+        let metrics = Arc::new(Metrics::for_worker());
+        let mut shop = Timer::for_app(metrics.clone(), PROVIDERS, "shop");
+        let mut default = Timer::for_app(metrics.clone(), PROVIDERS, "default");
+        shop.feedback(&Feedback::delivered(device(Platform::Android, "a")));
+        shop.feedback(&failed(Platform::Ios, "b", Some("BadDeviceToken")));
+        default.feedback(&Feedback::delivered(device(Platform::Android, "c")));
+        metrics.unsent(Some("blog"), "unknown_app");
+        let client = |requests: u64, waiting: u64| ClientStats {
+            feedback_waiting: waiting,
+            fcm: Some(Stats {
+                requests,
+                ..Stats::default()
+            }),
+            ..ClientStats::default()
+        };
+        metrics.watch_app_client("shop", move || client(3, 1));
+        metrics.watch_app_client("default", move || client(5, 0));
+        // A reloaded app's new client replaces the old one's series.
+        metrics.watch_app_client("shop", move || client(4, 2));
+        let series = metrics.worker().unwrap();
+        series.job("sent");
+        series.job("sent");
+        series.job("refused");
+        series.claimed();
+        series.in_flight(1);
+        series.in_flight(1);
+        series.in_flight(-1);
+        let text = metrics.render().unwrap();
+        let lines = samples(&text);
+        for line in [
+            r#"push_notifications_total{app="shop",provider="fcm",outcome="delivered",reason="none"} 1"#,
+            r#"push_notifications_total{app="shop",provider="apns-http2",outcome="invalid_device",reason="BadDeviceToken"} 1"#,
+            r#"push_notifications_total{app="default",provider="fcm",outcome="delivered",reason="none"} 1"#,
+            r#"push_notifications_total{app="blog",provider="none",outcome="unknown_app",reason="none"} 1"#,
+            r#"push_requests_total{app="default",provider="fcm"} 5"#,
+            r#"push_requests_total{app="shop",provider="fcm"} 4"#,
+            r#"push_in_flight{app="shop",provider="fcm"} 0"#,
+            r#"push_feedback_waiting{app="shop"} 2"#,
+            r#"push_feedback_waiting{app="default"} 0"#,
+            r#"push_worker_jobs_total{outcome="sent"} 2"#,
+            r#"push_worker_jobs_total{outcome="refused"} 1"#,
+            "push_worker_claimed_jobs_total 1",
+            "push_worker_jobs_in_flight 1",
+        ] {
+            assert!(lines.contains(&line), "{line} not in\n{text}");
+        }
+        assert_eq!(
+            text.matches("# TYPE push_requests_total counter").count(),
+            1,
+            "{text}"
+        );
+        assert_eq!(text.matches("push_requests_total{").count(), 2, "{text}");
+        assert!(
+            text.contains("# TYPE push_worker_jobs_in_flight gauge\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_sender_has_no_app_label_and_no_job_series() {
+        let metrics = Metrics::default();
+        metrics.watch_client(ClientStats::default);
+        metrics.malformed("unknown_platform");
+        let text = metrics.render().unwrap();
+        assert!(!text.contains("app="), "{text}");
+        assert!(!text.contains("push_worker"), "{text}");
+        assert!(metrics.worker().is_none());
+        assert!(
+            samples(&text).contains(&"push_feedback_waiting 0"),
+            "{text}"
+        );
     }
 }

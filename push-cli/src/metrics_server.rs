@@ -37,10 +37,18 @@ pub struct MetricsArgs {
 
 /// Starts serving `metrics` on `addr` when asked, and says where on standard error.
 pub fn start(args: &MetricsArgs) -> Result<Option<Arc<Metrics>>, String> {
+    start_with(args, Metrics::default)
+}
+
+/// As [`start`], with the metrics `make` makes.
+pub fn start_with(
+    args: &MetricsArgs,
+    make: fn() -> Metrics,
+) -> Result<Option<Arc<Metrics>>, String> {
     let Some(addr) = &args.metrics else {
         return Ok(None);
     };
-    let metrics = Arc::new(Metrics::default());
+    let metrics = Arc::new(make());
     let bound = serve(addr, metrics.clone()).map_err(|e| format!("--metrics {addr}: {e}"))?;
     eprintln!("push: metrics on http://{bound}/metrics");
     Ok(Some(metrics))

@@ -7,6 +7,7 @@ use clap::{ArgGroup, Args, Subcommand};
 
 use crate::cli::{ApnsArgs, FcmArgs, GcmArgs, MessageArgs, WebArgs, percent};
 use crate::guard::{DEFAULT_MAX_INVALID_PERCENT, DEFAULT_MIN_ANSWERS, MaxDelete};
+use crate::metrics_server::MetricsArgs;
 
 /// The Redis server of the queue.
 #[derive(Debug, Clone, Args)]
@@ -99,6 +100,9 @@ pub struct WorkerArgs {
     /// --rate`).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub rate: Option<u32>,
+    /// Prometheus metrics: the results by app, the clients' counters, the jobs.
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
 }
 
 /// `push campaign`.

@@ -11,6 +11,7 @@ use std::time::SystemTime;
 use push_smol::Client;
 
 use crate::apps::{self, Apps};
+use crate::change::ProviderNames;
 use crate::config;
 
 /// Why a campaign's devices cannot be sent: each gets this result, none is sent.
@@ -109,6 +110,15 @@ impl Clients {
         })?;
         file.clients.insert(app.to_owned(), client.clone());
         Ok(client)
+    }
+}
+
+impl Clients {
+    /// The providers of `app`'s settings as last read, `None` when it has none.
+    pub fn app_providers(&self, app: &str) -> Option<ProviderNames> {
+        let settings = self.file.as_ref()?.apps.get(app).ok()?;
+        let args = settings.args();
+        Some(config::provider_names(&args.apns, &args.fcm))
     }
 }
 

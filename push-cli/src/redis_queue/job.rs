@@ -1,6 +1,8 @@
 //! One job of the queue: its devices not yet recorded are sent with the client, then their
 //! results are written and the job acknowledged in one atomic script.
 
+use std::cell::RefCell;
+
 use futures_lite::{StreamExt, future};
 use push_smol::{Client, Device, Feedback, Payload, Platform};
 use redis::aio::MultiplexedConnection;
@@ -9,6 +11,7 @@ use super::conn::{Fault, Server};
 use super::keys;
 use crate::devices::{self, Input};
 use crate::jsonl::Line;
+use crate::metrics::Timer;
 
 /// Writes the results of a job and acknowledges it, atomically; a device already recorded
 /// keeps its first result (a job taken over from a worker that was only slow).
@@ -90,18 +93,24 @@ pub async fn not_done(
 
 /// Sends `payload` to `devices` and waits for every result. Fails on a client-wide fatal
 /// error (TLS, authentication, configuration): the job is then left for another worker.
+/// `timer`, when given, counts and times each result.
 pub async fn send(
     client: &Client,
     payload: Payload,
     devices: Vec<Device>,
+    timer: Option<Timer>,
 ) -> Result<Vec<Outcome>, String> {
     if devices.is_empty() {
         return Ok(Vec::new());
     }
+    let timer = RefCell::new(timer);
     let mut session = client.send(payload);
     let mut feedbacks = session.feedbacks();
     let push = async {
         for device in devices {
+            if let Some(timer) = timer.borrow_mut().as_mut() {
+                timer.sent(device.token.clone());
+            }
             session.push(device).await.map_err(|e| e.to_string())?;
         }
         session.finish().await.map_err(|e| e.to_string())
@@ -109,6 +118,9 @@ pub async fn send(
     let read = async {
         let mut outcomes = Vec::new();
         while let Some(feedback) = feedbacks.next().await {
+            if let Some(timer) = timer.borrow_mut().as_mut() {
+                timer.feedback(&feedback);
+            }
             outcomes.push(Outcome::of(&feedback)?);
         }
         Ok::<_, String>(outcomes)

@@ -6,6 +6,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use push_smol::Payload;
@@ -16,9 +17,12 @@ use smol::Timer;
 use super::clients::Clients;
 use super::conn::{Fault, Server};
 use super::{job, keys, message};
+use crate::change::ProviderNames;
 use crate::config;
 use crate::interrupt::{self, Reason, Stop};
 use crate::main_error::Failure;
+use crate::metrics::{self, Metrics};
+use crate::metrics_server;
 use crate::redis_queue::args::WorkerArgs;
 
 /// How long one `XREADGROUP` waits for a job, in milliseconds: also how long a stop may
@@ -31,6 +35,9 @@ const RECONNECT_FIRST: Duration = Duration::from_millis(100);
 
 /// The longest wait between two attempts to connect again.
 const RECONNECT_MAX: Duration = Duration::from_secs(2);
+
+/// The `app` label of the campaigns enqueued without `--app`.
+const DEFAULT_APP: &str = "default";
 
 /// Campaign notifications kept in memory at most.
 const PAYLOADS_KEPT: usize = 64;
@@ -61,9 +68,12 @@ pub fn command(args: WorkerArgs) -> Result<(), Failure> {
         Clients::new(client, args.config.clone(), connections, args.rate)
             .map_err(Failure::Usage)?,
     ));
+    let metrics =
+        metrics_server::start_with(&args.metrics, Metrics::for_worker).map_err(Failure::Usage)?;
     let stop = Stop::default();
     interrupt::on_ctrl_c(stop.clone()).map_err(Failure::Run)?;
     let name = consumer_name();
+    let providers = config::provider_names(&args.apns, &args.fcm);
     let slots: Vec<Worker> = (0..args.jobs)
         .map(|slot| Worker {
             server: server.clone(),
@@ -75,6 +85,8 @@ pub fn command(args: WorkerArgs) -> Result<(), Failure> {
             payloads: HashMap::new(),
             jobs: 0,
             results: 0,
+            metrics: metrics.clone(),
+            providers,
         })
         .collect();
     // One task per job in flight, each with its own connection (a blocking read holds
@@ -106,6 +118,7 @@ pub fn command(args: WorkerArgs) -> Result<(), Failure> {
             (jobs + worker.jobs, results + worker.results)
         });
     eprintln!("push: worker {name}: {jobs} jobs, {results} results");
+    metrics_server::hold(&args.metrics, stop);
     for (_, result) in finished {
         result.map_err(Failure::Run)?;
     }
@@ -134,6 +147,10 @@ struct Worker {
     payloads: HashMap<u64, (Payload, Option<String>)>,
     jobs: u64,
     results: u64,
+    /// The metrics served with `--metrics`.
+    metrics: Option<Arc<Metrics>>,
+    /// The providers of the provider flags, for the campaigns without an app.
+    providers: ProviderNames,
 }
 
 impl Worker {
@@ -163,7 +180,12 @@ impl Worker {
         exit_when_idle: bool,
     ) -> Result<bool, Fault> {
         let entry = match self.claim(conn).await? {
-            Some(entry) => Some(entry),
+            Some(entry) => {
+                if let Some(series) = self.metrics.as_ref().and_then(|m| m.worker()) {
+                    series.claimed();
+                }
+                Some(entry)
+            }
             None => self.read(conn).await?,
         };
         match entry {
@@ -264,14 +286,36 @@ impl Worker {
         Ok(reply.count())
     }
 
-    /// Sends one job and records its results with its acknowledgement; when the connection
-    /// is lost after sending, the results are recorded over a new one (nothing is sent
-    /// twice).
+    /// Sends one job and records its results, counted in the job series.
     async fn handle(
         &mut self,
         conn: &mut MultiplexedConnection,
         entry: StreamId,
     ) -> Result<(), Fault> {
+        let series = self.metrics.clone();
+        let series = series.as_ref().and_then(|m| m.worker());
+        if let Some(series) = series {
+            series.in_flight(1);
+        }
+        let outcome = self.handle_job(conn, entry).await;
+        if let Some(series) = series {
+            series.in_flight(-1);
+            series.job(match &outcome {
+                Ok(outcome) => outcome,
+                Err(_) => "failed",
+            });
+        }
+        outcome.map(|_| ())
+    }
+
+    /// Sends one job and records its results with its acknowledgement; when the connection
+    /// is lost after sending, the results are recorded over a new one (nothing is sent
+    /// twice). Returns the job's outcome for the metrics: `sent`, `refused`, `skipped`.
+    async fn handle_job(
+        &mut self,
+        conn: &mut MultiplexedConnection,
+        entry: StreamId,
+    ) -> Result<&'static str, Fault> {
         let campaign: Option<u64> = entry.get("campaign");
         let devices: Option<String> = entry.get("devices");
         let payload = match campaign {
@@ -291,20 +335,42 @@ impl Worker {
                 .query_async(conn)
                 .await
                 .map_err(|e| self.server.fault("cannot acknowledge a job", &e))?;
-            return Ok(());
+            return Ok("skipped");
         };
         let devices = job::devices_of(&devices);
         let devices = job::not_done(&self.server, conn, campaign, devices).await?;
         // The client is taken when the job starts: a reload meanwhile leaves this job on it.
         let client = self.clients.borrow_mut().client(app.as_deref());
-        let outcomes = match client {
-            Ok(client) => job::send(&client, payload, devices).await?,
+        let label = app.as_deref().unwrap_or(DEFAULT_APP);
+        let (outcomes, job_outcome) = match client {
+            Ok(client) => {
+                let timer = self.metrics.as_ref().map(|metrics| {
+                    let stats = client.clone();
+                    metrics.watch_app_client(label, move || stats.stats());
+                    let providers = match app.as_deref() {
+                        Some(app) => self.clients.borrow().app_providers(app),
+                        None => None,
+                    };
+                    metrics::Timer::for_app(
+                        metrics.clone(),
+                        providers.unwrap_or(self.providers),
+                        label,
+                    )
+                });
+                (job::send(&client, payload, devices, timer).await?, "sent")
+            }
             Err(refusal) => {
                 eprintln!(
                     "push: warning: campaign {campaign}: {} ({}): its devices are not sent",
                     refusal.detail, refusal.code
                 );
-                job::refused(&devices, refusal.code, &refusal.detail)?
+                if let Some(metrics) = &self.metrics {
+                    for _ in &devices {
+                        metrics.unsent(Some(label), refusal.code);
+                    }
+                }
+                let refused = job::refused(&devices, refusal.code, &refusal.detail)?;
+                (refused, "refused")
             }
         };
         let written = loop {
@@ -318,7 +384,7 @@ impl Worker {
         };
         self.jobs += 1;
         self.results += written;
-        Ok(())
+        Ok(job_outcome)
     }
 
     /// The notification of `campaign` and its app, read once; `None` when the campaign is

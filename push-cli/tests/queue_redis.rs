@@ -451,6 +451,26 @@ impl OwnRedis {
         self.child.wait().unwrap();
         std::thread::sleep(down);
         self.child = OwnRedis::spawn(self.dir.path(), self.port, &self.listen);
+        self.wait_loaded();
+    }
+
+    /// Waits until the server answers PING: a restarted server accepts connections while it
+    /// still loads its append-only file, and answers `LOADING` to commands until it is done.
+    fn wait_loaded(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let client = redis::Client::open(self.url()).unwrap();
+        loop {
+            let pong = client
+                .get_connection()
+                .and_then(|mut conn| redis::cmd("PING").query::<String>(&mut conn));
+            match pong {
+                Ok(_) => return,
+                Err(error) => {
+                    assert!(Instant::now() < deadline, "redis-server not ready: {error}");
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        }
     }
 }
 

@@ -16,8 +16,9 @@ use crate::webpush::{self, Message, Origin, Subscription, Vapid, VapidCredential
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct WebPushSettings {
-    /// The engine's settings of every origin's sender; `max_pending` also bounds the
-    /// subscriptions waiting for a free origin.
+    /// The engine's settings of every origin's sender (by default the engine's, with
+    /// `max_pending` 10,000 per origin); `max_pending` also bounds the subscriptions waiting
+    /// for a free origin.
     pub engine: webpush::Config,
     /// The TTL, urgency, topic and payload form of every session's message.
     pub options: webpush::Options,
@@ -28,10 +29,20 @@ pub struct WebPushSettings {
     pub idle_timeout: Duration,
 }
 
+/// Messages each origin's sender queues by default. Far below the engine's general default:
+/// a queued Web Push entry holds its parsed subscription and its device's subscription JSON
+/// (about 800 bytes), and every origin has its own queue, so 100,000 each would let a large
+/// send hold hundreds of megabytes. 10,000 keeps an origin's connections fed (at most 1,000
+/// streams on each of a few connections) while the rest waits in the caller's session.
+const DEFAULT_MAX_PENDING_PER_ORIGIN: usize = 10_000;
+
 impl Default for WebPushSettings {
     fn default() -> Self {
         WebPushSettings {
-            engine: webpush::Config::default(),
+            engine: webpush::Config {
+                max_pending: DEFAULT_MAX_PENDING_PER_ORIGIN,
+                ..webpush::Config::default()
+            },
             options: webpush::Options::new(),
             max_origins: 16,
             idle_timeout: Duration::from_secs(60),

@@ -150,50 +150,12 @@ fn assert_delivered_once(mocks: &AppMocks, tokens: &[String]) {
 
 /// `push enqueue --app APP`: the campaign id.
 fn enqueue(url: &str, devices: &str, app: &str) -> u64 {
-    let args: Vec<String> = [
-        "enqueue",
-        "--redis",
-        url,
-        "--devices",
-        devices,
-        "--title",
-        "Hello",
-        "--body",
-        "World",
-        "--batch",
-        "50",
-        "--app",
-        app,
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let output = push(&args);
-    assert!(output.status.success(), "{}", text(&output.stderr));
-    text(&output.stdout).trim().parse().unwrap()
-}
-
-/// The campaign's results: outcomes per token.
-fn results_by_token(url: &str, id: u64) -> HashMap<String, Vec<String>> {
-    let mut conn = redis::Client::open(url).unwrap().get_connection().unwrap();
-    let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
-        .arg(format!("push:results:{id}"))
-        .arg("-")
-        .arg("+")
-        .query(&mut conn)
-        .unwrap();
-    let mut by_token: HashMap<String, Vec<String>> = HashMap::new();
-    for entry in reply.ids {
-        let token: String = entry.get("token").unwrap();
-        let outcome: String = entry.get("outcome").unwrap();
-        by_token.entry(token).or_default().push(outcome);
-    }
-    by_token
+    common::enqueue_campaign(url, devices, 50, &["--app", app])
 }
 
 /// Every one of `tokens` has exactly one result, `want`.
 fn assert_results(url: &str, id: u64, tokens: &[String], want: &str) {
-    let results = results_by_token(url, id);
+    let results = common::results_by_token(url, id);
     assert_eq!(results.len(), tokens.len());
     for token in tokens {
         assert_eq!(results.get(token), Some(&vec![want.to_owned()]), "{token}");
@@ -312,7 +274,7 @@ fn push_send_takes_an_apps_providers_from_the_file() {
 /// Waits until campaign `id` has a result for each of `tokens` (at most 20 s).
 fn wait_for_results(url: &str, id: u64, tokens: &[String]) {
     let deadline = Instant::now() + Duration::from_secs(20);
-    while results_by_token(url, id).len() < tokens.len() {
+    while common::results_by_token(url, id).len() < tokens.len() {
         assert!(Instant::now() < deadline, "campaign {id} unfinished");
         std::thread::sleep(Duration::from_millis(20));
     }

@@ -1,41 +1,16 @@
 //! `push send --metrics`: the real binary against the FCM mock, scraped over HTTP while it
 //! holds its final counts.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
 
 use push_mock::fcm::demo_service_account;
 use push_mock::{Certificates, FcmOptions, FcmScript, MockFcm};
 
 const PROJECT: &str = "metrics-test";
-
-/// The `push` process, killed when the test ends (it would hold its metrics for minutes).
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// The body of `GET /metrics` at `addr`.
-fn scrape(addr: &str) -> String {
-    let mut stream = TcpStream::connect(addr).expect("the metrics port answers");
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: push\r\n\r\n")
-        .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let (head, body) = response
-        .split_once("\r\n\r\n")
-        .expect("a complete response");
-    assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
-    assert!(head.contains("text/plain; version=0.0.4"), "{head}");
-    body.to_owned()
-}
 
 /// `push_notifications_total` by outcome and reason (over providers), from an exposition.
 fn notifications(exposition: &str) -> BTreeMap<(String, String), u64> {
@@ -110,7 +85,7 @@ fn scraped_counts_match_the_final_summary() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut child = Killed(child);
+    let mut child = common::Killed(child);
     let mut stderr = BufReader::new(child.0.stderr.take().unwrap()).lines();
     let mut seen = Vec::new();
     let mut addr = None;
@@ -119,7 +94,7 @@ fn scraped_counts_match_the_final_summary() {
         if let Some(rest) = line.strip_prefix("push: metrics on http://") {
             addr = rest.strip_suffix("/metrics").map(str::to_owned);
             // Up while the run goes (the counts are whatever they are by now).
-            scrape(addr.as_deref().unwrap());
+            common::scrape(addr.as_deref().unwrap());
         }
         let holding = line.starts_with("push: serving the final metrics");
         seen.push(line);
@@ -133,7 +108,7 @@ fn scraped_counts_match_the_final_summary() {
         last.starts_with("push: serving the final metrics"),
         "{seen:#?}"
     );
-    let exposition = scrape(&addr);
+    let exposition = common::scrape(&addr);
     drop(child);
     // The summary: "  delivered        20", "  invalid_device   3", ...
     let summary: BTreeMap<String, u64> = seen

@@ -5,37 +5,11 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::process::{Child, Stdio};
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
 
 use common::{Providers, ios_token, push, push_command, text};
 use push_mock::{FcmScript, ReasonScript};
-
-/// The worker, killed when the test ends (it holds its metrics for minutes).
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// The body of `GET /metrics` at `addr`.
-fn scrape(addr: &str) -> String {
-    let mut stream = TcpStream::connect(addr).expect("the metrics port answers");
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: push\r\n\r\n")
-        .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let (head, body) = response
-        .split_once("\r\n\r\n")
-        .expect("a complete response");
-    assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
-    body.to_owned()
-}
 
 /// The value of label `name` in a sample's label text.
 fn label(labels: &str, name: &str) -> String {
@@ -71,26 +45,7 @@ fn sample(exposition: &str, prefix: &str) -> u64 {
 
 /// `push enqueue` of `devices` with `extra` arguments, 10 devices a job: the campaign id.
 fn enqueue(url: &str, devices: &str, extra: &[&str]) -> u64 {
-    let args: Vec<String> = [
-        "enqueue",
-        "--redis",
-        url,
-        "--devices",
-        devices,
-        "--title",
-        "Hello",
-        "--body",
-        "World",
-        "--batch",
-        "10",
-    ]
-    .iter()
-    .chain(extra)
-    .map(|s| s.to_string())
-    .collect();
-    let output = push(&args);
-    assert!(output.status.success(), "{}", text(&output.stderr));
-    text(&output.stdout).trim().parse().unwrap()
+    common::enqueue_campaign(url, devices, 10, extra)
 }
 
 /// `push campaign status ID`: the count of each outcome.
@@ -179,7 +134,7 @@ fn a_scrape_after_the_run_counts_the_results_by_app_and_the_jobs() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut child = Killed(child);
+    let mut child = common::Killed(child);
     let stderr = BufReader::new(child.0.stderr.take().unwrap()).lines();
     let mut seen = Vec::new();
     let mut addr = None;
@@ -200,7 +155,7 @@ fn a_scrape_after_the_run_counts_the_results_by_app_and_the_jobs() {
             .is_some_and(|l| l.starts_with("push: serving the final metrics")),
         "{seen:#?}"
     );
-    let exposition = scrape(&addr);
+    let exposition = common::scrape(&addr);
     drop(child);
 
     // The scrape matches what the campaigns recorded, per outcome and app.

@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
@@ -71,26 +70,7 @@ fn enqueue(url: &str, devices: &str) -> u64 {
 
 /// `push enqueue` with more arguments: the campaign id.
 fn enqueue_with(url: &str, devices: &str, extra: &[&str]) -> u64 {
-    let args: Vec<String> = [
-        "enqueue",
-        "--redis",
-        url,
-        "--devices",
-        devices,
-        "--title",
-        "Hello",
-        "--body",
-        "World",
-        "--batch",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .chain([BATCH.to_string()])
-    .chain(extra.iter().map(|s| s.to_string()))
-    .collect();
-    let output = push(&args);
-    assert!(output.status.success(), "{}", text(&output.stderr));
-    text(&output.stdout).trim().parse().unwrap()
+    common::enqueue_campaign(url, devices, BATCH, extra)
 }
 
 /// A `push worker` with the mocks' provider flags.
@@ -126,27 +106,9 @@ fn finish(child: Child) -> String {
     text(&output.stderr)
 }
 
-/// The campaign's result stream: results per token.
-fn results_by_token(url: &str, id: u64) -> HashMap<String, Vec<String>> {
-    let mut conn = redis::Client::open(url).unwrap().get_connection().unwrap();
-    let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
-        .arg(format!("push:results:{id}"))
-        .arg("-")
-        .arg("+")
-        .query(&mut conn)
-        .unwrap();
-    let mut by_token: HashMap<String, Vec<String>> = HashMap::new();
-    for entry in reply.ids {
-        let token: String = entry.get("token").unwrap();
-        let outcome: String = entry.get("outcome").unwrap();
-        by_token.entry(token).or_default().push(outcome);
-    }
-    by_token
-}
-
 /// Every device, the malformed one included, has exactly one result, with the right outcome.
 fn assert_one_result_each(devices: &Devices, url: &str, id: u64) {
-    let results = results_by_token(url, id);
+    let results = common::results_by_token(url, id);
     assert_eq!(results.len(), devices.ios.len() + devices.android.len() + 1);
     for (token, outcomes) in &results {
         assert_eq!(outcomes.len(), 1, "{token}: {outcomes:?}");
@@ -266,7 +228,7 @@ fn a_killed_workers_jobs_are_claimed_and_sent_at_most_once_more() {
     let id = enqueue(&url, &list);
     let mut first = worker(&mocks, &url, &[]);
     let deadline = Instant::now() + Duration::from_secs(20);
-    while results_by_token(&url, id).len() < 600 {
+    while common::results_by_token(&url, id).len() < 600 {
         assert!(
             Instant::now() < deadline,
             "the first worker made no progress"
@@ -279,7 +241,7 @@ fn a_killed_workers_jobs_are_claimed_and_sent_at_most_once_more() {
     }
     first.kill().unwrap(); // SIGKILL
     first.wait().unwrap();
-    let before = results_by_token(&url, id).len();
+    let before = common::results_by_token(&url, id).len();
     assert!(
         before < 3001,
         "the first worker finished before it was killed"
@@ -307,7 +269,7 @@ fn a_stopped_worker_finishes_and_acknowledges_its_job() {
     let id = enqueue(&url, &list);
     let first = worker(&mocks, &url, &[]);
     let deadline = Instant::now() + Duration::from_secs(20);
-    while results_by_token(&url, id).len() < 600 {
+    while common::results_by_token(&url, id).len() < 600 {
         assert!(
             Instant::now() < deadline,
             "the first worker made no progress"
@@ -330,7 +292,7 @@ fn a_stopped_worker_finishes_and_acknowledges_its_job() {
         .query(&mut conn)
         .unwrap();
     assert_eq!(pending.count(), 0, "the stopped worker left a job pending");
-    let before = results_by_token(&url, id).len();
+    let before = common::results_by_token(&url, id).len();
     assert!(
         before < 3001,
         "the first worker finished before it was stopped"
@@ -505,12 +467,12 @@ fn workers_connect_again_after_a_redis_restart_and_lose_nothing() {
         ],
     );
     let deadline = Instant::now() + Duration::from_secs(20);
-    while results_by_token(&url, id).len() < 600 {
+    while common::results_by_token(&url, id).len() < 600 {
         assert!(Instant::now() < deadline, "the worker made no progress");
         std::thread::sleep(Duration::from_millis(20));
     }
     redis.restart(Duration::from_millis(300));
-    let before = results_by_token(&url, id).len();
+    let before = common::results_by_token(&url, id).len();
     assert!(before < 3001, "the worker finished before the restart");
     let stderr = finish(first);
     assert!(stderr.contains("connecting again"), "{stderr}");
@@ -620,7 +582,7 @@ fn a_worker_started_later_joins_and_takes_work() {
     let id = enqueue(&url, &list);
     let first = worker(&mocks, &url, &["--exit-when-idle", "--jobs", "1"]);
     let deadline = Instant::now() + Duration::from_secs(20);
-    while results_by_token(&url, id).len() < 300 {
+    while common::results_by_token(&url, id).len() < 300 {
         assert!(
             Instant::now() < deadline,
             "the first worker made no progress"

@@ -291,3 +291,77 @@ pub(crate) fn redis_database(db: u8) -> Option<String> {
     let () = redis::cmd("FLUSHDB").query(&mut conn).unwrap();
     Some(url)
 }
+
+/// `push enqueue` of the device list `devices` with a title and body, `batch` devices a job,
+/// and `extra` arguments: the campaign id.
+pub(crate) fn enqueue_campaign(url: &str, devices: &str, batch: usize, extra: &[&str]) -> u64 {
+    let batch = batch.to_string();
+    let args: Vec<String> = [
+        "enqueue",
+        "--redis",
+        url,
+        "--devices",
+        devices,
+        "--title",
+        "Hello",
+        "--body",
+        "World",
+        "--batch",
+        &batch,
+    ]
+    .iter()
+    .chain(extra)
+    .map(|s| s.to_string())
+    .collect();
+    let output = push(&args);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    text(&output.stdout).trim().parse().unwrap()
+}
+
+/// The campaign's result stream: the outcomes per token.
+pub(crate) fn results_by_token(
+    url: &str,
+    id: u64,
+) -> std::collections::HashMap<String, Vec<String>> {
+    let mut conn = redis::Client::open(url).unwrap().get_connection().unwrap();
+    let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+        .arg(format!("push:results:{id}"))
+        .arg("-")
+        .arg("+")
+        .query(&mut conn)
+        .unwrap();
+    let mut by_token: std::collections::HashMap<String, Vec<String>> = Default::default();
+    for entry in reply.ids {
+        let token: String = entry.get("token").unwrap();
+        let outcome: String = entry.get("outcome").unwrap();
+        by_token.entry(token).or_default().push(outcome);
+    }
+    by_token
+}
+
+/// A `push` process killed when the test ends (one holding its metrics would wait minutes).
+pub(crate) struct Killed(pub(crate) std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The body of `GET /metrics` at `addr`, checked to be a 200 in Prometheus text format.
+pub(crate) fn scrape(addr: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("the metrics port answers");
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: push\r\n\r\n")
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .expect("a complete response");
+    assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
+    assert!(head.contains("text/plain; version=0.0.4"), "{head}");
+    body.to_owned()
+}

@@ -183,10 +183,10 @@ impl RateControl {
             self.paused_until = None;
             self.resumed_at = Some(until);
         }
-        if let Some(until) = self.probe.and_then(|probe| probe.out_until) {
-            if now < until {
-                return Err(until);
-            }
+        if let Some(until) = self.probe.and_then(|probe| probe.out_until)
+            && now < until
+        {
+            return Err(until);
         }
         let Some(rate) = self.rate() else {
             return Ok(());

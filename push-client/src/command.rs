@@ -5,6 +5,8 @@ use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use async_channel::Sender;
+use bytes::Bytes;
+use push_proto::engine::ExchangeFailure;
 use push_proto::{Device, Feedback, Payload};
 
 use crate::report::Report;
@@ -31,4 +33,13 @@ pub(crate) enum Command {
         key: u64,
         reply: Option<Sender<Report>>,
     },
+    /// One request for the APNs HTTP/2 connections (a broadcast, one Live Activity push),
+    /// authorized by their credential; `reply` receives the whole answer.
+    ApnsExchange {
+        request: http::Request<Bytes>,
+        reply: Sender<ExchangeResult>,
+    },
 }
+
+/// The answer to a [`Command::ApnsExchange`].
+pub(crate) type ExchangeResult = Result<http::Response<Bytes>, ExchangeFailure>;

@@ -62,7 +62,8 @@ impl BroadcastError {
 /// - channel management on `management_url` (Apple: `api-manage-broadcast[.sandbox]
 ///   .push.apple.com`, ports 2195 and 2196; see
 ///   [`Environment::management_url`](push_proto::apns::broadcast::Environment::management_url)),
-///   on one HTTP/2 connection of its own, opened on first use and kept.
+///   on one HTTP/2 connection of its own, opened on first use and kept, with the same
+///   provider token as the client's APNs connections.
 ///
 /// A request is answered before the call returns. A request the server did not process
 /// (its connection was closing) is sent again on another connection; nothing else is
@@ -118,7 +119,7 @@ impl<R: Runtime> BroadcastClient<R> {
             }
         })?;
         let runtime = client.runtime().clone();
-        let management = ManagementLink::new(runtime.clone(), apns, management_url)?;
+        let management = ManagementLink::new(client.clone(), apns, management_url)?;
         let timeouts = apns.transport.timeouts;
         Ok(BroadcastClient {
             device_timeout: timeouts.connect + timeouts.handshake + apns.transport.request_timeout,

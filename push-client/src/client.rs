@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
 use push_proto::Payload;
+use push_proto::engine::Grant;
 
 use crate::broadcast::BroadcastClient;
 use crate::command::{Command, ExchangeResult};
@@ -227,6 +228,29 @@ impl<R: Runtime> Client<R> {
         BroadcastClient::sharing(self.clone(), apns, management_url)
     }
 
+    /// The APNs HTTP/2 credential (the provider token of the connections), for a request
+    /// sent on another connection; `None` without APNs HTTP/2.
+    pub(crate) async fn apns_grant(&self) -> Result<Option<Grant>, Error> {
+        let (reply, answer) = async_channel::bounded(1);
+        self.command(Command::ApnsGrant { reply }).await?;
+        answer.recv().await.map_err(|_| stopped())
+    }
+
+    /// APNs refused credential `generation` of an [`apns_grant`](Self::apns_grant): it is
+    /// renewed for the next request.
+    pub(crate) async fn apns_credential_refused(&self, generation: u64) -> Result<(), Error> {
+        self.command(Command::ApnsRefused { generation }).await
+    }
+
+    /// Queues `command` for the driver.
+    async fn command(&self, command: Command) -> Result<(), Error> {
+        self.shared
+            .commands
+            .send(command)
+            .await
+            .map_err(|_| stopped())
+    }
+
     /// Sends `request` on the APNs HTTP/2 connections, authorized by their credential, and
     /// gives the whole answer (see [`push_proto::engine::Sender::exchange`]).
     pub(crate) async fn apns_exchange(
@@ -234,15 +258,16 @@ impl<R: Runtime> Client<R> {
         request: http::Request<Bytes>,
     ) -> Result<ExchangeResult, Error> {
         let (reply, answer) = async_channel::bounded(1);
-        let stopped = || Error::Config {
-            field: "client",
-            reason: "its background task has stopped".into(),
-        };
-        self.shared
-            .commands
-            .send(Command::ApnsExchange { request, reply })
-            .await
-            .map_err(|_| stopped())?;
+        self.command(Command::ApnsExchange { request, reply })
+            .await?;
         answer.recv().await.map_err(|_| stopped())
+    }
+}
+
+/// The error of a command the driver can no longer take or answer.
+fn stopped() -> Error {
+    Error::Config {
+        field: "client",
+        reason: "its background task has stopped".into(),
     }
 }

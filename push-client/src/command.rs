@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use async_channel::Sender;
 use bytes::Bytes;
-use push_proto::engine::ExchangeFailure;
+use push_proto::engine::{ExchangeFailure, Grant};
 use push_proto::{Device, Feedback, Payload};
 
 use crate::report::Report;
@@ -39,6 +39,11 @@ pub(crate) enum Command {
         request: http::Request<Bytes>,
         reply: Sender<ExchangeResult>,
     },
+    /// The APNs HTTP/2 credential, for a request sent on another connection (channel
+    /// management); `None` without APNs HTTP/2.
+    ApnsGrant { reply: Sender<Option<Grant>> },
+    /// APNs refused credential `generation` of an [`ApnsGrant`](Command::ApnsGrant).
+    ApnsRefused { generation: u64 },
 }
 
 /// The answer to a [`Command::ApnsExchange`].

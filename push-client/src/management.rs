@@ -1,7 +1,8 @@
 //! [`ManagementLink`]: the HTTP/2 connection to APNs' channel-management host (Apple:
 //! `api-manage-broadcast[.sandbox].push.apple.com`, ports 2195 and 2196), which no device
-//! push uses: one connection, opened on first use and kept, authenticated like the device
-//! API (provider token or client certificate), one request answered at a time.
+//! push uses: one connection, opened on first use and kept, one request answered at a time,
+//! authenticated with the provider token of a [`Client`]'s APNs connections (or the
+//! configured client certificate).
 
 use std::fmt;
 use std::sync::Arc;
@@ -9,14 +10,15 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use h2::client::SendRequest;
-use http::{HeaderValue, Request, Response};
+use http::{Request, Response};
 use push_proto::apns::broadcast::{ApiError, BroadcastReason};
 use push_proto::apns::classify_device;
-use push_proto::apns::http2::{Auth, Reason};
-use push_proto::engine::StreamEnd;
+use push_proto::apns::http2::Reason;
+use push_proto::engine::{Grant, StreamEnd};
 use rustls::ClientConfig;
 use tokio_util::compat::FuturesAsyncReadCompatExt;
 
+use crate::client::Client;
 use crate::config_http2::ApnsHttp2Config;
 use crate::error::Error;
 use crate::h2stream::stream_end;
@@ -26,15 +28,14 @@ use crate::runtime::Runtime;
 /// Largest answer body read (a list of 10,000 channel ids fits many times).
 const MAX_ANSWER: usize = 4 * 1024 * 1024;
 
-/// The connection to the channel-management host, with its own provider token (signed with
-/// the same key as the device connections') or the configured client certificate.
+/// The connection to the channel-management host, authorized by `client`'s APNs credential.
 pub(crate) struct ManagementLink<R: Runtime> {
     runtime: R,
+    client: Client<R>,
     endpoint: Endpoint,
     tls: Arc<ClientConfig>,
     timeouts: Timeouts,
     request_timeout: Duration,
-    auth: Auth,
     connection: Option<SendRequest<Bytes>>,
 }
 
@@ -42,36 +43,35 @@ impl<R: Runtime> fmt::Debug for ManagementLink<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ManagementLink")
             .field("endpoint", &self.endpoint)
-            .field("auth", &self.auth)
             .finish_non_exhaustive()
     }
 }
 
 impl<R: Runtime> ManagementLink<R> {
-    /// A link to `url` with `apns`'s credentials, TLS settings and timeouts.
-    pub(crate) fn new(runtime: R, apns: &ApnsHttp2Config, url: &str) -> Result<Self, Error> {
+    /// A link to `url` with `apns`'s TLS settings (and client certificate) and timeouts,
+    /// authorized by the provider token of `client` (built with `apns`).
+    pub(crate) fn new(client: Client<R>, apns: &ApnsHttp2Config, url: &str) -> Result<Self, Error> {
         let endpoint = https_endpoint(url, "broadcast management url")?;
-        let auth = apns.auth(runtime.now())?;
         Ok(ManagementLink {
             tls: apns.transport.tls.client_config(&[b"h2"])?,
             timeouts: apns.transport.timeouts,
             request_timeout: apns.transport.request_timeout,
-            runtime,
+            runtime: client.runtime().clone(),
+            client,
             endpoint,
-            auth,
             connection: None,
         })
     }
 
     /// Sends `request` and reads the whole answer. A request the server did not process
     /// (its connection was closing: GOAWAY, a refused stream) is sent once more on a new
-    /// connection. An answer of `403 ExpiredProviderToken` marks the token for replacement
-    /// by the next request.
+    /// connection. An answer of `403 ExpiredProviderToken` marks the shared token for
+    /// replacement by the next request.
     pub(crate) async fn exchange(
         &mut self,
         mut request: Request<Bytes>,
     ) -> Result<Response<Bytes>, Error> {
-        let generation = self.authorize(&mut request)?;
+        let generation = self.authorize(&mut request).await?;
         let endpoint = self.endpoint.clone();
         let mut unprocessed_before = false;
         let answer = loop {
@@ -100,37 +100,46 @@ impl<R: Runtime> ManagementLink<R> {
                 }
             }
         };
-        if let (Auth::Token(auth), Some(generation)) = (&mut self.auth, generation)
+        if let Some(generation) = generation
             && is_expired_token(&answer)
         {
-            auth.handle_expired(generation);
+            self.client.apns_credential_refused(generation).await?;
         }
         Ok(answer)
     }
 
-    /// Adds `authorization: bearer <JWT>` with token auth; gives the token's generation.
-    fn authorize(&mut self, request: &mut Request<Bytes>) -> Result<Option<u64>, Error> {
-        let Auth::Token(auth) = &mut self.auth else {
-            return Ok(None);
-        };
-        let now = self.runtime.now();
+    /// Adds the client's `authorization: bearer <JWT>` with token auth (nothing with a
+    /// client certificate); gives the token's generation.
+    async fn authorize(&mut self, request: &mut Request<Bytes>) -> Result<Option<u64>, Error> {
         let refused = |reason: String| Error::Config {
             field: "apns provider key",
             reason,
         };
-        let Some((token, _)) = auth.token(now).map_err(|e| refused(e.to_string()))? else {
-            return Err(refused(
+        let grant = self.client.apns_grant().await?.ok_or(Error::Config {
+            field: "apns http2",
+            reason: "is required for channel management: its credential is used".into(),
+        })?;
+        match grant {
+            Grant::Ready {
+                authorization: Some(authorization),
+                generation,
+            } => {
+                request
+                    .headers_mut()
+                    .insert(http::header::AUTHORIZATION, authorization);
+                Ok(Some(generation))
+            }
+            Grant::Ready {
+                authorization: None,
+                ..
+            } => Ok(None),
+            Grant::Wait => Err(refused(
                 "APNs refused the provider token less than 20 minutes after it was signed; \
                  a new one may not be signed yet"
                     .into(),
-            ));
-        };
-        let value = HeaderValue::from_str(&format!("bearer {}", token.jwt()))
-            .map_err(|_| refused("the token is not a valid header value".into()))?;
-        request
-            .headers_mut()
-            .insert(http::header::AUTHORIZATION, value);
-        Ok(Some(token.generation()))
+            )),
+            Grant::Fail(reason) => Err(refused(reason)),
+        }
     }
 
     /// The open connection, dialed when there is none.

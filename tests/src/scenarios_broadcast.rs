@@ -137,7 +137,7 @@ pub async fn apns_broadcast_channel_lifecycle<R: Runtime>() {
 /// One [`Client`] sends device pushes (sessions) and broadcasts (through
 /// [`Client::broadcasts`]), interleaved, and a widget push: the mock sees every one of them
 /// on one connection, which the client dialed once; channel management has a connection of
-/// its own.
+/// its own, with the same provider token.
 pub async fn apns_broadcasts_share_the_device_pushes_connection<R: Runtime>() {
     const DEVICES: u32 = 20;
     let (server, apns) = mock_and_config(|options| options);
@@ -185,6 +185,11 @@ pub async fn apns_broadcasts_share_the_device_pushes_connection<R: Runtime>() {
     );
     assert_eq!(server.connections(), 2);
     assert_eq!(client.stats().apns_http2.expect("stats").dials, 1);
+    assert_eq!(
+        server.provider_tokens_seen(),
+        1,
+        "one provider token for both connections"
+    );
 }
 
 /// The app's channel limit plus one: the extra channel is refused with the typed

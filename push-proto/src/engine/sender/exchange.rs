@@ -122,6 +122,19 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
         self.exchanges.done.pop_front()
     }
 
+    /// The route's credential for a request the caller sends elsewhere itself (APNs channel
+    /// management, on another host with the same provider token), as the engine's own
+    /// requests get it; report a refusal with [`credential_refused`](Self::credential_refused).
+    pub fn grant(&mut self, now: Instant) -> Grant {
+        self.credential.grant(now)
+    }
+
+    /// The provider refused credential `generation` on a request sent with a
+    /// [`grant`](Self::grant): it is renewed for the next request.
+    pub fn credential_refused(&mut self, generation: u64) {
+        self.credential.handle_rejected(generation);
+    }
+
     /// The next waiting exchange's [`Action::Send`], when a stream is free and the
     /// credential allows it.
     pub(super) fn poll_exchange(&mut self, now: Instant) -> Option<Action> {

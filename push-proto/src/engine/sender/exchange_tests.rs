@@ -245,3 +245,27 @@ fn a_credential_that_cannot_be_fetched_fails_the_waiting_exchanges() {
     );
     assert!(sender.is_idle());
 }
+
+#[test]
+fn a_grant_is_the_credential_the_requests_use_and_a_refusal_renews_it() {
+    let now = Instant::now();
+    let mut sender = test_sender(Config::default());
+    let Grant::Ready {
+        authorization,
+        generation,
+    } = sender.grant(now)
+    else {
+        panic!("granted");
+    };
+    assert_eq!(authorization.unwrap(), "gen-1");
+    sender.queue(1, None, 1, now).unwrap();
+    let (_, id, sent) = next_send(&mut sender, now).unwrap();
+    assert_eq!(sent.headers()["authorization"], "gen-1");
+    respond(&mut sender, id, response(200, ""), now);
+    sender.credential_refused(generation);
+    assert!(matches!(sender.grant(now), Grant::Wait), "being renewed");
+    sender.queue(2, None, 2, now).unwrap();
+    let Some(Action::CredentialRequest(_)) = sender.poll_action(now) else {
+        panic!("renewed when a request waits");
+    };
+}

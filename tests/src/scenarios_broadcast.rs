@@ -192,14 +192,12 @@ pub async fn apns_broadcasts_share_the_device_pushes_connection<R: Runtime>() {
     );
 }
 
-/// The app's channel limit plus one: the extra channel is refused with the typed
-/// `CannotCreateChannelConfig`; deleting one makes room again. (APNs allows 10,000 per
-/// environment; the mock is configured with 25 to keep the scenario fast, the counting code
-/// is the same: 10,000 sequential round trips take about 9 s in a debug build. push-mock's
-/// unit test `the_default_limit_refuses_the_10001st` counts to the real limit.)
+/// Apple's limit of 10,000 channels per app and environment, plus one: the 10,001st is
+/// refused with the typed `CannotCreateChannelConfig`; deleting one makes room again. (The
+/// mock's default limit; 10,000 sequential round trips on one connection.)
 pub async fn apns_broadcast_channel_over_the_limit_is_refused<R: Runtime>() {
-    const MAX: usize = 25;
-    let (server, mut client) = setup::<R>(|options| options.max_channels(MAX));
+    const MAX: usize = 10_000;
+    let (server, mut client) = setup::<R>(|options| options);
     within::<R, _>(LIMIT, async {
         let mut ids = Vec::new();
         for _ in 0..MAX {

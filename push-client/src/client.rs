@@ -258,8 +258,11 @@ impl<R: Runtime> Client<R> {
         request: http::Request<Bytes>,
     ) -> Result<ExchangeResult, Error> {
         let (reply, answer) = async_channel::bounded(1);
-        self.command(Command::ApnsExchange { request, reply })
-            .await?;
+        self.command(Command::ApnsExchange {
+            request: Box::new(request),
+            reply,
+        })
+        .await?;
         answer.recv().await.map_err(|_| stopped())
     }
 }

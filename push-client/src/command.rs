@@ -36,7 +36,7 @@ pub(crate) enum Command {
     /// One request for the APNs HTTP/2 connections (a broadcast, one Live Activity push),
     /// authorized by their credential; `reply` receives the whole answer.
     ApnsExchange {
-        request: http::Request<Bytes>,
+        request: Box<http::Request<Bytes>>,
         reply: Sender<ExchangeResult>,
     },
     /// The APNs HTTP/2 credential, for a request sent on another connection (channel

@@ -230,7 +230,7 @@ impl<R: Runtime> Driver<R> {
                 let _ = reply.try_send(self.push.apns_grant(now));
             }
             Command::ApnsRefused { generation } => self.push.apns_credential_refused(generation),
-            Command::ApnsExchange { request, reply } => match self.push.apns_exchange(request) {
+            Command::ApnsExchange { request, reply } => match self.push.apns_exchange(*request) {
                 Some(id) => {
                     self.exchanges.insert(id, reply);
                 }

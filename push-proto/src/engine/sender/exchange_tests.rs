@@ -39,8 +39,11 @@ fn next_send(
     }
 }
 
-/// The results polled now: the status and body of each response, or the failure.
-fn results(sender: &mut TestSender) -> Vec<(ExchangeId, Result<(u16, Bytes), ExchangeFailure>)> {
+/// An exchange's result as the tests compare it: the status and body, or the failure.
+type Seen = (ExchangeId, Result<(u16, Bytes), ExchangeFailure>);
+
+/// The results polled now.
+fn results(sender: &mut TestSender) -> Vec<Seen> {
     std::iter::from_fn(|| sender.poll_exchanged())
         .map(|(id, result)| {
             let answer = result.map(|response| (response.status().as_u16(), response.into_body()));

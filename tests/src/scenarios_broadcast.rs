@@ -13,13 +13,13 @@ use push_proto::apns::DeviceOptions;
 use push_proto::apns::broadcast::{
     ApiError, BroadcastOptions, BroadcastReason, ChannelId, StoragePolicy,
 };
-use push_proto::apns::http2::PushType;
+use push_proto::apns::http2::{PushType, Reason};
 use push_proto::apns::live_activity::{
     ActivityAlert, Change, Content, LiveActivityPush, Start, Subscription,
 };
 use serde_json::{Map, Value, json};
 
-use crate::{mock_tls, payload, send_all, token, within};
+use crate::{Shifted, mock_tls, payload, send_all, token, within};
 
 const LIMIT: Duration = Duration::from_secs(120);
 const KEY_ID: &str = "ABC123DEFG";
@@ -372,4 +372,51 @@ pub async fn apns_broadcast_with_a_client_certificate<R: Runtime>() {
     })
     .await;
     assert_eq!(server.provider_tokens_seen(), 0);
+}
+
+/// The provider token expires (both clocks move 21 minutes ahead, past the mock's 20-minute
+/// token lifetime): channel management is refused `ExpiredProviderToken` first, which renews
+/// the token the engine's connections carry; the next broadcast and channel request both use
+/// the new one. One refresh in all: channel management and broadcasts share one token.
+pub async fn apns_channel_management_and_broadcasts_share_one_provider_token<R: Runtime>() {
+    const AHEAD: Duration = Duration::from_secs(21 * 60);
+    let (server, apns) =
+        mock_and_config(|options| options.max_token_age(Duration::from_secs(20 * 60)));
+    let clock = Shifted::<R>::default();
+    let client = Client::<Shifted<R>>::builder()
+        .runtime(clock.clone())
+        .apns_http2(apns)
+        .build()
+        .expect("client");
+    let mut broadcasts = client.broadcasts(&server.url()).expect("broadcasts");
+    let update = Change::Update(Content::new(1_700_000_000, Map::new()));
+    let id = within::<R, _>(LIMIT, async {
+        let id = broadcasts
+            .create_channel(StoragePolicy::NoStorage)
+            .await
+            .expect("created");
+        broadcasts
+            .broadcast(&id, &update, BroadcastOptions::default())
+            .await
+            .expect("sent");
+        clock.advance(AHEAD);
+        server.advance_clock(AHEAD);
+        let (status, reason) = reason_of(broadcasts.list_channels().await);
+        assert_eq!(
+            (status, reason),
+            (403, BroadcastReason::Provider(Reason::ExpiredProviderToken))
+        );
+        broadcasts
+            .broadcast(&id, &update, BroadcastOptions::default())
+            .await
+            .expect("sent with the new token");
+        assert_eq!(
+            broadcasts.list_channels().await.expect("listed"),
+            std::slice::from_ref(&id)
+        );
+        id
+    })
+    .await;
+    assert_eq!(server.broadcast_count(id.as_str()), 2);
+    assert_eq!(server.provider_tokens_seen(), 2, "one refresh, shared");
 }

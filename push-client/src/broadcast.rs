@@ -208,7 +208,10 @@ impl<R: Runtime> BroadcastClient<R> {
         Ok(classify_device(&answer)?)
     }
 
-    /// Sends `request` on the client's APNs connections and waits for the whole answer.
+    /// Sends `request` on the client's APNs connections and waits for the whole answer, at
+    /// most a dial, a handshake and a request timeout long: past that the call fails with a
+    /// timeout, and a request still waiting for a stream (a pool saturated by device pushes)
+    /// may be sent later.
     async fn device_exchange(&self, request: Request<Bytes>) -> Result<Response<Bytes>, Error> {
         let device = &self.device;
         let exchange = async {

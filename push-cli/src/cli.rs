@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{ArgGroup, Args, Parser, Subcommand};
 
-use crate::cli_apple::{BroadcastArgs, ChannelArgs, LiveActivityArgs};
+use crate::cli_apple::{BroadcastArgs, ChannelArgs, LiveActivityArgs, WidgetsArgs};
 use crate::guard::{DEFAULT_MAX_INVALID_PERCENT, DEFAULT_MIN_ANSWERS, MaxDelete};
 use crate::metrics_server::MetricsArgs;
 
@@ -45,6 +45,9 @@ pub enum Command {
     Channel(ChannelArgs),
     /// Send one Live Activity update or end to every device subscribed to a channel.
     Broadcast(Box<BroadcastArgs>),
+    /// Ask each iOS device of a file to reload the app's widgets (a WidgetKit push:
+    /// apns-push-type widgets, the topic suffix added, payload {"aps":{"content-changed":true}}).
+    Widgets(Box<WidgetsArgs>),
     /// Run the mock APNs gateway, feedback service, APNs HTTP/2 server, GCM endpoint and FCM
     /// HTTP v1 server (with its OAuth2 token endpoint) until Ctrl-C.
     Mock(MockArgs),

@@ -5,6 +5,7 @@
 #![allow(unreachable_pub)]
 
 mod apple;
+mod apple_push;
 mod apps;
 mod bench;
 mod bench_h2;
@@ -55,6 +56,7 @@ fn main() -> ExitCode {
         Command::Store(args) => store_command::command(args),
         Command::Channel(args) => apple::channel_command(args),
         Command::Broadcast(args) => apple::broadcast_command(*args),
+        Command::Widgets(args) => apple_push::widgets_command(*args),
         Command::Mock(args) => mock::command(args),
         Command::Demo(args) => demo::command(args),
         Command::Enqueue(args) => redis_queue::enqueue::command(*args),

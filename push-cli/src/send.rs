@@ -496,7 +496,7 @@ pub fn command(mut args: SendArgs) -> Result<(), Failure> {
         let Some(devices) = &args.devices else {
             return Err(Failure::Usage("--live-activity needs --devices".into()));
         };
-        return crate::apple::send_live_activity(
+        return crate::apple_push::send_live_activity(
             event,
             &args.live,
             &args.message,

@@ -472,6 +472,10 @@ pub struct MockArgs {
         hide_default_value = true
     )]
     pub gcm_key: String,
+    /// Milliseconds the mock APNs HTTP/2 and FCM servers wait before each answer (a stand-in
+    /// for the network round trip, as `push bench --latency`); 0 for none.
+    #[arg(long = "latency", value_name = "MS", default_value_t = 0)]
+    pub latency_ms: u64,
 }
 
 /// `push demo`.

@@ -12,8 +12,9 @@ use crate::jsonl;
 use crate::main_error::Failure;
 use crate::redis_queue::args::{CampaignArgs, CampaignCommand};
 
-/// Results read per round trip.
-const PAGE: usize = 1000;
+/// Result entries read per round trip: each holds the results of one job (up to its
+/// `--batch` devices), so memory stays bounded by this many jobs' lines.
+const PAGE: usize = 8;
 
 /// `push campaign` with its arguments.
 pub fn command(args: CampaignArgs) -> Result<(), Failure> {
@@ -132,10 +133,12 @@ pub(super) async fn read_lines(
             .await
             .map_err(|e| Failure::Run(server.error("cannot read the results", &e)))?;
         for entry in &page.ids {
-            if let Some(Value::BulkString(line)) = entry.map.get("line")
-                && !line.is_empty()
-            {
-                each(&String::from_utf8_lossy(line))?;
+            if let Some(Value::BulkString(lines)) = entry.map.get("lines") {
+                for line in String::from_utf8_lossy(lines).split('\n') {
+                    if !line.is_empty() {
+                        each(line)?;
+                    }
+                }
             }
         }
         match page.ids.last() {

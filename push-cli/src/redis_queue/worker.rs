@@ -29,6 +29,10 @@ use crate::redis_queue::args::WorkerArgs;
 /// wait while no job comes.
 const BLOCK_MS: u64 = 1000;
 
+/// The same with `--exit-when-idle`: a worker with nothing left to do exits this soon after
+/// the last job anywhere was recorded.
+const IDLE_BLOCK_MS: u64 = 100;
+
 /// The first wait before connecting again to a lost server; it doubles up to
 /// [`RECONNECT_MAX`].
 const RECONNECT_FIRST: Duration = Duration::from_millis(100);
@@ -186,7 +190,14 @@ impl Worker {
                 }
                 Some(entry)
             }
-            None => self.read(conn).await?,
+            None => {
+                let block = if exit_when_idle {
+                    IDLE_BLOCK_MS
+                } else {
+                    BLOCK_MS
+                };
+                self.read(conn, block).await?
+            }
         };
         match entry {
             Some(entry) => self.handle(conn, entry).await?,
@@ -256,8 +267,12 @@ impl Worker {
         Ok(reply.claimed.into_iter().next())
     }
 
-    /// A new job, waiting up to [`BLOCK_MS`] for one.
-    async fn read(&self, conn: &mut MultiplexedConnection) -> Result<Option<StreamId>, Fault> {
+    /// A new job, waiting up to `block_ms` for one.
+    async fn read(
+        &self,
+        conn: &mut MultiplexedConnection,
+        block_ms: u64,
+    ) -> Result<Option<StreamId>, Fault> {
         let reply: Option<StreamReadReply> = redis::cmd("XREADGROUP")
             .arg("GROUP")
             .arg(keys::GROUP)
@@ -265,7 +280,7 @@ impl Worker {
             .arg("COUNT")
             .arg(1)
             .arg("BLOCK")
-            .arg(BLOCK_MS)
+            .arg(block_ms)
             .arg("STREAMS")
             .arg(keys::JOBS)
             .arg(">")

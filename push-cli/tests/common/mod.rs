@@ -331,10 +331,17 @@ pub(crate) fn results_by_token(
         .query(&mut conn)
         .unwrap();
     let mut by_token: std::collections::HashMap<String, Vec<String>> = Default::default();
+    // One entry per job recorded, a line per result in each field.
     for entry in reply.ids {
-        let token: String = entry.get("token").unwrap();
-        let outcome: String = entry.get("outcome").unwrap();
-        by_token.entry(token).or_default().push(outcome);
+        let tokens: String = entry.get("tokens").unwrap();
+        let outcomes: String = entry.get("outcomes").unwrap();
+        assert_eq!(tokens.lines().count(), outcomes.lines().count());
+        for (token, outcome) in tokens.lines().zip(outcomes.lines()) {
+            by_token
+                .entry(token.to_owned())
+                .or_default()
+                .push(outcome.to_owned());
+        }
     }
     by_token
 }

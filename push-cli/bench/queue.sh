@@ -18,8 +18,9 @@ work=$(mktemp -d)
 chmod 755 "$work"
 mock=
 cleanup() {
+  set +e
   [ -n "$mock" ] && kill "$mock" 2>/dev/null
-  .ci/redis stop "$work/redis" || true
+  .ci/redis stop "$work/redis"
   rm -rf "$work"
 }
 trap cleanup EXIT

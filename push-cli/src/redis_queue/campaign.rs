@@ -21,7 +21,10 @@ pub fn command(args: CampaignArgs) -> Result<(), Failure> {
     let server = Server::new(&args.redis).map_err(Failure::Usage)?;
     match args.command {
         CampaignCommand::Status { id } => smol::block_on(status(&server, id)),
-        CampaignCommand::Results { id, out, store } if store.apply_feedback => {
+        CampaignCommand::Delete { id, force } => {
+            smol::block_on(super::campaign_delete::delete(&server, id, force))
+        }
+        CampaignCommand::Results { id, out, store } if store.apply.apply_feedback => {
             super::campaign_apply::command(&server, id, out.as_deref(), &store)
         }
         CampaignCommand::Results { id, out, .. } => {

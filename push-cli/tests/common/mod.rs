@@ -111,6 +111,29 @@ impl Providers {
         args
     }
 
+    /// `push worker --redis URL` arguments, `extra` then the providers of
+    /// [`send_args`](Self::send_args) (less the notification, the quiet flag and the feedback
+    /// file).
+    pub(crate) fn worker_args(&self, url: &str, extra: &[&str]) -> Vec<String> {
+        let mut args: Vec<String> = ["worker", "--redis", url]
+            .iter()
+            .chain(extra)
+            .map(|s| s.to_string())
+            .collect();
+        let send = self.send_args(&[]);
+        let mut rest = send.iter().skip(1);
+        while let Some(arg) = rest.next() {
+            match arg.as_str() {
+                "--title" | "--body" | "--feedback" => {
+                    rest.next();
+                }
+                "--quiet" => {}
+                _ => args.push(arg.clone()),
+            }
+        }
+        args
+    }
+
     /// `push send` arguments: `source` then APNs HTTP/2 and legacy GCM for Android.
     pub(crate) fn send_args_gcm(&self, source: &[&str]) -> Vec<String> {
         let mut args = self.common_args(source);

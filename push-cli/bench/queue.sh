@@ -32,6 +32,12 @@ redis_cpu() {
   awk -v hz="$(getconf CLK_TCK)" '{ printf "%.3f", ($14 + $15) / hz }' "/proc/$redis_pid/stat"
 }
 now() { date +%s.%N; }
+# CPU seconds (user + system) of the finished children of this shell so far, into $1
+# (`times` must run in this shell, not in a subshell).
+children_cpu() {
+  times >"$work/times"
+  printf -v "$1" '%s' "$(awk 'NR == 2 { split($1, u, /[ms]/); split($2, s, /[ms]/); printf "%.3f", u[1] * 60 + u[2] + s[1] * 60 + s[2] }' "$work/times")"
+}
 
 awk -v n="$devices" 'BEGIN { for (i = 0; i < n / 2; i++) printf "ios %064x\nandroid fcm-token-%d\n", i, i }' \
   >"$work/devices.txt"
@@ -51,17 +57,22 @@ for round in $(seq "$rounds"); do
   # A fresh mock for each run: its delivery log grows with every device.
   start_mock
   started=$(now)
+  children_cpu own0
   # shellcheck disable=SC2086 # $providers is a list of arguments
   "$push" send --devices "$work/devices.txt" --title Hi --body Hello --quiet $providers
   send_s=$(echo "$(now) - $started" | bc -l)
+  children_cpu own1
+  send_cpu=$(echo "$own1 - $own0" | bc -l)
   send_rate=$(echo "$devices / $send_s" | bc -l)
-  printf 'round %d  push send          %8.0f/s  (%.2f s)\n' "$round" "$send_rate" "$send_s"
+  printf 'round %d  push send          %8.0f/s  (%.2f s); push CPU %.2f us/device\n' "$round" "$send_rate" "$send_s" \
+    "$(echo "1000000 * $send_cpu / $devices" | bc -l)"
   for w in $workers; do
     start_mock
     redis-cli -u "$url" FLUSHALL >/dev/null
     "$push" enqueue --redis "$url" --devices "$work/devices.txt" --title Hi --body Hello \
       --batch "$batch" >/dev/null 2>&1
     cpu0=$(redis_cpu)
+    children_cpu own0
     started=$(now)
     pids=()
     for i in $(seq "$w"); do
@@ -72,14 +83,17 @@ for round in $(seq "$rounds"); do
     for pid in "${pids[@]}"; do wait "$pid"; done
     elapsed=$(echo "$(now) - $started" | bc -l)
     cpu=$(echo "$(redis_cpu) - $cpu0" | bc -l)
+    children_cpu own1
+    workers_cpu=$(echo "$own1 - $own0" | bc -l)
     per=""
     for i in $(seq "$w"); do
       results=$(sed -n 's/^push: worker .*: [0-9]* jobs, \([0-9]*\) results$/\1/p' "$work/worker$i.err")
       per="$per $(printf '%.0f' "$(echo "$results / $elapsed" | bc -l)")"
     done
     rate=$(echo "$devices / $elapsed" | bc -l)
-    printf 'round %d  %d worker(s)       %8.0f/s  (%.2f s) = %.2fx push send; per worker/s:%s; redis-server CPU %.2f s = %.0f%% of a core, %.2f us/device\n' \
-      "$round" "$w" "$rate" "$elapsed" "$(echo "$rate / $send_rate" | bc -l)" "$per" "$cpu" \
+    printf 'round %d  %d worker(s)       %8.0f/s  (%.2f s) = %.2fx push send; per worker/s:%s; workers CPU %.2f us/device; redis-server CPU %.2f s = %.0f%% of a core, %.2f us/device\n' \
+      "$round" "$w" "$rate" "$elapsed" "$(echo "$rate / $send_rate" | bc -l)" "$per" \
+      "$(echo "1000000 * $workers_cpu / $devices" | bc -l)" "$cpu" \
       "$(echo "100 * $cpu / $elapsed" | bc -l)" "$(echo "1000000 * $cpu / $devices" | bc -l)"
   done
 done

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use redis::Value;
+use redis::aio::MultiplexedConnection;
 use redis::streams::{StreamPendingReply, StreamRangeReply};
 
 use super::conn::Server;
@@ -42,14 +43,7 @@ pub fn command(args: CampaignArgs) -> Result<(), Failure> {
 /// Prints the campaign's progress and its results by outcome.
 async fn status(server: &Server, id: u64) -> Result<(), Failure> {
     let mut conn = server.connect().await.map_err(Failure::Run)?;
-    let campaign: HashMap<String, String> = redis::cmd("HGETALL")
-        .arg(keys::campaign(id))
-        .query_async(&mut conn)
-        .await
-        .map_err(|e| Failure::Run(server.error("cannot read the campaign", &e)))?;
-    if campaign.is_empty() {
-        return Err(Failure::Run(format!("no campaign {id}")));
-    }
+    let campaign = read_campaign(server, &mut conn, id).await?;
     let outcomes: HashMap<String, u64> = redis::cmd("HGETALL")
         .arg(keys::outcomes(id))
         .query_async(&mut conn)
@@ -97,6 +91,23 @@ async fn status(server: &Server, id: u64) -> Result<(), Failure> {
         println!("  {outcome}: {count}");
     }
     Ok(())
+}
+
+/// The fields of campaign `id`'s hash; fails when there is no such campaign.
+pub(super) async fn read_campaign(
+    server: &Server,
+    conn: &mut MultiplexedConnection,
+    id: u64,
+) -> Result<HashMap<String, String>, Failure> {
+    let campaign: HashMap<String, String> = redis::cmd("HGETALL")
+        .arg(keys::campaign(id))
+        .query_async(conn)
+        .await
+        .map_err(|e| Failure::Run(server.error("cannot read the campaign", &e)))?;
+    if campaign.is_empty() {
+        return Err(Failure::Run(format!("no campaign {id}")));
+    }
+    Ok(campaign)
 }
 
 /// Writes the campaign's result lines, oldest first.

@@ -2,11 +2,10 @@
 //! done set and counts); an unfinished one is refused unless forced, and then its jobs left
 //! in the job stream are removed too.
 
-use std::collections::HashMap;
-
 use redis::aio::MultiplexedConnection;
 use redis::streams::StreamRangeReply;
 
+use super::campaign::read_campaign;
 use super::conn::Server;
 use super::keys;
 use crate::main_error::Failure;
@@ -17,14 +16,7 @@ const PAGE: usize = 500;
 /// Deletes campaign `id`'s keys; refuses an unfinished campaign unless `force`.
 pub async fn delete(server: &Server, id: u64, force: bool) -> Result<(), Failure> {
     let mut conn = server.connect().await.map_err(Failure::Run)?;
-    let campaign: HashMap<String, String> = redis::cmd("HGETALL")
-        .arg(keys::campaign(id))
-        .query_async(&mut conn)
-        .await
-        .map_err(|e| Failure::Run(server.error("cannot read the campaign", &e)))?;
-    if campaign.is_empty() {
-        return Err(Failure::Run(format!("no campaign {id}")));
-    }
+    let campaign = read_campaign(server, &mut conn, id).await?;
     let count = |field: &str| campaign.get(field).and_then(|n| n.parse::<u64>().ok());
     let jobs_done = count("jobs_done").unwrap_or(0);
     let unfinished = match count("jobs") {

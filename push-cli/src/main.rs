@@ -47,6 +47,15 @@ use clap::Parser;
 
 use crate::cli::{Cli, Command};
 
+/// mimalloc rather than the system allocator: the HTTP/2 send path frees its responses in
+/// bursts of up to a connection's 1,000 streams (h2 decodes them, the core handles them a
+/// turn later), which overflow glibc's per-thread cache and send every free and the next
+/// mallocs through its slow bins. Measured on `push bench` (BENCHMARKS.md, "Allocator"): FCM
+/// client CPU per notification 10.1 → 7.8 µs with glibc's cache enlarged, the same path mimalloc
+/// keeps fast without tuning.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {

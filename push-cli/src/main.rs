@@ -49,10 +49,10 @@ use crate::cli::{Cli, Command};
 
 /// mimalloc rather than the system allocator: the HTTP/2 send path frees its responses in
 /// bursts of up to a connection's 1,000 streams (h2 decodes them, the core handles them a
-/// turn later), which overflow glibc's per-thread cache and send every free and the next
-/// mallocs through its slow bins. Measured on `push bench` (BENCHMARKS.md, "Allocator"): FCM
-/// client CPU per notification 10.1 → 7.8 µs with glibc's cache enlarged, the same path mimalloc
-/// keeps fast without tuning.
+/// turn later), which overflow glibc's per-thread cache and send the frees and the next
+/// mallocs through its slow bins. `push bench`, 1,000,000 FCM notifications: 10.9-12.6 µs of
+/// client CPU per notification under glibc, 6.7-7.9 µs under mimalloc, for 44-51 MB more peak
+/// RSS (BENCHMARKS.md, "The regression re-measured, and the allocator").
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

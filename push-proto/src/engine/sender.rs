@@ -42,10 +42,10 @@ struct Entry<P: Protocol, T> {
     free_resends: u32,
     /// Sent again once already after the credential was refused.
     reauthenticated: bool,
-    /// The end of its time to live: no retry is scheduled past it.
-    expires: Option<Instant>,
-    /// The end of its retry deadline: no retry is scheduled past it either.
-    retry_until: Option<Instant>,
+    /// When it was queued: no retry is scheduled past its time to live nor past the retry
+    /// deadline, both counted from here (computed when a retry is due, rarely: an instant
+    /// instead of two optional ones per queued notification).
+    queued_at: Instant,
     /// Attempts that ended without a response.
     unanswered: u32,
     /// Until when it may wait for more notifications to share its request (a batching
@@ -199,10 +199,6 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
             return Err(Full((token, message, tag)));
         }
         self.stats.queued += 1;
-        let expires = self
-            .protocol
-            .time_to_live(&message)
-            .and_then(|ttl| now.checked_add(ttl));
         let meta = self.protocol.prepare(&message);
         let linger = self.protocol.linger();
         let linger_until = (self.protocol.max_batch() > 1 && !linger.is_zero())
@@ -216,8 +212,7 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
             attempts: 0,
             free_resends: 0,
             reauthenticated: false,
-            expires,
-            retry_until: now.checked_add(self.config.retry_deadline),
+            queued_at: now,
             unanswered: 0,
             linger_until,
             last_status: None,

@@ -319,6 +319,7 @@ pub fn command(args: BenchArgs) -> Result<(), Failure> {
         n,
         connections: args.connections,
         latency: (args.latency_ms > 0).then(|| Duration::from_millis(args.latency_ms)),
+        streams: args.streams,
     };
     println!(
         "push bench: {n} notifications per part, payload {} bytes, APNs window {} grace {} ms checkpoints {}, HTTP/2 {} conn latency {} ms, peak RSS at start {} KiB{}",

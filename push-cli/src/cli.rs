@@ -544,6 +544,11 @@ pub struct BenchArgs {
     /// for the network round trip), for the push and the raw parts alike; 0 for none.
     #[arg(long = "latency", value_name = "MS", default_value_t = 0)]
     pub latency_ms: u64,
+    /// Concurrent streams the mock APNs HTTP/2 and FCM servers allow per connection, for the
+    /// push and the raw parts alike (1 to 1000, the clients' own cap): fewer streams make a
+    /// connection's window, not the CPU, the limit under --latency.
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub streams: u32,
     /// Only run these parts (raw, apns, raw-apns-http2, apns-http2, gcm, raw-fcm, fcm,
     /// fcm-quota, raw-webpush, webpush); repeatable; default all. raw-apns-http2, raw-fcm and
     /// raw-webpush are raw h2 clients sending one pre-built request over and over (for Web

@@ -1310,6 +1310,52 @@ pub fn apns_broadcast_response(data: &[u8]) {
         }
         Some(other) => panic!("undocumented error kind: {other:?}"),
     }
+    exchange_answer(&response);
+}
+
+/// `response` answers a broadcast sent as an exchange on an APNs HTTP/2 sender (token
+/// auth): it comes back whole and once, whatever it says (an `ExpiredProviderToken` only
+/// marks the token for renewal), and the sender ends idle.
+fn exchange_answer(response: &http::Response<bytes::Bytes>) {
+    let now = Instant::now();
+    let auth =
+        http2::TokenAuth::new(ZeroSigner, "FUZZTEAM12", now, 1_700_000_000).expect("valid ids");
+    let config = http2::Config::new(http2::PRODUCTION_URL).topic("com.example.fuzz");
+    let mut sender: http2::Sender<u32> =
+        http2::sender(config, http2::Auth::Token(auth)).expect("valid config");
+    let mut request = http::Request::new(bytes::Bytes::from_static(b"{}"));
+    *request.method_mut() = http::Method::POST;
+    *request.uri_mut() =
+        http::Uri::from_static("https://api.push.apple.com/4/broadcasts/apps/com.example.fuzz");
+    let exchange = sender.exchange(request);
+    let mut sent = 0;
+    while let Some(action) = sender.poll_action(now) {
+        match action {
+            engine::Action::Dial(conn) => sender.handle(
+                engine::Input::Connected {
+                    conn,
+                    max_streams: 10,
+                },
+                now,
+            ),
+            engine::Action::Send { id, request, .. } => {
+                sent += 1;
+                assert!(request.headers().contains_key("authorization"));
+                let response = response_with(response.status().as_u16(), response.body().clone());
+                sender.handle(engine::Input::Response { id, response }, now);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(sent, 1, "an exchange is sent once");
+    let (id, result) = sender.poll_exchanged().expect("a result");
+    assert_eq!(id, exchange);
+    let answer = result.expect("answered");
+    assert_eq!(answer.status(), response.status());
+    assert_eq!(answer.body(), response.body());
+    assert!(sender.poll_exchanged().is_none(), "one result");
+    while sender.poll_event().is_some() {}
+    assert!(sender.is_idle());
 }
 
 fn response_with(status: u16, body: bytes::Bytes) -> http::Response<bytes::Bytes> {

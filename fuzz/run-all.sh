@@ -8,7 +8,7 @@ set -uo pipefail
 cd "$(dirname "$0")"
 
 seconds="${1:-60}"
-targets=(frame error_response feedback gateway gcm_response apns_http2_response fcm_response fcm_token_response webpush_subscription webpush_response)
+targets=(frame error_response feedback gateway gcm_response apns_http2_response fcm_response fcm_token_response webpush_subscription webpush_response apns_broadcast_response apns_broadcast_request)
 
 if cargo +nightly --version >/dev/null 2>&1 && cargo +nightly fuzz build >/dev/null 2>&1; then
   fuzz=(cargo +nightly fuzz run)

@@ -320,6 +320,7 @@ pub fn command(args: BenchArgs) -> Result<(), Failure> {
         connections: args.connections,
         latency: (args.latency_ms > 0).then(|| Duration::from_millis(args.latency_ms)),
         quota_window: Duration::from_secs(args.quota_window_secs.max(1)),
+        streams: args.streams,
     };
     println!(
         "push bench: {n} notifications per part, payload {} bytes, APNs window {} grace {} ms checkpoints {}, HTTP/2 {} conn latency {} ms, peak RSS at start {} KiB{}",

@@ -18,13 +18,12 @@ use crate::cpu::CpuSnapshot;
 use crate::loopback::{fcm_config, fcm_options, mock_tls, start_fcm};
 use crate::mock::{KEY_ID, TEAM_ID, generate_p8};
 use crate::oauth_once;
-use crate::raw_h2::{self, MAX_STREAMS, Prebuilt, Target};
+use crate::raw_h2::{self, Prebuilt, Target};
 
 /// The apns-topic of the APNs parts.
 const TOPIC: &str = "com.example.bench";
-/// Concurrent streams the mock FCM allows per connection; the client keeps this many in
-/// flight per connection.
-pub const FCM_STREAMS: u32 = 1000;
+/// Concurrent streams the quota part's mock FCM allows per connection.
+const QUOTA_STREAMS: u32 = 1000;
 
 /// What the HTTP/2 parts share.
 #[derive(Debug, Clone, Copy)]
@@ -37,6 +36,9 @@ pub struct H2Settings {
     pub latency: Option<Duration>,
     /// The sliding window of `fcm-quota`'s quota.
     pub quota_window: Duration,
+    /// Concurrent streams the mock APNs HTTP/2 and FCM servers allow per connection (at
+    /// most [`raw_h2::MAX_STREAMS`], the clients' own cap).
+    pub streams: u32,
 }
 
 impl H2Settings {
@@ -67,7 +69,9 @@ fn apns_mock(
     let pem = generate_p8()?;
     let auth = Http2Auth::token_from_pem(KEY_ID, TEAM_ID, &pem)
         .map_err(|e| format!("cannot read the generated provider key: {e}"))?;
-    let mut options = Http2Options::new(auth).topic(TOPIC);
+    let mut options = Http2Options::new(auth)
+        .topic(TOPIC)
+        .max_concurrent_streams(settings.streams);
     options.count_only = true;
     if let Some(latency) = settings.latency {
         options = options.latency(latency);
@@ -80,7 +84,7 @@ fn apns_mock(
 fn fcm_mock(certs: &Certificates, settings: H2Settings) -> Result<Arc<MockFcm>, String> {
     let mut options = fcm_options()?
         .count_only(true)
-        .max_concurrent_streams(FCM_STREAMS);
+        .max_concurrent_streams(settings.streams);
     if let Some(latency) = settings.latency {
         options = options.latency(latency);
     }
@@ -161,8 +165,9 @@ pub fn raw_apns(certs: &Certificates, settings: H2Settings) -> Result<Row, Strin
         body: message.body().clone(),
     };
     let label = format!(
-        "raw h2 APNs HTTP/2 (token, {} conn, {MAX_STREAMS} streams)",
-        settings.raw_connections()
+        "raw h2 APNs HTTP/2 (token, {} conn, {} streams)",
+        settings.raw_connections(),
+        settings.streams
     );
     let target = Target::new(server.addr(), certs)?;
     raw_run(label, &target, &request, settings, || {
@@ -195,9 +200,10 @@ pub fn push_apns(certs: &Certificates, settings: H2Settings) -> Result<Row, Stri
         server.total_delivered(),
     )?;
     let label = format!(
-        "push APNs HTTP/2 (token, {} conn{}, {MAX_STREAMS} streams)",
+        "push APNs HTTP/2 (token, {} conn{}, {} streams)",
         server.connections(),
-        settings.auto_label()
+        settings.auto_label(),
+        settings.streams
     );
     Ok(Row::new(label, n, run.elapsed, run.cpu))
 }
@@ -222,8 +228,9 @@ pub fn raw_fcm(certs: &Certificates, settings: H2Settings) -> Result<Row, String
         body: message.body_for(&gcm_token(0), false),
     };
     let label = format!(
-        "raw h2 FCM v1 ({} conn, {FCM_STREAMS} streams)",
-        settings.raw_connections()
+        "raw h2 FCM v1 ({} conn, {} streams)",
+        settings.raw_connections(),
+        settings.streams
     );
     let target = Target::new(mock.addr(), certs)?;
     raw_run(label, &target, &request, settings, || {
@@ -237,7 +244,7 @@ pub fn push_fcm(certs: &Certificates, settings: H2Settings) -> Result<Row, Strin
     let mut config = fcm_config(&mock, certs)?;
     if let Connections::Fixed(n) = settings.connections {
         config = config
-            .max_in_flight(u32::from(n).saturating_mul(FCM_STREAMS))
+            .max_in_flight(u32::from(n).saturating_mul(settings.streams))
             .connections(usize::from(n));
     }
     let client = Client::builder()
@@ -248,9 +255,10 @@ pub fn push_fcm(certs: &Certificates, settings: H2Settings) -> Result<Row, Strin
     let run = push_session(&client, n, |i| Device::android(gcm_token(i)))?;
     check_delivered("push FCM v1", n, run.delivered, mock.total_delivered())?;
     let label = format!(
-        "push FCM v1 ({} conn{}, {FCM_STREAMS} streams)",
+        "push FCM v1 ({} conn{}, {} streams)",
         mock.connections(),
-        settings.auto_label()
+        settings.auto_label(),
+        settings.streams
     );
     Ok(Row::new(label, n, run.elapsed, run.cpu))
 }
@@ -278,7 +286,7 @@ fn push_fcm_quota_once(
     let window = settings.quota_window;
     let mut options = fcm_options()?
         .count_only(true)
-        .max_concurrent_streams(FCM_STREAMS)
+        .max_concurrent_streams(QUOTA_STREAMS)
         .quota(limit, window);
     if !retry_after {
         options = options.quota_without_retry_after();

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{ArgGroup, Args, Parser, Subcommand};
 
-use crate::cli_apple::{BroadcastArgs, ChannelArgs, LiveActivityArgs};
+use crate::cli_apple::{BroadcastArgs, ChannelArgs, LiveActivityArgs, WidgetsArgs};
 use crate::guard::{DEFAULT_MAX_INVALID_PERCENT, DEFAULT_MIN_ANSWERS, MaxDelete};
 use crate::metrics_server::MetricsArgs;
 
@@ -45,6 +45,9 @@ pub enum Command {
     Channel(ChannelArgs),
     /// Send one Live Activity update or end to every device subscribed to a channel.
     Broadcast(Box<BroadcastArgs>),
+    /// Ask each iOS device of a file to reload the app's widgets (a WidgetKit push:
+    /// apns-push-type widgets, the topic suffix added, payload {"aps":{"content-changed":true}}).
+    Widgets(Box<WidgetsArgs>),
     /// Run the mock APNs gateway, feedback service, APNs HTTP/2 server, GCM endpoint and FCM
     /// HTTP v1 server (with its OAuth2 token endpoint) until Ctrl-C.
     Mock(MockArgs),
@@ -84,16 +87,6 @@ pub struct SendArgs {
     /// token (aliases welcome), streamed through a cursor.
     #[arg(long, value_name = "SQL", requires = "db")]
     pub query: Option<String>,
-    /// With --db --apply-feedback: the statement(s) run for an invalid device, with the
-    /// named parameters :token, :platform, :unregistered_at (UNIX seconds or NULL), :reason,
-    /// :now. Default: delete the row of devices unless updated_at is newer.
-    #[arg(long, value_name = "SQL", requires = "apply_feedback")]
-    pub on_invalid: Option<String>,
-    /// With --db --apply-feedback: the statement(s) run for a canonical id, with :token,
-    /// :new_token, :platform, :now. Default: replace the token (or delete the row when the
-    /// new token is already stored).
-    #[arg(long, value_name = "SQL", requires = "apply_feedback")]
-    pub on_new_token: Option<String>,
     /// The notification.
     #[command(flatten)]
     pub message: MessageArgs,
@@ -120,27 +113,9 @@ pub struct SendArgs {
     /// carry their line number).
     #[arg(long, value_name = "FILE.jsonl")]
     pub feedback: Option<PathBuf>,
-    /// With --db: delete tokens reported invalid_device, replace tokens that have a new
-    /// canonical id (GCM only: FCM HTTP v1 has none).
-    #[arg(long, requires = "db")]
-    pub apply_feedback: bool,
-    /// With --apply-feedback: change nothing, report what would change (every store
-    /// transaction is rolled back).
-    #[arg(long, requires = "apply_feedback")]
-    pub dry_run_store: bool,
-    /// With --apply-feedback: at most N deletions, or P% of the store's devices ("5%");
-    /// further deletions are not applied and the run exits with status 1.
-    #[arg(long, value_name = "N|P%", requires = "apply_feedback")]
-    pub max_delete: Option<MaxDelete>,
-    /// With --apply-feedback: a provider whose share of invalid_device answers is over this
-    /// percentage is stopped: none of its deletions is applied, its remaining devices are not
-    /// sent, one line names the likely cause and the run exits with status 1.
-    #[arg(long, value_name = "PERCENT", default_value_t = DEFAULT_MAX_INVALID_PERCENT, value_parser = percent)]
-    pub max_invalid: f64,
-    /// With --apply-feedback: answers a provider must give before any of its deletions is
-    /// applied (they are held back until then; a smaller run is judged at its end).
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_MIN_ANSWERS)]
-    pub hold_deletions: u64,
+    /// --apply-feedback and its safety rules.
+    #[command(flatten)]
+    pub apply: ApplyArgs,
     /// Continue an interrupted run (its id is printed when it starts): devices that already
     /// have their result are left out, the feedback file is appended to. Give the same
     /// source and notification as the first time.
@@ -179,6 +154,45 @@ pub struct SendArgs {
     /// Prometheus metrics.
     #[command(flatten)]
     pub metrics: MetricsArgs,
+}
+
+/// `--apply-feedback` with `--db` and its safety rules, the same for `push send` and
+/// `push campaign results`.
+#[derive(Debug, Clone, Args)]
+pub struct ApplyArgs {
+    /// With --db: delete the tokens reported invalid_device and replace those that have a
+    /// new canonical id (GCM only: FCM HTTP v1 has none); each change is journaled (`push
+    /// store restore` undoes it).
+    #[arg(long, requires = "db")]
+    pub apply_feedback: bool,
+    /// With --apply-feedback: change nothing, report what would change (every store
+    /// transaction is rolled back).
+    #[arg(long, requires = "apply_feedback")]
+    pub dry_run_store: bool,
+    /// With --apply-feedback: at most N deletions, or P% of the store's devices ("5%");
+    /// further deletions are not applied and the command exits with status 1.
+    #[arg(long, value_name = "N|P%", requires = "apply_feedback")]
+    pub max_delete: Option<MaxDelete>,
+    /// With --apply-feedback: a provider whose share of invalid_device answers is over this
+    /// percentage is stopped: none of its deletions is applied (`push send` sends none of its
+    /// remaining devices), one line names the likely cause and the command exits with
+    /// status 1.
+    #[arg(long, value_name = "PERCENT", default_value_t = DEFAULT_MAX_INVALID_PERCENT, value_parser = percent)]
+    pub max_invalid: f64,
+    /// With --apply-feedback: answers a provider must give before any of its deletions is
+    /// applied (they are held back until then; a smaller run is judged at its end).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MIN_ANSWERS)]
+    pub hold_deletions: u64,
+    /// With --apply-feedback: the statement(s) run for an invalid device, with the named
+    /// parameters :token, :platform, :unregistered_at (UNIX seconds or NULL), :reason, :now.
+    /// Default: delete the row of devices unless updated_at is newer.
+    #[arg(long, value_name = "SQL", requires = "apply_feedback")]
+    pub on_invalid: Option<String>,
+    /// With --apply-feedback: the statement(s) run for a canonical id, with :token,
+    /// :new_token, :platform, :now. Default: replace the token (or delete the row when the
+    /// new token is already stored).
+    #[arg(long, value_name = "SQL", requires = "apply_feedback")]
+    pub on_new_token: Option<String>,
 }
 
 /// `push send --config push.toml --app NAME`: the providers of an app of the file.
@@ -472,6 +486,10 @@ pub struct MockArgs {
         hide_default_value = true
     )]
     pub gcm_key: String,
+    /// Milliseconds the mock APNs HTTP/2 and FCM servers wait before each answer (a stand-in
+    /// for the network round trip, as `push bench --latency`); 0 for none.
+    #[arg(long = "latency", value_name = "MS", default_value_t = 0)]
+    pub latency_ms: u64,
 }
 
 /// `push demo`.
@@ -530,6 +548,11 @@ pub struct BenchArgs {
     /// window): 1 by default; 10 with 200,000 devices is issue 12's send (20,000 per 10 s).
     #[arg(long = "quota-window", value_name = "SECONDS", default_value_t = 1)]
     pub quota_window_secs: u64,
+    /// Concurrent streams the mock APNs HTTP/2 and FCM servers allow per connection, for the
+    /// push and the raw parts alike (1 to 1000, the clients' own cap): fewer streams make a
+    /// connection's window, not the CPU, the limit under --latency.
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub streams: u32,
     /// Only run these parts (raw, apns, raw-apns-http2, apns-http2, gcm, raw-fcm, fcm,
     /// fcm-quota, raw-webpush, webpush); repeatable; default all. raw-apns-http2, raw-fcm and
     /// raw-webpush are raw h2 clients sending one pre-built request over and over (for Web

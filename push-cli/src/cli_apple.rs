@@ -1,5 +1,5 @@
-//! The command line of Apple's broadcast channels and Live Activities: `push channel`,
-//! `push broadcast`, and the `--live-activity` flags of `push send`.
+//! The command line of Apple's broadcast channels, Live Activities and widget pushes: `push
+//! channel`, `push broadcast`, `push widgets`, and the `--live-activity` flags of `push send`.
 
 use std::path::PathBuf;
 
@@ -178,6 +178,25 @@ pub struct BroadcastArgs {
     #[command(flatten)]
     pub content: ActivityContentArgs,
     /// Connection and credentials.
+    #[command(flatten)]
+    pub api: AppleApiArgs,
+}
+
+/// `push widgets`.
+#[derive(Debug, Args)]
+pub struct WidgetsArgs {
+    /// Device list: lines "ios <64 hex chars>"; other lines are skipped. "-" reads standard
+    /// input.
+    #[arg(long, value_name = "FILE|-")]
+    pub devices: PathBuf,
+    /// apns-priority: 10 (at once), 5 or 1 (power-aware); none sent by default (APNs'
+    /// default applies; Apple's pages name no rule for widget pushes).
+    #[arg(long, value_name = "10|5|1", value_parser = ["10", "5", "1"])]
+    pub priority: Option<String>,
+    /// apns-expiration: until when (UNIX seconds) APNs keeps trying; 0 or none: once.
+    #[arg(long, value_name = "UNIX")]
+    pub expiration: Option<u64>,
+    /// Connection and credentials (--channels-url is not used).
     #[command(flatten)]
     pub api: AppleApiArgs,
 }

@@ -99,7 +99,7 @@ pub fn command(args: DemoArgs) -> Result<(), Failure> {
 
     let mut builder = Client::builder();
     let (apns_line, ios_protocol);
-    let mut broadcast_config = None;
+    let mut broadcasts = false;
     if let Some(gateway) = &gateway {
         let address = format!("{}:{}", Certificates::SERVER_NAME, gateway.addr().port());
         builder = builder.apns(
@@ -117,7 +117,7 @@ pub fn command(args: DemoArgs) -> Result<(), Failure> {
             .provider_key_pem(pem, KEY_ID, TEAM_ID)
             .map_err(|e| run(e.to_string()))?
             .tls(mock_tls(&certs, false).map_err(run)?);
-        broadcast_config = Some(config.clone());
+        broadcasts = true;
         builder = builder.apns_http2(config);
         apns_line = format!(
             "mock APNs HTTP/2 {} (provider token auth, key id {KEY_ID}; {bad_ios} tokens answered BadDeviceToken or Unregistered)",
@@ -150,7 +150,7 @@ pub fn command(args: DemoArgs) -> Result<(), Failure> {
     println!("  {}", web.describe());
     let outcome = send::run(
         Plan {
-            client,
+            client: client.clone(),
             payload: Payload::new()
                 .title("push demo")
                 .body("One notification for every device in the store")
@@ -237,8 +237,10 @@ pub fn command(args: DemoArgs) -> Result<(), Failure> {
         "verified: the store holds exactly the expected {rows} devices ({} malformed rows kept for you to fix)",
         expected.malformed
     );
-    if let (Some(http2), Some(config)) = (&http2, &broadcast_config) {
-        broadcast::show(http2, config).map_err(run)?;
+    if let Some(http2) = &http2
+        && broadcasts
+    {
+        broadcast::show(http2, &client).map_err(run)?;
     }
     if args.keep.is_some() {
         println!(

@@ -98,9 +98,14 @@ pub fn command(args: MockArgs) -> Result<(), Failure> {
     for token in &args.bad_token {
         http2_options = http2_options.script(token, ReasonScript::BadDeviceToken);
     }
+    let mut fcm_options = fcm_options().map_err(Failure::Run)?;
+    if args.latency_ms > 0 {
+        let latency = Duration::from_millis(args.latency_ms);
+        http2_options = http2_options.latency(latency);
+        fcm_options = fcm_options.latency(latency);
+    }
     let http2 =
         MockApnsHttp2::start(http2_options, &certs).map_err(|e| io("mock APNs HTTP/2", e))?;
-    let mut fcm_options = fcm_options().map_err(Failure::Run)?;
     for token in &args.fcm_unregistered {
         fcm_options = fcm_options.script(token, FcmScript::Unregistered);
     }

@@ -496,7 +496,7 @@ pub fn command(mut args: SendArgs) -> Result<(), Failure> {
         let Some(devices) = &args.devices else {
             return Err(Failure::Usage("--live-activity needs --devices".into()));
         };
-        return crate::apple::send_live_activity(
+        return crate::apple_push::send_live_activity(
             event,
             &args.live,
             &args.message,
@@ -519,8 +519,8 @@ pub fn command(mut args: SendArgs) -> Result<(), Failure> {
             target: Target::parse(&db),
             schema: Custom {
                 query: args.query,
-                on_invalid: args.on_invalid,
-                on_new_token: args.on_new_token,
+                on_invalid: args.apply.on_invalid,
+                on_new_token: args.apply.on_new_token,
                 on_restore_invalid: None,
                 on_restore_new_token: None,
             },
@@ -546,14 +546,14 @@ pub fn command(mut args: SendArgs) -> Result<(), Failure> {
         let client = client.clone();
         metrics.watch_client(move || client.stats());
     }
-    let apply = args.apply_feedback.then_some(Apply {
+    let apply = args.apply.apply_feedback.then_some(Apply {
         limits: Limits {
-            min_answers: args.hold_deletions,
-            max_invalid_percent: args.max_invalid,
+            min_answers: args.apply.hold_deletions,
+            max_invalid_percent: args.apply.max_invalid,
             max_delete: None,
         },
-        max_delete: args.max_delete,
-        dry_run: args.dry_run_store,
+        max_delete: args.apply.max_delete,
+        dry_run: args.apply.dry_run_store,
     });
     let stop = Stop::default();
     interrupt::on_ctrl_c(stop.clone()).map_err(Failure::Run)?;
@@ -580,7 +580,7 @@ pub fn command(mut args: SendArgs) -> Result<(), Failure> {
             "{}",
             summary::render(&outcome.tally, outcome.elapsed, outcome.applied)
         );
-        if args.dry_run_store {
+        if args.apply.dry_run_store {
             eprintln!(
                 "store: dry run, nothing was changed (the counts above are what would have changed)"
             );

@@ -1,9 +1,11 @@
-//! `push channel`, `push broadcast` and `push send --live-activity` against push-mock's APNs
-//! HTTP/2 server (which serves the channel API on the same port as the device API).
+//! `push channel`, `push broadcast`, `push send --live-activity` and `push widgets` against
+//! push-mock's APNs HTTP/2 server (which serves the channel API on the same port as the
+//! device API).
 
 use std::process::{Command, Output};
 
 use push_mock::{Certificates, Http2Auth, Http2Options, MockApnsHttp2};
+use push_proto::apns::http2::PushType;
 use serde_json::Value;
 
 const KEY_ID: &str = "ABC123DEFG";
@@ -283,12 +285,63 @@ fn send_live_activity_start_update_end_to_a_device() {
 }
 
 #[test]
+fn widgets_command_pushes_each_ios_device() {
+    let apple = Apple::start();
+    let tokens = ["1b".repeat(32), "2c".repeat(32)];
+    let devices = apple.dir.path().join("devices.txt");
+    let list = format!(
+        "# two phones\nios {}\nandroid abc\nios {}\n",
+        tokens[0], tokens[1]
+    );
+    std::fs::write(&devices, list).unwrap();
+    let devices = devices.display().to_string();
+    let out = apple.ok(
+        &[
+            "widgets",
+            "--devices",
+            &devices,
+            "--priority",
+            "5",
+            "--expiration",
+            "1900000000",
+        ],
+        false,
+    );
+    for token in &tokens {
+        assert!(out.contains(&format!("{token} delivered")), "{out}");
+    }
+    let delivered = apple.server.delivered();
+    assert_eq!(delivered.len(), 2);
+    for (delivery, token) in delivered.iter().zip(&tokens) {
+        assert_eq!(&delivery.token, token);
+        assert_eq!(delivery.push_type, Some(PushType::Widgets));
+        assert_eq!(
+            delivery.topic.as_deref(),
+            Some("com.example.app.push-type.widgets")
+        );
+        assert_eq!(
+            &delivery.payload[..],
+            br#"{"aps":{"content-changed":true}}"#
+        );
+        assert_eq!(delivery.priority, Some(5));
+        assert_eq!(delivery.expiration, Some(1_900_000_000));
+    }
+    // A malformed token is a usage error, and nothing is sent.
+    std::fs::write(apple.dir.path().join("bad.txt"), "ios 12zz\n").unwrap();
+    let bad = apple.dir.path().join("bad.txt").display().to_string();
+    let output = apple.run(&["widgets", "--devices", &bad], false);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));
+    assert_eq!(apple.server.delivered().len(), 2);
+}
+
+#[test]
 fn apple_commands_have_help() {
     for (args, expected) in [
         (vec!["channel", "--help"], "create"),
         (vec!["channel", "create", "--help"], "most-recent"),
         (vec!["broadcast", "--help"], "--content-state"),
         (vec!["send", "--help"], "--live-activity"),
+        (vec!["widgets", "--help"], "content-changed"),
     ] {
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         let output = push(&args);

@@ -104,31 +104,16 @@ fn a_scrape_after_the_run_counts_the_results_by_app_and_the_jobs() {
         &["--app", "blog"],
     );
 
-    // The worker: the mocks' provider flags, less the notification and feedback file.
-    let mut args: Vec<String> = [
-        "worker",
-        "--redis",
+    let args = mocks.worker_args(
         &url,
-        "--exit-when-idle",
-        "--metrics",
-        "127.0.0.1:0",
-        "--metrics-hold",
-        "120",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let send = mocks.send_args(&[]);
-    let mut rest = send.iter().skip(1);
-    while let Some(arg) = rest.next() {
-        match arg.as_str() {
-            "--title" | "--body" | "--feedback" => {
-                rest.next();
-            }
-            "--quiet" => {}
-            _ => args.push(arg.clone()),
-        }
-    }
+        &[
+            "--exit-when-idle",
+            "--metrics",
+            "127.0.0.1:0",
+            "--metrics-hold",
+            "120",
+        ],
+    );
     let child = push_command(&args)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::collections::HashSet;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
@@ -75,24 +76,7 @@ fn enqueue_with(url: &str, devices: &str, extra: &[&str]) -> u64 {
 
 /// A `push worker` with the mocks' provider flags.
 fn worker(mocks: &Providers, url: &str, extra: &[&str]) -> Child {
-    // `push send`'s arguments less the notification, the quiet flag and the feedback file.
-    let send = mocks.send_args(&[]);
-    let mut args: Vec<String> = ["worker", "--redis", url]
-        .iter()
-        .chain(extra)
-        .map(|s| s.to_string())
-        .collect();
-    let mut rest = send.iter().skip(1);
-    while let Some(arg) = rest.next() {
-        match arg.as_str() {
-            "--title" | "--body" | "--feedback" => {
-                rest.next();
-            }
-            "--quiet" => {}
-            _ => args.push(arg.clone()),
-        }
-    }
-    push_command(&args)
+    push_command(&mocks.worker_args(url, extra))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -110,9 +94,10 @@ fn finish(child: Child) -> String {
 fn assert_one_result_each(devices: &Devices, url: &str, id: u64) {
     let results = common::results_by_token(url, id);
     assert_eq!(results.len(), devices.ios.len() + devices.android.len() + 1);
+    let bad: HashSet<&String> = devices.bad_ios.iter().chain(&devices.bad_android).collect();
     for (token, outcomes) in &results {
         assert_eq!(outcomes.len(), 1, "{token}: {outcomes:?}");
-        let want = if devices.bad_ios.contains(token) || devices.bad_android.contains(token) {
+        let want = if bad.contains(token) {
             "invalid_device"
         } else if token == "not-a-platform" {
             "unknown_platform"
@@ -128,17 +113,14 @@ fn assert_one_result_each(devices: &Devices, url: &str, id: u64) {
 fn duplicates(devices: &Devices, mocks: &Providers) -> usize {
     let apns = mocks.apns.delivered_counts();
     let fcm = mocks.fcm.delivered_counts();
+    let bad: HashSet<&String> = devices.bad_ios.iter().chain(&devices.bad_android).collect();
     let mut extra = 0;
-    for token in devices.ios.iter().filter(|t| !devices.bad_ios.contains(t)) {
+    for token in devices.ios.iter().filter(|t| !bad.contains(t)) {
         let n = apns.get(token).copied().unwrap_or(0);
         assert!(n >= 1, "{token} never delivered");
         extra += n - 1;
     }
-    for token in devices
-        .android
-        .iter()
-        .filter(|t| !devices.bad_android.contains(t))
-    {
+    for token in devices.android.iter().filter(|t| !bad.contains(t)) {
         let n = fcm.get(token).copied().unwrap_or(0);
         assert!(n >= 1, "{token} never delivered");
         extra += n - 1;
@@ -309,19 +291,7 @@ fn a_campaign_is_enqueued_from_a_sqlite_store() {
     };
     let devices = Devices::new(200);
     let mocks = devices.start_mocks(Duration::ZERO);
-    let store = mocks.path("devices.sqlite");
-    let rows = devices
-        .ios
-        .iter()
-        .map(|t| ("ios".to_string(), t.clone(), None))
-        .chain(
-            devices
-                .android
-                .iter()
-                .map(|t| ("android".to_string(), t.clone(), None)),
-        )
-        .chain([("windows".to_string(), "not-a-platform".to_string(), None)]);
-    default_store(&store, rows);
+    let store = store_of(&devices, &mocks);
     let output = push(&[
         "enqueue".into(),
         "--redis".into(),
@@ -650,7 +620,7 @@ fn apply_results(url: &str, id: u64, store: &std::path::Path) -> std::process::O
 
 #[test]
 fn campaign_results_apply_exactly_the_rejected_tokens_once() {
-    let Some(url) = common::redis_database(14) else {
+    let Some(url) = common::redis_database(13) else {
         return;
     };
     let devices = Devices::new(400);
@@ -733,4 +703,216 @@ fn campaign_results_with_every_token_rejected_delete_nothing() {
     assert!(stderr.contains("Android stopped"), "{stderr}");
     assert_eq!(count(&store, "SELECT count(*) FROM devices"), 41);
     assert_eq!(count(&store, "SELECT count(*) FROM push_journal"), 0);
+}
+
+/// The recording script run directly: a job recorded by two workers (taken over from one
+/// that was only slow) keeps each device's first result.
+#[test]
+fn a_job_recorded_twice_keeps_each_devices_first_result() {
+    let Some(url) = common::redis_database(7) else {
+        return;
+    };
+    let mut conn = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let () = redis::cmd("XGROUP")
+        .arg(&["CREATE", "push:jobs", "push-workers", "0", "MKSTREAM"])
+        .query(&mut conn)
+        .unwrap();
+    let job: String = redis::cmd("XADD")
+        .arg(&["push:jobs", "*", "campaign", "9", "devices", "-"])
+        .query(&mut conn)
+        .unwrap();
+    // Read by a worker: pending until acknowledged.
+    let _: redis::Value = redis::cmd("XREADGROUP")
+        .arg(&["GROUP", "push-workers", "w", "STREAMS", "push:jobs", ">"])
+        .query(&mut conn)
+        .unwrap();
+    let mut record = |args: &[&str]| -> u64 {
+        redis::cmd("EVAL")
+            .arg(include_str!("../src/redis_queue/record.lua"))
+            .arg(5)
+            .arg(&["push:done:9", "push:results:9", "push:outcomes:9"])
+            .arg(&["push:jobs", "push:campaign:9", "push-workers", &job])
+            .arg(args)
+            .query(&mut conn)
+            .unwrap()
+    };
+    // tokens, outcomes, lines packed; the outcome counts; each token.
+    let first = ["a\nb", "delivered\ninvalid_device", "\n{\"b\":1}", "2"];
+    let first = [
+        &first[..],
+        &["delivered", "1", "invalid_device", "1", "a", "b"],
+    ]
+    .concat();
+    assert_eq!(record(&first), 2);
+    let second = ["b\nc", "delivered\ndelivered", "{\"b\":2}\n{\"c\":2}", "1"];
+    let second = [&second[..], &["delivered", "2", "b", "c"]].concat();
+    assert_eq!(record(&second), 1);
+    let by_token = common::results_by_token(&url, 9);
+    assert_eq!(by_token["a"], ["delivered"]);
+    assert_eq!(by_token["b"], ["invalid_device"]);
+    assert_eq!(by_token["c"], ["delivered"]);
+    let entries: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+        .arg(&["push:results:9", "-", "+"])
+        .query(&mut conn)
+        .unwrap();
+    let lines: Vec<String> = entries
+        .ids
+        .iter()
+        .map(|entry| entry.get("lines").unwrap())
+        .collect();
+    assert_eq!(lines, ["\n{\"b\":1}", "{\"c\":2}"]);
+    let outcomes: std::collections::HashMap<String, u64> = redis::cmd("HGETALL")
+        .arg("push:outcomes:9")
+        .query(&mut conn)
+        .unwrap();
+    assert_eq!(outcomes["delivered"], 2);
+    assert_eq!(outcomes["invalid_device"], 1);
+    let jobs_done: u64 = redis::cmd("HGET")
+        .arg(&["push:campaign:9", "jobs_done"])
+        .query(&mut conn)
+        .unwrap();
+    assert_eq!(jobs_done, 1, "a job is counted done once");
+}
+
+/// `push campaign --redis URL ARGS...`.
+fn campaign(url: &str, args: &[&str]) -> std::process::Output {
+    let args: Vec<String> = ["campaign", "--redis", url]
+        .iter()
+        .chain(args)
+        .map(|s| s.to_string())
+        .collect();
+    push(&args)
+}
+
+/// The keys of the Redis database at `url`.
+fn redis_keys(url: &str) -> Vec<String> {
+    let mut conn = redis::Client::open(url).unwrap().get_connection().unwrap();
+    let mut keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut conn).unwrap();
+    keys.sort();
+    keys
+}
+
+#[test]
+fn campaign_delete_removes_a_finished_campaign_and_refuses_an_unfinished_one() {
+    let Some(url) = common::redis_database(9) else {
+        return;
+    };
+    let devices = Devices::new(400);
+    let mocks = devices.start_mocks(Duration::ZERO);
+    let list = devices.write(&mocks);
+    let sent = enqueue(&url, &list);
+    finish(worker(&mocks, &url, &["--exit-when-idle"]));
+    // A second campaign, never sent: 4 jobs wait in the stream.
+    let waiting = enqueue(&url, &list);
+
+    let output = campaign(&url, &["delete", &waiting.to_string()]);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("not finished (0 of 4 jobs done)"),
+        "{stderr}"
+    );
+    assert!(redis_keys(&url).contains(&format!("push:campaign:{waiting}")));
+
+    let output = campaign(&url, &["delete", &sent.to_string()]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains(&format!("campaign {sent} deleted: 4 keys")),
+        "{stderr}"
+    );
+    assert!(
+        !redis_keys(&url)
+            .iter()
+            .any(|key| key.ends_with(&format!(":{sent}"))),
+        "{:?}",
+        redis_keys(&url)
+    );
+    let output = campaign(&url, &["status", &sent.to_string()]);
+    assert!(text(&output.stderr).contains(&format!("no campaign {sent}")));
+
+    let output = campaign(&url, &["delete", &waiting.to_string(), "--force"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("4 jobs not sent removed"), "{stderr}");
+    // The job stream is empty: a worker now has nothing to do.
+    let mut conn = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let left: u64 = redis::cmd("XLEN")
+        .arg("push:jobs")
+        .query(&mut conn)
+        .unwrap();
+    assert_eq!(left, 0);
+    assert_eq!(redis_keys(&url), ["push:campaigns", "push:jobs"]);
+}
+
+/// Devices of the scenario below: `PUSH_TEST_SCALE_DEVICES`, or the 300,000.
+fn scale_devices() -> u64 {
+    std::env::var("PUSH_TEST_SCALE_DEVICES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(300_000)
+}
+
+/// The devices of `campaign` with a result, from its done set (the malformed entry has none).
+fn done_count(url: &str, id: u64) -> u64 {
+    let mut conn = redis::Client::open(url).unwrap().get_connection().unwrap();
+    redis::cmd("SCARD")
+        .arg(format!("push:done:{id}"))
+        .query(&mut conn)
+        .unwrap()
+}
+
+#[test]
+fn three_workers_one_killed_one_joining_give_every_device_one_result() {
+    let Some(url) = common::redis_database(12) else {
+        return;
+    };
+    let n = scale_devices();
+    let devices = Devices::new(n);
+    let mocks = devices.start_mocks(Duration::from_millis(10));
+    let list = devices.write(&mocks);
+    let batch = 500;
+    let id = common::enqueue_campaign(&url, &list, batch, &[]);
+    // Jobs pending 5 s are taken over: well above a job's sending time here.
+    let claim = ["--exit-when-idle", "--claim-idle", "5"];
+    let mut killed = worker(&mocks, &url, &[]);
+    let others = [worker(&mocks, &url, &claim), worker(&mocks, &url, &claim)];
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while done_count(&url, id) < n / 4 {
+        assert!(Instant::now() < deadline, "no progress");
+        assert!(killed.try_wait().unwrap().is_none(), "the worker exited");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    killed.kill().unwrap(); // SIGKILL
+    killed.wait().unwrap();
+    let at_kill = done_count(&url, id);
+    let later = worker(&mocks, &url, &claim);
+    let mut stderrs: Vec<String> = others.into_iter().map(finish).collect();
+    let later = finish(later);
+    assert!(
+        jobs_sent(&later) > 0,
+        "the later worker took no job: {later}"
+    );
+    stderrs.push(later);
+    assert_one_result_each(&devices, &url, id);
+    // At most the killed worker's jobs in flight (--jobs 2 by default) are sent twice.
+    let extra = duplicates(&devices, &mocks);
+    eprintln!(
+        "{n} devices: killed at {at_kill} results; {extra} devices sent twice; jobs per worker: {:?}",
+        stderrs.iter().map(|e| jobs_sent(e)).collect::<Vec<_>>()
+    );
+    assert!(
+        extra <= 2 * batch,
+        "{extra} duplicates, more than two jobs of {batch}"
+    );
+    assert_eq!(
+        mocks.apns.total_delivered() + mocks.fcm.total_delivered(),
+        devices.deliverable() + extra
+    );
 }

@@ -1,36 +1,31 @@
 //! Apple's request/response APIs beside the per-device sending engine: broadcast channel
 //! management, broadcast sends, and single Live Activity or widget pushes. Each call builds
-//! push-proto's sans-IO request, sends it over an HTTP/2 connection kept per host, and
-//! classifies the answer into a typed result.
+//! push-proto's sans-IO request, sends it, and classifies the answer into a typed result:
+//! broadcasts and pushes as exchanges on a [`Client`]'s APNs HTTP/2 connections (the device
+//! host), channel management on a [`ManagementLink`] of its own.
 
 use std::fmt;
-use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use h2::client::SendRequest;
-use http::{HeaderValue, Request, Response};
+use bytes::Bytes;
+use http::{Request, Response};
 use push_proto::ApnsToken;
 use push_proto::apns::broadcast::{
     ApiError, BroadcastOptions, BroadcastReason, BroadcastRequest, BroadcastSent, BuildError,
     ChannelApi, ChannelId, ChannelInfo, StoragePolicy, classify_broadcast,
 };
-use push_proto::apns::http2::{ApnsId, Auth, Reason};
+use push_proto::apns::http2::ApnsId;
 use push_proto::apns::live_activity::{self, Change, LiveActivityPush};
 use push_proto::apns::{DeviceOptions, classify_device, widgets};
-use push_proto::engine::StreamEnd;
-use rustls::ClientConfig;
+use push_proto::engine::ExchangeFailure;
 use thiserror::Error;
-use tokio_util::compat::FuturesAsyncReadCompatExt;
 
+use crate::client::Client;
 use crate::config_http2::ApnsHttp2Config;
 use crate::error::Error;
-use crate::h2stream::stream_end;
-use crate::net::{Endpoint, Timeouts, dial_tls, https_endpoint, timeout};
+use crate::management::ManagementLink;
+use crate::net::{Endpoint, timeout};
 use crate::runtime::Runtime;
-
-/// Largest answer body read (a list of 10,000 channel ids fits many times).
-const MAX_ANSWER: usize = 4 * 1024 * 1024;
 
 /// Why a [`BroadcastClient`] call failed.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -61,43 +56,58 @@ impl BroadcastError {
 /// A client for APNs' request/response APIs, on runtime `R`, with the credentials, TLS
 /// settings and timeouts of an [`ApnsHttp2Config`] (its topic is the app's bundle id):
 ///
+/// - broadcast sends, Live Activity and widget pushes on the device API (the config's URL),
+///   as streams of a [`Client`]'s APNs HTTP/2 connections, with its provider token: the
+///   same connections as its sessions' device pushes when made by [`Client::broadcasts`];
 /// - channel management on `management_url` (Apple: `api-manage-broadcast[.sandbox]
 ///   .push.apple.com`, ports 2195 and 2196; see
-///   [`Environment::management_url`](push_proto::apns::broadcast::Environment::management_url));
-/// - broadcast sends, Live Activity and widget pushes on the config's URL (the device API).
+///   [`Environment::management_url`](push_proto::apns::broadcast::Environment::management_url)),
+///   on one HTTP/2 connection of its own, opened on first use and kept, with the same
+///   provider token as the client's APNs connections.
 ///
-/// One HTTP/2 connection is opened per host on first use and kept; a request is answered
-/// before the call returns. A request the server did not process (its connection was
-/// closing) is sent once more on a new connection; nothing else is retried: a transient
-/// [`ApiError`] says so with [`ApiError::is_transient`].
+/// A request is answered before the call returns. A request the server did not process
+/// (its connection was closing) is sent again on another connection; nothing else is
+/// retried: a transient [`ApiError`] says so with [`ApiError::is_transient`].
 pub struct BroadcastClient<R: Runtime> {
+    client: Client<R>,
     runtime: R,
+    management: ManagementLink<R>,
     channels: ChannelApi,
     device_url: String,
-    bundle_id: String,
-    management: Endpoint,
     device: Endpoint,
-    tls: Arc<ClientConfig>,
-    timeouts: Timeouts,
-    request_timeout: Duration,
-    auth: Auth,
-    connections: Vec<(Endpoint, SendRequest<Bytes>)>,
+    bundle_id: String,
+    /// Longest wait for a device-host answer: a dial, a handshake and a request.
+    device_timeout: Duration,
 }
 
 impl<R: Runtime> fmt::Debug for BroadcastClient<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BroadcastClient")
             .field("bundle_id", &self.bundle_id)
-            .field("management", &self.management)
             .field("device", &self.device)
-            .field("auth", &self.auth)
+            .field("management", &self.management)
             .finish_non_exhaustive()
     }
 }
 
 impl<R: Runtime> BroadcastClient<R> {
-    /// A client for the app of `apns`'s topic, managing channels at `management_url`.
+    /// A client for the app of `apns`'s topic, managing channels at `management_url`, with
+    /// a [`Client`] of its own for the device API (use [`Client::broadcasts`] to share a
+    /// client's connections instead).
     pub fn new(runtime: R, apns: &ApnsHttp2Config, management_url: &str) -> Result<Self, Error> {
+        let client = Client::builder()
+            .runtime(runtime)
+            .apns_http2(apns.clone())
+            .build()?;
+        Self::sharing(client, apns, management_url)
+    }
+
+    /// A client whose device-host requests go through `client` (built with `apns`).
+    pub(crate) fn sharing(
+        client: Client<R>,
+        apns: &ApnsHttp2Config,
+        management_url: &str,
+    ) -> Result<Self, Error> {
         let bundle_id = apns.core.topic.clone().ok_or(Error::Config {
             field: "apns topic",
             reason: "is required: it is the app's bundle id for channels and broadcasts".into(),
@@ -108,20 +118,18 @@ impl<R: Runtime> BroadcastClient<R> {
                 reason: error.to_string(),
             }
         })?;
-        let management = https_endpoint(management_url, "broadcast management url")?;
-        let auth = apns.auth(runtime.now())?;
+        let runtime = client.runtime().clone();
+        let management = ManagementLink::new(client.clone(), apns, management_url)?;
+        let timeouts = apns.transport.timeouts;
         Ok(BroadcastClient {
-            tls: apns.transport.tls.client_config(&[b"h2"])?,
-            timeouts: apns.transport.timeouts,
-            request_timeout: apns.transport.request_timeout,
+            device_timeout: timeouts.connect + timeouts.handshake + apns.transport.request_timeout,
             device_url: apns.core.base_url.clone(),
             device: apns.endpoint.clone(),
+            client,
             runtime,
+            management,
             channels,
             bundle_id,
-            management,
-            auth,
-            connections: Vec::new(),
         })
     }
 
@@ -131,28 +139,28 @@ impl<R: Runtime> BroadcastClient<R> {
         policy: StoragePolicy,
     ) -> Result<ChannelId, BroadcastError> {
         let request = self.channels.create(policy, None);
-        let answer = Box::pin(self.exchange(Host::Management, request)).await?;
+        let answer = Box::pin(self.management.exchange(request)).await?;
         Ok(self.channels.classify_create(&answer)?)
     }
 
     /// Reads a channel's configuration.
     pub async fn read_channel(&mut self, id: &ChannelId) -> Result<ChannelInfo, BroadcastError> {
         let request = self.channels.read(id, None);
-        let answer = Box::pin(self.exchange(Host::Management, request)).await?;
+        let answer = Box::pin(self.management.exchange(request)).await?;
         Ok(self.channels.classify_read(&answer)?)
     }
 
     /// Deletes a channel.
     pub async fn delete_channel(&mut self, id: &ChannelId) -> Result<(), BroadcastError> {
         let request = self.channels.delete(id, None);
-        let answer = Box::pin(self.exchange(Host::Management, request)).await?;
+        let answer = Box::pin(self.management.exchange(request)).await?;
         Ok(self.channels.classify_delete(&answer)?)
     }
 
     /// Every channel of the app in this environment.
     pub async fn list_channels(&mut self) -> Result<Vec<ChannelId>, BroadcastError> {
         let request = self.channels.list(None);
-        let answer = Box::pin(self.exchange(Host::Management, request)).await?;
+        let answer = Box::pin(self.management.exchange(request)).await?;
         Ok(self.channels.classify_list(&answer)?)
     }
 
@@ -171,7 +179,7 @@ impl<R: Runtime> BroadcastClient<R> {
             options,
         )?
         .to_request();
-        let answer = Box::pin(self.exchange(Host::Device, request)).await?;
+        let answer = self.device_exchange(request).await?;
         Ok(classify_broadcast(&answer)?)
     }
 
@@ -185,7 +193,7 @@ impl<R: Runtime> BroadcastClient<R> {
     ) -> Result<Option<ApnsId>, BroadcastError> {
         let request =
             live_activity::request(&self.device_url, token, &self.bundle_id, push, options)?;
-        let answer = Box::pin(self.exchange(Host::Device, request)).await?;
+        let answer = self.device_exchange(request).await?;
         Ok(classify_device(&answer)?)
     }
 
@@ -196,204 +204,45 @@ impl<R: Runtime> BroadcastClient<R> {
         options: DeviceOptions,
     ) -> Result<Option<ApnsId>, BroadcastError> {
         let request = widgets::request(&self.device_url, token, &self.bundle_id, options)?;
-        let answer = Box::pin(self.exchange(Host::Device, request)).await?;
+        let answer = self.device_exchange(request).await?;
         Ok(classify_device(&answer)?)
     }
 
-    /// Sends `request` to `host` and reads the whole answer (boxed by the callers: the
-    /// dial, TLS and HTTP/2 futures are large). An answer of `403
-    /// ExpiredProviderToken` marks the token for replacement by the next request.
-    async fn exchange(
-        &mut self,
-        host: Host,
-        mut request: Request<Bytes>,
-    ) -> Result<Response<Bytes>, Error> {
-        let generation = self.authorize(&mut request)?;
-        let endpoint = match host {
-            Host::Management => self.management.clone(),
-            Host::Device => self.device.clone(),
+    /// Sends `request` on the client's APNs connections and waits for the whole answer, at
+    /// most a dial, a handshake and a request timeout long: past that the call fails with a
+    /// timeout, and a request still waiting for a stream (a pool saturated by device pushes)
+    /// may be sent later.
+    async fn device_exchange(&self, request: Request<Bytes>) -> Result<Response<Bytes>, Error> {
+        let device = &self.device;
+        let exchange = async {
+            self.client
+                .apns_exchange(request)
+                .await?
+                .map_err(|failure| transport_error(failure, device))
         };
-        // A request the server did not process (its connection was closing: GOAWAY, a
-        // refused stream) is sent once more, on a new connection.
-        let mut unprocessed_before = false;
-        let answer = loop {
-            let send = self.connection(&endpoint).await?;
-            let answer = timeout(
-                &self.runtime,
-                self.request_timeout,
-                "HTTP/2 exchange",
-                &endpoint,
-                async { Ok(round_trip(send, copy(&request), &endpoint).await) },
-            )
-            .await
-            .map_err(Failure::Other)
-            .and_then(|answer| answer);
-            match answer {
-                Ok(answer) => break answer,
-                Err(failure) => {
-                    // A broken, closing or stuck connection is not used again.
-                    self.connections.retain(|(open, _)| *open != endpoint);
-                    match failure {
-                        Failure::Unprocessed(_) if !unprocessed_before => {
-                            unprocessed_before = true;
-                        }
-                        Failure::Unprocessed(error) | Failure::Other(error) => return Err(error),
-                    }
-                }
-            }
-        };
-        if let (Auth::Token(auth), Some(generation)) = (&mut self.auth, generation)
-            && is_expired_token(&answer)
-        {
-            auth.handle_expired(generation);
-        }
-        Ok(answer)
+        Box::pin(timeout(
+            &self.runtime,
+            self.device_timeout,
+            "HTTP/2 exchange",
+            device,
+            exchange,
+        ))
+        .await
     }
+}
 
-    /// Adds `authorization: bearer <JWT>` with token auth; gives the token's generation.
-    fn authorize(&mut self, request: &mut Request<Bytes>) -> Result<Option<u64>, Error> {
-        let Auth::Token(auth) = &mut self.auth else {
-            return Ok(None);
-        };
-        let now = self.runtime.now();
-        let refused = |reason: String| Error::Config {
+/// The client error of an exchange that ended without an answer.
+fn transport_error(failure: ExchangeFailure, device: &Endpoint) -> Error {
+    match failure {
+        ExchangeFailure::Credential(reason) => Error::Config {
             field: "apns provider key",
             reason,
-        };
-        let Some((token, _)) = auth.token(now).map_err(|e| refused(e.to_string()))? else {
-            return Err(refused(
-                "APNs refused the provider token less than 20 minutes after it was signed; \
-                 a new one may not be signed yet"
-                    .into(),
-            ));
-        };
-        let value = HeaderValue::from_str(&format!("bearer {}", token.jwt()))
-            .map_err(|_| refused("the token is not a valid header value".into()))?;
-        request
-            .headers_mut()
-            .insert(http::header::AUTHORIZATION, value);
-        Ok(Some(token.generation()))
+        },
+        other => Error::Connect {
+            host: device.to_string(),
+            reason: format!("HTTP/2 exchange failed: {other}"),
+        },
     }
-
-    /// The open connection to `endpoint`, dialed when there is none.
-    async fn connection(&mut self, endpoint: &Endpoint) -> Result<SendRequest<Bytes>, Error> {
-        if let Some((_, send)) = self.connections.iter().find(|(open, _)| open == endpoint) {
-            return Ok(send.clone());
-        }
-        let stream = dial_tls(&self.runtime, endpoint, self.tls.clone(), self.timeouts).await?;
-        if stream.get_ref().1.alpn_protocol() != Some(b"h2") {
-            return Err(Error::Tls {
-                host: endpoint.to_string(),
-                reason: "the server did not agree to HTTP/2 (ALPN h2)".into(),
-            });
-        }
-        let handshake = async {
-            h2::client::handshake(stream.compat())
-                .await
-                .map_err(|error| Error::Connect {
-                    host: endpoint.to_string(),
-                    reason: format!("HTTP/2 handshake failed: {error}"),
-                })
-        };
-        let (send, connection) = timeout(
-            &self.runtime,
-            self.timeouts.handshake,
-            "HTTP/2 handshake",
-            endpoint,
-            handshake,
-        )
-        .await?;
-        let host = endpoint.to_string();
-        self.runtime.spawn(async move {
-            if let Err(error) = connection.await {
-                log::debug!("the HTTP/2 connection to {host} ended: {error}");
-            }
-        });
-        self.connections.push((endpoint.clone(), send.clone()));
-        Ok(send)
-    }
-}
-
-/// True for an answer `{"reason":"ExpiredProviderToken"}`.
-fn is_expired_token(answer: &Response<Bytes>) -> bool {
-    matches!(
-        classify_device(answer),
-        Err(ApiError::Rejected {
-            reason: BroadcastReason::Provider(Reason::ExpiredProviderToken),
-            ..
-        })
-    )
-}
-
-/// Which host a request goes to.
-#[derive(Debug, Clone, Copy)]
-enum Host {
-    /// The channel-management host.
-    Management,
-    /// The device API's host (broadcasts, device pushes).
-    Device,
-}
-
-/// Why an exchange failed.
-enum Failure {
-    /// The server did not process the request: it may be sent again.
-    Unprocessed(Error),
-    /// Anything else.
-    Other(Error),
-}
-
-/// A copy of `request` (method, URI, headers, body).
-fn copy(request: &Request<Bytes>) -> Request<Bytes> {
-    let mut copy = Request::new(request.body().clone());
-    *copy.method_mut() = request.method().clone();
-    *copy.uri_mut() = request.uri().clone();
-    *copy.headers_mut() = request.headers().clone();
-    copy
-}
-
-/// Sends one request and reads its answer, at most [`MAX_ANSWER`] bytes.
-async fn round_trip(
-    send: SendRequest<Bytes>,
-    request: Request<Bytes>,
-    endpoint: &Endpoint,
-) -> Result<Response<Bytes>, Failure> {
-    let failed = |error: h2::Error| {
-        let unprocessed = matches!(stream_end(&error), StreamEnd::GoAway | StreamEnd::Refused);
-        let error = Error::Connect {
-            host: endpoint.to_string(),
-            reason: format!("HTTP/2 exchange failed: {error}"),
-        };
-        if unprocessed {
-            Failure::Unprocessed(error)
-        } else {
-            Failure::Other(error)
-        }
-    };
-    let (head, body) = request.into_parts();
-    // A connection that cannot take a new stream has sent nothing of this request.
-    let mut send = send.ready().await.map_err(|error| match failed(error) {
-        Failure::Other(error) | Failure::Unprocessed(error) => Failure::Unprocessed(error),
-    })?;
-    let (answer, mut stream) = send
-        .send_request(Request::from_parts(head, ()), body.is_empty())
-        .map_err(failed)?;
-    if !body.is_empty() {
-        stream.send_data(body, true).map_err(failed)?;
-    }
-    let (head, mut incoming) = answer.await.map_err(failed)?.into_parts();
-    let mut buffer = BytesMut::new();
-    while let Some(chunk) = incoming.data().await {
-        let chunk = chunk.map_err(failed)?;
-        let _ = incoming.flow_control().release_capacity(chunk.len());
-        if buffer.len() + chunk.len() > MAX_ANSWER {
-            return Err(Failure::Other(Error::Connect {
-                host: endpoint.to_string(),
-                reason: format!("answer over {MAX_ANSWER} bytes"),
-            }));
-        }
-        buffer.extend_from_slice(&chunk);
-    }
-    Ok(Response::from_parts(head, buffer.freeze()))
 }
 
 #[cfg(test)]

@@ -3,9 +3,12 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use bytes::Bytes;
 use push_proto::Payload;
+use push_proto::engine::Grant;
 
-use crate::command::Command;
+use crate::broadcast::BroadcastClient;
+use crate::command::{Command, ExchangeResult};
 use crate::config::ApnsConfig;
 use crate::config_fcm::FcmConfig;
 use crate::config_gcm::GcmConfig;
@@ -115,6 +118,7 @@ impl<R: Runtime> ClientBuilder<R> {
         Ok(Client {
             shared: Arc::new(Shared {
                 runtime,
+                apns_http2: self.apns_http2,
                 commands,
                 next_session: AtomicU64::new(0),
                 feedback_capacity: self.feedback_capacity,
@@ -128,6 +132,8 @@ impl<R: Runtime> ClientBuilder<R> {
 /// What every clone of a client shares.
 struct Shared<R: Runtime> {
     runtime: R,
+    /// The APNs HTTP/2 settings, for [`Client::broadcasts`].
+    apns_http2: Option<ApnsHttp2Config>,
     commands: QueueSender<Command>,
     next_session: AtomicU64,
     feedback_capacity: usize,
@@ -201,5 +207,70 @@ impl<R: Runtime> Client<R> {
             reason: "is not configured".into(),
         })?;
         service.fetch(&self.shared.runtime).await
+    }
+
+    /// The runtime it runs on.
+    pub(crate) fn runtime(&self) -> &R {
+        &self.shared.runtime
+    }
+
+    /// A client for APNs' broadcast channels and single Live Activity or widget pushes that
+    /// shares this client's APNs HTTP/2 connections and provider token: broadcasts and
+    /// pushes travel as streams of the connections the sessions' device pushes use (Apple
+    /// serves both on the device host); channel management goes to `management_url` on a
+    /// connection of its own (Apple serves it on other hosts and ports). Needs
+    /// [`apns_http2`](ClientBuilder::apns_http2) with a topic (the app's bundle id).
+    pub fn broadcasts(&self, management_url: &str) -> Result<BroadcastClient<R>, Error> {
+        let apns = self.shared.apns_http2.as_ref().ok_or(Error::Config {
+            field: "apns http2",
+            reason: "is required for broadcasts: they travel on its connections".into(),
+        })?;
+        BroadcastClient::sharing(self.clone(), apns, management_url)
+    }
+
+    /// The APNs HTTP/2 credential (the provider token of the connections), for a request
+    /// sent on another connection; `None` without APNs HTTP/2.
+    pub(crate) async fn apns_grant(&self) -> Result<Option<Grant>, Error> {
+        let (reply, answer) = async_channel::bounded(1);
+        self.command(Command::ApnsGrant { reply }).await?;
+        answer.recv().await.map_err(|_| stopped())
+    }
+
+    /// APNs refused credential `generation` of an [`apns_grant`](Self::apns_grant): it is
+    /// renewed for the next request.
+    pub(crate) async fn apns_credential_refused(&self, generation: u64) -> Result<(), Error> {
+        self.command(Command::ApnsRefused { generation }).await
+    }
+
+    /// Queues `command` for the driver.
+    async fn command(&self, command: Command) -> Result<(), Error> {
+        self.shared
+            .commands
+            .send(command)
+            .await
+            .map_err(|_| stopped())
+    }
+
+    /// Sends `request` on the APNs HTTP/2 connections, authorized by their credential, and
+    /// gives the whole answer (see [`push_proto::engine::Sender::exchange`]).
+    pub(crate) async fn apns_exchange(
+        &self,
+        request: http::Request<Bytes>,
+    ) -> Result<ExchangeResult, Error> {
+        let (reply, answer) = async_channel::bounded(1);
+        self.command(Command::ApnsExchange {
+            request: Box::new(request),
+            reply,
+        })
+        .await?;
+        answer.recv().await.map_err(|_| stopped())
+    }
+}
+
+/// The error of a command the driver can no longer take or answer.
+fn stopped() -> Error {
+    Error::Config {
+        field: "client",
+        reason: "its background task has stopped".into(),
     }
 }

@@ -5,6 +5,8 @@ use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use async_channel::Sender;
+use bytes::Bytes;
+use push_proto::engine::{ExchangeFailure, Grant};
 use push_proto::{Device, Feedback, Payload};
 
 use crate::report::Report;
@@ -31,4 +33,18 @@ pub(crate) enum Command {
         key: u64,
         reply: Option<Sender<Report>>,
     },
+    /// One request for the APNs HTTP/2 connections (a broadcast, one Live Activity push),
+    /// authorized by their credential; `reply` receives the whole answer.
+    ApnsExchange {
+        request: Box<http::Request<Bytes>>,
+        reply: Sender<ExchangeResult>,
+    },
+    /// The APNs HTTP/2 credential, for a request sent on another connection (channel
+    /// management); `None` without APNs HTTP/2.
+    ApnsGrant { reply: Sender<Option<Grant>> },
+    /// APNs refused credential `generation` of an [`ApnsGrant`](Command::ApnsGrant).
+    ApnsRefused { generation: u64 },
 }
+
+/// The answer to a [`Command::ApnsExchange`].
+pub(crate) type ExchangeResult = Result<http::Response<Bytes>, ExchangeFailure>;

@@ -4,15 +4,15 @@
 //! everything that comes back arrives on one bounded channel it drains. The same code runs on
 //! every runtime.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use async_channel::{Receiver, Sender};
-use push_proto::engine::{self, Input, StreamEnd};
+use push_proto::engine::{self, ExchangeFailure, ExchangeId, Input, StreamEnd};
 use push_proto::{Action, Device, Full, Push, Route};
 
-use crate::command::Command;
+use crate::command::{Command, ExchangeResult};
 use crate::core_event::{Meaning, meaning};
 use crate::error::Error;
 use crate::gateway_link::GatewayLink;
@@ -45,6 +45,8 @@ pub(crate) struct Driver<R: Runtime> {
     io_tx: Sender<Io>,
     io_rx: Receiver<Io>,
     sessions: SessionTable,
+    /// Who waits for each APNs exchange's answer.
+    exchanges: HashMap<ExchangeId, Sender<ExchangeResult>>,
     /// A device the core had no room for; no command is taken until it is placed.
     parked: Option<(u64, Device)>,
     /// The gateway bytes of the transmit being produced.
@@ -77,6 +79,7 @@ impl<R: Runtime> Driver<R> {
             io_tx,
             io_rx,
             sessions: SessionTable::new(feedback_capacity),
+            exchanges: HashMap::new(),
             parked: None,
             apns_out: Vec::new(),
             late_verdicts: 0,
@@ -93,6 +96,7 @@ impl<R: Runtime> Driver<R> {
             progressed |= self.take_commands();
             self.perform_actions();
             self.route_feedback();
+            self.answer_exchanges();
             self.publish_stats();
             if self.finished() {
                 break;
@@ -221,6 +225,28 @@ impl<R: Runtime> Driver<R> {
                 if let Some(id) = self.sessions.close(key, reply) {
                     self.push.close_session(id);
                 }
+            }
+            Command::ApnsGrant { reply } => {
+                let _ = reply.try_send(self.push.apns_grant(now));
+            }
+            Command::ApnsRefused { generation } => self.push.apns_credential_refused(generation),
+            Command::ApnsExchange { request, reply } => match self.push.apns_exchange(*request) {
+                Some(id) => {
+                    self.exchanges.insert(id, reply);
+                }
+                None => {
+                    let none = "no APNs HTTP/2 provider is configured".to_owned();
+                    let _ = reply.try_send(Err(ExchangeFailure::Unavailable(none)));
+                }
+            },
+        }
+    }
+
+    /// Hands each finished APNs exchange's answer to whoever waits for it (gone: dropped).
+    fn answer_exchanges(&mut self) {
+        while let Some((id, result)) = self.push.poll_apns_exchanged() {
+            if let Some(reply) = self.exchanges.remove(&id) {
+                let _ = reply.try_send(result);
             }
         }
     }

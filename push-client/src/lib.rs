@@ -30,6 +30,7 @@ mod h2route;
 mod h2stream;
 mod http;
 mod io;
+mod management;
 mod negotiated;
 mod net;
 mod queue;

@@ -230,7 +230,7 @@ impl GcmToken {
         if text.len() > Self::MAX_LEN {
             return Err(TokenError::GcmTooLong(text.len()));
         }
-        if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        if has_space_or_control(text) {
             return Err(TokenError::GcmWhitespace);
         }
         Ok(GcmToken(text.to_owned()))
@@ -240,6 +240,20 @@ impl GcmToken {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// True when `text` has whitespace or a control character. Registration ids are ASCII: their
+/// bytes are checked as such (once per notification, 150-200 of them), the rare other text
+/// char by char.
+fn has_space_or_control(text: &str) -> bool {
+    if text.is_ascii() {
+        // For ASCII, `char::is_whitespace` is the ASCII whitespace (space, \t, \n, \x0c, \r)
+        // plus \x0b, a control character, and `char::is_control` is the ASCII control range.
+        return text
+            .bytes()
+            .any(|b| b.is_ascii_whitespace() || b.is_ascii_control());
+    }
+    text.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
 impl fmt::Display for GcmToken {
@@ -307,6 +321,13 @@ mod tests {
             let token = ApnsToken::from_bytes(bytes);
             prop_assert_eq!(ApnsToken::parse(&token.to_hex()), Ok(token));
             prop_assert_eq!(ApnsToken::parse(&token.to_hex().to_uppercase()), Ok(token));
+        }
+
+        #[test]
+        fn gcm_token_refuses_exactly_whitespace_and_controls(text in "[ -~\t\n\x0b\x0c\r\x00\x7f\u{85}\u{a0}é]{1,40}") {
+            let refused = text.chars().any(|c| c.is_whitespace() || c.is_control());
+            prop_assert_eq!(has_space_or_control(&text), refused);
+            prop_assert_eq!(GcmToken::parse(&text).is_err(), refused);
         }
 
         #[test]

@@ -250,6 +250,33 @@ impl Push {
         self.apns_http2.as_ref()
     }
 
+    /// Queues `request` on the APNs HTTP/2 connections, authorized by their credential (an
+    /// APNs broadcast, one Live Activity push: see [`engine::Sender::exchange`]); `None`
+    /// without an APNs HTTP/2 sender. Its result comes from
+    /// [`poll_apns_exchanged`](Push::poll_apns_exchanged).
+    pub fn apns_exchange(&mut self, request: http::Request<Bytes>) -> Option<engine::ExchangeId> {
+        Some(self.apns_http2.as_mut()?.exchange(request))
+    }
+
+    /// The APNs HTTP/2 credential (the provider token the connections use) for a request
+    /// sent elsewhere (channel management); `None` without an APNs HTTP/2 sender. See
+    /// [`engine::Sender::grant`].
+    pub fn apns_grant(&mut self, now: Instant) -> Option<engine::Grant> {
+        Some(self.apns_http2.as_mut()?.grant(now))
+    }
+
+    /// APNs refused credential `generation` of an [`apns_grant`](Push::apns_grant).
+    pub fn apns_credential_refused(&mut self, generation: u64) {
+        if let Some(sender) = &mut self.apns_http2 {
+            sender.credential_refused(generation);
+        }
+    }
+
+    /// The next result of an [`apns_exchange`](Push::apns_exchange).
+    pub fn poll_apns_exchanged(&mut self) -> Option<engine::Exchanged> {
+        self.apns_http2.as_mut()?.poll_exchanged()
+    }
+
     /// The GCM sender, when configured (for stats and configuration).
     pub fn gcm(&self) -> Option<&gcm::Sender<Tag>> {
         self.gcm.as_ref().map(|(sender, _)| sender)

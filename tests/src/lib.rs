@@ -65,6 +65,8 @@ macro_rules! scenarios {
             apns_http2_pool_spreads_over_connections,
             apns_http2_expired_token_is_refreshed_once,
             apns_broadcast_channel_lifecycle,
+            apns_broadcasts_share_the_device_pushes_connection,
+            apns_channel_management_and_broadcasts_share_one_provider_token,
             apns_broadcast_channel_over_the_limit_is_refused,
             apns_live_activity_start_update_end_on_one_token,
             apns_widget_push_is_delivered,

@@ -1,22 +1,25 @@
 //! Scenarios of Apple's broadcast channels, Live Activity and widget pushes: push-client's
 //! [`BroadcastClient`] against push-mock's APNs HTTP/2 server (which serves the channel
-//! API on the same port as the device API).
+//! API on the same port as the device API; the client still opens a connection of its own
+//! for channel management, as Apple serves it on other hosts).
 
 use std::time::Duration;
 
-use push_client::{ApnsHttp2Config, BroadcastClient, BroadcastError, HttpConfig, Runtime};
+use push_client::{
+    ApnsHttp2Config, BroadcastClient, BroadcastError, Client, Device, HttpConfig, Runtime,
+};
 use push_mock::{Certificates, Http2Auth, Http2Options, MockApnsHttp2};
 use push_proto::apns::DeviceOptions;
 use push_proto::apns::broadcast::{
     ApiError, BroadcastOptions, BroadcastReason, ChannelId, StoragePolicy,
 };
-use push_proto::apns::http2::PushType;
+use push_proto::apns::http2::{PushType, Reason};
 use push_proto::apns::live_activity::{
     ActivityAlert, Change, Content, LiveActivityPush, Start, Subscription,
 };
 use serde_json::{Map, Value, json};
 
-use crate::{mock_tls, token, within};
+use crate::{Shifted, mock_tls, payload, send_all, token, within};
 
 const LIMIT: Duration = Duration::from_secs(120);
 const KEY_ID: &str = "ABC123DEFG";
@@ -27,6 +30,15 @@ const TOPIC: &str = "com.example.app";
 fn setup<R: Runtime>(
     options: impl FnOnce(Http2Options) -> Http2Options,
 ) -> (MockApnsHttp2, BroadcastClient<R>) {
+    let (server, apns) = mock_and_config(options);
+    let client = BroadcastClient::new(R::default(), &apns, &server.url()).expect("client");
+    (server, client)
+}
+
+/// A mock with token auth for [`TOPIC`], changed by `options`, and the settings for it.
+fn mock_and_config(
+    options: impl FnOnce(Http2Options) -> Http2Options,
+) -> (MockApnsHttp2, ApnsHttp2Config) {
     let certs = Certificates::generate().expect("certificates");
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
         .expect("P-256 key")
@@ -40,8 +52,7 @@ fn setup<R: Runtime>(
         .tls(mock_tls(&certs))
         .provider_key_pem(&key, KEY_ID, TEAM_ID)
         .expect("provider key");
-    let client = BroadcastClient::new(R::default(), &apns, &server.url()).expect("client");
-    (server, client)
+    (server, apns)
 }
 
 fn state(value: Value) -> Map<String, Value> {
@@ -116,17 +127,77 @@ pub async fn apns_broadcast_channel_lifecycle<R: Runtime>() {
         assert_eq!(server.broadcast_count(id.as_str()), 2);
     })
     .await;
-    assert_eq!(server.connections(), 1, "one connection for both APIs");
+    assert_eq!(
+        server.connections(),
+        2,
+        "one for channel management, one for the broadcasts"
+    );
 }
 
-/// The app's channel limit plus one: the extra channel is refused with the typed
-/// `CannotCreateChannelConfig`; deleting one makes room again. (APNs allows 10,000 per
-/// environment; the mock is configured with 25 to keep the scenario fast, the counting code
-/// is the same: 10,000 sequential round trips take about 9 s in a debug build. push-mock's
-/// unit test `the_default_limit_refuses_the_10001st` counts to the real limit.)
+/// One [`Client`] sends device pushes (sessions) and broadcasts (through
+/// [`Client::broadcasts`]), interleaved, and a widget push: the mock sees every one of them
+/// on one connection, which the client dialed once; channel management has a connection of
+/// its own, with the same provider token.
+pub async fn apns_broadcasts_share_the_device_pushes_connection<R: Runtime>() {
+    const DEVICES: u32 = 20;
+    let (server, apns) = mock_and_config(|options| options);
+    let client = Client::<R>::builder()
+        .apns_http2(apns)
+        .build()
+        .expect("client");
+    let mut broadcasts = client.broadcasts(&server.url()).expect("broadcasts");
+    within::<R, _>(LIMIT, async {
+        let id = broadcasts
+            .create_channel(StoragePolicy::NoStorage)
+            .await
+            .expect("created");
+        let update = Change::Update(Content::new(1_700_000_000, state(json!({"score": "0-0"}))));
+        for round in 0..2 {
+            let devices = (0..DEVICES).map(|n| Device::ios(token(round * DEVICES + n).to_hex()));
+            let (_, report) = send_all(client.send(payload()), devices).await;
+            assert_eq!(report.delivered, u64::from(DEVICES));
+            broadcasts
+                .broadcast(&id, &update, BroadcastOptions::default())
+                .await
+                .expect("broadcast");
+        }
+        broadcasts
+            .widgets(&token(0), DeviceOptions::default())
+            .await
+            .expect("widget push");
+        broadcasts.delete_channel(&id).await.expect("deleted");
+    })
+    .await;
+    let management = 0;
+    let delivered = server.delivered();
+    assert_eq!(delivered.len(), 2 * DEVICES as usize + 1);
+    let sent = server.broadcasts();
+    assert_eq!(sent.len(), 2);
+    let device = sent[0].connection;
+    assert_ne!(
+        device, management,
+        "channel management has its own connection"
+    );
+    assert!(sent.iter().all(|b| b.connection == device), "{sent:?}");
+    assert!(
+        delivered.iter().all(|d| d.connection == device),
+        "every device push on the broadcasts' connection"
+    );
+    assert_eq!(server.connections(), 2);
+    assert_eq!(client.stats().apns_http2.expect("stats").dials, 1);
+    assert_eq!(
+        server.provider_tokens_seen(),
+        1,
+        "one provider token for both connections"
+    );
+}
+
+/// Apple's limit of 10,000 channels per app and environment, plus one: the 10,001st is
+/// refused with the typed `CannotCreateChannelConfig`; deleting one makes room again. (The
+/// mock's default limit; 10,000 sequential round trips on one connection.)
 pub async fn apns_broadcast_channel_over_the_limit_is_refused<R: Runtime>() {
-    const MAX: usize = 25;
-    let (server, mut client) = setup::<R>(|options| options.max_channels(MAX));
+    const MAX: usize = 10_000;
+    let (server, mut client) = setup::<R>(|options| options);
     within::<R, _>(LIMIT, async {
         let mut ids = Vec::new();
         for _ in 0..MAX {
@@ -301,4 +372,51 @@ pub async fn apns_broadcast_with_a_client_certificate<R: Runtime>() {
     })
     .await;
     assert_eq!(server.provider_tokens_seen(), 0);
+}
+
+/// The provider token expires (both clocks move 21 minutes ahead, past the mock's 20-minute
+/// token lifetime): channel management is refused `ExpiredProviderToken` first, which renews
+/// the token the engine's connections carry; the next broadcast and channel request both use
+/// the new one. One refresh in all: channel management and broadcasts share one token.
+pub async fn apns_channel_management_and_broadcasts_share_one_provider_token<R: Runtime>() {
+    const AHEAD: Duration = Duration::from_secs(21 * 60);
+    let (server, apns) =
+        mock_and_config(|options| options.max_token_age(Duration::from_secs(20 * 60)));
+    let clock = Shifted::<R>::default();
+    let client = Client::<Shifted<R>>::builder()
+        .runtime(clock.clone())
+        .apns_http2(apns)
+        .build()
+        .expect("client");
+    let mut broadcasts = client.broadcasts(&server.url()).expect("broadcasts");
+    let update = Change::Update(Content::new(1_700_000_000, Map::new()));
+    let id = within::<R, _>(LIMIT, async {
+        let id = broadcasts
+            .create_channel(StoragePolicy::NoStorage)
+            .await
+            .expect("created");
+        broadcasts
+            .broadcast(&id, &update, BroadcastOptions::default())
+            .await
+            .expect("sent");
+        clock.advance(AHEAD);
+        server.advance_clock(AHEAD);
+        let (status, reason) = reason_of(broadcasts.list_channels().await);
+        assert_eq!(
+            (status, reason),
+            (403, BroadcastReason::Provider(Reason::ExpiredProviderToken))
+        );
+        broadcasts
+            .broadcast(&id, &update, BroadcastOptions::default())
+            .await
+            .expect("sent with the new token");
+        assert_eq!(
+            broadcasts.list_channels().await.expect("listed"),
+            std::slice::from_ref(&id)
+        );
+        id
+    })
+    .await;
+    assert_eq!(server.broadcast_count(id.as_str()), 2);
+    assert_eq!(server.provider_tokens_seen(), 2, "one refresh, shared");
 }

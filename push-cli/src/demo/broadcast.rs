@@ -1,19 +1,22 @@
 //! The demo's broadcast part: on the HTTP/2 mock, create a channel, broadcast a Live
-//! Activity update and end on it, delete it, and check that a broadcast to the deleted
-//! channel is refused `ChannelNotRegistered`.
+//! Activity update and end on it (over the demo client's APNs connections, with its provider
+//! token), delete it, and check that a broadcast to the deleted channel is refused
+//! `ChannelNotRegistered`.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use push_mock::MockApnsHttp2;
+use push_smol::Client;
 use push_smol::push_proto::apns::broadcast::{BroadcastOptions, BroadcastReason, StoragePolicy};
 use push_smol::push_proto::apns::live_activity::{Change, Content};
-use push_smol::{ApnsHttp2Config, BroadcastClient, Smol};
 use serde_json::{Map, Value};
 
-/// Runs the broadcast part against `server` with the demo's `config`; prints what happened.
-pub fn show(server: &MockApnsHttp2, config: &ApnsHttp2Config) -> Result<(), String> {
-    let mut client =
-        BroadcastClient::new(Smol, config, &server.url()).map_err(|e| e.to_string())?;
+/// Runs the broadcast part against `server` with the demo's `client` (whose APNs HTTP/2
+/// connections go to `server`, which also serves the channel API); prints what happened.
+pub fn show(server: &MockApnsHttp2, client: &Client) -> Result<(), String> {
+    let mut client = client
+        .broadcasts(&server.url())
+        .map_err(|e| e.to_string())?;
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |since| since.as_secs());
@@ -56,7 +59,7 @@ pub fn show(server: &MockApnsHttp2, config: &ApnsHttp2Config) -> Result<(), Stri
             return Err(format!("the channel received {received} broadcasts, not 2"));
         }
         println!(
-            "broadcast: channel {id} created, a Live Activity update and end broadcast on it ({received} received), deleted; a broadcast to it now is refused ChannelNotRegistered"
+            "broadcast: channel {id} created, a Live Activity update and end broadcast on it over the client's APNs connections ({received} received), deleted; a broadcast to it now is refused ChannelNotRegistered"
         );
         Ok(())
     })

@@ -5,8 +5,7 @@ use std::path::PathBuf;
 
 use clap::{ArgGroup, Args, Subcommand};
 
-use crate::cli::{ApnsArgs, FcmArgs, GcmArgs, MessageArgs, WebArgs, percent};
-use crate::guard::{DEFAULT_MAX_INVALID_PERCENT, DEFAULT_MIN_ANSWERS, MaxDelete};
+use crate::cli::{ApnsArgs, ApplyArgs, FcmArgs, GcmArgs, MessageArgs, WebArgs};
 use crate::metrics_server::MetricsArgs;
 
 /// The Redis server of the queue.
@@ -136,6 +135,16 @@ pub enum CampaignCommand {
         #[command(flatten)]
         store: ResultsStoreArgs,
     },
+    /// Remove a finished campaign from Redis: its notification, results, done set and
+    /// counts.
+    Delete {
+        /// The campaign id `push enqueue` printed.
+        id: u64,
+        /// Delete an unfinished campaign too, with its jobs not sent yet (a job a worker
+        /// holds at that moment may still write its results).
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 /// `push campaign results --db --apply-feedback`: the store and the same safety rules as
@@ -145,29 +154,9 @@ pub struct ResultsStoreArgs {
     /// The token store (an SQLite file or a postgres:// URL) the results are applied to.
     #[arg(long, value_name = "PATH|URL", requires = "apply_feedback")]
     pub db: Option<PathBuf>,
-    /// Delete the tokens reported invalid_device and replace those with a canonical id
-    /// (journaled: `push store restore` undoes it; a second run changes nothing).
-    #[arg(long, requires = "db")]
-    pub apply_feedback: bool,
-    /// Change nothing, report what would change.
-    #[arg(long, requires = "apply_feedback")]
-    pub dry_run_store: bool,
-    /// At most N deletions, or P% of the store's devices ("5%") (see `push send`).
-    #[arg(long, value_name = "N|P%", requires = "apply_feedback")]
-    pub max_delete: Option<MaxDelete>,
-    /// A provider whose share of invalid_device results is over this percentage gets no
-    /// deletion: one line names the likely cause and the command exits with status 1.
-    #[arg(long, value_name = "PERCENT", default_value_t = DEFAULT_MAX_INVALID_PERCENT, value_parser = percent)]
-    pub max_invalid: f64,
-    /// Results a provider must have before any of its deletions is applied.
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_MIN_ANSWERS)]
-    pub hold_deletions: u64,
-    /// The statement(s) run for an invalid device (see `push send --on-invalid`).
-    #[arg(long, value_name = "SQL", requires = "apply_feedback")]
-    pub on_invalid: Option<String>,
-    /// The statement(s) run for a canonical id (see `push send --on-new-token`).
-    #[arg(long, value_name = "SQL", requires = "apply_feedback")]
-    pub on_new_token: Option<String>,
+    /// --apply-feedback and its safety rules, as `push send`'s.
+    #[command(flatten)]
+    pub apply: ApplyArgs,
 }
 
 /// A non-negative number of seconds.

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use redis::Value;
+use redis::aio::MultiplexedConnection;
 use redis::streams::{StreamPendingReply, StreamRangeReply};
 
 use super::conn::Server;
@@ -12,15 +13,19 @@ use crate::jsonl;
 use crate::main_error::Failure;
 use crate::redis_queue::args::{CampaignArgs, CampaignCommand};
 
-/// Results read per round trip.
-const PAGE: usize = 1000;
+/// Result entries read per round trip: each holds the results of one job (up to its
+/// `--batch` devices), so memory stays bounded by this many jobs' lines.
+const PAGE: usize = 8;
 
 /// `push campaign` with its arguments.
 pub fn command(args: CampaignArgs) -> Result<(), Failure> {
     let server = Server::new(&args.redis).map_err(Failure::Usage)?;
     match args.command {
         CampaignCommand::Status { id } => smol::block_on(status(&server, id)),
-        CampaignCommand::Results { id, out, store } if store.apply_feedback => {
+        CampaignCommand::Delete { id, force } => {
+            smol::block_on(super::campaign_delete::delete(&server, id, force))
+        }
+        CampaignCommand::Results { id, out, store } if store.apply.apply_feedback => {
             super::campaign_apply::command(&server, id, out.as_deref(), &store)
         }
         CampaignCommand::Results { id, out, .. } => {
@@ -38,14 +43,7 @@ pub fn command(args: CampaignArgs) -> Result<(), Failure> {
 /// Prints the campaign's progress and its results by outcome.
 async fn status(server: &Server, id: u64) -> Result<(), Failure> {
     let mut conn = server.connect().await.map_err(Failure::Run)?;
-    let campaign: HashMap<String, String> = redis::cmd("HGETALL")
-        .arg(keys::campaign(id))
-        .query_async(&mut conn)
-        .await
-        .map_err(|e| Failure::Run(server.error("cannot read the campaign", &e)))?;
-    if campaign.is_empty() {
-        return Err(Failure::Run(format!("no campaign {id}")));
-    }
+    let campaign = read_campaign(server, &mut conn, id).await?;
     let outcomes: HashMap<String, u64> = redis::cmd("HGETALL")
         .arg(keys::outcomes(id))
         .query_async(&mut conn)
@@ -95,6 +93,23 @@ async fn status(server: &Server, id: u64) -> Result<(), Failure> {
     Ok(())
 }
 
+/// The fields of campaign `id`'s hash; fails when there is no such campaign.
+pub(super) async fn read_campaign(
+    server: &Server,
+    conn: &mut MultiplexedConnection,
+    id: u64,
+) -> Result<HashMap<String, String>, Failure> {
+    let campaign: HashMap<String, String> = redis::cmd("HGETALL")
+        .arg(keys::campaign(id))
+        .query_async(conn)
+        .await
+        .map_err(|e| Failure::Run(server.error("cannot read the campaign", &e)))?;
+    if campaign.is_empty() {
+        return Err(Failure::Run(format!("no campaign {id}")));
+    }
+    Ok(campaign)
+}
+
 /// Writes the campaign's result lines, oldest first.
 async fn results(server: &Server, id: u64, writer: &mut jsonl::Writer) -> Result<(), Failure> {
     read_lines(server, id, |line| {
@@ -132,10 +147,12 @@ pub(super) async fn read_lines(
             .await
             .map_err(|e| Failure::Run(server.error("cannot read the results", &e)))?;
         for entry in &page.ids {
-            if let Some(Value::BulkString(line)) = entry.map.get("line")
-                && !line.is_empty()
-            {
-                each(&String::from_utf8_lossy(line))?;
+            if let Some(Value::BulkString(lines)) = entry.map.get("lines") {
+                for line in String::from_utf8_lossy(lines).split('\n') {
+                    if !line.is_empty() {
+                        each(line)?;
+                    }
+                }
             }
         }
         match page.ids.last() {

@@ -40,15 +40,15 @@ pub fn command(
     let target = Target::parse(db);
     let custom = Custom {
         query: None,
-        on_invalid: args.on_invalid.clone(),
-        on_new_token: args.on_new_token.clone(),
+        on_invalid: args.apply.on_invalid.clone(),
+        on_new_token: args.apply.on_new_token.clone(),
         on_restore_invalid: None,
         on_restore_new_token: None,
     };
     let schema = Schema::new(target.dialect(), &custom).map_err(Failure::Usage)?;
     let mut db = Db::open(&target).map_err(Failure::Usage)?;
     store::prepare(&mut db, &schema, true).map_err(Failure::Usage)?;
-    let max_delete = match args.max_delete {
+    let max_delete = match args.apply.max_delete {
         Some(max) => {
             let total = store::count(&mut db, &schema, None).map_err(Failure::Run)?;
             Some(max.resolve(Some(total)).map_err(Failure::Usage)?)
@@ -56,8 +56,8 @@ pub fn command(
         None => None,
     };
     let mut guard = Guard::new(Limits {
-        min_answers: args.hold_deletions,
-        max_invalid_percent: args.max_invalid,
+        min_answers: args.apply.hold_deletions,
+        max_invalid_percent: args.apply.max_invalid,
         max_delete,
     });
     let sinks = Sinks {
@@ -67,7 +67,7 @@ pub fn command(
         apply: Some(Applying {
             schema,
             providers: PROVIDERS,
-            dry_run: args.dry_run_store,
+            dry_run: args.apply.dry_run_store,
         }),
     };
     let stop = Stop::default();
@@ -111,7 +111,7 @@ pub fn command(
         "{}",
         summary::render(&tally, start.elapsed(), Some(applied))
     );
-    if args.dry_run_store {
+    if args.apply.dry_run_store {
         eprintln!(
             "store: dry run, nothing was changed (the counts above are what would have changed)"
         );

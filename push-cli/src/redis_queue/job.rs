@@ -2,6 +2,7 @@
 //! results are written and the job acknowledged in one atomic script.
 
 use std::cell::RefCell;
+use std::collections::{BTreeMap, HashSet};
 
 use futures_lite::{StreamExt, future};
 use push_smol::{Client, Device, Feedback, Payload, Platform};
@@ -54,14 +55,17 @@ impl Outcome {
     }
 }
 
-/// The devices of a job's `devices` field (lines "platform token"); entries that are not
-/// well-formed devices are left out (`push enqueue` records those itself).
+/// The devices of a job's `devices` field (lines "platform token"), each token once (a token
+/// listed twice gets one result); entries that are not well-formed devices are left out
+/// (`push enqueue` records those itself).
 pub fn devices_of(text: &str) -> Vec<Device> {
+    let mut seen = HashSet::new();
     text.lines()
         .filter_map(|line| match devices::parse_line(line, 0) {
             Some(Input::Device(device)) => Some(device),
             _ => None,
         })
+        .filter(|device| seen.insert(device.token.clone()))
         .collect()
 }
 
@@ -162,8 +166,8 @@ pub fn refused(devices: &[Device], code: &str, detail: &str) -> Result<Vec<Outco
         .collect()
 }
 
-/// Writes `outcomes` to `campaign`'s result stream and acknowledges job `job`, in one
-/// atomic script; returns how many results were new.
+/// Writes `outcomes` (of distinct tokens) to `campaign`'s result stream and acknowledges
+/// job `job`, in one atomic script; returns how many results were new.
 pub async fn record(
     server: &Server,
     conn: &mut MultiplexedConnection,
@@ -179,14 +183,9 @@ pub async fn record(
         .arg(keys::results(campaign))
         .arg(keys::outcomes(campaign))
         .arg(keys::JOBS)
-        .arg(keys::campaign(campaign))
-        .arg(keys::GROUP)
-        .arg(job);
-    for outcome in outcomes {
-        command
-            .arg(&outcome.token)
-            .arg(&outcome.outcome)
-            .arg(&outcome.line);
+        .arg(keys::campaign(campaign));
+    for arg in record_args(job, outcomes) {
+        command.arg(arg);
     }
     command
         .query_async(conn)
@@ -194,17 +193,76 @@ pub async fn record(
         .map_err(|e| server.fault("cannot record a job's results", &e))
 }
 
+/// The arguments of [`RECORD`] after its keys: group, job id, the tokens, outcomes and lines
+/// packed (one line per device each), the number of distinct outcomes, each outcome with
+/// its count, then each token.
+fn record_args(job: &str, outcomes: &[Outcome]) -> Vec<String> {
+    let packed =
+        |field: fn(&Outcome) -> &str| outcomes.iter().map(field).collect::<Vec<_>>().join("\n");
+    let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
+    for outcome in outcomes {
+        *counts.entry(outcome.outcome.as_str()).or_default() += 1;
+    }
+    let mut args = vec![
+        keys::GROUP.to_owned(),
+        job.to_owned(),
+        packed(|o| &o.token),
+        packed(|o| &o.outcome),
+        packed(|o| &o.line),
+        counts.len().to_string(),
+    ];
+    for (outcome, count) in counts {
+        args.push(outcome.to_owned());
+        args.push(count.to_string());
+    }
+    args.extend(outcomes.iter().map(|o| o.token.clone()));
+    args
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn a_job_lists_its_devices() {
+    fn a_job_lists_its_devices_once_each() {
         let ios = "ab".repeat(32);
-        let text = format!("ios {ios}\nandroid tok-1\nwindows x\n");
+        let text = format!("ios {ios}\nandroid tok-1\nwindows x\nandroid tok-1\n");
         assert_eq!(
             devices_of(&text),
             vec![Device::ios(ios), Device::android("tok-1")]
         );
+    }
+
+    #[test]
+    fn record_packs_the_results_and_counts_the_outcomes() {
+        let outcome = |token: &str, outcome: &str, line: &str| Outcome {
+            token: token.into(),
+            outcome: outcome.into(),
+            line: line.into(),
+        };
+        let args = record_args(
+            "1-0",
+            &[
+                outcome("a", "delivered", ""),
+                outcome("b", "invalid_device", "{\"token\":\"b\"}"),
+                outcome("c", "delivered", ""),
+            ],
+        );
+        let want = [
+            keys::GROUP,
+            "1-0",
+            "a\nb\nc",
+            "delivered\ninvalid_device\ndelivered",
+            "\n{\"token\":\"b\"}\n",
+            "2",
+            "delivered",
+            "2",
+            "invalid_device",
+            "1",
+            "a",
+            "b",
+            "c",
+        ];
+        assert_eq!(args, want);
     }
 }

@@ -15,8 +15,9 @@ pub fn campaign(id: u64) -> String {
     format!("push:campaign:{id}")
 }
 
-/// A campaign's result stream: fields `token`, `outcome`, `line` (its JSONL line, empty when
-/// `push send --feedback` would not write one).
+/// A campaign's result stream: one entry per job recorded (or per malformed input entry),
+/// with fields `tokens`, `outcomes` and `lines`, one line per result each: the token, its
+/// outcome, its JSONL line (an empty line when `push send --feedback` would not write one).
 pub fn results(id: u64) -> String {
     format!("push:results:{id}")
 }

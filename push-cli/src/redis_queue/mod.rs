@@ -5,6 +5,7 @@
 pub mod args;
 pub mod campaign;
 mod campaign_apply;
+mod campaign_delete;
 mod clients;
 mod conn;
 pub mod enqueue;

@@ -29,6 +29,10 @@ use crate::redis_queue::args::WorkerArgs;
 /// wait while no job comes.
 const BLOCK_MS: u64 = 1000;
 
+/// The same with `--exit-when-idle`: a worker with nothing left to do exits this soon after
+/// the last job anywhere was recorded.
+const IDLE_BLOCK_MS: u64 = 100;
+
 /// The first wait before connecting again to a lost server; it doubles up to
 /// [`RECONNECT_MAX`].
 const RECONNECT_FIRST: Duration = Duration::from_millis(100);
@@ -137,6 +141,14 @@ fn consumer_name() -> String {
     format!("{host}-{}-{started}", std::process::id())
 }
 
+/// A job taken from the stream.
+enum Taken {
+    /// Read for the first time (`XREADGROUP`).
+    New(StreamId),
+    /// Taken over from another worker (`XAUTOCLAIM`).
+    Claimed(StreamId),
+}
+
 struct Worker {
     server: Server,
     clients: Rc<RefCell<Clients>>,
@@ -184,9 +196,16 @@ impl Worker {
                 if let Some(series) = self.metrics.as_ref().and_then(|m| m.worker()) {
                     series.claimed();
                 }
-                Some(entry)
+                Some(Taken::Claimed(entry))
             }
-            None => self.read(conn).await?,
+            None => {
+                let block = if exit_when_idle {
+                    IDLE_BLOCK_MS
+                } else {
+                    BLOCK_MS
+                };
+                self.read(conn, block).await?.map(Taken::New)
+            }
         };
         match entry {
             Some(entry) => self.handle(conn, entry).await?,
@@ -256,8 +275,12 @@ impl Worker {
         Ok(reply.claimed.into_iter().next())
     }
 
-    /// A new job, waiting up to [`BLOCK_MS`] for one.
-    async fn read(&self, conn: &mut MultiplexedConnection) -> Result<Option<StreamId>, Fault> {
+    /// A new job, waiting up to `block_ms` for one.
+    async fn read(
+        &self,
+        conn: &mut MultiplexedConnection,
+        block_ms: u64,
+    ) -> Result<Option<StreamId>, Fault> {
         let reply: Option<StreamReadReply> = redis::cmd("XREADGROUP")
             .arg("GROUP")
             .arg(keys::GROUP)
@@ -265,7 +288,7 @@ impl Worker {
             .arg("COUNT")
             .arg(1)
             .arg("BLOCK")
-            .arg(BLOCK_MS)
+            .arg(block_ms)
             .arg("STREAMS")
             .arg(keys::JOBS)
             .arg(">")
@@ -290,7 +313,7 @@ impl Worker {
     async fn handle(
         &mut self,
         conn: &mut MultiplexedConnection,
-        entry: StreamId,
+        entry: Taken,
     ) -> Result<(), Fault> {
         let series = self.metrics.clone();
         let series = series.as_ref().and_then(|m| m.worker());
@@ -314,8 +337,12 @@ impl Worker {
     async fn handle_job(
         &mut self,
         conn: &mut MultiplexedConnection,
-        entry: StreamId,
+        taken: Taken,
     ) -> Result<&'static str, Fault> {
+        let (entry, claimed) = match taken {
+            Taken::New(entry) => (entry, false),
+            Taken::Claimed(entry) => (entry, true),
+        };
         let campaign: Option<u64> = entry.get("campaign");
         let devices: Option<String> = entry.get("devices");
         let payload = match campaign {
@@ -337,8 +364,13 @@ impl Worker {
                 .map_err(|e| self.server.fault("cannot acknowledge a job", &e))?;
             return Ok("skipped");
         };
-        let devices = job::devices_of(&devices);
-        let devices = job::not_done(&self.server, conn, campaign, devices).await?;
+        let mut devices = job::devices_of(&devices);
+        // A job read for the first time has no device recorded (a token also listed in
+        // another job aside: the recording script still keeps one result); one taken over
+        // may have been recorded in part or in full by a worker that was only slow.
+        if claimed {
+            devices = job::not_done(&self.server, conn, campaign, devices).await?;
+        }
         // The client is taken when the job starts: a reload meanwhile leaves this job on it.
         let client = self.clients.borrow_mut().client(app.as_deref());
         let label = app.as_deref().unwrap_or(DEFAULT_APP);

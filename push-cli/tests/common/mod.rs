@@ -111,6 +111,29 @@ impl Providers {
         args
     }
 
+    /// `push worker --redis URL` arguments, `extra` then the providers of
+    /// [`send_args`](Self::send_args) (less the notification, the quiet flag and the feedback
+    /// file).
+    pub(crate) fn worker_args(&self, url: &str, extra: &[&str]) -> Vec<String> {
+        let mut args: Vec<String> = ["worker", "--redis", url]
+            .iter()
+            .chain(extra)
+            .map(|s| s.to_string())
+            .collect();
+        let send = self.send_args(&[]);
+        let mut rest = send.iter().skip(1);
+        while let Some(arg) = rest.next() {
+            match arg.as_str() {
+                "--title" | "--body" | "--feedback" => {
+                    rest.next();
+                }
+                "--quiet" => {}
+                _ => args.push(arg.clone()),
+            }
+        }
+        args
+    }
+
     /// `push send` arguments: `source` then APNs HTTP/2 and legacy GCM for Android.
     pub(crate) fn send_args_gcm(&self, source: &[&str]) -> Vec<String> {
         let mut args = self.common_args(source);
@@ -331,10 +354,17 @@ pub(crate) fn results_by_token(
         .query(&mut conn)
         .unwrap();
     let mut by_token: std::collections::HashMap<String, Vec<String>> = Default::default();
+    // One entry per job recorded, a line per result in each field.
     for entry in reply.ids {
-        let token: String = entry.get("token").unwrap();
-        let outcome: String = entry.get("outcome").unwrap();
-        by_token.entry(token).or_default().push(outcome);
+        let tokens: String = entry.get("tokens").unwrap();
+        let outcomes: String = entry.get("outcomes").unwrap();
+        assert_eq!(tokens.lines().count(), outcomes.lines().count());
+        for (token, outcome) in tokens.lines().zip(outcomes.lines()) {
+            by_token
+                .entry(token.to_owned())
+                .or_default()
+                .push(outcome.to_owned());
+        }
     }
     by_token
 }

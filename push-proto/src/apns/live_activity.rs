@@ -413,4 +413,147 @@ mod tests {
         assert_eq!(request.headers().len(), 3);
         assert_eq!(request.body(), &push.encode().unwrap());
     }
+
+    /// Reads an encoded push back: the inverse of [`LiveActivityPush::encode`], reading
+    /// every key of `aps` and refusing any other.
+    fn decode(json: &[u8]) -> LiveActivityPush {
+        let document: Value = serde_json::from_slice(json).unwrap();
+        assert_eq!(document.as_object().unwrap().len(), 1, "only aps");
+        let aps = document["aps"].as_object().unwrap();
+        let known = [
+            "event",
+            "timestamp",
+            "content-state",
+            "stale-date",
+            "relevance-score",
+            "alert",
+            "dismissal-date",
+            "attributes-type",
+            "attributes",
+            "input-push-channel",
+            "input-push-token",
+        ];
+        assert!(
+            aps.keys().all(|key| known.contains(&key.as_str())),
+            "{aps:?}"
+        );
+        let date = |key: &str| aps.get(key).map(|v| v.as_u64().unwrap());
+        let text = |v: &Value| v.as_str().unwrap().to_owned();
+        let content = Content {
+            timestamp: aps["timestamp"].as_u64().unwrap(),
+            content_state: aps["content-state"].as_object().unwrap().clone(),
+            stale_date: date("stale-date"),
+            relevance_score: aps.get("relevance-score").map(|v| v.as_f64().unwrap()),
+            alert: aps.get("alert").map(|alert| ActivityAlert {
+                title: text(&alert["title"]),
+                body: text(&alert["body"]),
+                sound: alert.get("sound").map(text),
+            }),
+        };
+        match aps["event"].as_str().unwrap() {
+            "update" => LiveActivityPush::Change(Change::Update(content)),
+            "end" => LiveActivityPush::Change(Change::End {
+                content,
+                dismissal_date: date("dismissal-date"),
+            }),
+            "start" => {
+                let subscription =
+                    match (aps.get("input-push-channel"), aps.get("input-push-token")) {
+                        (Some(id), None) => Some(Subscription::Channel(
+                            ChannelId::new(id.as_str().unwrap()).unwrap(),
+                        )),
+                        (None, Some(one)) => {
+                            assert_eq!(one, 1);
+                            Some(Subscription::Token)
+                        }
+                        (None, None) => None,
+                        both => panic!("both subscriptions: {both:?}"),
+                    };
+                LiveActivityPush::Start(Start {
+                    attributes_type: text(&aps["attributes-type"]),
+                    attributes: aps["attributes"].as_object().unwrap().clone(),
+                    content,
+                    subscription,
+                })
+            }
+            other => panic!("event {other}"),
+        }
+    }
+
+    fn object() -> impl Strategy<Value = Map<String, Value>> {
+        let value = prop_oneof![
+            any::<i64>().prop_map(Value::from),
+            "\\PC{0,12}".prop_map(Value::from),
+            any::<bool>().prop_map(Value::from),
+        ];
+        proptest::collection::btree_map("[a-zA-Z-]{1,10}", value, 0..6)
+            .prop_map(|entries| entries.into_iter().collect())
+    }
+
+    fn content() -> impl Strategy<Value = Content> {
+        let alert = (
+            "\\PC{0,20}",
+            "\\PC{0,40}",
+            proptest::option::of("[a-z.]{1,12}"),
+        )
+            .prop_map(|(title, body, sound)| ActivityAlert { title, body, sound });
+        (
+            any::<u64>(),
+            object(),
+            proptest::option::of(any::<u64>()),
+            // Quarters: exact in binary, so the decimal text reads back to the same number.
+            proptest::option::of((-40_000i32..40_000).prop_map(|n| f64::from(n) / 4.0)),
+            proptest::option::of(alert),
+        )
+            .prop_map(
+                |(timestamp, content_state, stale_date, relevance_score, alert)| Content {
+                    timestamp,
+                    content_state,
+                    stale_date,
+                    relevance_score,
+                    alert,
+                },
+            )
+    }
+
+    fn push() -> impl Strategy<Value = LiveActivityPush> {
+        let subscription = prop_oneof![
+            Just(None),
+            Just(Some(Subscription::Token)),
+            "[!#-\\[\\]-~]{1,40}"
+                .prop_map(|id| Some(Subscription::Channel(ChannelId::new(&id).unwrap()))),
+        ];
+        prop_oneof![
+            content().prop_map(|c| LiveActivityPush::Change(Change::Update(c))),
+            (content(), proptest::option::of(any::<u64>())).prop_map(
+                |(content, dismissal_date)| {
+                    LiveActivityPush::Change(Change::End {
+                        content,
+                        dismissal_date,
+                    })
+                }
+            ),
+            ("[A-Za-z]{1,30}", object(), content(), subscription).prop_map(
+                |(attributes_type, attributes, content, subscription)| {
+                    LiveActivityPush::Start(Start {
+                        attributes_type,
+                        attributes,
+                        content,
+                        subscription,
+                    })
+                }
+            ),
+        ]
+    }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn every_push_round_trips_through_its_json(push in push()) {
+            let json = push.encode().unwrap();
+            prop_assert!(json.len() <= MAX_PAYLOAD);
+            prop_assert_eq!(decode(&json), push);
+        }
+    }
 }

@@ -98,4 +98,54 @@ mod tests {
             Err(BuildError::BundleId(_))
         ));
     }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any token and options: the request reads back to them (the token from the path,
+        /// each option from its header, nothing else), with the fixed type, topic and body.
+        #[test]
+        fn requests_read_back_to_their_token_and_options(
+            token in any::<[u8; 32]>(),
+            priority in proptest::option::of(prop_oneof![
+                Just(ApnsPriority::Immediate),
+                Just(ApnsPriority::PowerAware),
+                Just(ApnsPriority::Lowest),
+            ]),
+            expiration in proptest::option::of(any::<u64>()),
+            apns_id in proptest::option::of(any::<[u8; 16]>()),
+            bundle in "[a-z][a-z0-9.-]{0,30}",
+        ) {
+            let token = ApnsToken::from_bytes(token);
+            let options = DeviceOptions {
+                priority,
+                expiration,
+                apns_id: apns_id.map(ApnsId::from_bytes),
+            };
+            let request = request("https://api.push.apple.com", &token, &bundle, options).unwrap();
+            let hex = request.uri().path().strip_prefix("/3/device/").unwrap();
+            prop_assert_eq!(ApnsToken::parse(hex).unwrap(), token);
+            let headers = request.headers();
+            let header = |name: &str| headers.get(name).map(|v| v.to_str().unwrap().to_owned());
+            prop_assert_eq!(header("apns-push-type"), Some("widgets".to_owned()));
+            prop_assert_eq!(header("apns-topic"), Some(format!("{bundle}{TOPIC_SUFFIX}")));
+            prop_assert_eq!(
+                header("apns-priority"),
+                priority.map(|p| p.value().to_string())
+            );
+            prop_assert_eq!(
+                header("apns-expiration").map(|v| v.parse::<u64>().unwrap()),
+                expiration
+            );
+            prop_assert_eq!(
+                header("apns-id").map(|v| ApnsId::parse(&v).unwrap()),
+                options.apns_id
+            );
+            let count = 2 + usize::from(priority.is_some())
+                + usize::from(expiration.is_some())
+                + usize::from(apns_id.is_some());
+            prop_assert_eq!(headers.len(), count);
+            prop_assert_eq!(request.body(), &payload());
+        }
+    }
 }

@@ -10,15 +10,22 @@ struct Slot<V> {
     value: Option<V>,
 }
 
+/// The top bit of a [`RequestId`]: set in the ids of a [`tagged`](InFlightTable::tagged)
+/// table, so that two tables of one sender never hand out the same id.
+const TAG: u64 = 1 << 63;
+/// Generations wrap within 31 bits, below [`TAG`].
+const GENERATIONS: u32 = (1 << 31) - 1;
+
 /// The requests in flight: a slab whose places are reused, so that handing out and
 /// answering a request costs no hashing and, once warm, no allocation. A [`RequestId`] is
-/// the place and its generation; an id whose request was answered already (or that was
-/// never handed out) finds nothing.
+/// the place and its generation (and the table's tag); an id whose request was answered
+/// already (or that was never handed out, or by another table) finds nothing.
 #[derive(Debug)]
 pub(crate) struct InFlightTable<V> {
     slots: Vec<Slot<V>>,
     free: Vec<u32>,
     len: usize,
+    tag: u64,
 }
 
 impl<V> InFlightTable<V> {
@@ -28,7 +35,25 @@ impl<V> InFlightTable<V> {
             slots: Vec::new(),
             free: Vec::new(),
             len: 0,
+            tag: 0,
         }
+    }
+
+    /// Empty, handing out ids that no [`new`](Self::new) table hands out.
+    pub(crate) fn tagged() -> Self {
+        InFlightTable {
+            tag: TAG,
+            ..Self::new()
+        }
+    }
+
+    /// True when `id` was handed out by a table of this one's kind (tagged or not).
+    pub(crate) fn owns(&self, id: RequestId) -> bool {
+        id.0 & TAG == self.tag
+    }
+
+    fn id(&self, generation: u32, index: u32) -> RequestId {
+        RequestId(self.tag | u64::from(generation) << 32 | u64::from(index))
     }
 
     /// Requests in flight.
@@ -58,19 +83,23 @@ impl<V> InFlightTable<V> {
         };
         let slot = &mut self.slots[index as usize];
         slot.value = Some(value);
-        RequestId(u64::from(slot.generation) << 32 | u64::from(index))
+        let generation = slot.generation;
+        self.id(generation, index)
     }
 
     /// Takes the value of `id`, if it is still in flight.
     pub(crate) fn remove(&mut self, id: RequestId) -> Option<V> {
+        if !self.owns(id) {
+            return None;
+        }
         let index = (id.0 & u64::from(u32::MAX)) as u32;
-        let generation = (id.0 >> 32) as u32;
+        let generation = ((id.0 & !TAG) >> 32) as u32;
         let slot = self.slots.get_mut(index as usize)?;
         if slot.generation != generation {
             return None;
         }
         let value = slot.value.take()?;
-        slot.generation = slot.generation.wrapping_add(1);
+        slot.generation = slot.generation.wrapping_add(1) & GENERATIONS;
         self.free.push(index);
         self.len -= 1;
         Some(value)
@@ -82,7 +111,7 @@ impl<V> InFlightTable<V> {
             .iter()
             .enumerate()
             .filter(|(_, slot)| slot.value.as_ref().is_some_and(&keep))
-            .map(|(index, slot)| RequestId(u64::from(slot.generation) << 32 | index as u64))
+            .map(|(index, slot)| self.id(slot.generation, u32::try_from(index).unwrap_or(u32::MAX)))
             .collect()
     }
 }
@@ -112,5 +141,21 @@ mod tests {
         assert_eq!(table.remove(b), Some("b"));
         assert!(table.is_empty());
         assert_eq!(table.remove(RequestId(99)), None, "never handed out");
+    }
+
+    #[test]
+    fn a_tagged_table_never_takes_the_ids_of_an_untagged_one() {
+        let mut plain = InFlightTable::new();
+        let mut tagged = InFlightTable::tagged();
+        let a = plain.insert("plain");
+        let b = tagged.insert("tagged");
+        assert_ne!(a, b, "the same place and generation in both");
+        assert!(plain.owns(a) && !plain.owns(b));
+        assert!(tagged.owns(b) && !tagged.owns(a));
+        assert_eq!(tagged.remove(a), None);
+        assert_eq!(plain.remove(b), None);
+        assert_eq!(tagged.ids_where(|_| true), vec![b]);
+        assert_eq!(tagged.remove(b), Some("tagged"));
+        assert_eq!(plain.remove(a), Some("plain"));
     }
 }

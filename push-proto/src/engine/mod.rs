@@ -56,5 +56,5 @@ pub use pool::Pool;
 pub use protocol::Protocol;
 pub(crate) use protocol::post;
 pub use report::{Event, Report, Stats};
-pub use sender::Sender;
+pub use sender::{ExchangeFailure, ExchangeId, Exchanged, Sender};
 pub use verdict::{Answer, Answers, Verdict};

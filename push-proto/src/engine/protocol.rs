@@ -72,6 +72,13 @@ pub trait Protocol {
 
     /// The notification id sent with the request, if the protocol sends one.
     fn sent_id(&self, meta: &Self::Meta) -> Option<String>;
+
+    /// True when `response` (to any request on the route, also an
+    /// [exchange](super::Sender::exchange)) refuses the credential it was sent with, so that
+    /// the credential is renewed (the default: never).
+    fn refuses_credential(&self, _response: &http::Response<Bytes>) -> bool {
+        false
+    }
 }
 
 /// A `POST` of `body` to `uri` over `version`, with the credential's `authorization` header

@@ -17,9 +17,12 @@ use super::verdict::Answers;
 use crate::sending::{Outbox, RetryQueue};
 use crate::{Backoff, DeviceError, Full};
 use batching::with_batch;
+use exchange::Exchanges;
+pub use exchange::{ExchangeFailure, ExchangeId, Exchanged};
 use fate::Fate;
 
 mod batching;
+mod exchange;
 mod fate;
 
 /// The outbox of a sender: reports, events, and the last client-wide error's kind.
@@ -39,10 +42,10 @@ struct Entry<P: Protocol, T> {
     free_resends: u32,
     /// Sent again once already after the credential was refused.
     reauthenticated: bool,
-    /// The end of its time to live: no retry is scheduled past it.
-    expires: Option<Instant>,
-    /// The end of its retry deadline: no retry is scheduled past it either.
-    retry_until: Option<Instant>,
+    /// When it was queued: no retry is scheduled past its time to live nor past the retry
+    /// deadline, both counted from here (computed when a retry is due, rarely: an instant
+    /// instead of two optional ones per queued notification).
+    queued_at: Instant,
     /// Attempts that ended without a response.
     unanswered: u32,
     /// Until when it may wait for more notifications to share its request (a batching
@@ -141,6 +144,8 @@ pub struct Sender<P: Protocol, C: Credential, T> {
     pacer: Pacer,
     queue: RetryQueue<Entry<P, T>>,
     in_flight: InFlightTable<InFlight<P, T>>,
+    /// Single requests built by the caller, sharing the connections and the credential.
+    exchanges: Exchanges,
     outbox: SenderOutbox<P, C, T>,
     stats: Stats,
 }
@@ -154,6 +159,7 @@ impl<P: Protocol, C: Credential, T> fmt::Debug for Sender<P, C, T> {
             .field("ready", &self.queue.ready_len())
             .field("waiting", &self.queue.waiting_len())
             .field("in_flight", &self.in_flight.len())
+            .field("exchanges_waiting", &self.exchanges.waiting())
             .field("pending", &self.outbox.pending())
             .field("stats", &self.stats)
             .finish_non_exhaustive()
@@ -173,6 +179,7 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
             config,
             queue: RetryQueue::new(),
             in_flight: InFlightTable::new(),
+            exchanges: Exchanges::new(),
             outbox: Outbox::new(),
             stats: Stats::default(),
         })
@@ -192,10 +199,6 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
             return Err(Full((token, message, tag)));
         }
         self.stats.queued += 1;
-        let expires = self
-            .protocol
-            .time_to_live(&message)
-            .and_then(|ttl| now.checked_add(ttl));
         let meta = self.protocol.prepare(&message);
         let linger = self.protocol.linger();
         let linger_until = (self.protocol.max_batch() > 1 && !linger.is_zero())
@@ -209,8 +212,7 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
             attempts: 0,
             free_resends: 0,
             reauthenticated: false,
-            expires,
-            retry_until: now.checked_add(self.config.retry_deadline),
+            queued_at: now,
             unanswered: 0,
             linger_until,
             last_status: None,
@@ -232,7 +234,7 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
         self.queue.promote(now);
         self.end_linger(now);
         self.settle(now);
-        if self.queue.has_ready() {
+        if self.ready_load() > 0 {
             match self.credential.poll_request(now) {
                 Some(Ok(request)) => {
                     self.stats.token_requests += 1;
@@ -248,11 +250,16 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
         if let Some(conn) = self.pool.poll_close(now) {
             return Some(Action::Close(conn));
         }
-        if let Some(conn) = self.pool.poll_dial(now, self.queue.ready_len()) {
+        if let Some(conn) = self.pool.poll_dial(now, self.ready_load()) {
             self.stats.dials += 1;
             return Some(Action::Dial(conn));
         }
-        self.poll_send(now)
+        self.poll_exchange(now).or_else(|| self.poll_send(now))
+    }
+
+    /// Requests waiting for a stream: ready notifications and exchanges.
+    fn ready_load(&self) -> usize {
+        self.queue.ready_len() + self.exchanges.waiting()
     }
 
     /// The next request to send, when one is ready, a stream is free and the credential
@@ -344,7 +351,13 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
                 self.pool.handle_goaway(conn);
             }
             Input::Closed { conn } => self.handle_closed(conn, now),
+            Input::Response { id, response } if self.exchanges.owns(id) => {
+                self.exchange_response(id, response, now);
+            }
             Input::Response { id, response } => self.handle_response(id, &response, now),
+            Input::StreamEnd { id, end } if self.exchanges.owns(id) => {
+                self.exchange_stream_end(id, end, now);
+            }
             Input::StreamEnd { id, end } => self.handle_stream_end(id, end, now),
             Input::CredentialResponse(response) => {
                 if let Some(failure) = self.credential.handle_response(&response, now) {
@@ -362,9 +375,12 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
 
     fn handle_closed(&mut self, conn: ConnId, now: Instant) {
         let orphans = self.in_flight.ids_where(|flight| flight.conn == conn);
+        let end = StreamEnd::ConnectionError("the connection closed".into());
         for id in orphans {
-            let end = StreamEnd::ConnectionError("the connection closed".into());
-            self.handle_stream_end(id, end, now);
+            self.handle_stream_end(id, end.clone(), now);
+        }
+        for id in self.exchanges.on(conn) {
+            self.exchange_stream_end(id, end.clone(), now);
         }
         self.pool.handle_closed(conn, now);
     }
@@ -457,7 +473,7 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
     /// Applies the pool's decisions: when it gave up, the notifications waiting for a stream
     /// fail as `unavailable`.
     fn settle(&mut self, now: Instant) {
-        self.pool.update(now, self.queue.ready_len());
+        self.pool.update(now, self.ready_load());
         let Some(give_up) = self.pool.take_give_up() else {
             return;
         };
@@ -465,6 +481,8 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
             GiveUp::Unreachable(reason) => format!("cannot reach the server: {reason}"),
             GiveUp::Stalled => "the server allows no concurrent streams".to_owned(),
         };
+        self.exchanges
+            .fail_waiting(&ExchangeFailure::Unavailable(reason.clone()));
         if self.queue.has_ready() {
             self.collect_credential_events();
             self.outbox.event(Event::Unreachable {
@@ -487,7 +505,7 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
 
     /// When [`handle_timeout`](Self::handle_timeout) should next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let waiting = self.queue.ready_len();
+        let waiting = self.ready_load();
         let credential = if waiting > 0 {
             self.credential.poll_timeout()
         } else {
@@ -569,10 +587,10 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
         }
     }
 
-    /// True when every queued notification's report has been polled, no event waits and no
-    /// request is in flight.
+    /// True when every queued notification's report and every exchange's result has been
+    /// polled, no event waits and no request is in flight.
     pub fn is_idle(&self) -> bool {
-        self.outbox.is_idle() && self.in_flight.is_empty()
+        self.outbox.is_idle() && self.in_flight.is_empty() && self.exchanges.is_idle()
     }
 
     /// Requests handed out and not yet answered.
@@ -615,6 +633,11 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
     /// Fails every notification waiting to be sent: the credential they wait for will not
     /// come.
     fn fail_ready_credential(&mut self, failure: &CredentialFailure) {
+        let detail = match failure {
+            CredentialFailure::Refused(detail) | CredentialFailure::Unavailable(detail) => detail,
+        };
+        self.exchanges
+            .fail_waiting(&ExchangeFailure::Credential(detail.clone()));
         for entry in self.queue.take_ready() {
             let error = match failure {
                 CredentialFailure::Refused(detail) => self.rejected(detail.clone()),
@@ -630,6 +653,8 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
 
 #[cfg(test)]
 mod batch_tests;
+#[cfg(test)]
+mod exchange_tests;
 #[cfg(test)]
 mod model_tests;
 #[cfg(test)]

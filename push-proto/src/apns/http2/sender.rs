@@ -230,6 +230,11 @@ impl Protocol for ApnsProtocol {
     fn sent_id(&self, apns_id: &ApnsId) -> Option<String> {
         Some(apns_id.to_string())
     }
+
+    fn refuses_credential(&self, response: &http::Response<Bytes>) -> bool {
+        let classified = classify(response.status(), response.headers(), response.body());
+        classified.verdict == response::Verdict::ExpiredToken
+    }
 }
 
 /// APNs authentication as an engine [`Credential`]: provider tokens signed locally and

@@ -204,11 +204,16 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
             let error = give_up(&entry, "; retry delay out of range");
             return self.emit(entry, Some(error), None);
         };
-        if entry.expires.is_some_and(|expires| due > expires) {
+        let expires = self
+            .protocol
+            .time_to_live(&entry.message)
+            .and_then(|ttl| entry.queued_at.checked_add(ttl));
+        if expires.is_some_and(|expires| due > expires) {
             let error = give_up(&entry, "; its time to live ends before the next attempt");
             return self.emit(entry, Some(error), None);
         }
-        if entry.retry_until.is_some_and(|until| due > until) {
+        let retry_until = entry.queued_at.checked_add(self.config.retry_deadline);
+        if retry_until.is_some_and(|until| due > until) {
             let error = give_up(
                 &entry,
                 "; the retry deadline passes before the next attempt",

@@ -148,6 +148,10 @@ impl Protocol for TestProtocol {
     fn sent_id(&self, meta: &u32) -> Option<String> {
         Some(format!("sent-{meta}"))
     }
+
+    fn refuses_credential(&self, response: &http::Response<Bytes>) -> bool {
+        response.status() == 401
+    }
 }
 
 /// A credential fetched from `https://token/`: 200 grants generation n+1, 400 refuses for

@@ -319,6 +319,7 @@ pub fn command(args: BenchArgs) -> Result<(), Failure> {
         n,
         connections: args.connections,
         latency: (args.latency_ms > 0).then(|| Duration::from_millis(args.latency_ms)),
+        quota_window: Duration::from_secs(args.quota_window_secs.max(1)),
         streams: args.streams,
     };
     println!(

@@ -106,8 +106,10 @@ impl<R: Runtime> Session<R> {
     /// provider) gets one, `unavailable` with the reason ("the session's deadline passed",
     /// saying when it was in flight and may still have been delivered), and devices pushed
     /// later get it at once; [`finish`](Session::finish) then returns without waiting
-    /// longer. Never silence: every device still has exactly one feedback. Devices on the
-    /// APNs binary gateway are not cut short (each ends within its grace period).
+    /// longer. Never silence: every device still has exactly one feedback. On the APNs
+    /// binary gateway, devices not written yet end the same way; those written end within
+    /// the grace period of their write (the protocol never confirms success: one on the wire
+    /// is delivered unless an error names it, so it is not reported failed).
     ///
     /// Takes effect once the client's driver reads it, after the devices pushed before it.
     pub fn deadline(&mut self, at: Instant) -> Result<(), Error> {

@@ -129,6 +129,7 @@ impl MockFcm {
             unavailable_rate: options.unavailable_rate,
             quota_rate: options.quota_rate,
             retry_after_secs: options.retry_after_secs,
+            quota_retry_after: options.quota_retry_after,
             latency: options.latency,
             count_only: options.count_only,
             record: record.clone(),

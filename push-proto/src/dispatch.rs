@@ -324,8 +324,9 @@ impl Push {
     /// sees it), every device of the session without a feedback yet ends
     /// [`DeviceError::Unavailable`] with the reason (queued, waiting for a retry, or in flight
     /// to an HTTP provider, whose late answer is then ignored), and devices pushed later fail
-    /// at once. Devices on the APNs binary gateway are not cut short: each ends within its
-    /// grace period as usual.
+    /// at once. On the APNs binary gateway the ones not written yet end the same way; the
+    /// ones written end as usual, within the grace period of their write (see
+    /// [`Gateway::expire`]).
     pub fn set_session_deadline(&mut self, session_id: SessionId, deadline: Instant) {
         if let Some(session) = self.sessions.get_mut(&session_id) {
             session.deadline = Some(deadline);
@@ -348,6 +349,9 @@ impl Push {
                 if let Some(sender) = self.http(route) {
                     sender.expire(id, DEADLINE_PASSED, now);
                 }
+            }
+            if let Some(gateway) = &mut self.apns {
+                gateway.expire(|(session, _)| *session == id, DEADLINE_PASSED);
             }
             let waiting = self
                 .web

@@ -94,6 +94,20 @@ macro_rules! scenarios {
             webpush_wrong_vapid_key_is_a_clear_error,
             webpush_http1_origin_beside_an_http2_one
         );
+        $crate::scenarios!(@ignored $runtime, $block_on,
+            fcm_random_faults_at_the_issues_size,
+            fcm_quota_at_the_issues_size,
+            apns_http2_provider_limit_at_the_issues_size
+        );
+    };
+    (@ignored $runtime:ty, $block_on:path, $($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            #[ignore = "issue 12's full size: minutes; run by hand in release"]
+            fn $name() {
+                $block_on($crate::$name::<$runtime>());
+            }
+        )*
     };
     (@each $runtime:ty, $block_on:path, $($name:ident),* $(,)?) => {
         $(

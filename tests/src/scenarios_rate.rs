@@ -1,8 +1,11 @@
 //! Scenarios of issue 12, "never lose a notification to pressure": transient faults cost no
 //! notification, a provider's quota slows push down (no loss, no duplicate, few refusals),
 //! and a session's deadline ends every device once. Scaled down from the issue's 200,000
-//! tokens so that a debug run stays short; the measured shares and ratios are printed
-//! (`--nocapture`), and timing bounds are generous (not a benchmark).
+//! tokens so that a debug run stays short, keeping the issue's ten quota windows; the
+//! issue's own sizes are the `*_at_the_issues_size` scenarios, ignored (run them by hand in
+//! release: `cargo test --release -p push-scenarios --test smol -- --ignored
+//! at_the_issues_size --nocapture`). The measured shares and ratios are printed
+//! (`--nocapture`).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -15,12 +18,22 @@ use crate::scenarios_fcm::{self, fcm_token};
 use crate::scenarios_http2::{self, KEY_ID, TEAM_ID, TOPIC};
 use crate::{builder, by_token, payload, send_all, token, within};
 
-const LIMIT: Duration = Duration::from_secs(300);
+const LIMIT: Duration = Duration::from_secs(600);
 /// Connections to a provider with a quota (of 100 streams each). Every request in flight when
-/// the quota runs out is refused whatever the pacing, and the issue's sends are 20 times
-/// larger than these: at most 200 streams in flight keep that first overshoot to the same
-/// share of a send.
+/// the quota runs out is refused whatever the pacing, and the issue's sends are 10 times
+/// larger than the CI ones: at most 200 streams in flight keep that first overshoot to a
+/// small share of a send.
 const QUOTA_CONNECTIONS: usize = 2;
+/// A send against a quota: devices, the quota's limit and window, and the most time it may
+/// take over the quota's least.
+type QuotaSend = (u32, u32, Duration, f64);
+/// The CI sends: 20,000 devices against 2,000 per sliding 2 s (the issue's ten windows).
+/// Debug builds of client and mock share 2 cores with the other scenarios running at once:
+/// their jitter can cost the controller one more cut (and `Retry-After`), so CI allows 1.5x
+/// the quota's least time; the issue's 1.3x is asserted at its size, in release.
+const CI_QUOTA: QuotaSend = (20_000, 2_000, Duration::from_secs(2), 1.5);
+/// The issue's: 200,000 devices against 20,000 per sliding 10 s, within 1.3x.
+const ISSUE_QUOTA: QuotaSend = (200_000, 20_000, Duration::from_secs(10), 1.3);
 
 /// What a send against a quota measured.
 struct Measured {
@@ -31,14 +44,15 @@ struct Measured {
 }
 
 /// Checks a send of `total` devices against a quota of `limit` per `window`: every device
-/// delivered exactly once (`delivered` has the server's count per token), few 429s, no
-/// faster than the quota allows and at most 3x its time.
+/// delivered exactly once (`delivered` has the server's count per token), under 2 % of
+/// requests answered 429, no faster than the quota allows and at most `max_ratio` times its
+/// time.
 fn check_quota_run(
     name: &str,
     outcomes: &HashMap<String, Vec<Option<&'static str>>>,
     delivered: &HashMap<String, usize>,
     statuses: &HashMap<u16, usize>,
-    (limit, window): (u32, Duration),
+    (limit, window, max_ratio): (u32, Duration, f64),
     elapsed: Duration,
 ) -> Measured {
     assert_eq!(
@@ -70,11 +84,15 @@ fn check_quota_run(
     );
     assert!(elapsed >= floor, "{name}: faster than the quota allows");
     assert!(
-        measured.throttled_share < 0.05,
+        measured.throttled_share < 0.02,
         "{name}: {:.2}% throttled",
         measured.throttled_share * 100.0
     );
-    assert!(measured.ratio <= 3.0, "{name}: {:.2}x", measured.ratio);
+    assert!(
+        measured.ratio <= max_ratio,
+        "{name}: {:.2}x",
+        measured.ratio
+    );
     measured
 }
 
@@ -82,20 +100,28 @@ fn check_quota_run(
 /// (`Retry-After: 1`) at random and 3% of the tokens failing their first two attempts:
 /// with the default retry policy every token is delivered exactly once, none unavailable.
 pub async fn fcm_random_faults_lose_no_notification<R: Runtime>() {
-    const TOTAL: u32 = 20_000;
+    fcm_random_faults::<R>(20_000).await;
+}
+
+/// [`fcm_random_faults_lose_no_notification`] at the issue's 200,000 tokens.
+pub async fn fcm_random_faults_at_the_issues_size<R: Runtime>() {
+    fcm_random_faults::<R>(200_000).await;
+}
+
+async fn fcm_random_faults<R: Runtime>(total: u32) {
     let certs = Certificates::generate().expect("certificates");
     let mut options = scenarios_fcm::demo_options().seeded_faults(0.025, 0.025, 12, 1);
-    for n in (0..TOTAL).filter(|n| n % 100 < 3) {
+    for n in (0..total).filter(|n| n % 100 < 3) {
         options = options.script(fcm_token(n), FcmScript::Unavailable { first: 2 });
     }
     let server = scenarios_fcm::start(options, &certs);
     let fcm = scenarios_fcm::config(&server, &certs);
     let client = builder::<R>().fcm(fcm).build().expect("client");
-    let devices = (0..TOTAL).map(|n| Device::android(fcm_token(n)));
+    let devices = (0..total).map(|n| Device::android(fcm_token(n)));
     let (feedback, _) = within::<R, _>(LIMIT, send_all(client.send(payload()), devices)).await;
     let outcomes = by_token(&feedback);
-    assert_eq!(feedback.len(), TOTAL as usize);
-    for n in 0..TOTAL {
+    assert_eq!(feedback.len(), total as usize);
+    for n in 0..total {
         let token = fcm_token(n);
         assert_eq!(outcomes[&token], [None], "token {n}");
         assert_eq!(server.delivered_count(&token), 1, "token {n}");
@@ -105,59 +131,86 @@ pub async fn fcm_random_faults_lose_no_notification<R: Runtime>() {
     assert!(statuses[&429] > 200 && statuses[&503] > 200, "{statuses:?}");
 }
 
-/// 10,000 FCM tokens against a project quota of 2,000 messages per sliding 2 s.
+/// 20,000 FCM tokens against a project quota of 2,000 messages per sliding 2 s.
 pub async fn fcm_quota_is_followed<R: Runtime>() {
-    const TOTAL: u32 = 10_000;
-    let quota = (2_000, Duration::from_secs(2));
+    fcm_quota::<R>(CI_QUOTA, Some(QUOTA_CONNECTIONS)).await;
+}
+
+/// The issue's 200,000 FCM tokens against 20,000 messages per sliding 10 s, with the client's
+/// default pool.
+pub async fn fcm_quota_at_the_issues_size<R: Runtime>() {
+    fcm_quota::<R>(ISSUE_QUOTA, None).await;
+}
+
+async fn fcm_quota<R: Runtime>(
+    (total, limit, window, max_ratio): QuotaSend,
+    connections: Option<usize>,
+) {
     let certs = Certificates::generate().expect("certificates");
-    let options = scenarios_fcm::demo_options().quota(quota.0, quota.1);
+    let options = scenarios_fcm::demo_options().quota(limit, window);
     let server = scenarios_fcm::start(options, &certs);
-    let fcm = scenarios_fcm::config(&server, &certs).max_connections(QUOTA_CONNECTIONS);
+    let mut fcm = scenarios_fcm::config(&server, &certs);
+    if let Some(connections) = connections {
+        fcm = fcm.max_connections(connections);
+    }
     let client = builder::<R>().fcm(fcm).build().expect("client");
-    let devices = (0..TOTAL).map(|n| Device::android(fcm_token(n)));
+    let devices = (0..total).map(|n| Device::android(fcm_token(n)));
     let started = Instant::now();
     let (feedback, _) = within::<R, _>(LIMIT, send_all(client.send(payload()), devices)).await;
     let elapsed = started.elapsed();
-    assert_eq!(feedback.len(), TOTAL as usize);
+    assert_eq!(feedback.len(), total as usize);
     check_quota_run(
         "FCM",
         &by_token(&feedback),
         &server.delivered_counts(),
         &server.status_counts(),
-        quota,
+        (limit, window, max_ratio),
         elapsed,
     );
 }
 
-/// 10,000 APNs devices over HTTP/2 against a provider-wide limit of 2,000 requests per
+/// 20,000 APNs devices over HTTP/2 against a provider-wide limit of 2,000 requests per
 /// sliding 2 s (429 TooManyRequests beyond it, without `Retry-After`, as APNs answers).
 pub async fn apns_http2_provider_limit_is_followed<R: Runtime>() {
-    const TOTAL: u32 = 10_000;
-    let quota = (2_000, Duration::from_secs(2));
+    apns_http2_provider_limit::<R>(CI_QUOTA, Some(QUOTA_CONNECTIONS)).await;
+}
+
+/// The same at the issue's size: 200,000 devices against 20,000 per sliding 10 s, with the
+/// client's default pool.
+pub async fn apns_http2_provider_limit_at_the_issues_size<R: Runtime>() {
+    apns_http2_provider_limit::<R>(ISSUE_QUOTA, None).await;
+}
+
+async fn apns_http2_provider_limit<R: Runtime>(
+    (total, limit, window, max_ratio): QuotaSend,
+    connections: Option<usize>,
+) {
     let certs = Certificates::generate().expect("certificates");
     let key = scenarios_http2::provider_key();
     let auth = Http2Auth::token_from_pem(KEY_ID, TEAM_ID, &key).expect("public key");
     let options = Http2Options::new(auth)
         .topic(TOPIC)
         .max_concurrent_streams(100)
-        .rate_limit(quota.0, quota.1);
+        .rate_limit(limit, window);
     let server = scenarios_http2::start(options, &certs);
-    let apns = scenarios_http2::config(&server, &certs)
+    let mut apns = scenarios_http2::config(&server, &certs)
         .provider_key_pem(&key, KEY_ID, TEAM_ID)
-        .expect("provider key")
-        .max_connections(QUOTA_CONNECTIONS);
+        .expect("provider key");
+    if let Some(connections) = connections {
+        apns = apns.max_connections(connections);
+    }
     let client = builder::<R>().apns_http2(apns).build().expect("client");
-    let devices = (0..TOTAL).map(|n| Device::ios(token(n).to_hex()));
+    let devices = (0..total).map(|n| Device::ios(token(n).to_hex()));
     let started = Instant::now();
     let (feedback, _) = within::<R, _>(LIMIT, send_all(client.send(payload()), devices)).await;
     let elapsed = started.elapsed();
-    assert_eq!(feedback.len(), TOTAL as usize);
+    assert_eq!(feedback.len(), total as usize);
     check_quota_run(
         "APNs HTTP/2",
         &by_token(&feedback),
         &server.delivered_counts(),
         &server.status_counts(),
-        quota,
+        (limit, window, max_ratio),
         elapsed,
     );
 }

@@ -141,6 +141,9 @@ pub struct FcmOptions {
     /// `QUOTA_EXCEEDED` and a `Retry-After` of the seconds until a message would be admitted.
     /// Refused requests do not count. `None`: unlimited.
     pub quota: Option<Quota>,
+    /// Whether the quota's `429`s carry `Retry-After` (default true; false answers them
+    /// without it, as APNs does, to measure a client that must find the quota's window alone).
+    pub quota_retry_after: bool,
 }
 
 impl FcmOptions {
@@ -161,6 +164,7 @@ impl FcmOptions {
             count_only: false,
             faults: Http2Faults::default(),
             quota: None,
+            quota_retry_after: true,
         }
     }
 
@@ -238,6 +242,12 @@ impl FcmOptions {
     /// Sets the project's [`quota`](Self::quota): `limit` messages per sliding `window`.
     pub fn quota(mut self, limit: u32, window: Duration) -> Self {
         self.quota = Some(Quota { limit, window });
+        self
+    }
+
+    /// The quota's `429`s without `Retry-After` ([`quota_retry_after`](Self::quota_retry_after)).
+    pub fn quota_without_retry_after(mut self) -> Self {
+        self.quota_retry_after = false;
         self
     }
 

@@ -68,7 +68,12 @@ fn validate(
         None => Ok(()),
     });
     if let Err(wait) = admitted {
-        return Err(RpcError::fcm("QUOTA_EXCEEDED").retry_after(retry_after_secs(wait)));
+        let refusal = RpcError::fcm("QUOTA_EXCEEDED");
+        return Err(if context.quota_retry_after {
+            refusal.retry_after(retry_after_secs(wait))
+        } else {
+            refusal
+        });
     }
     let draw = context.record.update(|r| unit_interval(&mut r.rng));
     if draw < context.unavailable_rate {

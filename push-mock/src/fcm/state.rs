@@ -173,6 +173,8 @@ pub(crate) struct Context {
     pub(crate) unavailable_rate: f64,
     pub(crate) quota_rate: f64,
     pub(crate) retry_after_secs: u64,
+    /// The quota's `429`s carry `Retry-After`.
+    pub(crate) quota_retry_after: bool,
     pub(crate) latency: Option<Duration>,
     pub(crate) count_only: bool,
     pub(crate) record: Records<Record>,

@@ -456,6 +456,26 @@ impl<T> Gateway<T> {
         });
     }
 
+    /// Ends every notification not written yet whose tag `matches` (a session's deadline
+    /// passed), [`DeviceError::Unavailable`] with `reason`: queued ones, and ones put back
+    /// for a resend (the gateway discarded them). Written ones keep their place in the
+    /// window: the protocol never confirms success, so one on the wire is delivered unless an
+    /// error response names it, and it ends as usual, within the grace period of its write
+    /// (or at its connection's verdict, which may resend it once).
+    pub fn expire(&mut self, matches: impl Fn(&T) -> bool, reason: &str) {
+        let (expired, kept): (VecDeque<_>, VecDeque<_>) = std::mem::take(&mut self.pending)
+            .into_iter()
+            .partition(|queued| matches(&queued.tag));
+        self.pending = kept;
+        for queued in expired {
+            let error = DeviceError::Unavailable {
+                attempts: queued.attempts,
+                last_error: format!("{reason} before it was written"),
+            };
+            self.fail(queued.tag, error);
+        }
+    }
+
     /// Bytes read from the connection.
     pub fn handle_input(&mut self, now: Instant, bytes: &[u8]) {
         if self.connection != Connection::Up {

@@ -3,8 +3,10 @@
 //!
 //! One more rule sits between the answers and the controller: a throttling answer cuts the
 //! rate only when throttles are a sizeable share of the route's recent answers (at least
-//! [`MIN_THROTTLES`] and [`CONGESTED_SHARE`] of the answers over the last [`SHARE_SPAN`]),
-//! or the route was congested less than [`CONGESTION_MEMORY`] before.
+//! [`MIN_THROTTLES`] and [`CONGESTED_SHARE`] of the answers over the last [`SHARE_SPAN`], or
+//! [`SUDDEN_SHARE`] of the last [`SLOT`]'s: a quota just run out is seen within a few
+//! dozen refusals, not after a twentieth of a second's answers), or the route was congested
+//! less than [`CONGESTION_MEMORY`] before.
 //! A quota the route exceeds refuses most requests beyond it, so it passes at once; scattered
 //! throttles (a device sent too much, a provider shedding a little load at random) do not
 //! slow the whole route down: their notifications alone wait (`Retry-After` or the backoff).
@@ -21,6 +23,9 @@ use super::rate::RateControl;
 const MIN_THROTTLES: u32 = 20;
 /// The share of throttled answers (out of 1) from which the route is congested.
 const CONGESTED_SHARE: f64 = 0.05;
+/// The share of throttled answers in the last [`SLOT`] from which the route is congested at
+/// once (a quota just run out), before they weigh [`CONGESTED_SHARE`] of the last second.
+const SUDDEN_SHARE: f64 = 0.5;
 /// How far back answers are counted.
 const SHARE_SPAN: Duration = Duration::from_secs(1);
 /// The width of one slot of that count.
@@ -84,11 +89,11 @@ impl Pacer {
         self.blocked_until
     }
 
-    /// The provider answered a request without throttling it.
-    pub(crate) fn answered(&mut self, clean: bool, now: Instant) {
+    /// The provider answered a request sent at `sent_at` without throttling it.
+    pub(crate) fn answered(&mut self, sent_at: Instant, clean: bool, now: Instant) {
         self.count(now, false);
         if clean {
-            self.control.answered(now);
+            self.control.answered(sent_at, now);
         }
     }
 
@@ -110,7 +115,13 @@ impl Pacer {
         let remembered = self
             .congested_at
             .is_some_and(|at| now.saturating_duration_since(at) < CONGESTION_MEMORY);
+        // A quota just run out refuses nearly everything: most of the last slot's answers.
+        let sudden = self.recent.back().is_some_and(|slot| {
+            slot.throttles >= MIN_THROTTLES
+                && f64::from(slot.throttles) >= SUDDEN_SHARE * f64::from(slot.answers)
+        });
         let congested = remembered
+            || sudden
             || (throttles >= MIN_THROTTLES
                 && f64::from(throttles) >= CONGESTED_SHARE * f64::from(answers));
         if congested {
@@ -162,7 +173,7 @@ mod tests {
             if i % 40 == 0 {
                 assert!(!pacer.throttled(now, Some(Duration::from_secs(1)), now));
             } else {
-                pacer.answered(true, now);
+                pacer.answered(now, true, now);
             }
         }
         assert_eq!(pacer.control.rate(), None);
@@ -175,7 +186,7 @@ mod tests {
         let mut congested = false;
         for i in 0..100u32 {
             let now = start + Duration::from_millis(u64::from(i));
-            pacer.answered(true, now);
+            pacer.answered(now, true, now);
             if i >= 50 {
                 congested |= pacer.throttled(now, Some(Duration::from_secs(2)), now);
             }

@@ -110,6 +110,38 @@ fn error_response(status: Status, identifier: u32) -> [u8; 6] {
 }
 
 #[test]
+fn expiry_ends_the_unwritten_and_leaves_the_written_to_their_grace() {
+    let t0 = Instant::now();
+    let config = GatewayConfig {
+        window: 3,
+        ..grace_only()
+    };
+    let mut gateway = connected(config, 6, t0);
+    assert_eq!(transmit(&mut gateway, t0), [(0, 0), (1, 1), (2, 2)]);
+    // Odd tags are the expired session's: 3 and 5 were never written, 1 is on the wire.
+    gateway.expire(|tag| tag % 2 == 1, "the session's deadline passed");
+    let failed: Vec<_> = std::iter::from_fn(|| gateway.poll_outcome())
+        .map(|outcome| (outcome.tag, outcome.error.map(|e| e.to_string())))
+        .collect();
+    assert_eq!(failed.len(), 2, "{failed:?}");
+    for (tag, error) in &failed {
+        assert!([3, 5].contains(tag), "{tag}");
+        let error = error.as_deref().unwrap_or_default();
+        assert!(
+            error.contains("deadline passed before it was written"),
+            "{error}"
+        );
+    }
+    // The written one ends after its grace as delivered; 4 is written and ends the same way.
+    gateway.handle_timeout(t0 + GRACE);
+    assert_eq!(outcomes(&mut gateway), [(0, None), (1, None), (2, None)]);
+    assert_eq!(transmit(&mut gateway, t0 + GRACE), [(3, 4)]);
+    gateway.handle_timeout(t0 + GRACE * 2);
+    assert_eq!(outcomes(&mut gateway), [(4, None)]);
+    assert!(gateway.is_idle());
+}
+
+#[test]
 fn silence_for_the_grace_period_means_delivered() {
     let t0 = Instant::now();
     let mut gateway = connected(config(), 3, t0);

@@ -85,7 +85,7 @@ fn simulate(
             match provider.answer(sent + rtt / 2) {
                 Ok(()) => {
                     delivered += 1;
-                    control.answered(now);
+                    control.answered(sent, now);
                 }
                 Err(retry_after) => {
                     throttled += 1;
@@ -189,43 +189,91 @@ fn a_cap_paces_without_any_throttling() {
 fn one_cut_per_congestion_event() {
     let start = Instant::now();
     let mut control = RateControl::new(Some(1000.0));
-    let later = start + Duration::from_secs(1);
     let rate = |control: &RateControl| control.rate().map(f64::round);
-    let (once, twice) = (
-        (1000.0 * DECREASE).round(),
-        (1000.0 * DECREASE * DECREASE).round(),
-    );
-    control.throttled(start, None, later);
+    // Sent at 1,000/s, 800 accepted over the last second: the quota is 800/s.
+    for n in 0..800u32 {
+        let at = start + Duration::from_micros(1250) * n;
+        control.answered(at, at);
+    }
+    let later = start + Duration::from_secs(1);
+    control.throttled(later, None, later);
+    let once = (800.0 * DECREASE).round();
     assert_eq!(rate(&control), Some(once));
     // Requests sent before the cut were throttled by the same event.
     control.throttled(start + Duration::from_millis(10), None, later);
     assert_eq!(rate(&control), Some(once));
     // Paced at the new rate from the cut on.
-    let gap = Duration::from_secs_f64(1.0 / (1000.0 * DECREASE));
+    let gap = Duration::from_secs_f64(1.0 / (800.0 * DECREASE));
     assert_eq!(control.permit_ready(later), Err(later + gap));
-    // A throttle right after the cut pauses the route (growing) instead of cutting again.
+    // A throttle right after the cut pauses the route instead of cutting again: the quota
+    // is still exhausted. One request probes at the pause's end, nothing more until it is
+    // answered.
     let soon = later + Duration::from_millis(5);
-    control.throttled(later, None, soon);
+    control.throttled(soon, None, soon);
     assert_eq!(rate(&control), Some(once));
-    assert_eq!(control.permit_ready(soon), Err(soon + FIRST_PROBE_PAUSE));
     let resumed = soon + FIRST_PROBE_PAUSE;
-    control.throttled(resumed, None, resumed);
-    assert_eq!(
-        control.permit_ready(resumed),
-        Err(resumed + FIRST_PROBE_PAUSE.mul_f64(PROBE_PAUSE_GROWTH))
+    assert_eq!(control.permit_ready(soon), Err(resumed));
+    assert_eq!(control.permit(resumed), Ok(()));
+    assert!(
+        control.permit(resumed + gap * 2).is_err(),
+        "the probe is out"
     );
-    // Clean answers reset the pause; a throttle a while after the cut cuts again, from the
-    // rate the provider accepted (here the paced rate: 800 answers in the last second).
+    // Its clean answer resumes pacing (a late answer of an older request does not).
+    control.answered(start, resumed + gap * 3);
+    assert!(
+        control.permit(resumed + gap * 3).is_err(),
+        "still waiting for the probe"
+    );
+    control.answered(resumed, resumed + gap * 4);
+    assert_eq!(control.permit(resumed + gap * 5), Ok(()));
+    // A throttle a while after the cut cuts again, from what the provider accepted since
+    // the pause ended: here the paced rate.
+    let mut at = resumed + gap * 6;
     let next = later + MIN_CUT_INTERVAL * 2;
-    for n in 1..=800u32 {
-        control.answered(next - Duration::from_secs(1) + Duration::from_millis(1) * n);
+    let mut accepted = 0;
+    while at < next {
+        if control.permit(at).is_ok() {
+            control.answered(at, at);
+            accepted += 1;
+        }
+        at += gap / 4;
     }
+    let paced = accepted as f64 / (next - resumed).as_secs_f64();
     control.throttled(next, None, next);
-    assert_eq!(rate(&control), Some(twice));
-    assert_eq!(
-        control.permit_ready(next),
-        Err(next + gap.mul_f64(1.0 / DECREASE))
+    let twice = control.rate().unwrap_or_default();
+    let expected = paced.min(once) * DECREASE;
+    assert!(
+        (twice - expected).abs() < expected * 0.05,
+        "{twice} vs {expected}"
     );
+}
+
+/// Without `Retry-After`, the first cut of an unlimited start pauses while the quota's window
+/// drains, in steps of a tenth of the time since the cut, so the window is found within a
+/// tenth of its length and the rate set from it.
+#[test]
+fn the_first_drain_measures_the_window() {
+    for window_secs in [1u64, 10] {
+        let mut provider = quota(5_000, window_secs);
+        let mut control = RateControl::new(None);
+        let run = simulate(
+            &mut control,
+            &mut provider,
+            20_000,
+            Duration::from_millis(10),
+            500,
+            false,
+        );
+        let quota_rate = 5_000.0 / window_secs as f64;
+        let rate = control.rate().unwrap_or_default();
+        println!("{window_secs} s window: {run:?}, rate {rate:.0}/s of {quota_rate:.0}/s");
+        assert!(
+            rate >= quota_rate * DECREASE * 0.9 && rate <= quota_rate,
+            "{rate} against {quota_rate}"
+        );
+        // The probes cost a few dozen refusals, beyond the requests in flight at the start.
+        assert!(run.throttled < 500 + 100, "{run:?}");
+    }
 }
 
 #[test]
@@ -237,25 +285,42 @@ fn retry_after_pauses_the_route() {
     let resume = start + Duration::from_secs(3);
     assert_eq!(control.permit(start + Duration::from_secs(1)), Err(resume));
     assert_eq!(control.permit_ready(start), Err(resume));
-    assert!(control.permit(resume).is_ok());
+    // It resumes at the rate set, without a burst for the time paused.
+    let gap = Duration::from_secs_f64(1.0 / control.rate().unwrap_or(1.0));
+    assert_eq!(control.permit(resume), Err(resume + gap));
+    assert!(control.permit(resume + gap).is_ok());
+    assert!(control.permit(resume + gap).is_err());
 }
 
 #[test]
-fn growth_needs_clean_answers_while_the_pacer_limits() {
+fn growth_waits_for_the_hold_and_needs_the_pacer_to_limit() {
     let start = Instant::now();
-    let mut control = RateControl::new(None);
-    control.throttled(start, None, start);
+    let mut control = RateControl::new(Some(1000.0));
+    let retry_after = Duration::from_secs(1);
+    control.throttled(start, Some(retry_after), start);
     let cut = control.rate().unwrap_or_default();
-    // Clean answers while nothing waited on the pacer: no evidence the rate is too low.
-    for ms in 1..=20 {
-        control.answered(start + Duration::from_millis(100 * ms));
+    let hold = retry_after * PROBE_HOLD_WINDOWS;
+    // Held back by the pacer with clean answers, but within the hold: no growth (a probe
+    // beyond the quota costs a whole `Retry-After`).
+    let mut at = start + retry_after;
+    while at < start + hold {
+        while control.permit(at).is_ok() {}
+        control.answered(at, at);
+        at += Duration::from_millis(200);
     }
     assert_eq!(control.rate(), Some(cut));
+    // Clean answers while nothing waited on the pacer: no evidence the rate is too low.
+    let later = start + hold + PROBE_RAMP;
+    control.answered(later, later);
+    let at = later + Duration::from_millis(500);
+    control.answered(at, at);
+    assert_eq!(control.rate(), Some(cut));
     // Held back by the pacer, then clean answers: the rate grows.
-    let at = start + Duration::from_secs(3);
     while control.permit(at).is_ok() {}
-    control.answered(at + Duration::from_millis(500));
-    assert!(control.rate().unwrap_or_default() > cut);
+    control.answered(at, at + Duration::from_millis(500));
+    let grown = control.rate().unwrap_or_default();
+    let step = cut * INCREASE * 0.5;
+    assert!((grown - cut - step).abs() < 1.0, "{grown} from {cut}");
 }
 
 proptest::proptest! {
@@ -339,7 +404,7 @@ fn two_senders_share_a_quota() {
             requests += 1;
             match provider.answer(sent + rtt / 2) {
                 Ok(()) => {
-                    controls[i].answered(now);
+                    controls[i].answered(sent, now);
                     if now >= measure_from {
                         delivered_late[i] += 1;
                     }
@@ -361,25 +426,35 @@ fn two_senders_share_a_quota() {
     );
 }
 
-/// `push bench --only fcm-quota`'s case, short: 100,000 messages against 10,000 per sliding
-/// second, with `Retry-After` and without. Paced sending reaches the quota's pace only after its
-/// first window (which a burst fills), so the achieved rate after that window is at most 0.9 of
-/// the quota here; the controller gets most of it, with few refusals.
+/// `push bench --only fcm-quota`'s case: 100,000 and 200,000 messages against a tenth of them
+/// per sliding second, with `Retry-After` and without, 0 and 20 ms round trip (the bench adds
+/// latency to loopback's). The achieved rate (messages over the elapsed time) reaches 0.9 of
+/// the quota's rate, with under 2 % of requests refused (those in flight when the quota first
+/// runs out, at most the concurrency: 1,000 here). At 20 ms with 1,000 in flight the client
+/// itself sends at most 50,000/s, so the first window's worth takes 0.4 s at 200,000: a
+/// send's least is then 0.4 s (filling the window) + 1 s (its `Retry-After`) + 9 s of the
+/// quota's pace (at most 0.96 of its rate), and pacing below the quota for margin costs more.
 #[test]
-fn a_short_send_uses_most_of_the_quota() {
-    for (retry_after, least) in [(true, 0.78), (false, 0.74)] {
-        let mut provider = quota(10_000, 1);
-        let mut control = RateControl::new(None);
-        let n = 100_000;
-        let rtt = Duration::from_millis(5);
-        let run = simulate(&mut control, &mut provider, n, rtt, 400, retry_after);
-        let achieved = (n - 10_000) as f64 / run.elapsed.as_secs_f64() / 10_000.0;
-        let share = run.throttled as f64 / run.requests as f64;
-        println!(
-            "short send (Retry-After: {retry_after}): {run:?}: {achieved:.2} of the quota, {:.2}% throttled",
-            share * 100.0
-        );
-        assert!(achieved >= least, "{run:?}: {achieved:.2} of the quota");
-        assert!(share < 0.02, "{run:?}: {share}");
+fn a_ten_window_send_reaches_nine_tenths_of_the_quota() {
+    for n in [100_000, 200_000] {
+        for rtt_ms in [1, 10, 20] {
+            for retry_after in [true, false] {
+                let limit = n / 10;
+                let mut provider = quota(limit, 1);
+                let mut control = RateControl::new(None);
+                let rtt = Duration::from_millis(rtt_ms);
+                let run = simulate(&mut control, &mut provider, n, rtt, 1000, retry_after);
+                let achieved = n as f64 / run.elapsed.as_secs_f64() / limit as f64;
+                let share = run.throttled as f64 / run.requests as f64;
+                println!(
+                    "{n} over {limit}/s, {rtt_ms} ms, Retry-After: {retry_after}: {:?}: {achieved:.3} of the quota, {:.2}% throttled",
+                    run.elapsed,
+                    share * 100.0
+                );
+                let least = if rtt_ms < 20 { 0.9 } else { 0.88 };
+                assert!(achieved >= least, "{run:?}: {achieved:.3} of the quota");
+                assert!(share < 0.02, "{run:?}: {share}");
+            }
+        }
     }
 }

@@ -65,7 +65,7 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
                 let clean = list
                     .iter()
                     .all(|answer| !matches!(answer.verdict, Verdict::Retry { .. }));
-                self.pacer.answered(clean, fate.now);
+                self.pacer.answered(fate.sent_at, clean, fate.now);
             }
         }
     }

@@ -301,7 +301,18 @@ fn a_congested_route_pauses_for_retry_after() {
     let resume = now + Duration::from_secs(3);
     assert_eq!(sender.poll_timeout(), Some(resume));
     sender.handle_timeout(resume);
-    assert!(poll_send(&mut sender, resume).is_some());
+    // Then it goes at the route's new rate (the pause gave no burst).
+    let next = match poll_send(&mut sender, resume) {
+        Some(_) => resume,
+        None => sender.poll_timeout().unwrap(),
+    };
+    assert!(
+        next < resume + Duration::from_secs(1),
+        "{:?}",
+        next - resume
+    );
+    sender.handle_timeout(next);
+    assert!(next == resume || poll_send(&mut sender, next).is_some());
 }
 
 #[test]

@@ -23,6 +23,20 @@ pub enum Grant {
     Fail(String),
 }
 
+impl Grant {
+    /// The header and generation to send with (`Ok(None)`: wait), or why there is none.
+    pub(crate) fn ready(self) -> Result<Option<(Option<HeaderValue>, u64)>, String> {
+        match self {
+            Grant::Ready {
+                authorization,
+                generation,
+            } => Ok(Some((authorization, generation))),
+            Grant::Wait => Ok(None),
+            Grant::Fail(error) => Err(error),
+        }
+    }
+}
+
 /// The credential cannot be had: the notifications waiting for it fail.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CredentialFailure {

@@ -7,7 +7,7 @@ use bytes::Bytes;
 
 use super::action::{Action, ConnId, Input, RequestId, StreamEnd};
 use super::config::{Config, ConfigError};
-use super::credential::{Credential, CredentialFailure, Grant};
+use super::credential::{Credential, CredentialFailure};
 use super::in_flight::InFlightTable;
 use super::pacer::Pacer;
 use super::pool::{GiveUp, Pool};
@@ -275,13 +275,9 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
             if self.pacer.wait(now).is_some() {
                 return None;
             }
-            let (authorization, generation) = match self.credential.grant(now) {
-                Grant::Wait => return None,
-                Grant::Ready {
-                    authorization,
-                    generation,
-                } => (authorization, generation),
-                Grant::Fail(error) => {
+            let (authorization, generation) = match self.credential.grant(now).ready() {
+                Ok(ready) => ready?,
+                Err(error) => {
                     let entry = self.queue.pop_front()?;
                     let error = self.rejected(format!("no credential: {error}"));
                     self.emit(entry, Some(error), None);

@@ -141,13 +141,9 @@ impl<P: Protocol, C: Credential, T> Sender<P, C, T> {
         if self.exchanges.waiting.is_empty() || self.pool.free_streams() == 0 {
             return None;
         }
-        let (authorization, generation) = match self.credential.grant(now) {
-            Grant::Wait => return None,
-            Grant::Ready {
-                authorization,
-                generation,
-            } => (authorization, generation),
-            Grant::Fail(error) => {
+        let (authorization, generation) = match self.credential.grant(now).ready() {
+            Ok(ready) => ready?,
+            Err(error) => {
                 self.exchanges
                     .fail_waiting(&ExchangeFailure::Credential(error));
                 return None;

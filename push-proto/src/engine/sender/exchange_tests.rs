@@ -8,6 +8,7 @@ use bytes::Bytes;
 use super::tests::{TestCredential, TestProtocol, TestSender, test_sender};
 use super::*;
 use crate::engine::PoolConfig;
+use crate::engine::credential::Grant;
 use crate::engine::test_support::{end, respond, response};
 
 /// A `POST https://test/broadcast` with body `body`.

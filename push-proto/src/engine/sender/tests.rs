@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use http::HeaderValue;
 
 use super::*;
+use crate::engine::credential::Grant;
 use crate::engine::test_support::{end, poll_send, respond, response, sends};
 use crate::engine::{Answer, Batch, Verdict};
 use crate::engine::{CredentialStats, PoolConfig};

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use push_client::Runtime;
+use push_client::{Client, ClientBuilder, Runtime};
 
 /// Wraps runtime `R`; its clock runs ahead of `R`'s by a shared offset that only grows.
 /// Clones share the offset, so the handle a test keeps moves the client's clock too.
@@ -27,6 +27,18 @@ impl<R: Runtime> Shifted<R> {
     fn ahead(&self) -> Duration {
         Duration::from_nanos(self.ahead_nanos.load(Ordering::SeqCst))
     }
+}
+
+/// A client that `configure` sets up, built on a fresh [`Shifted`] clock; returned with the
+/// handle that moves that clock.
+pub fn shifted_client<R: Runtime + Default>(
+    configure: impl FnOnce(ClientBuilder<Shifted<R>>) -> ClientBuilder<Shifted<R>>,
+) -> (Shifted<R>, Client<Shifted<R>>) {
+    let clock = Shifted::<R>::default();
+    let client = configure(Client::<Shifted<R>>::builder().runtime(clock.clone()))
+        .build()
+        .expect("client");
+    (clock, client)
 }
 
 impl<R: Runtime> Runtime for Shifted<R> {

@@ -24,7 +24,7 @@ mod scenarios_rate;
 mod scenarios_safety;
 mod scenarios_webpush;
 pub mod sim;
-pub use clock::Shifted;
+pub use clock::{Shifted, shifted_client};
 pub use scenarios::*;
 pub use scenarios_broadcast::*;
 pub use scenarios_fcm::*;

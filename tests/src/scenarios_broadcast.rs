@@ -19,7 +19,7 @@ use push_proto::apns::live_activity::{
 };
 use serde_json::{Map, Value, json};
 
-use crate::{Shifted, mock_tls, payload, send_all, token, within};
+use crate::{mock_tls, payload, send_all, shifted_client, token, within};
 
 const LIMIT: Duration = Duration::from_secs(120);
 const KEY_ID: &str = "ABC123DEFG";
@@ -382,12 +382,7 @@ pub async fn apns_channel_management_and_broadcasts_share_one_provider_token<R: 
     const AHEAD: Duration = Duration::from_secs(21 * 60);
     let (server, apns) =
         mock_and_config(|options| options.max_token_age(Duration::from_secs(20 * 60)));
-    let clock = Shifted::<R>::default();
-    let client = Client::<Shifted<R>>::builder()
-        .runtime(clock.clone())
-        .apns_http2(apns)
-        .build()
-        .expect("client");
+    let (clock, client) = shifted_client::<R>(|builder| builder.apns_http2(apns));
     let mut broadcasts = client.broadcasts(&server.url()).expect("broadcasts");
     let update = Change::Update(Content::new(1_700_000_000, Map::new()));
     let id = within::<R, _>(LIMIT, async {

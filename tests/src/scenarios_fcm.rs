@@ -9,7 +9,7 @@ use push_mock::fcm::{demo_service_account, wrong_key_service_account};
 use push_mock::{Certificates, FcmOptions, FcmScript, MockFcm};
 use push_proto::Device;
 
-use crate::{Shifted, builder, by_token, mock_tls, payload, send_all, within};
+use crate::{Shifted, builder, by_token, mock_tls, payload, send_all, shifted_client, within};
 
 const LIMIT: Duration = Duration::from_secs(300);
 const PROJECT: &str = "push-scenarios";
@@ -158,12 +158,7 @@ pub async fn fcm_access_token_expiry_mid_run_fetches_one_new_token<R: Runtime>()
     const AHEAD: Duration = Duration::from_secs(60 * 60);
     let certs = Certificates::generate().expect("certificates");
     let server = start(demo_options(), &certs);
-    let clock = Shifted::<R>::default();
-    let client = Client::<Shifted<R>>::builder()
-        .runtime(clock.clone())
-        .fcm(config(&server, &certs))
-        .build()
-        .expect("client");
+    let (clock, client) = shifted_client::<R>(|builder| builder.fcm(config(&server, &certs)));
     let midway = || {
         clock.advance(AHEAD);
         server.advance_clock(AHEAD);
@@ -190,12 +185,7 @@ pub async fn fcm_revoked_access_token_is_replaced_once<R: Runtime>() {
     const TOTAL: u32 = 2_000;
     let certs = Certificates::generate().expect("certificates");
     let server = start(demo_options(), &certs);
-    let clock = Shifted::<R>::default();
-    let client = Client::<Shifted<R>>::builder()
-        .runtime(clock.clone())
-        .fcm(config(&server, &certs))
-        .build()
-        .expect("client");
+    let (clock, client) = shifted_client::<R>(|builder| builder.fcm(config(&server, &certs)));
     let midway = || server.revoke_access_tokens();
     let (feedback, report) = send_in_two_halves(&client, &clock, &server, TOTAL, midway).await;
     assert_eq!(feedback.len(), TOTAL as usize);

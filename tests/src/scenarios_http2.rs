@@ -3,11 +3,11 @@
 use std::time::Duration;
 
 use futures_lite::StreamExt;
-use push_client::{ApnsHttp2Config, Client, Error, HttpConfig, Runtime};
+use push_client::{ApnsHttp2Config, Error, HttpConfig, Runtime};
 use push_mock::{Certificates, Http2Auth, Http2Options, MockApnsHttp2, ReasonScript};
 use push_proto::Device;
 
-use crate::{Shifted, builder, by_token, mock_tls, payload, send_all, token, within};
+use crate::{builder, by_token, mock_tls, payload, send_all, shifted_client, token, within};
 
 const LIMIT: Duration = Duration::from_secs(300);
 pub(crate) const KEY_ID: &str = "ABC123DEFG";
@@ -235,12 +235,7 @@ pub async fn apns_http2_expired_token_is_refreshed_once<R: Runtime>() {
     let apns = config(&server, &certs)
         .provider_key_pem(&key, KEY_ID, TEAM_ID)
         .expect("provider key");
-    let clock = Shifted::<R>::default();
-    let client = Client::<Shifted<R>>::builder()
-        .runtime(clock.clone())
-        .apns_http2(apns)
-        .build()
-        .expect("client");
+    let (clock, client) = shifted_client::<R>(|builder| builder.apns_http2(apns));
     let mut session = client.send(payload());
     let reader = session.feedbacks().collect::<Vec<_>>();
     let writer = async {

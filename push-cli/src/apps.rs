@@ -140,6 +140,23 @@ impl App {
         self
     }
 
+    /// The files this app names (keys, certificates, service accounts, CAs), as resolved.
+    pub(crate) fn files(&self) -> impl Iterator<Item = &Path> {
+        [
+            &self.apns_key_p8,
+            &self.apns_cert,
+            &self.apns_key,
+            &self.apns_ca,
+            &self.fcm_service_account,
+            &self.fcm_ca,
+            &self.vapid_key,
+            &self.web_ca,
+        ]
+        .into_iter()
+        .flatten()
+        .map(PathBuf::as_path)
+    }
+
     /// The settings that need each other, as the flags' rules have them.
     fn check(self) -> Result<App, String> {
         fn need(field: &str, present: bool, other: &str) -> Result<(), String> {
@@ -289,6 +306,14 @@ vapid_subject = "mailto:ops@example.com"
         assert_eq!(
             shop.fcm.fcm_service_account.as_deref(),
             Some(Path::new("/etc/push/shop.json"))
+        );
+        let files: Vec<&Path> = apps.get("shop").unwrap().files().collect();
+        assert_eq!(
+            files,
+            [
+                Path::new("/etc/push/keys/AuthKey.p8"),
+                Path::new("/etc/push/shop.json")
+            ]
         );
         let news = apps.get("news").unwrap().args();
         assert_eq!(

@@ -347,3 +347,117 @@ fn a_worker_reads_a_changed_file_again_and_keeps_its_apps_when_it_breaks() {
     );
     assert_eq!(stderr.matches("read again").count(), 2, "{stderr}");
 }
+
+/// A device list of `n` Android devices: the file and the tokens.
+fn android_devices(apps: &TwoApps, name: &str, offset: u64, n: u64) -> (String, Vec<String>) {
+    let tokens: Vec<String> = (offset..offset + n)
+        .map(|i| format!("{name}-{i}"))
+        .collect();
+    let list: String = tokens.iter().map(|t| format!("android {t}\n")).collect();
+    let path = apps.dir.path().join(format!("{name}-devices.txt"));
+    std::fs::write(&path, list).unwrap();
+    (path.display().to_string(), tokens)
+}
+
+#[test]
+fn a_worker_opens_a_new_client_when_an_apps_key_is_rotated_in_place() {
+    let Some(url) = common::redis_database(12) else {
+        return;
+    };
+    let apps = TwoApps::start();
+    // Shop's APNs mock accepts only the key the file will hold after the rotation.
+    let certs = Certificates::generate().unwrap();
+    certs.write_to(apps.dir.path()).unwrap();
+    let rotated_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+        .unwrap()
+        .serialize_pem();
+    let auth = Http2Auth::token_from_pem(key_id("shop"), team_id("shop"), &rotated_key).unwrap();
+    let apns =
+        MockApnsHttp2::start(Http2Options::new(auth).topic("com.example.shop"), &certs).unwrap();
+    // The FCM mock of shop, with the CA just written.
+    let fcm = MockFcm::start(FcmOptions::demo("shop-project").unwrap(), &certs).unwrap();
+    std::fs::write(
+        apps.dir.path().join("shop.json"),
+        demo_service_account("shop-project", &fcm.token_url()),
+    )
+    .unwrap();
+    let quoted = |url: String| format!("\"{url}\"");
+    let table = apps
+        .table("shop", "shop")
+        .replace(&quoted(apps.shop.apns.url()), &quoted(apns.url()))
+        .replace(&quoted(apps.shop.fcm.url()), &quoted(fcm.url()));
+    apps.write_config(&table, 1);
+    let worker = push_command(&[
+        "worker".into(),
+        "--redis".into(),
+        url.clone(),
+        "--config".into(),
+        apps.config(),
+    ])
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    // Opened with the key before the rotation (sending to Android only).
+    let (list, first) = android_devices(&apps, "a", 0, 5);
+    let id = enqueue(&url, &list, "shop");
+    wait_for_results(&url, id, &first);
+    assert_results(&url, id, &first, "delivered");
+    // The key file broken in place: the client before stays, one warning for two jobs.
+    let p8 = apps.dir.path().join("shop.p8");
+    std::fs::write(
+        &p8,
+        "-----BEGIN PRIVATE KEY-----\nSECRETBYTES\n-----END PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    let mut kept = Vec::new();
+    for name in ["b", "c"] {
+        let (list, tokens) = android_devices(&apps, name, 0, 5);
+        let id = enqueue(&url, &list, "shop");
+        wait_for_results(&url, id, &tokens);
+        assert_results(&url, id, &tokens, "delivered");
+        kept.extend(tokens);
+    }
+    // The new key in place, push.toml untouched: the next jobs sign with it.
+    std::fs::write(&p8, &rotated_key).unwrap();
+    let (list, after) = apps.devices("shop", 0, 5);
+    let id = enqueue(&url, &list, "shop");
+    wait_for_results(&url, id, &after);
+    assert_results(&url, id, &after, "delivered");
+
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &worker.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let output = worker.wait_with_output().unwrap();
+    let stderr = text(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let ios: Vec<String> = after.iter().step_by(2).cloned().collect();
+    let mut delivered = apns.delivered_counts();
+    assert_eq!(delivered.len(), ios.len(), "{delivered:?}");
+    delivered.retain(|_, count| *count == 1);
+    assert_eq!(delivered.len(), ios.len(), "each iOS device once");
+    let android = first
+        .iter()
+        .chain(&kept)
+        .chain(after.iter().skip(1).step_by(2));
+    for token in android {
+        assert_eq!(fcm.delivered_count(token), 1, "{token}");
+    }
+    assert_eq!(
+        stderr.matches("keeping the client opened before").count(),
+        1,
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr.matches("a new client for the next jobs").count(),
+        1,
+        "{stderr}"
+    );
+    assert!(!stderr.contains("SECRETBYTES"), "{stderr}");
+    assert!(
+        !stderr.contains("read again"),
+        "push.toml unchanged: {stderr}"
+    );
+}

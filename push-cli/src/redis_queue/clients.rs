@@ -2,7 +2,9 @@
 //! opened when a campaign first names the app. When the file's modification time changes
 //! it is read again: the apps whose settings changed get a new client for the jobs read
 //! after that (a job in flight keeps the client it started with); a file that does not
-//! parse keeps the settings read before.
+//! parse keeps the settings read before. Likewise when the content of a file an app names
+//! changes (a key rotated in place): a new client, or the one before if the new file does
+//! not make one.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -10,7 +12,8 @@ use std::time::SystemTime;
 
 use push_smol::Client;
 
-use crate::apps::{self, Apps};
+use super::credentials::{self, Fingerprint};
+use crate::apps::{self, App, Apps};
 use crate::change::ProviderNames;
 use crate::config;
 
@@ -39,7 +42,15 @@ struct Watched {
     path: PathBuf,
     modified: Option<SystemTime>,
     apps: Apps,
-    clients: HashMap<String, Client>,
+    clients: HashMap<String, Opened>,
+}
+
+/// An app's client and the files it was opened from.
+struct Opened {
+    client: Client,
+    /// The app's files when the client was opened, or when a change of them last failed to
+    /// open one (so that a broken file is reported once, not before every job).
+    files: Fingerprint,
 }
 
 impl Clients {
@@ -92,25 +103,53 @@ impl Clients {
             code: "unknown_app",
             detail,
         })?;
-        if let Some(client) = file.clients.get(app) {
-            return Ok(client.clone());
+        // Taken before opening: a file changed meanwhile makes the next job open again.
+        let files = credentials::fingerprint(settings);
+        let open = || open(settings, self.connections, self.rate);
+        let Some(opened) = file.clients.get_mut(app) else {
+            let client = open().map_err(|e| Refusal {
+                code: "app_unusable",
+                detail: format!("{} [apps.{app}]: {e}", file.path.display()),
+            })?;
+            let opened = Opened {
+                client: client.clone(),
+                files,
+            };
+            file.clients.insert(app.to_owned(), opened);
+            return Ok(client);
+        };
+        if opened.files != files {
+            opened.files = files;
+            match open() {
+                Ok(client) => {
+                    opened.client = client;
+                    eprintln!(
+                        "push: worker: {} [apps.{app}]: a file it names changed: a new client for the next jobs",
+                        file.path.display()
+                    );
+                }
+                // The message names the file and what is wrong with it, never its content.
+                Err(e) => eprintln!(
+                    "push: warning: {} [apps.{app}]: a file it names changed: {e}: keeping the client opened before",
+                    file.path.display()
+                ),
+            }
         }
-        let args = settings.args();
-        let client = config::client(
-            &args.apns,
-            &args.gcm,
-            &args.fcm,
-            &args.web,
-            self.connections,
-            self.rate,
-        )
-        .map_err(|e| Refusal {
-            code: "app_unusable",
-            detail: format!("{} [apps.{app}]: {e}", file.path.display()),
-        })?;
-        file.clients.insert(app.to_owned(), client.clone());
-        Ok(client)
+        Ok(opened.client.clone())
     }
+}
+
+/// A client of `app`'s settings.
+fn open(app: &App, connections: Option<usize>, rate: Option<u32>) -> Result<Client, String> {
+    let args = app.args();
+    config::client(
+        &args.apns,
+        &args.gcm,
+        &args.fcm,
+        &args.web,
+        connections,
+        rate,
+    )
 }
 
 impl Clients {
@@ -204,6 +243,20 @@ mod tests {
             std::fs::write(&path, text).unwrap();
             clients.file.as_mut().unwrap().modified = None;
         };
+        // The key rotated in place: broken, the client stays; valid, a new one.
+        let vapid = dir.path().join("vapid.pem");
+        let seen = |clients: &Clients| {
+            let file = clients.file.as_ref().unwrap();
+            file.clients["shop"].files == credentials::fingerprint(file.apps.get("shop").unwrap())
+        };
+        std::fs::write(&vapid, "not a key").unwrap();
+        assert!(!seen(&clients));
+        assert!(clients.client(Some("shop")).is_ok(), "the client before");
+        assert!(seen(&clients), "tried once, not before every job");
+        let rotated = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        std::fs::write(&vapid, rotated.serialize_pem()).unwrap();
+        assert!(clients.client(Some("shop")).is_ok());
+        assert!(seen(&clients));
         changed(&mut clients, "[apps.shop\n");
         assert!(clients.client(Some("shop")).is_ok());
         assert_eq!(opened(&clients), ["shop"], "a broken file changes nothing");

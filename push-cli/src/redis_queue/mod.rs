@@ -8,6 +8,7 @@ mod campaign_apply;
 mod campaign_delete;
 mod clients;
 mod conn;
+mod credentials;
 pub mod enqueue;
 mod job;
 mod keys;

@@ -52,8 +52,9 @@ pub enum Command {
     /// HTTP v1 server (with its OAuth2 token endpoint) until Ctrl-C.
     Mock(MockArgs),
     /// Show everything end to end: mock servers (APNs HTTP/2 with a provider token, FCM HTTP
-    /// v1 with a service account), a token store, one broadcast, the feedback applied to the
-    /// store, then a Live Activity broadcast channel created, used and deleted.
+    /// v1 with a service account, two Web Push services), a token store, one notification to
+    /// every device, the feedback applied to the store, then a Live Activity broadcast channel
+    /// created, used and deleted.
     Demo(DemoArgs),
     /// Measure end-to-end throughput and peak memory against in-process mock servers.
     Bench(BenchArgs),

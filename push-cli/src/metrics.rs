@@ -461,6 +461,7 @@ fn client_values(stats: &ClientStats) -> [Vec<(&'static str, u64)>; 10] {
         ("apns-http2", stats.apns_http2),
         ("gcm", stats.gcm),
         ("fcm", stats.fcm),
+        ("webpush", stats.web_push),
     ]
     .into_iter()
     .filter_map(|(provider, s)| Some((provider, s?)))
@@ -729,6 +730,10 @@ mod tests {
                 token_refreshes: 2,
                 ..Stats::default()
             }),
+            web_push: Some(Stats {
+                requests: 6,
+                ..Stats::default()
+            }),
             ..ClientStats::default()
         };
         let text = metrics.render().unwrap();
@@ -736,6 +741,7 @@ mod tests {
         for line in [
             r#"push_requests_total{provider="fcm"} 10"#,
             r#"push_requests_total{provider="apns-http2"} 0"#,
+            r#"push_requests_total{provider="webpush"} 6"#,
             r#"push_retries_total{provider="fcm"} 3"#,
             r#"push_requests_refused_total{provider="fcm"} 1"#,
             r#"push_goaways_total{provider="fcm"} 2"#,

@@ -419,6 +419,7 @@ impl<R: Runtime> Driver<R> {
         stats.apns_http2 = self.push.apns_http2().map(|s| s.stats());
         stats.gcm = self.push.gcm().map(|s| s.stats());
         stats.fcm = self.push.fcm().map(|s| s.stats());
+        stats.web_push = self.push.webpush_stats();
     }
 }
 

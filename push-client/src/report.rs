@@ -81,4 +81,7 @@ pub struct ClientStats {
     pub gcm: Option<EngineStats>,
     /// The engine's counters of FCM HTTP v1, when it is configured.
     pub fcm: Option<EngineStats>,
+    /// The engine's counters of Web Push, when it is configured: every push-service
+    /// origin's sender summed, those already closed for idling included.
+    pub web_push: Option<EngineStats>,
 }

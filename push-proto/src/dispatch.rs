@@ -240,6 +240,13 @@ impl Push {
         self.web.iter().flat_map(Web::origins).collect()
     }
 
+    /// The engine counters of Web Push, when configured: the sum over every origin's sender,
+    /// those already dropped included, so no count ever goes backwards. `peak_in_flight` is
+    /// the highest of any one origin's; `in_flight` is over the origins with a sender now.
+    pub fn webpush_stats(&self) -> Option<engine::Stats> {
+        self.web.as_ref().map(Web::stats)
+    }
+
     /// The APNs gateway state machine, when configured (for stats and configuration).
     pub fn apns(&self) -> Option<&Gateway<Tag>> {
         self.apns.as_ref()

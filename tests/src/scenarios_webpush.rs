@@ -7,6 +7,7 @@ use std::time::Duration;
 use push_client::{Error, HttpConfig, Runtime, WebPushConfig};
 use push_mock::{Certificates, MockWebPush, WebPushOptions};
 use push_proto::Device;
+use push_proto::engine::Stats as EngineStats;
 
 use crate::{builder, by_token, mock_tls, payload, random_positions, send_all, within};
 
@@ -102,6 +103,35 @@ pub async fn webpush_mixed_outcomes_over_three_origins<R: Runtime>() {
     assert!(text.contains("A scenario is running"), "{text}");
     assert_eq!(first.ttl, 600);
     assert!(report.errors.is_empty(), "{:?}", report.errors);
+
+    // The engine counters, summed over the origins (a closed route's included).
+    let stats = within::<R, _>(LIMIT, settled_stats(&client, u64::from(TOTAL))).await;
+    assert_eq!(stats.failed, expired.len() as u64, "{stats:?}");
+    assert!(stats.queued >= u64::from(TOTAL), "{stats:?}");
+    let answered = statuses.values().sum::<usize>() as u64;
+    assert!(
+        stats.requests >= answered && answered >= stats.responses,
+        "every answer was to a counted request: {stats:?} {statuses:?}"
+    );
+    assert!(stats.responses >= u64::from(TOTAL), "{stats:?}");
+    assert!(stats.retries >= statuses[&503] as u64 / 2, "{stats:?}");
+    assert!(stats.dials >= 3, "three origins: {stats:?}");
+    assert_eq!(stats.in_flight, 0, "{stats:?}");
+}
+
+/// The client's Web Push counters once they count `total` notifications ended (the driver
+/// publishes them just after handing over the last feedback).
+async fn settled_stats<R: Runtime>(client: &push_client::Client<R>, total: u64) -> EngineStats {
+    let runtime = R::default();
+    loop {
+        let stats = client.stats().web_push.expect("Web Push is configured");
+        if stats.delivered + stats.failed == total {
+            return stats;
+        }
+        runtime
+            .sleep_until(std::time::Instant::now() + Duration::from_millis(5))
+            .await;
+    }
 }
 
 /// Subscriptions over 2 origins, origin 0 speaking HTTP/2 and origin 1 HTTP/1.1 only (its

@@ -109,6 +109,8 @@ pub(super) struct Web {
     waiting: VecDeque<(Subscription, Message, Tag)>,
     /// Routes dropped and not yet announced to the driver.
     closed: VecDeque<u64>,
+    /// The final counters of every dropped route's sender, summed.
+    closed_stats: engine::Stats,
 }
 
 impl std::fmt::Debug for Web {
@@ -145,6 +147,7 @@ impl Web {
             next_route: 0,
             waiting: VecDeque::new(),
             closed: VecDeque::new(),
+            closed_stats: engine::Stats::default(),
         })
     }
 
@@ -242,11 +245,13 @@ impl Web {
         let pressed = !self.waiting.is_empty();
         let idle_timeout = self.settings.idle_timeout;
         let closed = &mut self.closed;
+        let closed_stats = &mut self.closed_stats;
         self.slots.retain(|slot| {
             let expired = pressed || now >= slot.last_active + idle_timeout;
             let drop = expired && slot.sender.is_idle();
             if drop {
                 closed.push_back(slot.route);
+                closed_stats.add(&slot.sender.stats());
             }
             !drop
         });
@@ -353,6 +358,16 @@ impl Web {
             let event = slot.sender.poll_event()?;
             Some((slot.origin.clone(), event))
         })
+    }
+
+    /// The counters of every origin's sender summed, those already dropped included (see
+    /// [`Push::webpush_stats`](super::Push::webpush_stats)).
+    pub(super) fn stats(&self) -> engine::Stats {
+        let mut stats = self.closed_stats;
+        for slot in &self.slots {
+            stats.add(&slot.sender.stats());
+        }
+        stats
     }
 
     /// The origins with a sender now, in the order they were made.

@@ -85,3 +85,28 @@ pub struct Stats {
     /// Requests in flight now (when the counters were read).
     pub in_flight: usize,
 }
+
+impl Stats {
+    /// Adds `other`'s counters to these (the counters of several senders as one):
+    /// `peak_in_flight` becomes the larger of the two peaks, since the senders did not
+    /// necessarily peak at the same moment.
+    pub(crate) fn add(&mut self, other: &Stats) {
+        self.queued += other.queued;
+        self.requests += other.requests;
+        self.responses += other.responses;
+        self.transport_failures += other.transport_failures;
+        self.refused += other.refused;
+        self.retries += other.retries;
+        self.throttled += other.throttled;
+        self.slowed += other.slowed;
+        self.token_requests += other.token_requests;
+        self.token_refreshes += other.token_refreshes;
+        self.token_failures += other.token_failures;
+        self.dials += other.dials;
+        self.delivered += other.delivered;
+        self.failed += other.failed;
+        self.peak_in_flight = self.peak_in_flight.max(other.peak_in_flight);
+        self.goaways += other.goaways;
+        self.in_flight += other.in_flight;
+    }
+}

@@ -261,3 +261,48 @@ fn a_session_deadline_ends_web_notifications_queued_and_waiting_for_an_origin() 
     assert!(seen.sent.is_empty(), "nothing sent after the deadline");
     assert!(feedback(&mut push).is_empty(), "one feedback each");
 }
+
+#[test]
+fn web_push_counters_sum_every_origin_and_keep_a_dropped_ones() {
+    let start = Instant::now();
+    assert_eq!(Push::new().webpush_stats(), None);
+    let settings = WebPushSettings::default().idle_timeout(Duration::from_secs(30));
+    let mut push = web(settings, start);
+    assert_eq!(push.webpush_stats(), Some(engine::Stats::default()));
+    let session = open(&mut push);
+    for n in 0..3 {
+        push.push(session, Device::web(subscription("a.example", n)), start)
+            .unwrap();
+    }
+    let mut seen = Seen::default();
+    drive(&mut push, start, 201, &mut seen);
+    let later = start + Duration::from_secs(20);
+    for n in 0..2 {
+        push.push(session, Device::web(subscription("b.example", n)), later)
+            .unwrap();
+    }
+    drive(&mut push, later, 410, &mut seen);
+    assert_eq!(feedback(&mut push).len(), 5);
+    let before = push.webpush_stats().unwrap();
+    assert_eq!(
+        (before.queued, before.requests, before.responses),
+        (5, 5, 5)
+    );
+    assert_eq!((before.delivered, before.failed, before.dials), (3, 2, 2));
+
+    // a.example idles out; its counts stay in the sum.
+    let expired = start + Duration::from_secs(30);
+    push.handle_timeout(expired);
+    drive(&mut push, expired, 201, &mut seen);
+    assert_eq!(seen.closed, [Route::WebPush(0)]);
+    assert_eq!(push.webpush_stats(), Some(before));
+
+    // A new route for a.example adds to what the dropped one counted.
+    push.push(session, Device::web(subscription("a.example", 9)), expired)
+        .unwrap();
+    drive(&mut push, expired, 201, &mut seen);
+    let after = push.webpush_stats().unwrap();
+    assert_eq!((after.requests, after.delivered, after.dials), (6, 4, 3));
+    assert_eq!(after.in_flight, 0);
+    assert_eq!(feedback(&mut push).len(), 1);
+}

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::cli::{ApnsArgs, FcmArgs, GcmArgs, WebArgs};
+use crate::cli::{ApnsArgs, FcmArgs, GcmArgs, ProviderArgs, WebArgs};
 
 /// The apps of a `push.toml`, by name.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -47,19 +47,6 @@ pub struct App {
     vapid_key: Option<PathBuf>,
     vapid_subject: Option<String>,
     web_ca: Option<PathBuf>,
-}
-
-/// The provider arguments an app stands for.
-#[derive(Debug, Clone)]
-pub struct ProviderArgs {
-    /// APNs HTTP/2.
-    pub apns: ApnsArgs,
-    /// Never set by an app (legacy GCM takes a key, not a path).
-    pub gcm: GcmArgs,
-    /// FCM HTTP v1.
-    pub fcm: FcmArgs,
-    /// Web Push.
-    pub web: WebArgs,
 }
 
 /// Reads and checks `path`.
@@ -261,16 +248,6 @@ impl App {
     }
 }
 
-/// Whether the command line gives a provider of its own (the flags every other provider
-/// flag needs): `--app` refuses them.
-pub fn has_provider_flags(apns: &ApnsArgs, gcm: &GcmArgs, fcm: &FcmArgs, web: &WebArgs) -> bool {
-    apns.apns.is_some()
-        || apns.apns_url.is_some()
-        || gcm.gcm_url.is_some()
-        || fcm.fcm_service_account.is_some()
-        || web.vapid_key.is_some()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -388,12 +365,8 @@ vapid_subject = "mailto:ops@example.com"
     fn a_command_line_provider_is_seen() {
         let apps = parsed(FILE).unwrap();
         let args = apps.get("news").unwrap().args();
-        assert!(has_provider_flags(
-            &args.apns, &args.gcm, &args.fcm, &args.web
-        ));
+        assert!(args.any_given());
         let none = App::default().args();
-        assert!(!has_provider_flags(
-            &none.apns, &none.gcm, &none.fcm, &none.web
-        ));
+        assert!(!none.any_given());
     }
 }

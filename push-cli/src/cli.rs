@@ -94,18 +94,9 @@ pub struct SendArgs {
     /// A Live Activity event instead of a notification.
     #[command(flatten)]
     pub live: LiveActivityArgs,
-    /// APNs settings.
+    /// The providers' settings.
     #[command(flatten)]
-    pub apns: ApnsArgs,
-    /// GCM settings.
-    #[command(flatten)]
-    pub gcm: GcmArgs,
-    /// FCM HTTP v1 settings.
-    #[command(flatten)]
-    pub fcm: FcmArgs,
-    /// Web Push settings.
-    #[command(flatten)]
-    pub web: WebArgs,
+    pub providers: ProviderArgs,
     /// An app of a push.toml instead of the provider flags.
     #[command(flatten)]
     pub app: AppArgs,
@@ -226,6 +217,36 @@ pub struct MessageArgs {
     /// Sound to play ("default" or a bundled sound name).
     #[arg(long, value_name = "NAME")]
     pub sound: Option<String>,
+}
+
+/// The settings of every provider: what a client is built from, by flags or by an app of a
+/// push.toml (which never sets legacy GCM: it takes a key, not a path).
+#[derive(Debug, Clone, Args)]
+pub struct ProviderArgs {
+    /// APNs settings.
+    #[command(flatten)]
+    pub apns: ApnsArgs,
+    /// GCM settings.
+    #[command(flatten)]
+    pub gcm: GcmArgs,
+    /// FCM HTTP v1 settings.
+    #[command(flatten)]
+    pub fcm: FcmArgs,
+    /// Web Push settings.
+    #[command(flatten)]
+    pub web: WebArgs,
+}
+
+impl ProviderArgs {
+    /// Whether any provider is named (with an app, the provider flags are refused or, for a
+    /// worker, send the campaigns without one).
+    pub fn any_given(&self) -> bool {
+        self.apns.apns.is_some()
+            || self.apns.apns_url.is_some()
+            || self.gcm.gcm_url.is_some()
+            || self.fcm.fcm_service_account.is_some()
+            || self.web.vapid_key.is_some()
+    }
 }
 
 /// APNs settings: the binary gateway (`--apns`) or the HTTP/2 provider API (`--apns-url`).

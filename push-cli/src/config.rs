@@ -7,7 +7,7 @@ use push_smol::{
 };
 
 use crate::change::ProviderNames;
-use crate::cli::{ApnsArgs, FcmArgs, GcmArgs, MessageArgs, WebArgs};
+use crate::cli::{ApnsArgs, FcmArgs, GcmArgs, MessageArgs, ProviderArgs};
 
 /// The notification described by the arguments; `--data` must be a JSON object.
 pub fn payload(message: &MessageArgs) -> Result<Payload, String> {
@@ -154,18 +154,15 @@ pub fn provider_names(apns: &ApnsArgs, fcm: &FcmArgs) -> ProviderNames {
 /// is the number of connections to each HTTP provider (APNs HTTP/2, FCM, GCM, each Web Push
 /// origin); `rate` the most requests per second to each.
 pub fn client(
-    apns_args: &ApnsArgs,
-    gcm_args: &GcmArgs,
-    fcm_args: &FcmArgs,
-    web_args: &WebArgs,
+    providers: &ProviderArgs,
     connections: Option<usize>,
     rate: Option<u32>,
 ) -> Result<Client, String> {
-    let apns = apns(apns_args)?;
-    let mut apns_http2 = apns_http2(apns_args)?;
-    let mut gcm = gcm(gcm_args)?;
-    let mut fcm = fcm(fcm_args)?;
-    let mut web = crate::web::webpush(web_args)?;
+    let apns = apns(&providers.apns)?;
+    let mut apns_http2 = apns_http2(&providers.apns)?;
+    let mut gcm = gcm(&providers.gcm)?;
+    let mut fcm = fcm(&providers.fcm)?;
+    let mut web = crate::web::webpush(&providers.web)?;
     if let Some(connections) = connections {
         apns_http2 = apns_http2.map(|config| config.connections(connections));
         fcm = fcm.map(|config| config.connections(connections));

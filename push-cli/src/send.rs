@@ -478,19 +478,15 @@ async fn record(records: &async_channel::Sender<Record>, record: Record) {
 /// `push send` with its arguments.
 pub fn command(mut args: SendArgs) -> Result<(), Failure> {
     if let (Some(file), Some(app)) = (&args.app.config, &args.app.app) {
-        if crate::apps::has_provider_flags(&args.apns, &args.gcm, &args.fcm, &args.web) {
+        if args.providers.any_given() {
             return Err(Failure::Usage(
                 "--app takes every provider setting from --config: give no provider flags with it"
                     .into(),
             ));
         }
-        let providers = crate::apps::load(file)
+        args.providers = crate::apps::load(file)
             .and_then(|apps| apps.get(app).map(|app| app.args()))
             .map_err(Failure::Usage)?;
-        args.apns = providers.apns;
-        args.gcm = providers.gcm;
-        args.fcm = providers.fcm;
-        args.web = providers.web;
     }
     if let Some(event) = args.live.live_activity {
         let Some(devices) = &args.devices else {
@@ -500,7 +496,7 @@ pub fn command(mut args: SendArgs) -> Result<(), Failure> {
             event,
             &args.live,
             &args.message,
-            &args.apns,
+            &args.providers.apns,
             devices,
         );
     }
@@ -510,7 +506,7 @@ pub fn command(mut args: SendArgs) -> Result<(), Failure> {
         ));
     }
     let mut payload = config::payload(&args.message).map_err(Failure::Usage)?;
-    if let Some(push_type) = args.apns.apns_push_type {
+    if let Some(push_type) = args.providers.apns.apns_push_type {
         payload = payload.apns_push_type(push_type);
     }
     let source = match (args.devices, args.db) {
@@ -532,15 +528,7 @@ pub fn command(mut args: SendArgs) -> Result<(), Failure> {
         Schema::new(target.dialect(), schema).map_err(Failure::Usage)?;
     }
     let connections = args.connections.map(usize::from);
-    let client = config::client(
-        &args.apns,
-        &args.gcm,
-        &args.fcm,
-        &args.web,
-        connections,
-        args.rate,
-    )
-    .map_err(Failure::Usage)?;
+    let client = config::client(&args.providers, connections, args.rate).map_err(Failure::Usage)?;
     let metrics = metrics_server::start(&args.metrics).map_err(Failure::Usage)?;
     if let Some(metrics) = &metrics {
         let client = client.clone();
@@ -565,7 +553,7 @@ pub fn command(mut args: SendArgs) -> Result<(), Failure> {
             feedback: args.feedback,
             apply,
             quiet: args.quiet,
-            providers: config::provider_names(&args.apns, &args.fcm),
+            providers: config::provider_names(&args.providers.apns, &args.providers.fcm),
             resume: args.resume,
             stop_wait: Duration::from_secs(args.stop_wait),
             in_flight: Some(usize::try_from(args.in_flight).unwrap_or(usize::MAX)),

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{ArgGroup, Args, Subcommand};
 
-use crate::cli::{ApnsArgs, ApplyArgs, FcmArgs, GcmArgs, MessageArgs, WebArgs};
+use crate::cli::{ApplyArgs, MessageArgs, ProviderArgs};
 use crate::metrics_server::MetricsArgs;
 
 /// The Redis server of the queue.
@@ -83,18 +83,9 @@ pub struct WorkerArgs {
     /// Connections to keep to each HTTP provider (see `push send --connections`).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub connections: Option<u16>,
-    /// APNs settings.
+    /// The providers' settings.
     #[command(flatten)]
-    pub apns: ApnsArgs,
-    /// GCM settings.
-    #[command(flatten)]
-    pub gcm: GcmArgs,
-    /// FCM HTTP v1 settings.
-    #[command(flatten)]
-    pub fcm: FcmArgs,
-    /// Web Push settings.
-    #[command(flatten)]
-    pub web: WebArgs,
+    pub providers: ProviderArgs,
     /// The most requests per second this worker sends to each HTTP provider (see `push send
     /// --rate`).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]

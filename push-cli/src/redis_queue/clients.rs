@@ -141,15 +141,7 @@ impl Clients {
 
 /// A client of `app`'s settings.
 fn open(app: &App, connections: Option<usize>, rate: Option<u32>) -> Result<Client, String> {
-    let args = app.args();
-    config::client(
-        &args.apns,
-        &args.gcm,
-        &args.fcm,
-        &args.web,
-        connections,
-        rate,
-    )
+    config::client(&app.args(), connections, rate)
 }
 
 impl Clients {

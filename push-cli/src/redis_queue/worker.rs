@@ -52,19 +52,9 @@ pub fn command(args: WorkerArgs) -> Result<(), Failure> {
     let connections = args.connections.map(usize::from);
     // With --config, the provider flags are optional: they send the campaigns without an
     // app.
-    let flags = crate::apps::has_provider_flags(&args.apns, &args.gcm, &args.fcm, &args.web);
+    let flags = args.providers.any_given();
     let client = if flags || args.config.is_none() {
-        Some(
-            config::client(
-                &args.apns,
-                &args.gcm,
-                &args.fcm,
-                &args.web,
-                connections,
-                args.rate,
-            )
-            .map_err(Failure::Usage)?,
-        )
+        Some(config::client(&args.providers, connections, args.rate).map_err(Failure::Usage)?)
     } else {
         None
     };
@@ -77,12 +67,12 @@ pub fn command(args: WorkerArgs) -> Result<(), Failure> {
     let stop = Stop::default();
     interrupt::on_ctrl_c(stop.clone()).map_err(Failure::Run)?;
     let name = consumer_name();
-    let providers = config::provider_names(&args.apns, &args.fcm);
+    let providers = config::provider_names(&args.providers.apns, &args.providers.fcm);
     let slots: Vec<Worker> = (0..args.jobs)
         .map(|slot| Worker {
             server: server.clone(),
             clients: clients.clone(),
-            push_type: args.apns.apns_push_type,
+            push_type: args.providers.apns.apns_push_type,
             claim_idle_ms: (args.claim_idle * 1000.0).round() as u64,
             redis_wait: Duration::from_secs_f64(args.redis_wait),
             consumer: format!("{name}-{slot}"),

@@ -229,3 +229,49 @@ pub(crate) fn step(credential_and_failures: bool) -> BoxedStrategy<Step> {
     ]
     .boxed()
 }
+
+/// A provider's quota in simulated time: `limit` requests per sliding `window`.
+pub(crate) struct SlidingQuota {
+    limit: usize,
+    window: Duration,
+    admitted: std::collections::VecDeque<Instant>,
+}
+
+impl SlidingQuota {
+    /// An empty quota of `limit` requests per `window`.
+    pub(crate) fn new(limit: usize, window: Duration) -> SlidingQuota {
+        SlidingQuota {
+            limit,
+            window,
+            admitted: std::collections::VecDeque::new(),
+        }
+    }
+
+    /// Admits a request arriving `at`, or says when one would be admitted: the `Retry-After`
+    /// in whole seconds, rounded up, at least one.
+    pub(crate) fn admit(&mut self, at: Instant) -> Result<(), Duration> {
+        while self
+            .admitted
+            .front()
+            .is_some_and(|oldest| *oldest + self.window <= at)
+        {
+            self.admitted.pop_front();
+        }
+        if self.admitted.len() < self.limit {
+            self.admitted.push_back(at);
+            return Ok(());
+        }
+        let wait = self.admitted.front().map_or(self.window, |oldest| {
+            (*oldest + self.window).saturating_duration_since(at)
+        });
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        Err(Duration::from_secs(secs.max(1)))
+    }
+
+    /// The shortest time `n` requests can take: a window's worth at once, then one window
+    /// per further window's worth.
+    pub(crate) fn least_time(&self, n: usize) -> Duration {
+        let windows = n.div_ceil(self.limit).saturating_sub(1);
+        self.window * u32::try_from(windows).unwrap_or(u32::MAX)
+    }
+}

@@ -5,35 +5,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use super::*;
-
-/// A provider admitting `limit` requests per sliding `window`.
-struct Provider {
-    limit: usize,
-    window: Duration,
-    admitted: VecDeque<Instant>,
-}
-
-impl Provider {
-    /// `Ok` or the `Retry-After` (whole seconds, rounded up, at least one).
-    fn answer(&mut self, at: Instant) -> Result<(), Duration> {
-        while self
-            .admitted
-            .front()
-            .is_some_and(|oldest| *oldest + self.window <= at)
-        {
-            self.admitted.pop_front();
-        }
-        if self.admitted.len() < self.limit {
-            self.admitted.push_back(at);
-            return Ok(());
-        }
-        let wait = self.admitted.front().map_or(self.window, |oldest| {
-            (*oldest + self.window).saturating_duration_since(at)
-        });
-        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-        Err(Duration::from_secs(secs.max(1)))
-    }
-}
+use crate::engine::test_support::SlidingQuota as Provider;
 
 /// What a simulated send did.
 #[derive(Debug)]
@@ -82,7 +54,7 @@ fn simulate(
         };
         while let Some(sent) = in_flight.front().copied().filter(|s| *s + rtt <= now) {
             in_flight.pop_front();
-            match provider.answer(sent + rtt / 2) {
+            match provider.admit(sent + rtt / 2) {
                 Ok(()) => {
                     delivered += 1;
                     control.answered(sent, now);
@@ -107,18 +79,12 @@ fn simulate(
 }
 
 fn quota(limit: usize, window_secs: u64) -> Provider {
-    Provider {
-        limit,
-        window: Duration::from_secs(window_secs),
-        admitted: VecDeque::new(),
-    }
+    Provider::new(limit, Duration::from_secs(window_secs))
 }
 
-/// The shortest time `n` requests can take under the quota: the first window's worth at
-/// once, then one window per further window's worth.
+/// The shortest time `n` requests can take under the quota.
 fn quota_time(provider: &Provider, n: usize) -> Duration {
-    let windows = n.div_ceil(provider.limit).saturating_sub(1);
-    provider.window * windows as u32
+    provider.least_time(n)
 }
 
 #[test]
@@ -402,7 +368,7 @@ fn two_senders_share_a_quota() {
             let Some((sent, i)) = due else { break };
             in_flight[i].pop_front();
             requests += 1;
-            match provider.answer(sent + rtt / 2) {
+            match provider.admit(sent + rtt / 2) {
                 Ok(()) => {
                     controls[i].answered(sent, now);
                     if now >= measure_from {

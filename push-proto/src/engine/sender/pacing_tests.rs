@@ -11,7 +11,7 @@ use http::HeaderValue;
 
 use super::tests::{TestSender, test_sender};
 use super::*;
-use crate::engine::test_support::{end, poll_send, respond, response};
+use crate::engine::test_support::{SlidingQuota, end, poll_send, respond, response};
 use crate::rng::SplitMix64;
 
 /// What a simulated send did.
@@ -124,11 +124,9 @@ fn assert_all_delivered_once(run: &Run, n: u32) {
     }
 }
 
-/// A sliding-window quota of `limit` requests per `window`.
+/// A sliding-window quota of `limit` requests per `window`, answering over HTTP.
 struct Quota {
-    limit: usize,
-    window: Duration,
-    admitted: VecDeque<Instant>,
+    quota: SlidingQuota,
     /// Throttles say when to come back (FCM); else they do not (APNs).
     retry_after: bool,
 }
@@ -136,38 +134,22 @@ struct Quota {
 impl Quota {
     fn new(limit: usize, window: Duration, retry_after: bool) -> Quota {
         Quota {
-            limit,
-            window,
-            admitted: VecDeque::new(),
+            quota: SlidingQuota::new(limit, window),
             retry_after,
         }
     }
 
     /// `200`, or a throttle with the whole seconds until a request would be admitted.
     fn answer(&mut self, at: Instant) -> http::Response<Bytes> {
-        while self
-            .admitted
-            .front()
-            .is_some_and(|oldest| *oldest + self.window <= at)
-        {
-            self.admitted.pop_front();
+        match self.quota.admit(at) {
+            Ok(()) => response(200, ""),
+            Err(wait) => throttle(self.retry_after.then_some(wait.as_secs())),
         }
-        if self.admitted.len() < self.limit {
-            self.admitted.push_back(at);
-            return response(200, "");
-        }
-        let wait = self.admitted.front().map_or(self.window, |oldest| {
-            (*oldest + self.window).saturating_duration_since(at)
-        });
-        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-        throttle(self.retry_after.then_some(secs.max(1)))
     }
 
-    /// The shortest time `n` requests can take: a window's worth at once, then one window per
-    /// further window's worth.
+    /// The shortest time `n` requests can take.
     fn floor(&self, n: usize) -> Duration {
-        let windows = n.div_ceil(self.limit).saturating_sub(1);
-        self.window * u32::try_from(windows).unwrap()
+        self.quota.least_time(n)
     }
 }
 

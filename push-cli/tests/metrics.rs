@@ -31,17 +31,6 @@ fn notifications(exposition: &str) -> BTreeMap<(String, String), u64> {
     counts
 }
 
-/// The value of a sample line starting with `prefix`.
-fn sample(exposition: &str, prefix: &str) -> u64 {
-    exposition
-        .lines()
-        .find_map(|line| line.strip_prefix(prefix))
-        .unwrap_or_else(|| panic!("no {prefix} in\n{exposition}"))
-        .trim()
-        .parse()
-        .unwrap()
-}
-
 #[test]
 fn scraped_counts_match_the_final_summary() {
     let certs = Certificates::generate().unwrap();
@@ -166,7 +155,7 @@ fn scraped_counts_match_the_final_summary() {
         "{exposition}"
     );
     assert_eq!(
-        sample(
+        common::sample(
             &exposition,
             "push_notification_duration_seconds_count{provider=\"fcm\"}"
         ),
@@ -174,24 +163,27 @@ fn scraped_counts_match_the_final_summary() {
     );
     // "flaky" was answered UNAVAILABLE once, then delivered.
     assert_eq!(
-        sample(&exposition, "push_retries_total{provider=\"fcm\"}"),
+        common::sample(&exposition, "push_retries_total{provider=\"fcm\"}"),
         1
     );
     assert_eq!(
-        sample(&exposition, "push_requests_total{provider=\"fcm\"}"),
+        common::sample(&exposition, "push_requests_total{provider=\"fcm\"}"),
         25
     );
     assert!(
-        sample(
+        common::sample(
             &exposition,
             "push_connections_dialed_total{provider=\"fcm\"}"
         ) >= 1
     );
     assert_eq!(
-        sample(&exposition, "push_token_refreshes_total{provider=\"fcm\"}"),
+        common::sample(&exposition, "push_token_refreshes_total{provider=\"fcm\"}"),
         1
     );
-    assert_eq!(sample(&exposition, "push_in_flight{provider=\"fcm\"}"), 0);
+    assert_eq!(
+        common::sample(&exposition, "push_in_flight{provider=\"fcm\"}"),
+        0
+    );
     // Only the configured providers have series.
     assert!(!exposition.contains("provider=\"gcm\""), "{exposition}");
     assert!(

@@ -32,17 +32,6 @@ fn notifications(exposition: &str) -> BTreeMap<(String, String), u64> {
     counts
 }
 
-/// The value of the sample line starting with `prefix`.
-fn sample(exposition: &str, prefix: &str) -> u64 {
-    exposition
-        .lines()
-        .find_map(|line| line.strip_prefix(prefix))
-        .unwrap_or_else(|| panic!("no {prefix} in\n{exposition}"))
-        .trim()
-        .parse()
-        .unwrap()
-}
-
 /// `push enqueue` of `devices` with `extra` arguments, 10 devices a job: the campaign id.
 fn enqueue(url: &str, devices: &str, extra: &[&str]) -> u64 {
     common::enqueue_campaign(url, devices, 10, extra)
@@ -164,10 +153,10 @@ fn a_scrape_after_the_run_counts_the_results_by_app_and_the_jobs() {
     );
     // One set of client series, for the app that sent; all 40 devices requested once.
     assert_eq!(
-        sample(
+        common::sample(
             &exposition,
             r#"push_requests_total{app="default",provider="fcm"}"#
-        ) + sample(
+        ) + common::sample(
             &exposition,
             r#"push_requests_total{app="default",provider="apns-http2"}"#
         ),
@@ -175,7 +164,7 @@ fn a_scrape_after_the_run_counts_the_results_by_app_and_the_jobs() {
     );
     assert!(!exposition.contains(r#"push_requests_total{app="blog""#));
     assert_eq!(
-        sample(
+        common::sample(
             &exposition,
             r#"push_notification_duration_seconds_count{app="default",provider="fcm"}"#
         ),
@@ -183,13 +172,19 @@ fn a_scrape_after_the_run_counts_the_results_by_app_and_the_jobs() {
     );
     // Four jobs of ten devices sent, one refused; none in flight, none taken over.
     assert_eq!(
-        sample(&exposition, r#"push_worker_jobs_total{outcome="sent"}"#),
+        common::sample(&exposition, r#"push_worker_jobs_total{outcome="sent"}"#),
         4
     );
     assert_eq!(
-        sample(&exposition, r#"push_worker_jobs_total{outcome="refused"}"#),
+        common::sample(&exposition, r#"push_worker_jobs_total{outcome="refused"}"#),
         1
     );
-    assert_eq!(sample(&exposition, "push_worker_jobs_in_flight "), 0);
-    assert_eq!(sample(&exposition, "push_worker_claimed_jobs_total "), 0);
+    assert_eq!(
+        common::sample(&exposition, "push_worker_jobs_in_flight "),
+        0
+    );
+    assert_eq!(
+        common::sample(&exposition, "push_worker_claimed_jobs_total "),
+        0
+    );
 }

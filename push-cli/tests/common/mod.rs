@@ -395,3 +395,14 @@ pub(crate) fn scrape(addr: &str) -> String {
     assert!(head.contains("text/plain; version=0.0.4"), "{head}");
     body.to_owned()
 }
+
+/// The value of the sample line of `exposition` starting with `prefix`.
+pub(crate) fn sample(exposition: &str, prefix: &str) -> u64 {
+    exposition
+        .lines()
+        .find_map(|line| line.strip_prefix(prefix))
+        .unwrap_or_else(|| panic!("no {prefix} in\n{exposition}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
